@@ -1,0 +1,196 @@
+"""The ``lava-retrieval`` command line.
+
+Every command that reports numbers takes ``--json`` and then prints exactly one JSON object on
+stdout (progress bars and logs go to stderr). Bad input gives ``error: ...`` on stderr and exit
+status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from lava_retrieval.errors import LavaRetrievalError
+
+
+def _emit(args: argparse.Namespace, payload: dict, text: Callable[[dict], str]) -> None:
+    if args.json:
+        print(json.dumps(payload))
+    else:
+        print(text(payload))
+
+
+def _log(args: argparse.Namespace) -> Callable[[str], None]:
+    return lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+def _cmd_data(args: argparse.Namespace) -> None:
+    from lava_retrieval.data import CLASS_NAMES, fetch, load_fashion_mnist
+
+    if args.download:
+        from lava_retrieval.data import cache_dir
+
+        fetch(args.data_dir or cache_dir(), progress=not args.json)
+    dataset = load_fashion_mnist(args.data_dir, download=not args.no_download)
+    payload = {**dataset.summary(args.validation_fraction), "classes": list(CLASS_NAMES)}
+
+    def text(p: dict) -> str:
+        lines = [f"Fashion-MNIST in {p['directory']} (found via {p['origin']}), checksums OK"]
+        for name, split in p["splits"].items():
+            lines.append(
+                f"  {name:<10} {split['images']:>6} images {split['shape'][0]}x{split['shape'][1]}"
+                f"  mean pixel {split['mean_pixel']:.3f}  per class {split['per_class']}"
+            )
+        lines.append("  classes: " + ", ".join(f"{i} {c}" for i, c in enumerate(p["classes"])))
+        return "\n".join(lines)
+
+    _emit(args, payload, text)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from lava_retrieval.data import load_fashion_mnist
+    from lava_retrieval.train import TrainConfig, train
+
+    config = TrainConfig(
+        arch=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        dropout=args.dropout,
+        warmup_epochs=args.warmup_epochs,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        train_limit=args.train_limit,
+    )
+    dataset = load_fashion_mnist(args.data_dir)
+    ckpt = train(
+        config,
+        dataset,
+        args.out,
+        resume=args.resume,
+        progress=not args.no_progress,
+        command=args.command_line,
+        log=_log(args),
+    )
+    payload = {
+        "checkpoint": str(ckpt.path),
+        "arch": config.arch,
+        "epochs": len(ckpt.history),
+        "num_parameters": ckpt.model.num_parameters,
+        **{k: v for k, v in ckpt.final.items() if k.endswith("accuracy")},
+    }
+    _emit(
+        args,
+        payload,
+        lambda p: (
+            f"checkpoint {p['checkpoint']}: {p['arch']} ({p['num_parameters']} parameters), "
+            f"test accuracy {p['test_accuracy']:.2f} %"
+        ),
+    )
+
+
+def _cmd_evaluate_ann(args: argparse.Namespace) -> None:
+    from lava_retrieval.data import load_fashion_mnist
+    from lava_retrieval.train import evaluate, load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    dataset = load_fashion_mnist(args.data_dir)
+    payload = {
+        "checkpoint": str(ckpt.path),
+        "arch": str(ckpt.model.spec),
+        "num_parameters": ckpt.model.num_parameters,
+        **evaluate(ckpt.model, dataset, ckpt.config.validation_fraction),
+    }
+
+    def text(p: dict) -> str:
+        return (
+            f"{p['arch']} ANN ({p['num_parameters']} parameters) from {p['checkpoint']}\n"
+            f"  train accuracy       {p['train_accuracy']:6.2f} %\n"
+            f"  validation accuracy  {p['validation_accuracy']:6.2f} %\n"
+            f"  test accuracy        {p['test_accuracy']:6.2f} %"
+        )
+
+    _emit(args, payload, text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``lava-retrieval`` command.
+
+    >>> build_parser().parse_args(["data", "--json"]).json
+    True
+    """
+    from lava_retrieval.data import DEFAULT_VALIDATION_FRACTION
+    from lava_retrieval.train import TrainConfig
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(
+        prog="lava-retrieval",
+        description="Content-based image retrieval with spiking-network embeddings on Lava.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        p.add_argument(
+            "--data-dir",
+            help="directory holding the four Fashion-MNIST IDX files (default: look them up)",
+        )
+        return p
+
+    p = add("data", _cmd_data, "locate, verify (or download) Fashion-MNIST and summarise it")
+    p.add_argument("--download", action="store_true", help="download missing files first")
+    p.add_argument("--no-download", action="store_true", help="never download")
+    p.add_argument(
+        "--validation-fraction", type=float, default=DEFAULT_VALIDATION_FRACTION, metavar="F"
+    )
+
+    p = add("train", _cmd_train, "train an ANN of the paper's family on the CPU")
+    p.add_argument("--arch", default=defaults.arch, help="spec such as 32-64-10")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--out", required=True, help="checkpoint directory")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--dropout", type=float, default=defaults.dropout)
+    p.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs)
+    p.add_argument(
+        "--validation-fraction", type=float, default=defaults.validation_fraction, metavar="F"
+    )
+    p.add_argument("--train-limit", type=int, help="train on the first N training images only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = add("evaluate-ann", _cmd_evaluate_ann, "train/validation/test accuracy of an ANN")
+    p.add_argument("--checkpoint", help="checkpoint directory (default: the shipped 32-64-10)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    >>> main(["evaluate-ann", "--checkpoint", "/nonexistent"])  # doctest: +SKIP
+    2
+    """
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.command_line = ["lava-retrieval", *argv]
+    try:
+        args.handler(args)
+    except LavaRetrievalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

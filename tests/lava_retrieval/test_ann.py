@@ -1,0 +1,66 @@
+"""The ANN family: spec parsing and output shapes for all twelve architectures of Table 1."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lava_retrieval.ann import TABLE1_SPECS, ArchSpec, ConvNet
+from lava_retrieval.errors import SpecError
+
+
+@pytest.mark.parametrize("spec", TABLE1_SPECS)
+def test_output_and_embedding_shapes(spec):
+    parsed = ArchSpec.parse(spec)
+    net = ConvNet(spec).eval()
+    x = torch.rand(3, 1, 28, 28)
+    assert net(x).shape == (3, 10)
+    c, h, w = parsed.embedding_shape
+    assert (h, w) == (4, 4) and c == parsed.conv_channels[-1]
+    assert net.embed(x).shape == (3, c * h * w)
+    assert str(parsed) == spec
+
+
+@pytest.mark.parametrize("spec", TABLE1_SPECS)
+def test_only_convertible_layers(spec):
+    allowed = (nn.Conv2d, nn.ReLU, nn.AvgPool2d, nn.Flatten, nn.Dropout, nn.Linear)
+    layers = list(ConvNet(spec).layers)
+    assert all(isinstance(layer, allowed) for layer in layers)
+    convs = [layer for layer in layers if isinstance(layer, nn.Conv2d)]
+    assert len(convs) == len(ArchSpec.parse(spec).conv_channels)
+    assert sum(isinstance(layer, nn.AvgPool2d) for layer in layers) == 2
+
+
+def test_paper_network_32_64_10():
+    net = ConvNet("32-64-10")
+    kinds = [type(layer).__name__ for layer in net.layers]
+    assert kinds == [
+        "Conv2d", "ReLU", "AvgPool2d", "Conv2d", "ReLU", "AvgPool2d",
+        "Flatten", "Dropout", "Linear",
+    ]  # fmt: skip
+    conv1, conv2, dense = net.layers[0], net.layers[3], net.layers[8]
+    assert conv1.kernel_size == conv2.kernel_size == (5, 5)
+    assert conv1.padding == conv2.padding == (0, 0)
+    assert dense.in_features == 1024
+    # 32*25+32 + 64*32*25+64 + 1024*10+10
+    assert net.num_parameters == 832 + 51264 + 10250 == 62346
+
+
+def test_embedding_is_the_input_of_the_dense_layer():
+    net = ConvNet("8-16-10").eval()
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(net.layers[-1](net.embed(x)), net(x))
+
+
+@pytest.mark.parametrize(
+    "spec", ["", "32", "32-10", "1-2-3-4-5-10", "32-x-10", "32-0-10", "32--64-10", 3264]
+)
+def test_bad_specs(spec):
+    with pytest.raises(SpecError):
+        ArchSpec.parse(spec)
+
+
+def test_bad_dropout():
+    with pytest.raises(SpecError, match="dropout"):
+        ConvNet("4-8-10", dropout=1.0)

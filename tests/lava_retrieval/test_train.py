@@ -1,0 +1,160 @@
+"""Training learns, checkpoints round-trip, resume is exact, and the shipped model's accuracy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lava_retrieval.cli import main
+from lava_retrieval.errors import CheckpointError, LavaRetrievalError
+from lava_retrieval.train import (
+    META_FILE,
+    WEIGHTS_FILE,
+    TrainConfig,
+    accuracy,
+    load_checkpoint,
+    shipped_checkpoint_path,
+    train,
+)
+
+TINY = TrainConfig(arch="8-16-10", epochs=2, train_limit=1500, batch_size=50, seed=3)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after_first_epoch(line: str) -> None:
+    raise _Stop(line)
+
+
+def _weights(path) -> dict[str, np.ndarray]:
+    with np.load(path / WEIGHTS_FILE) as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(fashion, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    return train(TINY, fashion, out, progress=False, command=["test"])
+
+
+def test_short_training_learns(tiny_run):
+    first, last = tiny_run.history
+    assert last["train_loss"] < first["train_loss"]
+    # Chance is 10 %; 1,500 images and two epochs get a small CNN far above it.
+    assert last["test_accuracy"] > 60.0
+    assert set(first) >= {"train_accuracy", "validation_accuracy", "test_accuracy", "seconds"}
+
+
+def test_checkpoint_round_trip(tiny_run, fashion):
+    loaded = load_checkpoint(tiny_run.path)
+    assert loaded.config == TINY
+    assert loaded.history == tiny_run.history
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), tiny_run.model(x), rtol=0, atol=0)
+    images, labels = fashion.split("test")
+    assert 100 * accuracy(loaded.model, images, labels) == pytest.approx(
+        tiny_run.final["test_accuracy"], abs=1e-3
+    )
+    meta = json.loads((tiny_run.path / META_FILE).read_text())
+    assert meta["command"] == ["test"] and meta["arch"] == "8-16-10"
+
+
+def test_resume_is_exact(fashion, tiny_run, tmp_path):
+    out = tmp_path / "interrupted"
+    with pytest.raises(_Stop):
+        train(TINY, fashion, out, progress=False, log=_stop_after_first_epoch)
+    assert len(load_checkpoint(out).history) == 1
+    resumed = train(TINY, fashion, out, resume=True, progress=False)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    expected = _weights(tiny_run.path)
+    for name, value in _weights(out).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
+def test_existing_checkpoint_needs_resume(tiny_run, fashion):
+    with pytest.raises(CheckpointError, match="already holds a checkpoint; pass --resume"):
+        train(TINY, fashion, tiny_run.path, progress=False)
+
+
+def test_resume_with_other_config_is_refused(tiny_run, fashion):
+    other = TrainConfig(**{**TINY.__dict__, "learning_rate": 1e-2})
+    with pytest.raises(CheckpointError, match="differs"):
+        train(other, fashion, tiny_run.path, resume=True, progress=False)
+
+
+def test_tampered_weights_are_refused(tiny_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run.path, copy)
+    blob = bytearray((copy / WEIGHTS_FILE).read_bytes())
+    blob[-100] ^= 0xFF
+    (copy / WEIGHTS_FILE).write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="SHA-256 does not match"):
+        load_checkpoint(copy)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="not a checkpoint directory"):
+        load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"epochs": 0}, {"dropout": 1.5}, {"learning_rate": -1.0}, {"arch": "3-x"}]
+)
+def test_bad_config(bad):
+    with pytest.raises(LavaRetrievalError):
+        TrainConfig(**bad)
+
+
+def test_learning_rate_schedule():
+    cfg = TrainConfig(epochs=4, warmup_epochs=1, learning_rate=2.0)
+    rates = [cfg.learning_rate_at(s, 10) for s in range(40)]
+    assert rates[9] == pytest.approx(2.0)
+    assert rates[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:], strict=False))
+
+
+def test_cli_train_json(fashion, tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = ["train", "--arch", "4-8-10", "--epochs", "1", "--train-limit", "500",
+            "--out", str(out), "--json", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["arch"] == "4-8-10" and payload["epochs"] == 1
+    assert load_checkpoint(out).meta["command"] == ["lava-retrieval", *argv]
+    assert main(argv) == 2
+    assert "pass --resume" in capsys.readouterr().err
+
+
+def test_shipped_checkpoint_reaches_91_percent(fashion):
+    ckpt = load_checkpoint()
+    assert ckpt.path == shipped_checkpoint_path()
+    assert str(ckpt.model.spec) == "32-64-10"
+    assert 60_000 < ckpt.model.num_parameters < 64_000
+    images, labels = fashion.split("test")
+    test_accuracy = 100 * accuracy(ckpt.model, images, labels)
+    assert test_accuracy >= 91.0
+    # The number recorded next to the weights is the one the weights give.
+    assert ckpt.final["test_accuracy"] == pytest.approx(test_accuracy, abs=1e-3)
+    assert ckpt.meta["command"][:2] == ["lava-retrieval", "train"]
+
+
+def test_cli_evaluate_ann_json(capsys):
+    assert main(["evaluate-ann", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["arch"] == "32-64-10"
+    assert payload["test_accuracy"] >= 91.0
+    assert set(payload) >= {"train_accuracy", "validation_accuracy", "test_accuracy"}
+
+
+def test_cli_evaluate_ann_bad_checkpoint(tmp_path, capsys):
+    assert main(["evaluate-ann", "--checkpoint", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
