@@ -116,13 +116,104 @@ def _cmd_evaluate_ann(args: argparse.Namespace) -> None:
     _emit(args, payload, text)
 
 
+def _layer_table(rows: list[dict]) -> str:
+    header = (
+        f"{'layer':<8}{'kind':<7}{'output':>12}{'param_scale':>13}{'threshold':>11}"
+        f"{'slope':>10}{'fan-in':>8}{'cores':>7}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r['name']:<8}{r['kind']:<7}{'x'.join(map(str, r['output_shape'])):>12}"
+            f"{r['param_scale']:>13.3f}{r['threshold']:>11}{r['slope']:>10.4f}"
+            f"{r['fan_in']:>8}{r['cores']:>7}"
+        )
+    return "\n".join(lines)
+
+
+def _cmd_convert(args: argparse.Namespace) -> None:
+    from lava_retrieval import loihi
+    from lava_retrieval.convert import ConversionConfig, calibration_indices, convert
+    from lava_retrieval.data import load_fashion_mnist
+    from lava_retrieval.netx import NetxExportError, export_netx
+    from lava_retrieval.train import load_checkpoint
+
+    config = ConversionConfig(
+        num_weight_bits=args.weight_bits,
+        num_bias_bits=args.bias_bits,
+        param_percentile=args.percentile,
+        activation_percentile=args.percentile,
+        calibration_size=args.calibration_size,
+        calibration_seed=args.calibration_seed,
+        pool_mode=args.pool_mode,
+        reset=args.reset,
+    )
+    if args.export_netx and (config.pool_mode, config.reset) != ("folded", "zero"):
+        raise NetxExportError(
+            "--export-netx needs --pool-mode folded and --reset zero (netx has no pooling "
+            "layers and its neurons reset to zero)"
+        )
+    ckpt = load_checkpoint(args.checkpoint)
+    dataset = load_fashion_mnist(args.data_dir)
+    train_images, _ = dataset.split("train", ckpt.config.validation_fraction)
+    calibration = train_images[calibration_indices(len(train_images), config)]
+    network = convert(
+        ckpt.model,
+        calibration,
+        config,
+        source_sha256=ckpt.meta.get("weights_sha256"),
+        arch=str(ckpt.model.spec),
+    )
+    report = loihi.check(network)
+    if not report.deployable and not args.allow_undeployable:
+        raise loihi.UndeployableError(
+            f"the network does not fit one Loihi chip: {report.reason} "
+            "(--allow-undeployable writes it anyway)"
+        )
+    network.save(args.out)
+    payload = {
+        "network": str(args.out),
+        "checkpoint": str(ckpt.path),
+        "config": network.manifest["converter"],
+        "embedding_layer": network.layers[network.embedding_layer].name,
+        "embedding_shape": list(network.embedding_shape),
+        "layers": [
+            {**layer.scalars(), "fan_in": res.fan_in, "cores": res.cores}
+            for layer, res in zip(network.layers, report.layers, strict=True)
+        ],
+        "loihi": report.to_dict(),
+    }
+    if args.export_netx:
+        payload["netx"] = str(export_netx(network, args.export_netx))
+    if args.loihi_report:
+        title = f"{network.arch}, pooling {network.pool_mode}, {config.num_weight_bits}-bit weights"
+        payload["loihi_report"] = str(loihi.plot_core_map(report, args.loihi_report, title))
+
+    def text(p: dict) -> str:
+        lines = [
+            f"converted {p['checkpoint']} -> {p['network']} (pooling {config.pool_mode}, "
+            f"reset {config.reset}, embedding {p['embedding_layer']} "
+            f"{'x'.join(map(str, p['embedding_shape']))})",
+            _layer_table(p["layers"]),
+            f"Loihi: {report.total_cores} of {loihi.NUM_CORES} cores, "
+            + ("deployable" if report.deployable else f"NOT deployable: {report.reason}"),
+        ]
+        lines += [f"warning: {w}" for w in report.warnings]
+        lines += [f"{k}: {p[k]}" for k in ("netx", "loihi_report") if k in p]
+        return "\n".join(lines)
+
+    _emit(args, payload, text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lava-retrieval`` command.
 
     >>> build_parser().parse_args(["data", "--json"]).json
     True
     """
+    from lava_retrieval.convert import POOL_MODES, ConversionConfig
     from lava_retrieval.data import DEFAULT_VALIDATION_FRACTION
+    from lava_retrieval.neuron import RESET_MODES
     from lava_retrieval.train import TrainConfig
 
     defaults = TrainConfig()
@@ -165,6 +256,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--train-limit", type=int, help="train on the first N training images only")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    conv = ConversionConfig()
+    p = add("convert", _cmd_convert, "convert an ANN into a spiking network (Algorithm 1)")
+    p.add_argument("--checkpoint", help="ANN checkpoint directory (default: the shipped 32-64-10)")
+    p.add_argument("--out", required=True, help="spiking-network file to write (.npz)")
+    p.add_argument(
+        "--percentile",
+        type=float,
+        default=conv.param_percentile,
+        help="parameter and activation percentile (100: the preprint's max-based variant)",
+    )
+    p.add_argument("--pool-mode", choices=POOL_MODES, default=conv.pool_mode)
+    p.add_argument(
+        "--reset",
+        choices=RESET_MODES,
+        default=conv.reset,
+        help="subtract: soft reset, the paper's neuron; zero: hard reset, Lava's built-in LIF",
+    )
+    p.add_argument("--weight-bits", type=int, default=conv.num_weight_bits)
+    p.add_argument("--bias-bits", type=int, default=conv.num_bias_bits)
+    p.add_argument("--calibration-size", type=int, default=conv.calibration_size)
+    p.add_argument("--calibration-seed", type=int, default=conv.calibration_seed)
+    p.add_argument("--export-netx", metavar="H5", help="also write a lava-dl netx hdf5 file")
+    p.add_argument("--loihi-report", metavar="PNG", help="draw the Loihi core map")
+    p.add_argument("--allow-undeployable", action="store_true")
 
     p = add("evaluate-ann", _cmd_evaluate_ann, "train/validation/test accuracy of an ANN")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the shipped 32-64-10)")

@@ -1,0 +1,275 @@
+"""The spiking-network artifact: integer layers, thresholds and their provenance.
+
+A :class:`SpikingNetwork` is what the converter produces and every simulator, the Lava graph and
+the netx export consume. Shapes are (C, H, W) like torch; conv and pool weights are in torch
+layout (out, in/groups, kH, kW) and dense weights (out, in) over a torch-order (C, H, W)
+flattening of the previous layer.
+
+Layer kinds:
+
+``input``
+    One neuron per pixel, driven by a bias current of ``round(pixel * W_MAX)``; no weights.
+``conv``
+    Convolution (``stride``, ``padding``) + bias + integrate-and-fire neurons.
+``pool``
+    Average pooling as its own layer of neurons: a depthwise convolution (``groups`` = channels)
+    with equal integer weights, no bias.
+``dense``
+    Fully connected + bias + neurons.
+
+With pooling folded (``pool_mode="folded"``) there are no ``pool`` layers: the layer after each
+pooling is a strided convolution (or dense layer) whose weights already contain the averaging.
+
+Files: one ``.npz`` holding the integer arrays and a JSON manifest (format version, layers'
+scalars, converter config, source checkpoint hash, calibration size). Loading it back gives an
+equal network.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lava_retrieval.errors import LavaRetrievalError
+from lava_retrieval.neuron import RESET_MODES
+
+FORMAT = "lava-retrieval-snn"
+FORMAT_VERSION = 1
+LAYER_KINDS = ("input", "conv", "pool", "dense")
+
+
+class NetworkError(LavaRetrievalError):
+    """A spiking-network file is missing, malformed or of another version."""
+
+
+_SCALAR_FIELDS = (
+    "name",
+    "kind",
+    "input_shape",
+    "output_shape",
+    "threshold",
+    "param_scale",
+    "slope",
+    "stride",
+    "padding",
+    "groups",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class SpikingLayer:
+    """One layer of integrate-and-fire neurons and the synapses that feed it.
+
+    Attributes
+    ----------
+    name : str
+        ``input``, ``conv1``, ``pool1``, ..., ``dense1``.
+    kind : str
+        One of ``input``, ``conv``, ``pool``, ``dense``.
+    input_shape, output_shape : tuple of int
+        (C, H, W) for maps, (N,) for dense layers.
+    weight : numpy.ndarray of int32 or None
+        Integer weights (None for the input layer).
+    bias : numpy.ndarray of int32 or None
+        Integer bias per output channel / neuron (None for input and pool layers).
+    threshold : int
+        Firing threshold (>= 1).
+    param_scale : float
+        Factor the ANN parameters were multiplied by before truncation.
+    slope : float
+        SNN spike rate / ANN activation after this layer (Algorithm 1's running ``slope``).
+    stride, padding, groups : int
+        Convolution geometry (1, 0, 1 for dense and input layers).
+    """
+
+    name: str
+    kind: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    weight: np.ndarray | None
+    bias: np.ndarray | None
+    threshold: int
+    param_scale: float
+    slope: float
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in LAYER_KINDS:
+            raise NetworkError(f"layer {self.name}: unknown kind {self.kind!r}")
+        if int(self.threshold) < 1:
+            raise NetworkError(f"layer {self.name}: threshold {self.threshold} < 1")
+        # Frozen means frozen: private, read-only int32 copies of the arrays.
+        for name in ("weight", "bias"):
+            value = getattr(self, name)
+            if value is not None:
+                value = np.array(value, dtype=np.int32)
+                value.setflags(write=False)
+                object.__setattr__(self, name, value)
+        object.__setattr__(self, "threshold", int(self.threshold))
+
+    @property
+    def num_neurons(self) -> int:
+        """Number of neurons of the layer."""
+        return int(np.prod(self.output_shape))
+
+    @property
+    def fan_in(self) -> int:
+        """Synapses per neuron (inputs that can reach one neuron)."""
+        if self.weight is None:
+            return 0
+        return int(np.prod(self.weight.shape[1:]))
+
+    def scalars(self) -> dict:
+        """The JSON-able fields (everything but the arrays)."""
+        out = {k: getattr(self, k) for k in _SCALAR_FIELDS}
+        out["input_shape"] = list(self.input_shape)
+        out["output_shape"] = list(self.output_shape)
+        return out
+
+    def equals(self, other: SpikingLayer) -> bool:
+        """Exact equality, arrays included."""
+        if self.scalars() != other.scalars():
+            return False
+        for mine, theirs in ((self.weight, other.weight), (self.bias, other.bias)):
+            if (mine is None) != (theirs is None):
+                return False
+            if mine is not None and not (
+                mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
+            ):
+                return False
+        return True
+
+
+@dataclass(frozen=True, eq=False)
+class SpikingNetwork:
+    """A converted network.
+
+    Attributes
+    ----------
+    layers : tuple of SpikingLayer
+        Input layer first, output layer last.
+    embedding_layer : int
+        Index of the layer whose state is the image's embedding: the layer before the output
+        layer (for 32-64-10 with separate pooling, the 4 x 4 x 64 ``pool2`` layer).
+    reset : str
+        ``subtract`` (soft reset, the paper's neuron) or ``zero`` (hard reset, Lava's LIF).
+    pool_mode : str
+        ``separate`` or ``folded``.
+    arch : str
+        Architecture spec of the source ANN.
+    manifest : dict
+        Provenance: converter configuration, source checkpoint hash, calibration size, ...
+    """
+
+    layers: tuple[SpikingLayer, ...]
+    embedding_layer: int
+    reset: str
+    pool_mode: str
+    arch: str
+    manifest: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.reset not in RESET_MODES:
+            raise NetworkError(f"reset must be one of {RESET_MODES}, got {self.reset!r}")
+        if not self.layers or self.layers[0].kind != "input":
+            raise NetworkError("the first layer must be the input layer")
+        if not 0 < self.embedding_layer < len(self.layers) - 1:
+            raise NetworkError(f"embedding layer {self.embedding_layer} is out of range")
+
+    @property
+    def embedding_shape(self) -> tuple[int, ...]:
+        """Shape of the embedding layer's state."""
+        return self.layers[self.embedding_layer].output_shape
+
+    @property
+    def embedding_dim(self) -> int:
+        """Length of the flattened embedding."""
+        return int(np.prod(self.embedding_shape))
+
+    def equals(self, other: SpikingNetwork) -> bool:
+        """Exact equality of every layer, array and manifest entry."""
+        return (
+            len(self.layers) == len(other.layers)
+            and all(a.equals(b) for a, b in zip(self.layers, other.layers, strict=True))
+            and (self.embedding_layer, self.reset, self.pool_mode, self.arch)
+            == (other.embedding_layer, other.reset, other.pool_mode, other.arch)
+            and self.manifest == other.manifest
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write one ``.npz`` (arrays + JSON manifest), atomically."""
+        path = Path(path)
+        header = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "embedding_layer": self.embedding_layer,
+            "reset": self.reset,
+            "pool_mode": self.pool_mode,
+            "arch": self.arch,
+            "manifest": self.manifest,
+            "layers": [layer.scalars() for layer in self.layers],
+        }
+        arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+        for i, layer in enumerate(self.layers):
+            if layer.weight is not None:
+                arrays[f"layer{i}_weight"] = layer.weight
+            if layer.bias is not None:
+                arrays[f"layer{i}_bias"] = layer.bias
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(buffer.getvalue())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SpikingNetwork:
+        """Read a network written by :meth:`save`.
+
+        >>> SpikingNetwork.load("missing.npz")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        lava_retrieval.network.NetworkError: missing.npz: no such file
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise NetworkError(f"{path}: no such file")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+            header = json.loads(arrays.pop("header").tobytes().decode())
+        except (ValueError, KeyError, OSError, json.JSONDecodeError) as exc:
+            raise NetworkError(f"{path}: not a spiking-network file ({exc})") from None
+        if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
+            raise NetworkError(
+                f"{path}: format {header.get('format')!r} version {header.get('version')!r}, "
+                f"expected {FORMAT!r} version {FORMAT_VERSION}"
+            )
+        layers = []
+        for i, scalars in enumerate(header["layers"]):
+            layers.append(
+                SpikingLayer(
+                    **{
+                        **scalars,
+                        "input_shape": tuple(scalars["input_shape"]),
+                        "output_shape": tuple(scalars["output_shape"]),
+                    },
+                    weight=arrays.get(f"layer{i}_weight"),
+                    bias=arrays.get(f"layer{i}_bias"),
+                )
+            )
+        return cls(
+            layers=tuple(layers),
+            embedding_layer=header["embedding_layer"],
+            reset=header["reset"],
+            pool_mode=header["pool_mode"],
+            arch=header["arch"],
+            manifest=header["manifest"],
+        )
