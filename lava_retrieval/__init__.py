@@ -1,0 +1,39 @@
+"""lava-retrieval: content-based image retrieval with spiking-network embeddings on Lava.
+
+The pipeline of Liu et al. (PLoS ONE 2022): train a small CNN (:mod:`lava_retrieval.train`),
+convert it with Algorithm 1 (:func:`lava_retrieval.convert`), run the spiking network and take
+the membrane potentials of the layer before the output as image embeddings, and answer queries
+with cosine k-nearest-neighbour search (:class:`lava_retrieval.CosineIndex`).
+
+Heavy modules (torch, Lava) are imported on first use of the names below.
+
+>>> import lava_retrieval
+>>> lava_retrieval.ConversionConfig().w_max
+255
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "convert": "lava_retrieval.conversion",
+    "ConversionConfig": "lava_retrieval.conversion",
+    "SpikingNetwork": "lava_retrieval.network",
+    "CosineIndex": "lava_retrieval.index",
+    "load_fashion_mnist": "lava_retrieval.data",
+    "load_checkpoint": "lava_retrieval.train",
+    "TrainConfig": "lava_retrieval.train",
+    "ConvNet": "lava_retrieval.ann",
+    "export_netx": "lava_retrieval.netx",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lava_retrieval' has no attribute {name!r}")

@@ -133,7 +133,7 @@ def _layer_table(rows: list[dict]) -> str:
 
 def _cmd_convert(args: argparse.Namespace) -> None:
     from lava_retrieval import loihi
-    from lava_retrieval.convert import ConversionConfig, calibration_indices, convert
+    from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
     from lava_retrieval.data import load_fashion_mnist
     from lava_retrieval.netx import NetxExportError, export_netx
     from lava_retrieval.train import load_checkpoint
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> build_parser().parse_args(["data", "--json"]).json
     True
     """
-    from lava_retrieval.convert import POOL_MODES, ConversionConfig
+    from lava_retrieval.conversion import POOL_MODES, ConversionConfig
     from lava_retrieval.data import DEFAULT_VALIDATION_FRACTION
     from lava_retrieval.neuron import RESET_MODES
     from lava_retrieval.train import TrainConfig

@@ -204,11 +204,11 @@ def plot_core_map(report: ResourceReport, path: str | Path, title: str = "") -> 
                 r, c = divmod(core, cols)
                 ax.add_patch(Rectangle((c, rows - 1 - r), 0.92, 0.92, color=colour))
             core += 1
-        handles.append(Patch(color=colour, label=f"{layer.name}: {layer.cores} cores"))
+        handles.append(Patch(color=colour, label=f"{layer.name}: {_cores(layer.cores)}"))
     for free in range(min(core, NUM_CORES), NUM_CORES):
         r, c = divmod(free, cols)
         ax.add_patch(Rectangle((c, rows - 1 - r), 0.92, 0.92, color="0.9"))
-    handles.append(Patch(color="0.9", label=f"free: {max(NUM_CORES - core, 0)} cores"))
+    handles.append(Patch(color="0.9", label=f"free: {_cores(max(NUM_CORES - core, 0))}"))
     ax.set_xlim(-0.1, cols)
     ax.set_ylim(-0.1, rows)
     ax.set_aspect("equal")
@@ -225,3 +225,7 @@ def plot_core_map(report: ResourceReport, path: str | Path, title: str = "") -> 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _cores(n: int) -> str:
+    return f"{n} core" if n == 1 else f"{n} cores"

@@ -139,6 +139,40 @@ def export_netx(network: SpikingNetwork, path: str | os.PathLike) -> Path:
     return path
 
 
+def run_netx(
+    path: str | os.PathLike, network: SpikingNetwork, image: np.ndarray, time_steps: int
+) -> list[np.ndarray]:
+    """Load ``path`` with netx, present one image for ``time_steps`` and record every layer.
+
+    Runs under ``Loihi2SimCfg(select_tag="fixed_pt")`` on the CPU.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Per layer, the spikes as (time_steps, *shape) in netx's (W, H, C) order.
+    """
+    from lava_retrieval.lava_runtime import import_lava
+
+    import_lava()
+    from lava.lib.dl import netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc import io
+
+    graph = netx.hdf5.Network(net_config=str(path))
+    graph.in_layer.neuron.bias_mant.init = input_bias(network, image)
+    sinks = []
+    for block in graph.layers:
+        sink = io.sink.RingBuffer(shape=block.out.shape, buffer=time_steps)
+        block.out.connect(sink.a_in)
+        sinks.append(sink)
+    graph.run(condition=RunSteps(num_steps=time_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+    try:
+        return [np.moveaxis(sink.data.get(), -1, 0) for sink in sinks]
+    finally:
+        graph.stop()
+
+
 def input_bias(network: SpikingNetwork, image: np.ndarray) -> np.ndarray:
     """The input layer's bias for one image, in netx's (W, H, C) order.
 

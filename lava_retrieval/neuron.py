@@ -56,7 +56,7 @@ def if_step(
 
     >>> v, s = if_step(np.array([0, 5, 9]), np.array([3, 3, 3]), 0, threshold=8)
     >>> v.tolist(), s.tolist()
-    [[3, 0, 4], [False, True, True]]
+    ([3, 0, 4], [False, True, True])
     >>> if_step(np.array([9]), np.array([3]), 0, threshold=8, reset="zero")[0].tolist()
     [0]
     """

@@ -31,7 +31,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +215,7 @@ def _save(out: Path, model: ConvNet, meta: dict, resume_state: dict | None) -> N
 
 def shipped_checkpoint_path() -> Path:
     """Directory of the pretrained 32-64-10 checkpoint shipped with the package."""
-    return Path(str(resources.files("lava_retrieval") / "pretrained" / SHIPPED_ARCH))
+    return Path(__file__).resolve().parent / "pretrained" / SHIPPED_ARCH
 
 
 def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:

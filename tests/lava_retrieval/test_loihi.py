@@ -8,7 +8,7 @@ import torch
 
 from lava_retrieval import loihi
 from lava_retrieval.ann import ConvNet
-from lava_retrieval.convert import ConversionConfig, convert
+from lava_retrieval.conversion import ConversionConfig, convert
 
 IMAGES = np.random.default_rng(0).random((32, 28, 28))
 

@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from lava_retrieval.convert import ConversionConfig, calibration_indices, convert
-from lava_retrieval.netx import NetxExportError, export_netx, input_bias
+from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
+from lava_retrieval.netx import NetxExportError, export_netx, run_netx
 from lava_retrieval.sim import simulate
 from lava_retrieval.train import load_checkpoint
 
@@ -24,33 +24,13 @@ def zero_reset_network(fashion):
     return convert(load_checkpoint().model, calibration, NETX_CONFIG)
 
 
-def _run_netx(path, network, image) -> list[np.ndarray]:
-    from lava.lib.dl import netx
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc import io
-
-    graph = netx.hdf5.Network(net_config=str(path))
-    graph.in_layer.neuron.bias_mant.init = input_bias(network, image)
-    sinks = []
-    for block in graph.layers:
-        sink = io.sink.RingBuffer(shape=block.out.shape, buffer=STEPS)
-        block.out.connect(sink.a_in)
-        sinks.append(sink)
-    graph.run(condition=RunSteps(num_steps=STEPS), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-    try:
-        return [np.moveaxis(sink.data.get(), -1, 0) for sink in sinks]  # (T, *shape)
-    finally:
-        graph.stop()
-
-
 def test_netx_spikes_match_the_integer_simulation(zero_reset_network, fashion, tmp_path):
     path = export_netx(zero_reset_network, tmp_path / "net.h5")
     images = fashion.test_images[:2]
     ours = simulate(zero_reset_network, images, STEPS, record_spikes=True).spikes
     total_spikes = 0
     for n, image in enumerate(images):
-        theirs = _run_netx(path, zero_reset_network, image)
+        theirs = run_netx(path, zero_reset_network, image, STEPS)
         assert len(theirs) == len(zero_reset_network.layers)
         for layer, mine, got in zip(zero_reset_network.layers, ours, theirs, strict=True):
             mine = mine[:, n]

@@ -327,7 +327,7 @@ def calibration_indices(num_train: int, config: ConversionConfig) -> np.ndarray:
     """The fixed, seeded choice of calibration images among ``num_train`` training images.
 
     >>> calibration_indices(10, ConversionConfig(calibration_size=3)).tolist()
-    [4, 6, 8]
+    [5, 6, 9]
     """
     size = min(config.calibration_size, num_train)
     rng = np.random.default_rng(config.calibration_seed)

@@ -1,0 +1,95 @@
+"""Render the README's result tables from the committed files under results/.
+
+Every number the README quotes comes from a result file produced by the command written next to
+it; this script only formats them. ``python scripts/render_readme.py`` rewrites the blocks between
+``<!-- BEGIN name -->`` and ``<!-- END name -->``; ``--check`` exits 1 when the README is stale.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+
+# The paper's Table 1 row for 32-64-10 (Liu et al. 2022): reference values, not ours.
+PAPER_TABLE1_32_64_10 = {"train": 93.99, "validation": 90.68, "test": 90.07}
+
+
+def _load(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text())
+
+
+def shipped_ann() -> str:
+    ours = _load("evaluate-ann-32-64-10.json")
+    rows = [
+        "| 32-64-10 ANN | train | validation | test |",
+        "| --- | ---: | ---: | ---: |",
+        "| this package (`results/evaluate-ann-32-64-10.json`) | "
+        + " | ".join(f"{ours[f'{s}_accuracy']:.2f} %" for s in ("train", "validation", "test"))
+        + " |",
+        "| Liu et al. 2022, Table 1 | "
+        + " | ".join(f"{v:.2f} %" for v in PAPER_TABLE1_32_64_10.values())
+        + " |",
+    ]
+    command = "lava-retrieval evaluate-ann --json > results/evaluate-ann-32-64-10.json"
+    return "\n".join(rows) + f"\n\nProduced by `{command}`."
+
+
+def conversion() -> str:
+    data = _load("convert-32-64-10.json")
+    rows = [
+        "| layer | output | param_scale | threshold | slope | fan-in | cores |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for layer in data["layers"]:
+        shape = "x".join(map(str, layer["output_shape"]))
+        rows.append(
+            f"| {layer['name']} | {shape} | {layer['param_scale']:.2f} | {layer['threshold']} | "
+            f"{layer['slope']:.4f} | {layer['fan_in']} | {layer['cores']} |"
+        )
+    loihi = data["loihi"]
+    verdict = "deployable" if loihi["deployable"] else "not deployable"
+    command = (
+        "lava-retrieval convert --out results/snn-32-64-10.npz "
+        "--loihi-report results/loihi-32-64-10.png --json > results/convert-32-64-10.json"
+    )
+    return (
+        "\n".join(rows)
+        + f"\n\n{loihi['total_cores']} of {loihi['chip_cores']} cores, {verdict}; core map: "
+        + "`results/loihi-32-64-10.png`. Produced by\n"
+        + f"`{command}`."
+    )
+
+
+BLOCKS = {"shipped-ann": shipped_ann, "conversion": conversion}
+
+
+def render(text: str) -> str:
+    """``text`` with every known block re-rendered."""
+    for name, build in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README has no block {name}")
+        text = pattern.sub(lambda m, b=build: m.group(1) + b() + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv: list[str]) -> int:
+    readme = ROOT / "README.md"
+    current = readme.read_text()
+    rendered = render(current)
+    if "--check" in argv:
+        if rendered != current:
+            print("README.md is stale: run python scripts/render_readme.py", file=sys.stderr)
+            return 1
+        return 0
+    readme.write_text(rendered)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
