@@ -179,7 +179,7 @@ def input_bias(network: SpikingNetwork, image: np.ndarray) -> np.ndarray:
     >>> input_bias(net, np.zeros((28, 28), np.uint8)).shape  # doctest: +SKIP
     (28, 28, 1)
     """
-    from lava_retrieval.sim import input_current
+    from lava_retrieval.neuron import input_current
 
     current = input_current(np.asarray(image)[None], network.layers[0].param_scale)[0]
     return current.reshape(network.layers[0].output_shape).transpose(2, 1, 0)

@@ -69,3 +69,14 @@ def if_step(
     else:
         raise ValueError(f"reset must be one of {RESET_MODES}, got {reset!r}")
     return v, spikes
+
+
+def input_current(images: np.ndarray, param_scale: float) -> np.ndarray:
+    """Integer input current ``round(pixel * param_scale)`` of uint8 or [0, 1] float images.
+
+    >>> input_current(np.array([[0, 128, 255]], np.uint8), 255.0).tolist()
+    [[0, 128, 255]]
+    """
+    images = np.asarray(images)
+    pixels = images / 255.0 if images.dtype == np.uint8 else images.astype(np.float64)
+    return np.rint(pixels * param_scale).astype(np.int64)

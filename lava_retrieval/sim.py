@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from lava_retrieval.errors import LavaRetrievalError
 from lava_retrieval.network import SpikingLayer, SpikingNetwork
-from lava_retrieval.neuron import V_MAX
+from lava_retrieval.neuron import V_MAX, input_current
 
 TIMINGS = ("delay", "no_delay")
 READOUTS = ("membrane", "spike_count", "integrated")
@@ -51,17 +51,6 @@ class SimResult:
     spike_counts: list[np.ndarray]
     membrane: list[np.ndarray]
     spikes: list[np.ndarray] | None = None
-
-
-def input_current(images: np.ndarray, param_scale: float) -> np.ndarray:
-    """Integer input current ``round(pixel * param_scale)`` of uint8 or [0, 1] float images.
-
-    >>> input_current(np.array([[0, 128, 255]], np.uint8), 255.0).tolist()
-    [[0, 128, 255]]
-    """
-    images = np.asarray(images)
-    pixels = images / 255.0 if images.dtype == np.uint8 else images.astype(np.float64)
-    return np.rint(pixels * param_scale).astype(np.int64)
 
 
 def _synaptic_input(layer: SpikingLayer, spikes: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,284 @@
+"""The retrieval system as one Lava process graph, built from a SpikingNetwork.
+
+::
+
+    ImageEncoder -> IFLayer(input) -> IFLayer(conv1) -> ... -> IFLayer(dense)
+                                                  |
+                      MembraneProbe (RefPorts on the embedding layer's v and spike_count)
+                            |                          |
+                   HostSink (embeddings)       CosineKNN -> HostSink (ids), HostSink (scores)
+
+Backends (``Loihi2SimCfg`` / ``Loihi2HwCfg`` with the tag that selects the models):
+
+``fixed``
+    Integer ProcessModels (``fixed_pt``, also tagged ``bit_accurate_loihi``): the project's
+    reference arithmetic, batched.
+``float``
+    ``floating_pt`` models: the same neurons in float64.
+``loihi``
+    Each IFLayer as Lava's own Conv/Dense + LIF (the processes lava-loihi maps to neurocores),
+    simulated on the CPU; batch 1, one image per graph, and the network must be converted with
+    ``reset="zero"`` (Lava's LIF cannot reset by subtraction) and 8-bit weights.
+``loihi-hw``
+    The same on a Loihi 2 chip through ``Loihi2HwCfg``; needs Intel's lava-loihi extension.
+
+Every IFLayer clears its potentials, spike counts and in-flight synaptic input at the first step
+of each presentation window, so nothing of one image leaks into the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lava_retrieval.errors import LavaRetrievalError
+from lava_retrieval.lava_runtime import import_lava
+from lava_retrieval.network import SpikingNetwork
+
+BACKENDS = ("fixed", "float", "loihi", "loihi-hw")
+
+
+class GraphError(LavaRetrievalError):
+    """The graph cannot be built or run as asked."""
+
+
+@dataclass
+class GraphResult:
+    """Embeddings (and search results) of every presented image, in input order."""
+
+    embeddings: np.ndarray
+    ids: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class RetrievalGraph:
+    """The connected processes; :meth:`run` presents every image once."""
+
+    encoder: object
+    layers: list
+    probe: object
+    embedding_sink: object
+    num_images: int
+    batch_size: int
+    time_steps: int
+    backend: str
+    knn: object | None = None
+    result_sinks: tuple = field(default_factory=tuple)
+
+    @property
+    def num_windows(self) -> int:
+        """Presentation windows needed for all images."""
+        return -(-self.num_images // self.batch_size)
+
+    def run_config(self):
+        """The Lava run configuration of the backend."""
+        from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
+
+        if self.backend == "fixed":
+            return Loihi2SimCfg(select_tag="fixed_pt")
+        if self.backend == "float":
+            return Loihi2SimCfg(select_tag="floating_pt")
+        if self.backend == "loihi":
+            return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True)
+        return Loihi2HwCfg(select_sub_proc_model=True)
+
+    def run(self, progress: bool = True) -> GraphResult:
+        """Run ``num_windows x time_steps`` steps and collect what the sinks receive."""
+        import time
+
+        from lava.magma.core.run_conditions import RunSteps
+        from tqdm.auto import tqdm
+
+        n, b = self.num_images, self.batch_size
+        embeddings, ids, scores = [], [], []
+        start = time.perf_counter()
+        self.encoder.run(
+            condition=RunSteps(num_steps=self.num_windows * self.time_steps, blocking=False),
+            run_cfg=self.run_config(),
+            compile_config={"pypy_channel_size": 2},
+        )
+        try:
+            with tqdm(
+                total=n, unit="img", disable=not progress, desc=f"lava {self.backend}"
+            ) as bar:
+                for w in range(self.num_windows):
+                    keep = min(b, n - w * b)
+                    embeddings.append(self.embedding_sink.receive()[:keep])
+                    if self.knn is not None:
+                        ids.append(self.result_sinks[0].receive()[:keep])
+                        scores.append(self.result_sinks[1].receive()[:keep])
+                    bar.update(keep)
+            self.encoder.wait()
+        finally:
+            self.encoder.stop()
+        return GraphResult(
+            embeddings=np.concatenate(embeddings),
+            ids=np.concatenate(ids).astype(np.int64) if ids else None,
+            scores=np.concatenate(scores).astype(np.float32) if scores else None,
+            seconds=time.perf_counter() - start,
+        )
+
+
+def _check_loihi(network: SpikingNetwork, images: np.ndarray, readout: str) -> None:
+    problems = []
+    if network.reset != "zero":
+        problems.append("Lava's LIF resets to zero: convert with --reset zero")
+    if any(l.weight is not None and np.abs(l.weight).max() > 127 for l in network.layers):
+        problems.append("Lava's 8-bit synapses need |w| <= 127: convert with --weight-bits 8")
+    if len(images) != 1:
+        problems.append(
+            f"Lava's synapses cannot be reset between images: one image, not {len(images)}"
+        )
+    if readout != "membrane":
+        problems.append("Lava's LIF keeps no spike count: use the membrane readout")
+    if problems:
+        raise GraphError("the Loihi backend: " + "; ".join(problems))
+
+
+def build(
+    network: SpikingNetwork,
+    images: np.ndarray,
+    time_steps: int = 16,
+    batch_size: int = 32,
+    backend: str = "fixed",
+    readout: str = "membrane",
+    corpus: np.ndarray | None = None,
+    corpus_labels: np.ndarray | None = None,
+    k: int = 3,
+) -> RetrievalGraph:
+    """Connect encoder, layers, probe (and kNN) for ``images``.
+
+    Parameters
+    ----------
+    network : SpikingNetwork
+    images : numpy.ndarray
+        (N, 28, 28) uint8 or float in [0, 1].
+    time_steps : int
+        T, steps per image.
+    batch_size : int
+        Images per presentation window (B); 1 measures latency.
+    backend : {"fixed", "float", "loihi", "loihi-hw"}
+    readout : {"membrane", "spike_count", "integrated"}
+    corpus, corpus_labels : numpy.ndarray, optional
+        With a corpus, a CosineKNN answers every image with its ``k`` nearest corpus ids.
+    k : int
+
+    >>> graph = build(net, test_images[:64], time_steps=16, batch_size=32)  # doctest: +SKIP
+    >>> graph.run().embeddings.shape  # doctest: +SKIP
+    (64, 1024)
+    """
+    if backend not in BACKENDS:
+        raise GraphError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    images = np.asarray(images)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) == 0:
+        raise GraphError(f"images must be (N, 28, 28), got {images.shape}")
+    if time_steps < 1 or batch_size < 1:
+        raise GraphError("time_steps and batch_size must be >= 1")
+    loihi = backend.startswith("loihi")
+    if loihi:
+        _check_loihi(network, images, readout)
+        if backend == "loihi-hw":
+            try:
+                import lava.magma.compiler.subcompilers.nc  # noqa: F401  (part of lava-loihi)
+            except ImportError:
+                raise GraphError(
+                    "running on Loihi needs Intel's lava-loihi extension, which is not installed;"
+                    " --backend loihi simulates the same process graph on the CPU"
+                ) from None
+        batch_size = 1
+    batch_size = min(batch_size, len(images))
+    import_lava()
+    from procs.cosine_knn.process import CosineKNN
+    from procs.host_sink.process import HostSink
+    from procs.if_layer.process import IFLayer
+    from procs.image_encoder.process import ImageEncoder
+    from procs.membrane_probe.process import MembraneProbe
+
+    layout = "whc" if loihi else "bchw"
+    encoder = ImageEncoder(
+        images=images,
+        batch_size=batch_size,
+        time_steps=time_steps,
+        param_scale=network.layers[0].param_scale,
+        layout=layout,
+    )
+    layers = []
+    for spec in network.layers:
+        layer = IFLayer(
+            kind=spec.kind,
+            input_shape=spec.input_shape,
+            output_shape=spec.output_shape,
+            batch_size=batch_size,
+            time_steps=time_steps,
+            threshold=spec.threshold,
+            reset=network.reset,
+            weight=spec.weight,
+            bias=spec.bias,
+            stride=spec.stride,
+            padding=spec.padding,
+            groups=spec.groups,
+            layout=layout,
+            name=spec.name,
+        )
+        source = layers[-1].out if layers else encoder.out
+        if loihi and spec.kind == "dense" and len(source.shape) > 1:
+            source = source.flatten()
+        source.connect(layer.inp)
+        layers.append(layer)
+    embedding_layer = layers[network.embedding_layer]
+    probe = MembraneProbe(
+        state_shape=embedding_layer.v.shape,
+        time_steps=time_steps,
+        readout=readout,
+        threshold=network.layers[network.embedding_layer].threshold,
+        v_scale=64 if loihi else 1,
+        layout=layout,
+    )
+    probe.v_ref.connect_var(embedding_layer.v)
+    if not loihi:
+        probe.count_ref.connect_var(embedding_layer.spike_count)
+    embedding_sink = HostSink(shape=probe.out.shape, time_steps=time_steps)
+    probe.out.connect(embedding_sink.inp)
+    graph = RetrievalGraph(
+        encoder, layers, probe, embedding_sink, len(images), batch_size, time_steps, backend
+    )
+    if corpus is not None:
+        knn = CosineKNN(
+            corpus=corpus, k=k, batch_size=batch_size, time_steps=time_steps, labels=corpus_labels
+        )
+        probe.out.connect(knn.query)
+        sinks = []
+        for port in (knn.ids, knn.scores):
+            sink = HostSink(shape=port.shape, time_steps=time_steps)
+            port.connect(sink.inp)
+            sinks.append(sink)
+        graph.knn, graph.result_sinks = knn, tuple(sinks)
+    return graph
+
+
+def embed(
+    network: SpikingNetwork,
+    images: np.ndarray,
+    time_steps: int = 16,
+    batch_size: int = 256,
+    backend: str = "fixed",
+    readout: str = "membrane",
+    progress: bool = True,
+) -> np.ndarray:
+    """Embeddings of ``images`` from the Lava graph, (N, D) float64 holding integers.
+
+    The Loihi backends embed one image per graph (their synapses cannot be cleared between
+    images).
+    """
+    if backend.startswith("loihi"):
+        from tqdm.auto import tqdm
+
+        rows = [
+            build(network, images[i : i + 1], time_steps, 1, backend, readout).run(False).embeddings
+            for i in tqdm(range(len(images)), disable=not progress, desc=f"lava {backend}")
+        ]
+        return np.concatenate(rows)
+    return build(network, images, time_steps, batch_size, backend, readout).run(progress).embeddings

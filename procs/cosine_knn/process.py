@@ -1,0 +1,50 @@
+"""Host-side cosine k-nearest-neighbour search over a corpus of embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+
+
+class CosineKNN(AbstractProcess):
+    """Holds the corpus (embeddings and labels); each window it receives a batch of query
+    embeddings and emits the ``k`` most cosine-similar corpus ids and their scores::
+
+        ids[b], scores[b] = top_k(cos(query[b], corpus))     at t % T == 0
+
+    The search is :class:`lava_retrieval.index.CosineIndex` (exact, best first, ties by corpus
+    order). It runs on the host CPU, as in the paper.
+
+    Parameters
+    ----------
+    corpus : numpy.ndarray
+        (M, D) embeddings.
+    k : int
+    batch_size : int
+        Queries per window (B).
+    time_steps : int
+        T: a batch of queries arrives every T steps.
+    labels : numpy.ndarray, optional
+        (M,) corpus labels, kept for the caller.
+    """
+
+    def __init__(
+        self,
+        *,
+        corpus: np.ndarray,
+        k: int,
+        batch_size: int,
+        time_steps: int,
+        labels: np.ndarray | None = None,
+        name: str | None = None,
+    ) -> None:
+        from lava_retrieval.index import CosineIndex
+
+        index = CosineIndex().add(corpus, labels=labels)  # validates the corpus here
+        if not 0 < k <= len(index):
+            raise ValueError(f"k must lie in 1..{len(index)}, got {k}")
+        super().__init__(index=index, k=k, time_steps=time_steps, name=name)
+        self.query = InPort(shape=(batch_size, index.vectors_.shape[1]))
+        self.ids = OutPort(shape=(batch_size, k))
+        self.scores = OutPort(shape=(batch_size, k))

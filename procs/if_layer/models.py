@@ -1,0 +1,190 @@
+"""ProcessModels of IFLayer: floating point, bit-accurate fixed point, and Lava's Conv/Dense + LIF."""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.model.sub.model import AbstractSubProcessModel
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from lava_retrieval.network import SpikingLayer
+from lava_retrieval.neuron import FRACTION_BITS, if_step
+from lava_retrieval.synapse import SynapticOp
+from procs.if_layer.process import IFLayer
+
+
+def layer_of(params: dict) -> SpikingLayer:
+    """The SpikingLayer an IFLayer's parameters describe."""
+    return SpikingLayer(
+        name=params.get("name") or params["kind"],
+        kind=params["kind"],
+        input_shape=params["input_shape"],
+        output_shape=params["output_shape"],
+        weight=params["weight"],
+        bias=params["bias"],
+        threshold=params["threshold"],
+        param_scale=1.0,
+        slope=1.0,
+        stride=params["stride"],
+        padding=params["padding"],
+        groups=params["groups"],
+    )
+
+
+class _BatchedIFLayer(PyLoihiProcessModel):
+    """Shared control flow: clear state per image, integrate, fire, then read the next input."""
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        if proc_params["layout"] != "bchw":
+            raise ValueError("the batched models run the bchw layout; whc is the Loihi path's")
+        layer = layer_of(proc_params)
+        self.kind = layer.kind
+        self.time_steps = proc_params["time_steps"]
+        self.threshold = layer.threshold
+        self.reset = proc_params["reset"]
+        self.synapse = None if layer.kind == "input" else SynapticOp(layer)
+        shape = (proc_params["batch_size"], *layer.output_shape)
+        bias = np.zeros(layer.output_shape[0], np.int64) if layer.bias is None else layer.bias
+        self.bias = bias.astype(np.int64).reshape((1, -1) + (1,) * (len(shape) - 2))
+        self.pending = np.zeros(shape, self.state_dtype)
+
+    state_dtype = np.int64
+
+    def integrate(self, a_in: np.ndarray) -> np.ndarray:
+        """Advance the membrane potentials by one step; returns the spikes."""
+        raise NotImplementedError
+
+    def synaptic_input(self, spikes: np.ndarray) -> np.ndarray:
+        """Synaptic input of the next step from this step's presynaptic spikes."""
+        raise NotImplementedError
+
+    def run_spk(self) -> None:
+        if (self.time_step - 1) % self.time_steps == 0:
+            # A new image: no potential and no in-flight input of the previous one survives.
+            self.v[:] = 0
+            self.spike_count[:] = 0
+            self.pending[:] = 0
+        if self.kind == "input":
+            spikes = self.integrate(self.inp.recv())
+        else:
+            spikes = self.integrate(self.pending)
+        self.spike_count[:] += spikes
+        self.out.send(spikes)
+        if self.kind != "input":
+            # Lava's synapse timing: spikes received now reach the neurons at the next step.
+            self.pending = self.synaptic_input(self.inp.recv())
+
+
+@implements(proc=IFLayer, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt", "bit_accurate_loihi")
+class PyIFLayerModelFixed(_BatchedIFLayer):
+    """Integer arithmetic of :func:`lava_retrieval.neuron.if_step`: Loihi's 24-bit membrane
+    with saturation and Lava's threshold comparison."""
+
+    inp: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    spike_count: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+
+    def integrate(self, a_in: np.ndarray) -> np.ndarray:
+        v, spikes = if_step(self.v, a_in, self.bias, self.threshold, self.reset)
+        self.v[:] = v
+        return spikes.astype(np.int32)
+
+    def synaptic_input(self, spikes: np.ndarray) -> np.ndarray:
+        return np.rint(self.synapse(spikes)).astype(np.int64)
+
+
+@implements(proc=IFLayer, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyIFLayerModelFloat(_BatchedIFLayer):
+    """The same neuron in float64, without the 24-bit saturation."""
+
+    inp: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    v: np.ndarray = LavaPyType(np.ndarray, float)
+    spike_count: np.ndarray = LavaPyType(np.ndarray, float)
+
+    state_dtype = np.float64
+
+    def integrate(self, a_in: np.ndarray) -> np.ndarray:
+        v = self.v + a_in + self.bias
+        spikes = v >= self.threshold
+        if self.reset == "subtract":
+            v = v - self.threshold * spikes
+        else:
+            v = np.where(spikes, 0.0, v)
+        self.v[:] = v
+        return spikes.astype(float)
+
+    def synaptic_input(self, spikes: np.ndarray) -> np.ndarray:
+        return self.synapse(spikes).astype(np.float64)
+
+
+@implements(proc=IFLayer, protocol=LoihiProtocol)
+@tag("fixed_pt", "loihi")
+class LoihiIFLayerModel(AbstractSubProcessModel):
+    """The layer on Lava's own ``Conv`` / ``Dense`` and ``LIF`` (batch 1, ``whc`` layout).
+
+    These are the processes for which Intel's lava-loihi extension provides neurocore models, so
+    ``Loihi2HwCfg(select_sub_proc_model=True)`` runs this on the chip; ``Loihi2SimCfg`` with
+    ``select_tag="fixed_pt", select_sub_proc_model=True`` runs it on the CPU. Lava's LIF resets
+    to zero, so the network must be converted with ``reset="zero"``; its ``v`` is scaled by
+    ``2**6`` (``a_in << 6``), which the membrane probe divides out. Dense weights go in doubled
+    with ``weight_exp = -1`` because Lava's 8-bit mixed-sign synapses drop the least significant
+    bit: exact for |w| <= 127 (convert with ``num_weight_bits=8``). Lava's synapses have no
+    reset, so one graph embeds one image.
+    """
+
+    def __init__(self, proc: IFLayer) -> None:
+        from lava.proc.conv.process import Conv
+        from lava.proc.dense.process import Dense
+        from lava.proc.lif.process import LIF
+
+        params = proc.proc_params
+        if params["layout"] != "whc" or params["reset"] != "zero":
+            raise ValueError("the Loihi model needs layout 'whc' and reset 'zero'")
+        layer = layer_of(params)
+        out_shape = proc.out.shape
+        bias = np.zeros(out_shape, np.int32)
+        if layer.bias is not None:
+            bias[:] = layer.bias.astype(np.int32)  # per channel: the last axis of (W, H, C)
+        self.lif = LIF(
+            shape=out_shape,
+            du=(1 << 12) - 1,  # Lava decays the current by du + 1: nothing carries over
+            dv=0,
+            vth=layer.threshold - 1,  # Lava spikes on v > vth
+            bias_mant=bias,
+            bias_exp=FRACTION_BITS,
+        )
+        if layer.kind == "input":
+            proc.in_ports.inp.connect(self.lif.a_in)
+        else:
+            if layer.kind == "dense":
+                c, h, w = layer.input_shape
+                weight = layer.weight.reshape(len(layer.weight), c, h, w)
+                weight = weight.transpose(0, 3, 2, 1).reshape(len(layer.weight), -1)
+                self.synapse = Dense(weights=2 * weight, weight_exp=-1, num_weight_bits=8)
+                weight_in, weight_out = self.synapse.s_in, self.synapse.a_out
+            else:
+                # Lava's Conv is a true convolution over (W, H, C): flip and reorder the kernel.
+                kernel = layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
+                self.synapse = Conv(
+                    weight=np.ascontiguousarray(kernel),
+                    input_shape=tuple(reversed(layer.input_shape)),
+                    padding=layer.padding,
+                    stride=layer.stride,
+                    groups=layer.groups,
+                )
+                weight_in, weight_out = self.synapse.s_in, self.synapse.a_out
+            proc.in_ports.inp.connect(weight_in)
+            weight_out.connect(self.lif.a_in)
+        self.lif.s_out.connect(proc.out_ports.out)
+        proc.vars.v.alias(self.lif.v)

@@ -1,0 +1,106 @@
+"""A layer of integrate-and-fire neurons together with the synapses that feed it, batched."""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+
+LAYOUTS = ("bchw", "whc")
+
+
+class IFLayer(AbstractProcess):
+    """Conv, pool or dense synapses plus soft- or hard-reset integrate-and-fire neurons.
+
+    Per image presentation of ``time_steps`` steps (state cleared at its first step)::
+
+        a[t] = W * s_in[t-1]             synaptic input: conv / pool / dense of the previous
+                                         layer's spikes one step earlier (0 at the first step);
+                                         input layer: a[t] = current[t] from the image encoder
+        v[t] = sat(v[t-1] + a[t] + bias) sat: +-(2**17 - 1), Loihi's 24-bit register
+        s[t] = v[t] >= threshold
+        v[t] = v[t] - threshold * s[t]   reset "subtract" (soft, the paper's neuron)
+        v[t] = 0 where s[t]              reset "zero" (hard, Lava's LIF)
+
+    Why one Process holds synapses and neurons: a batch of B images flows through one
+    ``(B, C, H, W)`` message per layer and step (Lava's Conv and Dense have no batch dimension),
+    the synaptic product and the neuron update share one OS process instead of two, and
+    clearing the in-flight synaptic input between images is one line in the same model. The
+    hierarchical model (``LoihiIFLayerModel``) still maps the layer onto Lava's own ``Conv`` /
+    ``Dense`` + ``LIF`` for Loihi.
+
+    Parameters
+    ----------
+    kind : {"input", "conv", "pool", "dense"}
+    input_shape, output_shape : tuple of int
+        Per-image shapes (C, H, W) or (N,), as in the SpikingNetwork.
+    batch_size : int
+        Images processed side by side (B). Ports and Vars are (B, *shape).
+    time_steps : int
+        Steps per image presentation (T); state is cleared every T steps.
+    threshold : int
+    reset : {"subtract", "zero"}
+    weight, bias : numpy.ndarray, optional
+        Integer weights (torch layout) and per-channel bias.
+    stride, padding, groups : int
+    layout : {"bchw", "whc"}
+        ``whc`` (batch 1, Lava's (W, H, C) order, dense input flattened in that order) is the
+        layout of the hierarchical Loihi model.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        input_shape: tuple[int, ...],
+        output_shape: tuple[int, ...],
+        batch_size: int,
+        time_steps: int,
+        threshold: int,
+        reset: str = "subtract",
+        weight: np.ndarray | None = None,
+        bias: np.ndarray | None = None,
+        stride: int = 1,
+        padding: int = 0,
+        groups: int = 1,
+        layout: str = "bchw",
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            kind=kind,
+            input_shape=tuple(input_shape),
+            output_shape=tuple(output_shape),
+            batch_size=batch_size,
+            time_steps=time_steps,
+            threshold=int(threshold),
+            reset=reset,
+            weight=weight,
+            bias=bias,
+            stride=stride,
+            padding=padding,
+            groups=groups,
+            layout=layout,
+            name=name,
+        )
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if layout == "whc":
+            if batch_size != 1:
+                raise ValueError("the whc layout (Loihi path) has no batch dimension: batch_size 1")
+            in_shape = _whc(input_shape, flatten=kind == "dense")
+            out_shape = _whc(output_shape)
+        else:
+            in_shape = (batch_size, *input_shape)
+            out_shape = (batch_size, *output_shape)
+        self.inp = InPort(shape=in_shape)
+        self.out = OutPort(shape=out_shape)
+        self.v = Var(shape=out_shape, init=0)
+        self.spike_count = Var(shape=out_shape, init=0)
+
+
+def _whc(shape: tuple[int, ...], flatten: bool = False) -> tuple[int, ...]:
+    if len(shape) == 1:
+        return tuple(shape)
+    whc = tuple(reversed(shape))
+    return (int(np.prod(whc)),) if flatten else whc

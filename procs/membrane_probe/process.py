@@ -1,0 +1,63 @@
+"""Reads the embedding layer's state at the end of each image and emits the embedding."""
+
+from __future__ import annotations
+
+from lava.magma.core.process.ports.ports import OutPort, RefPort
+from lava.magma.core.process.process import AbstractProcess
+
+READOUTS = ("membrane", "spike_count", "integrated")
+
+
+class MembraneProbe(AbstractProcess):
+    """At the last step of each presentation window (``t % T == 0``), after the neurons updated,
+    read the embedding layer's membrane potentials and spike counts through RefPorts (one
+    bulk read in the management phase, no element-wise ``Var.get()``) and send the flattened
+    embedding through ``out`` in the same phase::
+
+        membrane:    e = v[t] / v_scale
+        spike_count: e = spike_count[t]
+        integrated:  e = spike_count[t] * threshold + v[t] / v_scale
+
+    Parameters
+    ----------
+    state_shape : tuple of int
+        Shape of the layer's ``v`` Var: (B, C, H, W) / (B, N), or (W, H, C) for the Loihi path.
+    time_steps : int
+    readout : {"membrane", "spike_count", "integrated"}
+    threshold : int
+        The layer's threshold (for ``integrated``).
+    v_scale : int
+        1, or 64 for Lava's LIF, whose ``v`` carries 6 fraction bits.
+    layout : {"bchw", "whc"}
+        ``whc``: batch 1, state in Lava's (W, H, C) order; the embedding is reordered to C, H, W.
+    """
+
+    def __init__(
+        self,
+        *,
+        state_shape: tuple[int, ...],
+        time_steps: int,
+        readout: str = "membrane",
+        threshold: int = 1,
+        v_scale: int = 1,
+        layout: str = "bchw",
+        name: str | None = None,
+    ) -> None:
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        super().__init__(
+            state_shape=tuple(state_shape),
+            time_steps=time_steps,
+            readout=readout,
+            threshold=threshold,
+            v_scale=v_scale,
+            layout=layout,
+            name=name,
+        )
+        batch = 1 if layout == "whc" else state_shape[0]
+        dim = 1
+        for n in state_shape[0 if layout == "whc" else 1 :]:
+            dim *= n
+        self.v_ref = RefPort(shape=tuple(state_shape))
+        self.count_ref = RefPort(shape=tuple(state_shape))
+        self.out = OutPort(shape=(batch, dim))
