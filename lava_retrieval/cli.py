@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from lava_retrieval.errors import LavaRetrievalError
 
@@ -205,6 +206,77 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     _emit(args, payload, text)
 
 
+EMBED_BACKENDS = {
+    "lava": "fixed",
+    "lava-float": "float",
+    "loihi": "loihi",
+    "loihi-hw": "loihi-hw",
+    "sim": None,
+}
+
+
+def _cmd_embed(args: argparse.Namespace) -> None:
+    import hashlib
+    import time
+
+    import numpy as np
+
+    from lava_retrieval.data import load_fashion_mnist
+    from lava_retrieval.network import SpikingNetwork
+
+    network = SpikingNetwork.load(args.network)
+    images, labels = load_fashion_mnist(args.data_dir).split(args.split)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise LavaRetrievalError(f"--limit must be >= 1, got {args.limit}")
+        images, labels = images[: args.limit], labels[: args.limit]
+    start = time.perf_counter()
+    if args.backend == "sim":
+        from lava_retrieval.sim import embed as sim_embed
+
+        embeddings = sim_embed(
+            network, images, args.time_steps, readout=args.readout, progress=not args.json
+        )
+    else:
+        from lava_retrieval.graph import embed as graph_embed
+
+        embeddings = graph_embed(
+            network,
+            images,
+            args.time_steps,
+            args.batch_size,
+            EMBED_BACKENDS[args.backend],
+            args.readout,
+            progress=not args.json,
+        )
+    seconds = time.perf_counter() - start
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, embeddings.astype(np.float32))
+    payload = {
+        "embeddings": str(out),
+        "shape": list(embeddings.shape),
+        "split": args.split,
+        "backend": args.backend,
+        "time_steps": args.time_steps,
+        "readout": args.readout,
+        "network": str(args.network),
+        "network_sha256": hashlib.sha256(Path(args.network).read_bytes()).hexdigest(),
+        "seconds": round(seconds, 3),
+        "images_per_second": round(len(images) / seconds, 2),
+    }
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+    _emit(
+        args,
+        payload,
+        lambda p: (
+            f"{p['shape'][0]} {p['split']} embeddings of dimension {p['shape'][1]} "
+            f"({p['readout']}, T={p['time_steps']}, {p['backend']}) -> {p['embeddings']} "
+            f"in {p['seconds']:.1f} s ({p['images_per_second']:.0f} images/s)"
+        ),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lava-retrieval`` command.
 
@@ -214,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lava_retrieval.conversion import POOL_MODES, ConversionConfig
     from lava_retrieval.data import DEFAULT_VALIDATION_FRACTION
     from lava_retrieval.neuron import RESET_MODES
+    from lava_retrieval.sim import READOUTS
     from lava_retrieval.train import TrainConfig
 
     defaults = TrainConfig()
@@ -281,6 +354,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-netx", metavar="H5", help="also write a lava-dl netx hdf5 file")
     p.add_argument("--loihi-report", metavar="PNG", help="draw the Loihi core map")
     p.add_argument("--allow-undeployable", action="store_true")
+
+    p = add("embed", _cmd_embed, "embed a data split with the spiking network")
+    p.add_argument("--network", required=True, help="spiking-network file from `convert`")
+    p.add_argument(
+        "--backend",
+        choices=sorted(EMBED_BACKENDS),
+        default="lava",
+        help="lava: the Lava process graph, fixed point; lava-float: floating point; loihi: "
+        "Lava's Conv/Dense/LIF on the CPU (needs a network converted with --reset zero "
+        "--weight-bits 8, one image per run); loihi-hw: the same on a chip (needs lava-loihi); "
+        "sim: the fast simulator",
+    )
+    p.add_argument("--time-steps", type=int, default=16)
+    p.add_argument("--split", choices=["train", "validation", "test", "full_train"], default="test")
+    p.add_argument("--limit", type=int, help="only the first N images of the split")
+    p.add_argument("--readout", choices=READOUTS, default="membrane")
+    p.add_argument("--batch-size", type=int, default=256, help="images per Lava window")
+    p.add_argument("--out", required=True, help="embeddings file (.npy); a .json goes beside it")
 
     p = add("evaluate-ann", _cmd_evaluate_ann, "train/validation/test accuracy of an ANN")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the shipped 32-64-10)")

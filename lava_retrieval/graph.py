@@ -126,7 +126,7 @@ def _check_loihi(network: SpikingNetwork, images: np.ndarray, readout: str) -> N
     problems = []
     if network.reset != "zero":
         problems.append("Lava's LIF resets to zero: convert with --reset zero")
-    if any(l.weight is not None and np.abs(l.weight).max() > 127 for l in network.layers):
+    if any(x.weight is not None and np.abs(x.weight).max() > 127 for x in network.layers):
         problems.append("Lava's 8-bit synapses need |w| <= 127: convert with --weight-bits 8")
     if len(images) != 1:
         problems.append(
@@ -276,6 +276,7 @@ def embed(
     if backend.startswith("loihi"):
         from tqdm.auto import tqdm
 
+        _check_loihi(network, np.asarray(images)[:1], readout)
         rows = [
             build(network, images[i : i + 1], time_steps, 1, backend, readout).run(False).embeddings
             for i in tqdm(range(len(images)), disable=not progress, desc=f"lava {backend}")

@@ -135,7 +135,7 @@ def simulate(
     )
 
 
-def readout(network: SpikingNetwork, result: SimResult, kind: str = "membrane") -> np.ndarray:
+def readout_of(network: SpikingNetwork, result: SimResult, kind: str = "membrane") -> np.ndarray:
     """The (N, D) embedding of a simulation: membrane, spike_count or integrated.
 
     ``integrated`` is spike_count x threshold + membrane: all the input the neuron integrated
@@ -153,3 +153,26 @@ def readout(network: SpikingNetwork, result: SimResult, kind: str = "membrane") 
     else:
         raise LavaRetrievalError(f"readout must be one of {READOUTS}, got {kind!r}")
     return out.reshape(n, -1)
+
+
+def embed(
+    network: SpikingNetwork,
+    images: np.ndarray,
+    time_steps: int,
+    readout: str = "membrane",
+    timing: str = "delay",
+    chunk_size: int = 256,
+    progress: bool = True,
+) -> np.ndarray:
+    """(N, D) embeddings of ``images``, simulated ``chunk_size`` images at a time."""
+    from tqdm.auto import tqdm
+
+    if readout not in READOUTS:
+        raise LavaRetrievalError(f"readout must be one of {READOUTS}, got {readout!r}")
+    rows = []
+    with tqdm(total=len(images), unit="img", disable=not progress, desc="sim") as bar:
+        for start in range(0, len(images), chunk_size):
+            chunk = images[start : start + chunk_size]
+            rows.append(readout_of(network, simulate(network, chunk, time_steps, timing), readout))
+            bar.update(len(chunk))
+    return np.concatenate(rows)

@@ -29,7 +29,7 @@ class SynapticOp:
     >>> w = np.array([[[[1, 2], [3, 4]]]], dtype=np.int32)  # one 2x2 kernel
     >>> layer = SpikingLayer("c", "conv", (1, 2, 3), (1, 1, 2), w, None, 1, 1.0, 1.0)
     >>> SynapticOp(layer)(np.array([[[[1, 0, 1], [0, 1, 1]]]])).tolist()
-    [[[[5.0, 7.0]]]]
+    [[[[5.0, 9.0]]]]
     """
 
     def __init__(self, layer: SpikingLayer) -> None:

@@ -65,7 +65,19 @@ def conversion() -> str:
     )
 
 
-BLOCKS = {"shipped-ann": shipped_ann, "conversion": conversion}
+def lava_graph() -> str:
+    bench = _load("bench-lava-graph.json")
+    t, lat = bench["throughput"], bench["batch1_latency"]
+    return (
+        f"On {bench['machine']['cpus']} CPU cores the fixed-point graph embeds the "
+        f"{t['images']:,} test images at T = {bench['time_steps']} in {t['seconds']:.0f} s "
+        f"({t['images_per_second']:.0f} images/s at batch {t['batch_size']}); at batch 1 one "
+        f"image takes {1000 * lat['seconds_per_image']:.1f} ms. From "
+        "`results/bench-lava-graph.json`, produced by `python benchmarks/lava_graph.py`."
+    )
+
+
+BLOCKS = {"shipped-ann": shipped_ann, "conversion": conversion, "lava-graph": lava_graph}
 
 
 def render(text: str) -> str:

@@ -1,4 +1,4 @@
-"""ProcessModels of IFLayer: floating point, bit-accurate fixed point, and Lava's Conv/Dense + LIF."""
+"""ProcessModels of IFLayer: float, bit-accurate fixed point, and Lava's Conv/Dense + LIF."""
 
 from __future__ import annotations
 

@@ -1,0 +1,109 @@
+"""Compose the retrieval graph by hand: encoder -> IF layers -> membrane probe -> cosine kNN.
+
+Run from the repository root (after ``make setup``)::
+
+    .venv/bin/python examples/lava_graph_retrieval.py [--corpus 2000] [--queries 5]
+
+It converts the shipped ANN, embeds a corpus of training images with the Lava graph, then wires
+a second graph process by process and prints the three nearest corpus images of a few test images.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
+from lava_retrieval.data import CLASS_NAMES, load_fashion_mnist
+from lava_retrieval.graph import embed
+from lava_retrieval.lava_runtime import import_lava
+from lava_retrieval.train import load_checkpoint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=int, default=2000, help="training images in the corpus")
+    parser.add_argument("--queries", type=int, default=5, help="test images to answer")
+    parser.add_argument("--time-steps", type=int, default=16)
+    args = parser.parse_args()
+
+    data = load_fashion_mnist()
+    train_images, _ = data.split("train")
+    config = ConversionConfig()
+    network = convert(
+        load_checkpoint().model,
+        train_images[calibration_indices(len(train_images), config)],
+        config,
+    )
+    corpus_images, corpus_labels = (
+        data.train_images[: args.corpus],
+        data.train_labels[: args.corpus],
+    )
+    corpus = embed(network, corpus_images, args.time_steps, batch_size=250)
+
+    import_lava()
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    from procs.cosine_knn.process import CosineKNN
+    from procs.host_sink.process import HostSink
+    from procs.if_layer.process import IFLayer
+    from procs.image_encoder.process import ImageEncoder
+    from procs.membrane_probe.process import MembraneProbe
+
+    queries, query_labels = data.test_images[: args.queries], data.test_labels[: args.queries]
+    batch, steps = len(queries), args.time_steps
+    encoder = ImageEncoder(
+        images=queries,
+        batch_size=batch,
+        time_steps=steps,
+        param_scale=network.layers[0].param_scale,
+    )
+    previous = encoder.out
+    layers = []
+    for spec in network.layers:
+        layer = IFLayer(
+            kind=spec.kind,
+            input_shape=spec.input_shape,
+            output_shape=spec.output_shape,
+            batch_size=batch,
+            time_steps=steps,
+            threshold=spec.threshold,
+            reset=network.reset,
+            weight=spec.weight,
+            bias=spec.bias,
+            stride=spec.stride,
+            padding=spec.padding,
+            groups=spec.groups,
+        )
+        previous.connect(layer.inp)
+        previous = layer.out
+        layers.append(layer)
+    embedding_layer = layers[network.embedding_layer]
+    probe = MembraneProbe(state_shape=embedding_layer.v.shape, time_steps=steps)
+    probe.v_ref.connect_var(embedding_layer.v)
+    probe.count_ref.connect_var(embedding_layer.spike_count)
+    knn = CosineKNN(corpus=corpus, labels=corpus_labels, k=3, batch_size=batch, time_steps=steps)
+    probe.out.connect(knn.query)
+    ids_sink = HostSink(shape=knn.ids.shape, time_steps=steps)
+    scores_sink = HostSink(shape=knn.scores.shape, time_steps=steps)
+    knn.ids.connect(ids_sink.inp)
+    knn.scores.connect(scores_sink.inp)
+
+    encoder.run(
+        condition=RunSteps(num_steps=steps, blocking=False),
+        run_cfg=Loihi2SimCfg(select_tag="fixed_pt"),
+    )
+    ids, scores = ids_sink.receive().astype(np.int64), scores_sink.receive()
+    encoder.wait()
+    encoder.stop()
+
+    for q in range(batch):
+        print(f"query {q} ({CLASS_NAMES[query_labels[q]]}):")
+        for rank, (i, s) in enumerate(zip(ids[q], scores[q], strict=True), 1):
+            print(f"  {rank}. corpus image {i:5d}  {CLASS_NAMES[corpus_labels[i]]:<12} cos {s:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The Lava process graph against the integer reference: readouts, batching, resets, Loihi path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lava_retrieval.cli import main
+from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
+from lava_retrieval.graph import GraphError, build, embed
+from lava_retrieval.index import normalize
+from lava_retrieval.sim import READOUTS, readout_of, simulate
+from lava_retrieval.train import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def calibration(fashion):
+    train_images, _ = fashion.split("train")
+    return train_images[
+        calibration_indices(len(train_images), ConversionConfig(calibration_size=400))
+    ]
+
+
+@pytest.fixture(scope="module")
+def network(calibration):
+    return convert(load_checkpoint().model, calibration, ConversionConfig(calibration_size=400))
+
+
+@pytest.fixture(scope="module")
+def queries(fashion):
+    return fashion.test_images[:32]
+
+
+@pytest.mark.parametrize("time_steps", [4, 16])
+@pytest.mark.parametrize("readout", READOUTS)
+def test_fixed_graph_equals_the_reference(network, queries, time_steps, readout):
+    got = build(network, queries, time_steps, batch_size=16, readout=readout).run(progress=False)
+    expected = readout_of(network, simulate(network, queries, time_steps), readout)
+    np.testing.assert_array_equal(got.embeddings, expected)
+    if time_steps == 16:
+        assert np.abs(expected).max() > 0  # a silent embedding layer would prove nothing
+
+
+def test_float_graph_matches_fixed(network, queries):
+    fixed = embed(network, queries, 16, batch_size=32, progress=False)
+    floating = embed(network, queries, 16, batch_size=32, backend="float", progress=False)
+    # Stated tolerance: none. The potentials stay far from the 24-bit saturation bound, where
+    # the two models would part.
+    np.testing.assert_array_equal(floating, fixed)
+
+
+def test_batch_of_four_equals_four_runs_of_one(network, queries):
+    batched = embed(network, queries[:4], 16, batch_size=4, progress=False)
+    single = [
+        embed(network, queries[i : i + 1], 16, batch_size=1, progress=False) for i in range(4)
+    ]
+    np.testing.assert_array_equal(batched, np.concatenate(single))
+
+
+def test_nothing_leaks_from_one_image_to_the_next(network, queries):
+    # Three windows of batch 2 (the last one half empty): every image as if presented alone.
+    together = embed(network, queries[:5], 16, batch_size=2, readout="integrated", progress=False)
+    alone = embed(network, queries[4:5], 16, batch_size=1, readout="integrated", progress=False)
+    np.testing.assert_array_equal(together[4], alone[0])
+    reversed_order = embed(network, queries[:5][::-1], 16, batch_size=2, progress=False)
+    np.testing.assert_array_equal(
+        reversed_order[::-1], embed(network, queries[:5], 16, batch_size=2, progress=False)
+    )
+
+
+@pytest.mark.parametrize("pool_mode", ["separate", "folded"])
+def test_loihi_path_bit_for_bit(calibration, queries, pool_mode):
+    config = ConversionConfig(
+        reset="zero", num_weight_bits=8, calibration_size=400, pool_mode=pool_mode
+    )
+    network = convert(load_checkpoint().model, calibration, config)
+    got = embed(network, queries[:2], 12, backend="loihi", progress=False)
+    expected = readout_of(network, simulate(network, queries[:2], 12), "membrane")
+    np.testing.assert_array_equal(got, expected)
+    assert np.abs(expected).max() > 0
+
+
+def test_loihi_path_refuses_what_it_cannot_run(network, queries):
+    with pytest.raises(GraphError, match="convert with --reset zero"):
+        build(network, queries[:1], backend="loihi")
+    with pytest.raises(GraphError, match="lava-loihi"):
+        zero = convert(
+            load_checkpoint().model,
+            queries,
+            ConversionConfig(reset="zero", num_weight_bits=8, calibration_size=32),
+        )
+        build(zero, queries[:1], backend="loihi-hw")
+
+
+def test_cosine_knn_in_the_graph_matches_brute_force(network, fashion, queries):
+    corpus = readout_of(network, simulate(network, fashion.train_images[:300], 16), "membrane")
+    labels = fashion.train_labels[:300]
+    result = build(network, queries[:6], 16, batch_size=4, corpus=corpus, corpus_labels=labels, k=3)
+    got = result.run(progress=False)
+    sims = normalize(got.embeddings) @ normalize(corpus).T
+    expected = np.argsort(-sims, axis=1, kind="stable")[:, :3]
+    np.testing.assert_array_equal(got.ids, expected)
+    np.testing.assert_allclose(got.scores, np.take_along_axis(sims, expected, 1), atol=1e-6)
+
+
+def test_bad_input(network):
+    with pytest.raises(GraphError, match="images must be"):
+        build(network, np.zeros((2, 32, 32), np.uint8))
+    with pytest.raises(GraphError, match="backend must be"):
+        build(network, np.zeros((2, 28, 28), np.uint8), backend="gpu")
+
+
+def test_cli_embed(network, tmp_path, capsys):
+    path = network.save(tmp_path / "net.npz")
+    out = tmp_path / "emb.npy"
+    argv = ["embed", "--network", str(path), "--limit", "20", "--out", str(out), "--json"]
+    assert main([*argv, "--time-steps", "8", "--batch-size", "8"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["shape"] == [20, 1024] and payload["backend"] == "lava"
+    lava = np.load(out)
+    assert json.loads(out.with_suffix(".json").read_text())["readout"] == "membrane"
+    assert main([*argv, "--time-steps", "8", "--backend", "sim"]) == 0
+    np.testing.assert_array_equal(np.load(out), lava)
