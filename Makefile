@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/lava-retrieval evaluate-ann
+	$(VENV)/bin/lava-retrieval demo
 
 test: $(STAMP)
 	$(PYTEST) -q

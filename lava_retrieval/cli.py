@@ -206,6 +206,63 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     _emit(args, payload, text)
 
 
+def _network_or_default(args: argparse.Namespace, dataset):
+    """The --network file, or the shipped ANN converted with the paper's settings."""
+    from lava_retrieval.network import SpikingNetwork
+
+    if args.network:
+        return SpikingNetwork.load(args.network)
+    from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
+    from lava_retrieval.train import load_checkpoint
+
+    ckpt = load_checkpoint()
+    config = ConversionConfig()
+    images, _ = dataset.split("train", ckpt.config.validation_fraction)
+    print("converting the shipped 32-64-10 ANN (--network to use another)", file=sys.stderr)
+    return convert(ckpt.model, images[calibration_indices(len(images), config)], config)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from lava_retrieval import experiments
+    from lava_retrieval.data import load_fashion_mnist
+    from lava_retrieval.train import load_checkpoint
+
+    dataset = load_fashion_mnist(args.data_dir)
+    network = _network_or_default(args, dataset)
+    if any(t < 1 for t in args.time_steps):
+        raise LavaRetrievalError("--time-steps must be >= 1")
+    result = experiments.table2(
+        network,
+        load_checkpoint(args.checkpoint).model,
+        dataset,
+        tuple(args.time_steps),
+        args.readout,
+        args.timing,
+        args.limit_corpus,
+        args.limit_queries,
+        progress=not args.no_progress,
+    )
+    result["command"] = args.command_line
+    paths = experiments.write(result, args.out_dir, args.stem)
+    result["files"] = [str(p) for p in paths]
+    _emit(args, result, lambda r: experiments.markdown(r) + "\nwritten: " + ", ".join(r["files"]))
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from lava_retrieval.demo import run
+
+    result = run(
+        args.out,
+        args.corpus,
+        args.time_steps,
+        data_dir=args.data_dir,
+        progress=not args.json,
+        log=_log(args),
+    )
+    if args.json:
+        print(json.dumps(result))
+
+
 EMBED_BACKENDS = {
     "lava": "fixed",
     "lava-float": "float",
@@ -372,6 +429,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readout", choices=READOUTS, default="membrane")
     p.add_argument("--batch-size", type=int, default=256, help="images per Lava window")
     p.add_argument("--out", required=True, help="embeddings file (.npy); a .json goes beside it")
+
+    p = add("evaluate", _cmd_evaluate, "the paper's Table 2: ANN and SNN(T) retrieval metrics")
+    p.add_argument("--network", help="spiking network (default: convert the shipped ANN)")
+    p.add_argument("--checkpoint", help="ANN checkpoint for the ANN row (default: shipped)")
+    p.add_argument("--time-steps", type=int, nargs="+", default=[16, 128])
+    p.add_argument("--readout", choices=READOUTS, default="membrane")
+    p.add_argument("--timing", choices=["delay", "no_delay"], default="delay")
+    p.add_argument("--limit-corpus", type=int, help="first N training images only (quick looks)")
+    p.add_argument("--limit-queries", type=int, help="first N test images only")
+    p.add_argument("--out-dir", default="results", help="where table2.{json,csv,md} go")
+    p.add_argument("--stem", default="table2", help="file name stem of the results")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = add("demo", _cmd_demo, "retrieval demo: convert, embed, query through the Lava graph")
+    p.add_argument("--out", default="runs/demo-retrieval.png", help="the Fig. 6-style PNG")
+    p.add_argument("--corpus", type=int, default=60000, help="training images in the corpus")
+    p.add_argument("--time-steps", type=int, default=16)
 
     p = add("evaluate-ann", _cmd_evaluate_ann, "train/validation/test accuracy of an ANN")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the shipped 32-64-10)")

@@ -1,0 +1,185 @@
+"""The paper's Table 2: ANN vs SNN(T) on classification, top-1/top-3 retrieval and mAP.
+
+Protocol (as in the paper): the corpus is the 60,000 training images, the queries are the 10,000
+test images; a retrieval hit is a neighbour of the query's class; classification is on the test
+set. The ANN's embedding is the same layer the SNN is probed at (the flattened 4 x 4 x 64 map
+before the dense layer for 32-64-10); the SNN's is the embedding layer's state after T steps
+(``readout``: the paper's ``membrane`` by default). Results are written as JSON, CSV and a
+markdown table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lava_retrieval.data import FashionMNIST
+from lava_retrieval.index import CosineIndex
+from lava_retrieval.metrics import (
+    classification_accuracy,
+    mean_average_precision,
+    predict_classes,
+    top_k_accuracy,
+)
+from lava_retrieval.network import SpikingNetwork
+from lava_retrieval.sim import readout_of, simulate
+
+# Liu et al. 2022, Table 2 (classification / top-1 / top-3, percent): reference values.
+PAPER_TABLE2 = {
+    "ANN": (90.07, 87.49, 94.55),
+    "SNN(16)": (85.05, 85.55, 93.56),
+    "SNN(128)": (90.01, 86.58, 93.93),
+}
+COLUMNS = ("model", "classification", "top1", "top3", "mAP", "seconds")
+
+
+def retrieval_scores(
+    corpus: np.ndarray,
+    corpus_labels: np.ndarray,
+    queries: np.ndarray,
+    query_labels: np.ndarray,
+    progress: bool = True,
+) -> dict:
+    """Top-1, top-3 (percent) and mAP (percent) of cosine retrieval."""
+    index = CosineIndex().add(corpus, labels=corpus_labels)
+    _, ids = index.search(queries, 3)
+    neighbours = index.labels_of(ids)
+    return {
+        "top1": 100 * top_k_accuracy(neighbours, query_labels, 1),
+        "top3": 100 * top_k_accuracy(neighbours, query_labels, 3),
+        "mAP": 100
+        * mean_average_precision(queries, query_labels, corpus, corpus_labels, progress=progress),
+    }
+
+
+@torch.no_grad()
+def ann_row(model, corpus_images, corpus_labels, query_images, query_labels, progress=True):
+    """Table 2's ANN row."""
+    from lava_retrieval.train import to_tensor
+
+    start = time.perf_counter()
+    model.eval()
+
+    def run(images):
+        logits, embeddings = [], []
+        for s in range(0, len(images), 1000):
+            x = to_tensor(images[s : s + 1000])
+            embeddings.append(model.embed(x).numpy())
+            logits.append(model.layers[-1](torch.from_numpy(embeddings[-1])).numpy())
+        return np.concatenate(logits), np.concatenate(embeddings)
+
+    logits, queries = run(query_images)
+    _, corpus = run(corpus_images)
+    row = {
+        "model": "ANN",
+        "classification": 100 * classification_accuracy(logits.argmax(1), query_labels),
+        **retrieval_scores(corpus, corpus_labels, queries, query_labels, progress),
+    }
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def snn_row(
+    network: SpikingNetwork,
+    time_steps: int,
+    corpus_images,
+    corpus_labels,
+    query_images,
+    query_labels,
+    readout: str = "membrane",
+    timing: str = "delay",
+    progress: bool = True,
+) -> dict:
+    """Table 2's SNN(T) row, simulated with the fast simulator."""
+    start = time.perf_counter()
+    keep = (network.embedding_layer, len(network.layers) - 1)
+    q = simulate(network, query_images, time_steps, timing, progress=progress, layers=keep)
+    predicted = predict_classes(q.spike_counts[-1], q.membrane[-1])
+    queries = readout_of(network, q, readout)
+    del q
+    c = simulate(network, corpus_images, time_steps, timing, progress=progress, layers=keep[:1])
+    corpus = readout_of(network, c, readout)
+    del c
+    row = {
+        "model": f"SNN({time_steps})",
+        "classification": 100 * classification_accuracy(predicted, query_labels),
+        **retrieval_scores(corpus, corpus_labels, queries, query_labels, progress),
+    }
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def table2(
+    network: SpikingNetwork,
+    model,
+    dataset: FashionMNIST,
+    time_steps: tuple[int, ...] = (16, 128),
+    readout: str = "membrane",
+    timing: str = "delay",
+    limit_corpus: int | None = None,
+    limit_queries: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """All rows of Table 2 plus the protocol that produced them."""
+    corpus_images, corpus_labels = dataset.split("full_train")
+    query_images, query_labels = dataset.split("test")
+    corpus_images, corpus_labels = corpus_images[:limit_corpus], corpus_labels[:limit_corpus]
+    query_images, query_labels = query_images[:limit_queries], query_labels[:limit_queries]
+    rows = [ann_row(model, corpus_images, corpus_labels, query_images, query_labels, progress)]
+    for t in time_steps:
+        rows.append(
+            snn_row(
+                network, t, corpus_images, corpus_labels, query_images, query_labels,
+                readout, timing, progress,
+            )
+        )  # fmt: skip
+    return {
+        "protocol": {
+            "corpus": int(len(corpus_images)),
+            "queries": int(len(query_images)),
+            "readout": readout,
+            "timing": timing,
+            "arch": network.arch,
+            "pool_mode": network.pool_mode,
+            "reset": network.reset,
+        },
+        "rows": [
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows
+        ],
+        "paper": {k: dict(zip(COLUMNS[1:4], v, strict=True)) for k, v in PAPER_TABLE2.items()},
+    }
+
+
+def markdown(result: dict) -> str:
+    """Table 2 as markdown, ours beside the paper's."""
+    lines = [
+        "| model | classification | top-1 | top-3 | mAP | paper: classification / top-1 / top-3 |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in result["rows"]:
+        paper = result["paper"].get(row["model"])
+        ref = " / ".join(f"{v:.2f}" for v in paper.values()) if paper else "—"
+        lines.append(
+            f"| {row['model']} | {row['classification']:.2f} | {row['top1']:.2f} | "
+            f"{row['top3']:.2f} | {row['mAP']:.2f} | {ref} |"
+        )
+    return "\n".join(lines)
+
+
+def write(result: dict, out_dir: str | Path, stem: str = "table2") -> list[Path]:
+    """Write ``stem``.json, .csv and .md into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.json", out_dir / f"{stem}.csv", out_dir / f"{stem}.md"]
+    paths[0].write_text(json.dumps(result, indent=2) + "\n")
+    with open(paths[1], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(result["rows"])
+    paths[2].write_text(markdown(result) + "\n")
+    return paths

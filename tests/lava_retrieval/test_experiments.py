@@ -1,0 +1,79 @@
+"""Table 2 machinery and the demo, on small subsets (the full protocol runs by `evaluate`)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from lava_retrieval import experiments
+from lava_retrieval.cli import main
+from lava_retrieval.network import SpikingNetwork
+from lava_retrieval.train import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory, fashion):
+    from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
+
+    train_images, _ = fashion.split("train")
+    config = ConversionConfig(calibration_size=500)
+    net = convert(load_checkpoint().model, train_images[calibration_indices(54000, config)], config)
+    return net.save(tmp_path_factory.mktemp("net") / "net.npz")
+
+
+def test_small_table2(network, fashion, tmp_path):
+    result = experiments.table2(
+        SpikingNetwork.load(network),
+        load_checkpoint().model,
+        fashion,
+        time_steps=(4, 16),
+        limit_corpus=1000,
+        limit_queries=200,
+        progress=False,
+    )
+    rows = {r["model"]: r for r in result["rows"]}
+    assert list(rows) == ["ANN", "SNN(4)", "SNN(16)"]
+    assert result["protocol"]["corpus"] == 1000 and result["protocol"]["queries"] == 200
+    ann = rows["ANN"]
+    assert ann["classification"] > 85 and ann["top1"] > 75 and ann["top3"] >= ann["top1"]
+    assert 0 < ann["mAP"] <= 100
+    # More time steps, better spiking classification (the paper's Fig. 4 trend); at T = 4 the
+    # five synapse delays leave the output layer without input.
+    assert rows["SNN(16)"]["classification"] > rows["SNN(4)"]["classification"]
+    assert rows["SNN(16)"]["classification"] > 65
+    paths = experiments.write(result, tmp_path)
+    assert json.loads(paths[0].read_text())["rows"][0]["model"] == "ANN"
+    with open(paths[1]) as f:
+        assert [r["model"] for r in csv.DictReader(f)] == ["ANN", "SNN(4)", "SNN(16)"]
+    assert "| SNN(16) |" in paths[2].read_text()
+
+
+def test_cli_evaluate(network, tmp_path, capsys):
+    argv = ["evaluate", "--network", str(network), "--limit-corpus", "500", "--limit-queries",
+            "50", "--out-dir", str(tmp_path), "--json", "--no-progress"]  # fmt: skip
+    assert main([*argv, "--time-steps", "4"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in payload["rows"]] == ["ANN", "SNN(4)"]
+    assert (tmp_path / "table2.md").exists()
+    assert main([*argv, "--time-steps", "0"]) == 2
+    assert "--time-steps must be >= 1" in capsys.readouterr().err
+
+
+def test_demo_end_to_end(tmp_path, monkeypatch):
+    from lava_retrieval.demo import run
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    lines = []
+    result = run(tmp_path / "fig6.png", corpus_size=600, log=lines.append, progress=False)
+    assert len(result["queries"]) == 10
+    assert [q["class"] for q in result["queries"]][:2] == ["T-shirt/top", "Trouser"]
+    assert all(len(q["snn_top3"]) == 3 for q in result["queries"])
+    hits = np.mean([h["class"] == q["class"] for q in result["queries"] for h in q["snn_top3"]])
+    assert hits > 0.6
+    assert (tmp_path / "fig6.png").read_bytes()[:4] == b"\x89PNG"
+    assert any("cos" in line for line in lines)
+    # The corpus embeddings are cached: a second run reuses them.
+    assert len(list((tmp_path / "cache" / "lava-retrieval" / "embeddings").iterdir())) == 1
