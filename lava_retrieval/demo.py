@@ -65,9 +65,7 @@ def run(
     )
     corpus_images = data.train_images[:corpus_size]
     corpus_labels = data.train_labels[:corpus_size]
-    log(
-        f"embedding {len(corpus_images):,} corpus images with the fast simulator (T={time_steps}) ..."
-    )
+    log(f"embedding {len(corpus_images):,} corpus images, fast simulator, T={time_steps} ...")
     corpus = _corpus_embeddings(network, corpus_images, time_steps, progress)
 
     query_ids = np.array([int(np.flatnonzero(data.test_labels == c)[0]) for c in range(10)])
