@@ -77,7 +77,43 @@ def lava_graph() -> str:
     )
 
 
-BLOCKS = {"shipped-ann": shipped_ann, "conversion": conversion, "lava-graph": lava_graph}
+def table2() -> str:
+    from lava_retrieval.experiments import markdown
+
+    result = _load("table2.json")
+    p = result["protocol"]
+    return (
+        markdown(result)
+        + f"\n\nCorpus {p['corpus']:,} training images, {p['queries']:,} test queries, readout "
+        + f"`{p['readout']}`, timing `{p['timing']}`; percent. From `results/table2.json`, "
+        + f"produced by `{' '.join(result['command'])}`."
+    )
+
+
+def bench_sim() -> str:
+    bench = _load("bench-sim.json")
+    rows = ["| batch | images/s |", "| ---: | ---: |"]
+    rows += [f"| {r['batch_size']} | {r['images_per_second']:.0f} |" for r in bench["sim"]]
+    return (
+        "\n".join(rows)
+        + f"\n\nFast simulator at T = {bench['time_steps']} on {bench['machine']['cpus']} CPU "
+        + "cores; in the same run the Lava graph did "
+        + f"{bench['lava_graph']['images_per_second']:.0f} images/s and an exact "
+        + "10,000 × 60,000 search took "
+        + f"{bench['search_10000x60000_seconds']:.1f} s (the paper's Loihi chip: "
+        + f"{bench['paper_loihi_images_per_second']:.0f} images/s; target "
+        + f"{bench['target_images_per_second']:,}). From `results/bench-sim.json`, produced by "
+        + "`python benchmarks/sim_throughput.py`."
+    )
+
+
+BLOCKS = {
+    "shipped-ann": shipped_ann,
+    "conversion": conversion,
+    "lava-graph": lava_graph,
+    "table2": table2,
+    "bench-sim": bench_sim,
+}
 
 
 def render(text: str) -> str:
