@@ -134,7 +134,7 @@ class _Synapses:
 
 def _fire(
     inputs: torch.Tensor, bias: torch.Tensor | None, threshold: int, reset: str, silent: int = 0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Run the neurons over all T steps; ``inputs`` (T, N, ...) is used as scratch space.
 
     Steps before ``silent`` carry no synaptic input (their rows of ``inputs`` are ignored). Most
@@ -151,6 +151,11 @@ def _fire(
     u[:silent] = 0
     if bias is not None:
         u.add_(bias)
+    if u.dtype == torch.float32:
+        # The running sums stay exact in float32 only below 2**24.
+        largest = max(float(u.amax()), -float(u.amin()))
+        if steps * largest >= _FLOAT32_EXACT:
+            u = u.double()
     for t in range(1, steps):
         u[t].add_(u[t - 1])
     may_fire = (u.amax(0) >= threshold) | (u.amin(0) < -V_MAX)
