@@ -90,6 +90,28 @@ def table2() -> str:
     )
 
 
+def table2_variants() -> str:
+    rows = [
+        "| SNN(16) variant | classification | top-1 | top-3 | mAP | file |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    commands = []
+    for stem, what in (
+        ("table2", "Lava timing, membrane readout (the paper's)"),
+        ("table2-no-delay", "no synaptic delay, membrane readout"),
+        ("table2-integrated", "Lava timing, integrated readout"),
+    ):
+        result = _load(f"{stem}.json")
+        row = next(r for r in result["rows"] if r["model"] == "SNN(16)")
+        rows.append(
+            f"| {what} | {row['classification']:.2f} | {row['top1']:.2f} | {row['top3']:.2f} | "
+            f"{row['mAP']:.2f} | `results/{stem}.json` |"
+        )
+        if stem != "table2":
+            commands.append(f"`{' '.join(result['command'])}`")
+    return "\n".join(rows) + "\n\nProduced by " + " and ".join(commands) + "."
+
+
 def bench_sim() -> str:
     bench = _load("bench-sim.json")
     rows = ["| batch | images/s |", "| ---: | ---: |"]
@@ -112,6 +134,7 @@ BLOCKS = {
     "conversion": conversion,
     "lava-graph": lava_graph,
     "table2": table2,
+    "table2-variants": table2_variants,
     "bench-sim": bench_sim,
 }
 
