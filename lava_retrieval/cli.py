@@ -134,7 +134,7 @@ def _layer_table(rows: list[dict]) -> str:
 
 def _cmd_convert(args: argparse.Namespace) -> None:
     from lava_retrieval import loihi
-    from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
+    from lava_retrieval.conversion import ConversionConfig, convert_checkpoint
     from lava_retrieval.data import load_fashion_mnist
     from lava_retrieval.netx import NetxExportError, export_netx
     from lava_retrieval.train import load_checkpoint
@@ -155,16 +155,7 @@ def _cmd_convert(args: argparse.Namespace) -> None:
             "layers and its neurons reset to zero)"
         )
     ckpt = load_checkpoint(args.checkpoint)
-    dataset = load_fashion_mnist(args.data_dir)
-    train_images, _ = dataset.split("train", ckpt.config.validation_fraction)
-    calibration = train_images[calibration_indices(len(train_images), config)]
-    network = convert(
-        ckpt.model,
-        calibration,
-        config,
-        source_sha256=ckpt.meta.get("weights_sha256"),
-        arch=str(ckpt.model.spec),
-    )
+    network = convert_checkpoint(ckpt, load_fashion_mnist(args.data_dir), config)
     report = loihi.check(network)
     if not report.deployable and not args.allow_undeployable:
         raise loihi.UndeployableError(
@@ -212,14 +203,11 @@ def _network_or_default(args: argparse.Namespace, dataset):
 
     if args.network:
         return SpikingNetwork.load(args.network)
-    from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
+    from lava_retrieval.conversion import convert_checkpoint
     from lava_retrieval.train import load_checkpoint
 
-    ckpt = load_checkpoint()
-    config = ConversionConfig()
-    images, _ = dataset.split("train", ckpt.config.validation_fraction)
     print("converting the shipped 32-64-10 ANN (--network to use another)", file=sys.stderr)
-    return convert(ckpt.model, images[calibration_indices(len(images), config)], config)
+    return convert_checkpoint(load_checkpoint(), dataset)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:

@@ -461,3 +461,30 @@ def convert(
         arch=arch,
         manifest=manifest,
     )
+
+
+def convert_checkpoint(
+    checkpoint, dataset, config: ConversionConfig | None = None
+) -> SpikingNetwork:
+    """Convert a trained checkpoint, calibrated on the fixed seeded subset of its training split.
+
+    Parameters
+    ----------
+    checkpoint : lava_retrieval.train.Checkpoint
+    dataset : lava_retrieval.data.FashionMNIST
+    config : ConversionConfig, optional
+
+    >>> from lava_retrieval.data import load_fashion_mnist  # doctest: +SKIP
+    >>> from lava_retrieval.train import load_checkpoint  # doctest: +SKIP
+    >>> convert_checkpoint(load_checkpoint(), load_fashion_mnist()).arch  # doctest: +SKIP
+    '32-64-10'
+    """
+    config = config or ConversionConfig()
+    images, _ = dataset.split("train", checkpoint.config.validation_fraction)
+    return convert(
+        checkpoint.model,
+        images[calibration_indices(len(images), config)],
+        config,
+        source_sha256=checkpoint.meta.get("weights_sha256"),
+        arch=str(checkpoint.model.spec),
+    )

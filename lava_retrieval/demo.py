@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
+from lava_retrieval.conversion import convert_checkpoint
 from lava_retrieval.data import CLASS_NAMES, cache_dir, load_fashion_mnist
 from lava_retrieval.graph import build
 from lava_retrieval.index import CosineIndex
@@ -57,12 +57,8 @@ def run(
     """Run the demo; returns the queries' answers and the PNG path."""
     data = load_fashion_mnist(data_dir)
     ckpt = load_checkpoint()
-    train_images, _ = data.split("train", ckpt.config.validation_fraction)
-    config = ConversionConfig()
     log("converting the shipped 32-64-10 ANN with Algorithm 1 ...")
-    network = convert(
-        ckpt.model, train_images[calibration_indices(len(train_images), config)], config
-    )
+    network = convert_checkpoint(ckpt, data)
     corpus_images = data.train_images[:corpus_size]
     corpus_labels = data.train_labels[:corpus_size]
     log(f"embedding {len(corpus_images):,} corpus images, fast simulator, T={time_steps} ...")
