@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from lava_retrieval.ann import ConvNet
 from lava_retrieval.conversion import ConversionConfig, convert
+from lava_retrieval.errors import LavaRetrievalError
 from lava_retrieval.network import SpikingLayer, SpikingNetwork
 from lava_retrieval.neuron import V_MAX, if_step, input_current
 from lava_retrieval.sim import readout_of, simulate
 from lava_retrieval.synapse import SynapticOp
+
+SHIPPED = Path(__file__).parents[2] / "results" / "snn-32-64-10.npz"
 
 
 def reference(network: SpikingNetwork, images: np.ndarray, steps: int, timing: str):
@@ -48,15 +53,28 @@ def small_network():
     return convert(ConvNet("4-8-16-10"), images, ConversionConfig(activation_percentile=99.0))
 
 
+@pytest.fixture(scope="module")
+def folded_network():
+    torch.manual_seed(4)
+    images = np.random.default_rng(4).random((40, 28, 28))
+    config = ConversionConfig(activation_percentile=99.0, pool_mode="folded")
+    return convert(ConvNet("4-8-16-10"), images, config)
+
+
+ENGINES = ["events", "torch"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("steps", [1, 5, 20])
 @pytest.mark.parametrize("timing", ["delay", "no_delay"])
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
-def test_matches_the_step_by_step_reference(small_network, fashion, steps, timing, reset):
+def test_matches_the_step_by_step_reference(small_network, fashion, steps, timing, reset, engine):
+    """Separate pooling (depthwise stride-2 layers), 5x5 and padded 3x3 convolutions, dense."""
     from dataclasses import replace
 
     network = replace(small_network, reset=reset)
     images = fashion.test_images[:6]
-    got = simulate(network, images, steps, timing, chunk_size=4)
+    got = simulate(network, images, steps, timing, chunk_size=4, engine=engine)
     counts, v = reference(network, images, steps, timing)
     for i in range(len(network.layers)):
         np.testing.assert_array_equal(got.spike_counts[i], counts[i], err_msg=f"layer {i}")
@@ -65,7 +83,22 @@ def test_matches_the_step_by_step_reference(small_network, fashion, steps, timin
         assert sum(int(c.sum()) for c in counts[1:]) > 0
 
 
-def test_large_inputs_and_saturation():
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("timing", ["delay", "no_delay"])
+def test_folded_pooling_matches_the_reference(folded_network, fashion, timing, engine):
+    """Folded pooling: strided convolutions and a dense layer over a strided map."""
+    assert any(layer.stride == 2 and layer.kind == "conv" for layer in folded_network.layers)
+    images = fashion.test_images[6:12]
+    got = simulate(folded_network, images, 16, timing, chunk_size=4, engine=engine)
+    counts, v = reference(folded_network, images, 16, timing)
+    for i in range(len(folded_network.layers)):
+        np.testing.assert_array_equal(got.spike_counts[i], counts[i], err_msg=f"layer {i}")
+        np.testing.assert_array_equal(got.membrane[i], v[i], err_msg=f"layer {i}")
+    assert sum(int(c.sum()) for c in counts[2:]) > 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_large_inputs_and_saturation(engine):
     """784 always-spiking inputs x 255 + 3 = 199,923 per step: running sums pass 2**24 (the
     float64 path) and the potentials saturate at the 24-bit bound."""
     inp = SpikingLayer("input", "input", (1, 28, 28), (1, 28, 28), None, None, 255, 255.0, 1.0)
@@ -76,18 +109,24 @@ def test_large_inputs_and_saturation():
     out = SpikingLayer("dense2", "dense", (2,), (1,), np.ones((1, 2), np.int32), None, 1, 1.0, 1.0)
     network = SpikingNetwork((inp, dense, out), 1, "subtract", "separate", "hand")
     images = np.full((1, 28, 28), 255, np.uint8)
-    got = simulate(network, images, 120, "no_delay")
+    got = simulate(network, images, 120, "no_delay", engine=engine)
     counts, v = reference(network, images, 120, "no_delay")
     np.testing.assert_array_equal(got.membrane[1], v[1])
     np.testing.assert_array_equal(got.spike_counts[1], counts[1])
     assert v[1][0, 1] == -V_MAX  # the negative neuron saturated
 
 
-def test_chunking_and_layer_selection(small_network, fashion):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_chunking_and_layer_selection(small_network, fashion, engine):
     images = fashion.test_images[:20]
-    whole = simulate(small_network, images, 12, chunk_size=64)
+    whole = simulate(small_network, images, 12, chunk_size=64, engine=engine)
     parts = simulate(
-        small_network, images, 12, chunk_size=7, layers=(small_network.embedding_layer,)
+        small_network,
+        images,
+        12,
+        chunk_size=7,
+        layers=(small_network.embedding_layer,),
+        engine=engine,
     )
     e = small_network.embedding_layer
     np.testing.assert_array_equal(parts.membrane[e], whole.membrane[e])
@@ -95,3 +134,35 @@ def test_chunking_and_layer_selection(small_network, fashion):
     np.testing.assert_array_equal(
         readout_of(small_network, parts, "membrane"), whole.membrane[e].reshape(20, -1)
     )
+
+
+def test_engines_agree_on_the_shipped_network(fashion):
+    """Every layer's spike train, count and potential, 24 real images, Lava timing, T = 16."""
+    network = SpikingNetwork.load(SHIPPED)
+    images = fashion.test_images[:24]
+    events = simulate(network, images, 16, record_spikes=True, chunk_size=10, engine="events")
+    dense = simulate(network, images, 16, record_spikes=True, engine="torch")
+    for i in range(len(network.layers)):
+        np.testing.assert_array_equal(events.spikes[i], dense.spikes[i], err_msg=f"layer {i}")
+        np.testing.assert_array_equal(events.membrane[i], dense.membrane[i])
+        np.testing.assert_array_equal(events.spike_counts[i], dense.spike_counts[i])
+    assert events.spikes[-1].any()
+
+
+def test_engine_choice_and_errors(fashion):
+    """int32 cannot hold this network's synaptic input: auto falls back to torch, events says so."""
+    inp = SpikingLayer("input", "input", (1, 28, 28), (1, 28, 28), None, None, 255, 255.0, 1.0)
+    weight = np.full((1, 784), 2**22, np.int64)
+    dense = SpikingLayer("dense1", "dense", (1, 28, 28), (1,), weight, None, 1, 1.0, 1.0)
+    out = SpikingLayer("dense2", "dense", (1,), (1,), np.ones((1, 1), np.int32), None, 1, 1.0, 1.0)
+    network = SpikingNetwork((inp, dense, out), 1, "subtract", "separate", "hand")
+    images = fashion.test_images[:2]
+    counts, v = reference(network, images, 3, "delay")
+    got = simulate(network, images, 3)
+    np.testing.assert_array_equal(got.membrane[1], v[1])
+    with pytest.raises(LavaRetrievalError, match="int32"):
+        simulate(network, images, 3, engine="events")
+    with pytest.raises(LavaRetrievalError, match="engine must be one of"):
+        simulate(network, images, 3, engine="gpu")
+    with pytest.raises(LavaRetrievalError, match="28 x 28"):
+        simulate(network, images[:, :20], 3)
