@@ -65,7 +65,7 @@ def worst_input(layer: SpikingLayer) -> int:
 
 def supports(network: SpikingNetwork) -> bool:
     """Whether the compiled engine can run ``network`` exactly (int32 never overflows)."""
-    return AVAILABLE and all(worst_input(layer) + V_MAX < _INT32_LIMIT for layer in network.layers)
+    return AVAILABLE and packed(network).fits_int32
 
 
 def _taps(layer: SpikingLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,6 +157,7 @@ class Packed:
         self.max_neurons = max(c * h * w for c, h, w in self.shapes)
         self.param_scale = network.layers[0].param_scale
         self.reset_zero = network.reset == "zero"
+        self.fits_int32 = all(worst_input(layer) + V_MAX < _INT32_LIMIT for layer in network.layers)
         self.sizes = [c * h * w for c, h, w in self.shapes]
 
     def torch_order(self, states: np.ndarray, layer: int, offset: int) -> np.ndarray:
@@ -221,9 +222,11 @@ def _kernel(table, weights, biases, where, tap_ptr, tap_out, tap_k, currents, ti
     count = np.zeros(max_neurons, np.int32)
     flags = np.zeros((max_neurons // 8 + 1) * 8, np.uint8)  # v >= threshold, scanned by words
     words = flags.view(np.uint64)
-    prev_idx = np.zeros(time_steps * max_neurons, np.int32)
+    # Spikes of the previous and the current layer: indices, step t's from ptr[t] to ptr[t+1].
+    # (empty, not zeros: only the entries written are read, and untouched pages cost nothing)
+    prev_idx = np.empty(time_steps * max_neurons, np.int32)
     prev_ptr = np.zeros(time_steps + 1, np.int64)
-    cur_idx = np.zeros(time_steps * max_neurons, np.int32)
+    cur_idx = np.empty(time_steps * max_neurons, np.int32)
     cur_ptr = np.zeros(time_steps + 1, np.int64)
     for image in range(currents.shape[0]):
         for layer in range(n_layers):
@@ -304,6 +307,16 @@ def _kernel(table, weights, biases, where, tap_ptr, tap_out, tap_k, currents, ti
             prev_ptr, cur_ptr = cur_ptr, prev_ptr
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A thread pool of ``workers`` threads, kept for the next call."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="lava-retrieval-sim")
+    return _POOLS[workers]
+
+
 def threads_for(threads: int | None) -> int:
     """``threads``, or by default the CPU cores this process may use."""
     if threads is not None:
@@ -357,8 +370,7 @@ def simulate_events(
     if workers == 1:
         run(0)
     else:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run, range(workers)))
+        list(_pool(workers).map(run, range(workers)))
 
     membrane = [packed.torch_order(v_out, i, o) if o >= 0 else None for i, o in enumerate(out_off)]
     counts = [
