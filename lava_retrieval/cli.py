@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="lava: the Lava process graph, fixed point; lava-float: floating point; loihi: "
         "Lava's Conv/Dense/LIF on the CPU (needs a network converted with --reset zero "
         "--weight-bits 8, one image per run); loihi-hw: the same on a chip (needs lava-loihi); "
-        "sim: the fast simulator",
+        "sim: the fast simulator (event-driven engine where numba is installed)",
     )
     p.add_argument("--time-steps", type=int, default=16)
     p.add_argument("--split", choices=["train", "validation", "test", "full_train"], default="test")

@@ -8,9 +8,12 @@ chunk are shared among threads (the kernel releases the GIL).
 
 Layout: inside the kernel a (C, H, W) layer is stored channels-last, neuron ``(y * W + x) * C + c``,
 so that one spike adds a contiguous run of output channels. Conv and pool layers are scattered
-through weights rearranged to ``(C_in, K, K, C_out / groups)``; dense layers through their
-transposed weights with rows in the channels-last order of the previous layer. Results are
-turned back into torch's (C, H, W) order by :func:`simulate_events`.
+through weights rearranged to ``(C_in, K, K, C_out / groups)``: a stride-1 convolution without
+groups adds one run of K positions x C_out channels per kernel row (columns stored reversed);
+any other (strided, grouped, pooling) looks its (output position, tap) pairs up in a table
+built once per network. Dense layers scatter rows of their transposed weights, ordered like
+the previous layer's neurons. Results are turned back into torch's (C, H, W) order by
+:func:`simulate_events`.
 
 Per layer and image, the kernel runs all T steps before moving on to the next layer (the
 network is feed-forward), keeping each step's spikes as a list of neuron indices. The neuron
@@ -184,7 +187,11 @@ def _jit(function):
     """Compile with numba (lazily, at the first call; cached on disk), GIL released."""
     if numba is None:  # pragma: no cover
         return function
-    return numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")(function)
+    options = dict(nogil=True, boundscheck=False, error_model="numpy")
+    try:
+        return numba.njit(cache=True, **options)(function)
+    except RuntimeError:  # pragma: no cover - no writable cache directory: compile per process
+        return numba.njit(**options)(function)
 
 
 @_jit
@@ -356,7 +363,7 @@ def simulate_events(
     spikes_out = np.zeros((n, time_steps, packed.num_neurons) if record else (1, 1, 1), np.uint8)
     delay = 1 if timing == "delay" else 0
     workers = min(threads_for(threads), n)
-    bounds = np.linspace(0, n, workers + 1).astype(int)
+    bounds = [n * part // workers for part in range(workers + 1)]
 
     def run(part: int) -> None:
         lo, hi = bounds[part], bounds[part + 1]
