@@ -13,7 +13,7 @@ from lava_retrieval.conversion import ConversionConfig, convert
 from lava_retrieval.errors import LavaRetrievalError
 from lava_retrieval.network import SpikingLayer, SpikingNetwork
 from lava_retrieval.neuron import V_MAX, if_step, input_current
-from lava_retrieval.sim import readout_of, simulate
+from lava_retrieval.sim import TIMINGS, readout_of, simulate
 from lava_retrieval.synapse import SynapticOp
 
 SHIPPED = Path(__file__).parents[2] / "results" / "snn-32-64-10.npz"
@@ -166,3 +166,37 @@ def test_engine_choice_and_errors(fashion):
         simulate(network, images, 3, engine="gpu")
     with pytest.raises(LavaRetrievalError, match="28 x 28"):
         simulate(network, images[:, :20], 3)
+
+
+@pytest.mark.parametrize(
+    "k, stride, padding, groups",
+    [
+        (3, 2, 1, 1),  # strided and padded: the tap table
+        (3, 1, 1, 2),  # grouped, 2 input and 3 output channels per group
+        (4, 1, 2, 1),  # stride 1 with a map larger than its input: runs clipped at both ends
+        (2, 3, 0, 1),  # stride larger than the kernel: some inputs reach no output
+    ],
+)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_convolution_geometries_match_the_reference(fashion, k, stride, padding, groups, engine):
+    rng = np.random.default_rng(k * 100 + stride * 10 + padding + groups)
+    inp = SpikingLayer("input", "input", (1, 28, 28), (1, 28, 28), None, None, 255, 255.0, 1.0)
+    w1 = rng.integers(-40, 60, (4, 1, 5, 5))
+    conv1 = SpikingLayer("conv1", "conv", (1, 28, 28), (4, 24, 24), w1, rng.integers(-9, 9, 4),
+                         300, 1.0, 1.0)  # fmt: skip
+    side = (24 + 2 * padding - k) // stride + 1
+    w2 = rng.integers(-30, 50, (6, 4 // groups, k, k))
+    conv2 = SpikingLayer("conv2", "conv", (4, 24, 24), (6, side, side), w2, rng.integers(-5, 5, 6),
+                         70, 1.0, 1.0, stride=stride, padding=padding, groups=groups)  # fmt: skip
+    w3 = rng.integers(-20, 30, (10, 6 * side * side))
+    dense = SpikingLayer("dense1", "dense", (6, side, side), (10,), w3, rng.integers(-3, 3, 10),
+                         90, 1.0, 1.0)  # fmt: skip
+    network = SpikingNetwork((inp, conv1, conv2, dense), 2, "subtract", "separate", "hand")
+    images = fashion.test_images[:3]
+    for timing in TIMINGS:
+        got = simulate(network, images, 10, timing, engine=engine)
+        counts, v = reference(network, images, 10, timing)
+        for i in range(len(network.layers)):
+            np.testing.assert_array_equal(got.spike_counts[i], counts[i], err_msg=f"layer {i}")
+            np.testing.assert_array_equal(got.membrane[i], v[i], err_msg=f"layer {i}")
+        assert counts[2].sum() > 0 and counts[3].sum() > 0
