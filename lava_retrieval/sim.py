@@ -321,7 +321,10 @@ def simulate(
         )
     from tqdm.auto import tqdm
 
-    wanted = set(range(len(network.layers)) if layers is None else layers)
+    count = len(network.layers)
+    if layers is not None and not all(-count <= int(i) < count for i in layers):
+        raise LavaRetrievalError(f"layers must be indices below {count}, got {tuple(layers)}")
+    wanted = set(range(count)) if layers is None else {int(i) % count for i in layers}
     chosen = _engine(network, engine)
     if chosen == "events":
         from lava_retrieval import events

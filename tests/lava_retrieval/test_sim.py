@@ -131,6 +131,10 @@ def test_chunking_and_layer_selection(small_network, fashion, engine):
     e = small_network.embedding_layer
     np.testing.assert_array_equal(parts.membrane[e], whole.membrane[e])
     assert parts.membrane[0] is None and parts.spike_counts[-1] is None
+    last = simulate(small_network, images[:2], 12, layers=(-1,), engine=engine)
+    np.testing.assert_array_equal(last.spike_counts[-1], whole.spike_counts[-1][:2])
+    with pytest.raises(LavaRetrievalError, match="layers must be indices below"):
+        simulate(small_network, images[:2], 12, layers=(len(small_network.layers),))
     np.testing.assert_array_equal(
         readout_of(small_network, parts, "membrane"), whole.membrane[e].reshape(20, -1)
     )
