@@ -42,9 +42,9 @@ AVAILABLE = numba is not None
 _INT32_LIMIT = (1 << 31) - 1
 
 # Columns of the per-layer table handed to the kernel.
-_KIND, _CIN, _HIN, _WIN, _COUT, _HOUT, _WOUT, _K, _STRIDE, _PAD = range(10)
-_CIN_PG, _COUT_PG, _W_OFF, _THRESHOLD, _N_OFF, _T_OFF = range(10, 16)
-_COLUMNS = 16
+_KIND, _WIN, _COUT, _HOUT, _WOUT, _K, _PAD = range(7)
+_CIN_PG, _COUT_PG, _W_OFF, _THRESHOLD, _N_OFF, _T_OFF = range(7, 13)
+_COLUMNS = 13
 # Layer kinds in the kernel. _RUN: a stride-1 convolution without groups, whose weights are
 # stored with the kernel columns reversed so that one spike adds one contiguous run per kernel
 # row (K output positions x C_out channels); _TAPS: any other convolution or pooling, one add
@@ -54,16 +54,6 @@ _INPUT, _TAPS, _RUN, _DENSE = range(4)
 
 def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return tuple(shape) if len(shape) == 3 else (int(np.prod(shape)), 1, 1)
-
-
-def worst_input(layer: SpikingLayer) -> int:
-    """Largest |synaptic input + bias| one step can bring to a neuron of ``layer``."""
-    if layer.weight is None:
-        return int(np.ceil(abs(layer.param_scale))) + 1
-    worst = int(np.abs(layer.weight.astype(np.int64)).reshape(len(layer.weight), -1).sum(1).max())
-    if layer.bias is not None:
-        worst += int(np.abs(layer.bias.astype(np.int64)).max())
-    return worst
 
 
 def supports(network: SpikingNetwork) -> bool:
@@ -101,9 +91,9 @@ class Packed:
             cin, hin, win = _chw(layer.input_shape)
             cout, hout, wout = _chw(layer.output_shape)
             row = np.zeros(_COLUMNS, np.int64)
-            row[[_CIN, _HIN, _WIN, _COUT, _HOUT, _WOUT]] = cin, hin, win, cout, hout, wout
+            row[[_WIN, _COUT, _HOUT, _WOUT]] = win, cout, hout, wout
             row[_THRESHOLD], row[_N_OFF] = layer.threshold, n_off
-            row[_STRIDE], row[_PAD], row[_K] = layer.stride, layer.padding, 1
+            row[_PAD], row[_K] = layer.padding, 1
             row[_CIN_PG], row[_COUT_PG] = 1, 1
             if layer.kind == "input":
                 row[_KIND] = _INPUT
@@ -156,12 +146,11 @@ class Packed:
         self.where = np.concatenate(
             [np.indices((h, w, c)).reshape(3, -1).T for c, h, w in self.shapes]
         ).astype(np.int32)
-        self.num_neurons = n_off
-        self.max_neurons = max(c * h * w for c, h, w in self.shapes)
+        self.sizes = [c * h * w for c, h, w in self.shapes]
+        self.num_neurons, self.max_neurons = sum(self.sizes), max(self.sizes)
         self.param_scale = network.layers[0].param_scale
         self.reset_zero = network.reset == "zero"
-        self.fits_int32 = all(worst_input(layer) + V_MAX < _INT32_LIMIT for layer in network.layers)
-        self.sizes = [c * h * w for c, h, w in self.shapes]
+        self.fits_int32 = all(layer.max_input + V_MAX < _INT32_LIMIT for layer in network.layers)
 
     def torch_order(self, states: np.ndarray, layer: int, offset: int) -> np.ndarray:
         """Layer ``layer``'s states, stored channels-last at ``states[..., offset:]``, as

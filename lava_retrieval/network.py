@@ -126,6 +126,18 @@ class SpikingLayer:
             return 0
         return int(np.prod(self.weight.shape[1:]))
 
+    @property
+    def max_input(self) -> int:
+        """Largest |synaptic input + bias| one step can bring to a neuron (for the input layer,
+        the largest pixel current plus one)."""
+        if self.weight is None:
+            return int(np.ceil(abs(self.param_scale))) + 1
+        weight = np.abs(self.weight.astype(np.int64)).reshape(len(self.weight), -1)
+        worst = int(weight.sum(1).max())
+        if self.bias is not None:
+            worst += int(np.abs(self.bias.astype(np.int64)).max())
+        return worst
+
     def scalars(self) -> dict:
         """The JSON-able fields (everything but the arrays)."""
         out = {k: getattr(self, k) for k in _SCALAR_FIELDS}

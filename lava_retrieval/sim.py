@@ -119,10 +119,7 @@ class _Synapses:
 
     def __init__(self, layer: SpikingLayer) -> None:
         weight = np.asarray(layer.weight, dtype=np.int64)
-        worst = np.abs(weight).reshape(len(weight), -1).sum(1).max()
-        if layer.bias is not None:
-            worst += int(np.abs(layer.bias).max())
-        self.dtype = torch.float32 if worst < _FLOAT32_EXACT else torch.float64
+        self.dtype = torch.float32 if layer.max_input < _FLOAT32_EXACT else torch.float64
         self.layer = layer
         self.weight = torch.from_numpy(weight).to(self.dtype)
         self.bias = None

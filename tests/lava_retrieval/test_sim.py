@@ -204,3 +204,12 @@ def test_convolution_geometries_match_the_reference(fashion, k, stride, padding,
             np.testing.assert_array_equal(got.spike_counts[i], counts[i], err_msg=f"layer {i}")
             np.testing.assert_array_equal(got.membrane[i], v[i], err_msg=f"layer {i}")
         assert counts[2].sum() > 0 and counts[3].sum() > 0
+
+
+def test_max_input_by_hand():
+    """Worst |input + bias| per step: the largest row sum of |weights| plus the largest |bias|."""
+    weight = np.array([[3, -4, 0], [1, 1, -7]])
+    layer = SpikingLayer("d", "dense", (3,), (2,), weight, np.array([2, -5]), 1, 1.0, 1.0)
+    assert layer.max_input == 9 + 5  # rows: 3 + 4 + 0 = 7, 1 + 1 + 7 = 9
+    inp = SpikingLayer("input", "input", (1, 28, 28), (1, 28, 28), None, None, 255, 255.0, 1.0)
+    assert inp.max_input == 256
