@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.setup-done
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: setup demo test test-slow lint clean
+.PHONY: setup demo test lint clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -18,9 +18,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PYTEST) -q
-
-test-slow: $(STAMP)
-	$(PYTEST) -q -m slow
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lava_retrieval procs tests examples benchmarks

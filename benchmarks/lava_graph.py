@@ -16,10 +16,10 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
+from lava_retrieval.atomic import write_text
 from lava_retrieval.data import load_fashion_mnist
 from lava_retrieval.graph import build
 from lava_retrieval.network import SpikingNetwork
@@ -55,7 +55,7 @@ def main() -> None:
         },
         "network": args.network,
         "time_steps": args.time_steps,
-        "backend": "fixed",
+        "backend": "lava",
         "throughput": {
             "images": len(images),
             "batch_size": args.batch_size,
@@ -69,8 +69,7 @@ def main() -> None:
         },
         "embedding_checksum": float(np.abs(result.embeddings).sum()),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 

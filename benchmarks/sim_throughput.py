@@ -17,10 +17,10 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
+from lava_retrieval.atomic import write_text
 from lava_retrieval.data import load_fashion_mnist
 from lava_retrieval.events import threads_for
 from lava_retrieval.graph import build
@@ -91,8 +91,7 @@ def main() -> None:
         "paper_loihi_images_per_second": round(1000 / PAPER_LOIHI_MS_PER_IMAGE, 1),
         "target_images_per_second": 1000,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 

@@ -63,20 +63,7 @@ def main() -> None:
     previous = encoder.out
     layers = []
     for spec in network.layers:
-        layer = IFLayer(
-            kind=spec.kind,
-            input_shape=spec.input_shape,
-            output_shape=spec.output_shape,
-            batch_size=batch,
-            time_steps=steps,
-            threshold=spec.threshold,
-            reset=network.reset,
-            weight=spec.weight,
-            bias=spec.bias,
-            stride=spec.stride,
-            padding=spec.padding,
-            groups=spec.groups,
-        )
+        layer = IFLayer.from_layer(spec, reset=network.reset, batch_size=batch, time_steps=steps)
         previous.connect(layer.inp)
         previous = layer.out
         layers.append(layer)

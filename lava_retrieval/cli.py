@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from lava_retrieval.errors import LavaRetrievalError
 
@@ -134,9 +133,8 @@ def _layer_table(rows: list[dict]) -> str:
 
 def _cmd_convert(args: argparse.Namespace) -> None:
     from lava_retrieval import loihi
-    from lava_retrieval.conversion import ConversionConfig, convert_checkpoint
+    from lava_retrieval.conversion import ConversionConfig, convert_to_file
     from lava_retrieval.data import load_fashion_mnist
-    from lava_retrieval.netx import NetxExportError, export_netx
     from lava_retrieval.train import load_checkpoint
 
     config = ConversionConfig(
@@ -149,37 +147,16 @@ def _cmd_convert(args: argparse.Namespace) -> None:
         pool_mode=args.pool_mode,
         reset=args.reset,
     )
-    if args.export_netx and (config.pool_mode, config.reset) != ("folded", "zero"):
-        raise NetxExportError(
-            "--export-netx needs --pool-mode folded and --reset zero (netx has no pooling "
-            "layers and its neurons reset to zero)"
-        )
-    ckpt = load_checkpoint(args.checkpoint)
-    network = convert_checkpoint(ckpt, load_fashion_mnist(args.data_dir), config)
-    report = loihi.check(network)
-    if not report.deployable and not args.allow_undeployable:
-        raise loihi.UndeployableError(
-            f"the network does not fit one Loihi chip: {report.reason} "
-            "(--allow-undeployable writes it anyway)"
-        )
-    network.save(args.out)
-    payload = {
-        "network": str(args.out),
-        "checkpoint": str(ckpt.path),
-        "config": network.manifest["converter"],
-        "embedding_layer": network.layers[network.embedding_layer].name,
-        "embedding_shape": list(network.embedding_shape),
-        "layers": [
-            {**layer.scalars(), "fan_in": res.fan_in, "cores": res.cores}
-            for layer, res in zip(network.layers, report.layers, strict=True)
-        ],
-        "loihi": report.to_dict(),
-    }
-    if args.export_netx:
-        payload["netx"] = str(export_netx(network, args.export_netx))
-    if args.loihi_report:
-        title = f"{network.arch}, pooling {network.pool_mode}, {config.num_weight_bits}-bit weights"
-        payload["loihi_report"] = str(loihi.plot_core_map(report, args.loihi_report, title))
+    _, payload = convert_to_file(
+        load_checkpoint(args.checkpoint),
+        load_fashion_mnist(args.data_dir),
+        config,
+        args.out,
+        export_netx=args.export_netx,
+        loihi_report=args.loihi_report,
+        allow_undeployable=args.allow_undeployable,
+    )
+    loihi_report = payload["loihi"]
 
     def text(p: dict) -> str:
         lines = [
@@ -187,10 +164,14 @@ def _cmd_convert(args: argparse.Namespace) -> None:
             f"reset {config.reset}, embedding {p['embedding_layer']} "
             f"{'x'.join(map(str, p['embedding_shape']))})",
             _layer_table(p["layers"]),
-            f"Loihi: {report.total_cores} of {loihi.NUM_CORES} cores, "
-            + ("deployable" if report.deployable else f"NOT deployable: {report.reason}"),
+            f"Loihi: {loihi_report['total_cores']} of {loihi.NUM_CORES} cores, "
+            + (
+                "deployable"
+                if loihi_report["deployable"]
+                else f"NOT deployable: {loihi_report['reason']}"
+            ),
         ]
-        lines += [f"warning: {w}" for w in report.warnings]
+        lines += [f"warning: {w}" for w in loihi_report["warnings"]]
         lines += [f"{k}: {p[k]}" for k in ("netx", "loihi_report") if k in p]
         return "\n".join(lines)
 
@@ -229,6 +210,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         args.limit_corpus,
         args.limit_queries,
         progress=not args.no_progress,
+        engine=args.engine,
     )
     result["command"] = args.command_line
     paths = experiments.write(result, args.out_dir, args.stem)
@@ -251,66 +233,31 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         print(json.dumps(result))
 
 
-EMBED_BACKENDS = {
-    "lava": "fixed",
-    "lava-float": "float",
-    "loihi": "loihi",
-    "loihi-hw": "loihi-hw",
-    "sim": None,
-}
-
-
 def _cmd_embed(args: argparse.Namespace) -> None:
-    import hashlib
-    import time
-
-    import numpy as np
-
     from lava_retrieval.data import load_fashion_mnist
+    from lava_retrieval.embedding import embed_to_file
     from lava_retrieval.network import SpikingNetwork
+    from lava_retrieval.sim import SimConfig
 
+    config = SimConfig(
+        time_steps=args.time_steps, timing=args.timing, readout=args.readout, engine=args.engine
+    )
     network = SpikingNetwork.load(args.network)
-    images, labels = load_fashion_mnist(args.data_dir).split(args.split)
+    images, _ = load_fashion_mnist(args.data_dir).split(args.split)
     if args.limit is not None:
         if args.limit < 1:
             raise LavaRetrievalError(f"--limit must be >= 1, got {args.limit}")
-        images, labels = images[: args.limit], labels[: args.limit]
-    start = time.perf_counter()
-    if args.backend == "sim":
-        from lava_retrieval.sim import embed as sim_embed
-
-        embeddings = sim_embed(
-            network, images, args.time_steps, readout=args.readout, progress=not args.json
-        )
-    else:
-        from lava_retrieval.graph import embed as graph_embed
-
-        embeddings = graph_embed(
-            network,
-            images,
-            args.time_steps,
-            args.batch_size,
-            EMBED_BACKENDS[args.backend],
-            args.readout,
-            progress=not args.json,
-        )
-    seconds = time.perf_counter() - start
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, embeddings.astype(np.float32))
-    payload = {
-        "embeddings": str(out),
-        "shape": list(embeddings.shape),
-        "split": args.split,
-        "backend": args.backend,
-        "time_steps": args.time_steps,
-        "readout": args.readout,
-        "network": str(args.network),
-        "network_sha256": hashlib.sha256(Path(args.network).read_bytes()).hexdigest(),
-        "seconds": round(seconds, 3),
-        "images_per_second": round(len(images) / seconds, 2),
-    }
-    out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+        images = images[: args.limit]
+    payload = embed_to_file(
+        network,
+        images,
+        args.out,
+        config,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        progress=not args.json,
+        describe={"split": args.split, "network": str(args.network)},
+    )
     _emit(
         args,
         payload,
@@ -330,8 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from lava_retrieval.conversion import POOL_MODES, ConversionConfig
     from lava_retrieval.data import DEFAULT_VALIDATION_FRACTION
+    from lava_retrieval.embedding import BACKENDS
     from lava_retrieval.neuron import RESET_MODES
-    from lava_retrieval.sim import READOUTS
+    from lava_retrieval.sim import ENGINES, READOUTS, TIMINGS
     from lava_retrieval.train import TrainConfig
 
     defaults = TrainConfig()
@@ -404,13 +352,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", required=True, help="spiking-network file from `convert`")
     p.add_argument(
         "--backend",
-        choices=sorted(EMBED_BACKENDS),
+        choices=BACKENDS,
         default="lava",
-        help="lava: the Lava process graph, fixed point; lava-float: floating point; loihi: "
-        "Lava's Conv/Dense/LIF on the CPU (needs a network converted with --reset zero "
-        "--weight-bits 8, one image per run); loihi-hw: the same on a chip (needs lava-loihi); "
-        "sim: the fast simulator (event-driven engine where numba is installed)",
+        help="what runs the network. lava: the Lava process graph, fixed point; lava-float: "
+        "floating point; loihi: Lava's Conv/Dense/LIF on the CPU (needs a network converted "
+        "with --reset zero --weight-bits 8, one image per run); loihi-hw: the same on a chip "
+        "(needs lava-loihi); sim: the fast simulator (see --engine). All give the same numbers.",
     )
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="the simulator's implementation, for --backend sim: events (compiled, "
+        "event-driven), torch (dense), auto (events where it can run the network)",
+    )
+    p.add_argument("--timing", choices=TIMINGS, default="delay", help="sim only; Lava: delay")
     p.add_argument("--time-steps", type=int, default=16)
     p.add_argument("--split", choices=["train", "validation", "test", "full_train"], default="test")
     p.add_argument("--limit", type=int, help="only the first N images of the split")
@@ -423,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="ANN checkpoint for the ANN row (default: shipped)")
     p.add_argument("--time-steps", type=int, nargs="+", default=[16, 128])
     p.add_argument("--readout", choices=READOUTS, default="membrane")
-    p.add_argument("--timing", choices=["delay", "no_delay"], default="delay")
+    p.add_argument("--timing", choices=TIMINGS, default="delay")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")
     p.add_argument("--limit-corpus", type=int, help="first N training images only (quick looks)")
     p.add_argument("--limit-queries", type=int, help="first N test images only")
     p.add_argument("--out-dir", default="results", help="where table2.{json,csv,md} go")

@@ -44,6 +44,7 @@ Where the paper leaves a choice open, this module decides as follows.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -488,3 +489,67 @@ def convert_checkpoint(
         source_sha256=checkpoint.meta.get("weights_sha256"),
         arch=str(checkpoint.model.spec),
     )
+
+
+def convert_to_file(
+    checkpoint,
+    dataset,
+    config: ConversionConfig,
+    out: str | os.PathLike,
+    export_netx: str | os.PathLike | None = None,
+    loihi_report: str | os.PathLike | None = None,
+    allow_undeployable: bool = False,
+) -> tuple[SpikingNetwork, dict]:
+    """Convert a checkpoint, check it against one Loihi chip, and write the network (and, if
+    asked, its netx export and core-map figure). What ``lava-retrieval convert`` does.
+
+    Every reason the netx export would be inexact is reported in one message before anything
+    is converted; a network that does not fit one chip is refused unless
+    ``allow_undeployable``.
+
+    Returns
+    -------
+    (network, report)
+        The network and a JSON-able description: files written, configuration, per-layer
+        scalars with fan-in and cores, the Loihi report.
+    """
+    from lava_retrieval import loihi, lowering
+    from lava_retrieval.netx import NetxExportError
+    from lava_retrieval.netx import export_netx as write_netx
+
+    if export_netx:
+        found = lowering.config_problems(
+            "netx",
+            pool_mode=config.pool_mode,
+            reset=config.reset,
+            weight_bits=config.num_weight_bits,
+        )
+        if found:
+            raise NetxExportError("cannot export to netx: " + "; ".join(found))
+    network = convert_checkpoint(checkpoint, dataset, config)
+    report = loihi.check(network)
+    if not report.deployable and not allow_undeployable:
+        raise loihi.UndeployableError(
+            f"the network does not fit one Loihi chip: {report.reason} "
+            "(--allow-undeployable writes it anyway)"
+        )
+    network.save(out)
+    payload = {
+        "network": str(out),
+        "checkpoint": str(checkpoint.path),
+        "fingerprint": network.fingerprint(),
+        "config": network.manifest["converter"],
+        "embedding_layer": network.layers[network.embedding_layer].name,
+        "embedding_shape": list(network.embedding_shape),
+        "layers": [
+            {**layer.scalars(), "fan_in": res.fan_in, "cores": res.cores}
+            for layer, res in zip(network.layers, report.layers, strict=True)
+        ],
+        "loihi": report.to_dict(),
+    }
+    if export_netx:
+        payload["netx"] = str(write_netx(network, export_netx))
+    if loihi_report:
+        title = f"{network.arch}, pooling {network.pool_mode}, {config.num_weight_bits}-bit weights"
+        payload["loihi_report"] = str(loihi.plot_core_map(report, loihi_report, title))
+    return network, payload

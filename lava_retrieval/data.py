@@ -22,7 +22,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lava_retrieval.atomic import atomic_path
 from lava_retrieval.errors import DataError
 
 ENV_DATA_DIR = "LAVA_RETRIEVAL_DATA"
@@ -303,19 +303,18 @@ def fetch(directory: str | os.PathLike, mirror: str | None = None, progress: boo
             continue
         url = f"{base}{spec.name}.gz"
         final = directory / f"{spec.name}.gz"
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{spec.name}.", suffix=".part")
-        tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(
-                    total=total, unit="B", unit_scale=True, desc=spec.name, disable=not progress
-                ) as bar:
-                    while chunk := response.read(1 << 16):
-                        out.write(chunk)
-                        bar.update(len(chunk))
-            _check_count_and_digest(tmp, spec, *_read_checked(tmp, spec))
-            os.replace(tmp, final)
+            with atomic_path(final, suffix=".part") as tmp:
+                with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+                    total = int(response.headers.get("Content-Length") or 0) or None
+                    with tqdm(
+                        total=total, unit="B", unit_scale=True, desc=spec.name, disable=not progress
+                    ) as bar:
+                        while chunk := response.read(1 << 16):
+                            out.write(chunk)
+                            bar.update(len(chunk))
+                # Checked before the rename: a bad download never takes the final name.
+                _check_count_and_digest(tmp, spec, *_read_checked(tmp, spec))
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise DataError(
@@ -324,8 +323,6 @@ def fetch(directory: str | os.PathLike, mirror: str | None = None, progress: boo
             ) from None
         except DataError as exc:
             raise DataError(f"downloaded {url} is bad: {exc}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
     return directory
 
 

@@ -2,7 +2,8 @@
 
 1. Convert the shipped 32-64-10 ANN with Algorithm 1 (the paper's settings).
 2. Embed the corpus (training images) with the fast simulator; the embeddings are cached under
-   the user cache directory, keyed by the network's hash, T and the corpus size.
+   the user cache directory, keyed by the network's fingerprint, the simulation settings and
+   the corpus images.
 3. Answer one test image per class end to end through the Lava process graph
    (encoder -> IF layers -> membrane probe -> cosine kNN), fixed-point models.
 4. Print each query's top-3 corpus images with classes and cosine scores, and draw a PNG grid in
@@ -18,30 +19,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lava_retrieval.atomic import atomic_path
 from lava_retrieval.conversion import convert_checkpoint
 from lava_retrieval.data import CLASS_NAMES, cache_dir, load_fashion_mnist
 from lava_retrieval.graph import build
 from lava_retrieval.index import CosineIndex
+from lava_retrieval.sim import SimConfig, cache_key
 from lava_retrieval.sim import embed as sim_embed
 from lava_retrieval.train import load_checkpoint, to_tensor
 
 
 def _corpus_embeddings(network, images, time_steps, progress) -> np.ndarray:
-    digest = hashlib.sha256()
-    for layer in network.layers:
-        for array in (layer.weight, layer.bias):
-            if array is not None:
-                digest.update(array.tobytes())
-        digest.update(str((layer.threshold, layer.stride, layer.padding)).encode())
-    key = f"{digest.hexdigest()[:16]}-{network.reset}-T{time_steps}-{len(images)}.npy"
-    path = cache_dir().parent / "embeddings" / key
+    """The corpus embeddings, cached under a key of the network's fingerprint, every simulation
+    setting and the images' content, so that a stale file is never served."""
+    config = SimConfig(time_steps=time_steps)
+    images_sha = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
+    key = cache_key(network, config, images=images_sha, count=len(images))
+    path = cache_dir().parent / "embeddings" / f"{key}.npy"
     if path.is_file():
         return np.load(path)
     embeddings = sim_embed(network, images, time_steps, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npy")
-    np.save(tmp, embeddings)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, embeddings)
     return embeddings
 
 
@@ -148,7 +147,7 @@ def _figure(out, queries, labels, corpus_images, corpus_labels, same_class, ann_
     fig.suptitle("Retrieval with SNN embeddings (Fig. 6 layout; red: other class)", fontsize=10)
     fig.tight_layout()
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path

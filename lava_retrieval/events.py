@@ -17,8 +17,10 @@ the previous layer's neurons. Results are turned back into torch's (C, H, W) ord
 
 Per layer and image, the kernel runs all T steps before moving on to the next layer (the
 network is feed-forward), keeping each step's spikes as a list of neuron indices. The neuron
-step is that of :func:`lava_retrieval.neuron.if_step`: add synaptic input and bias, saturate at
-``+-V_MAX``, spike at ``v >= threshold``, subtract the threshold or reset to zero.
+step is that of :func:`lava_retrieval.neuron.if_step` with the layer's
+:class:`~lava_retrieval.neuron.NeuronParams`: add synaptic input and bias, saturate at
+``+-v_max``, spike at ``v >= threshold``, subtract the threshold or reset to zero. The engine is
+held to :func:`lava_retrieval.reference.simulate_reference` by the conformance suite.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 
 from lava_retrieval.errors import LavaRetrievalError
 from lava_retrieval.network import SpikingLayer, SpikingNetwork
-from lava_retrieval.neuron import V_MAX, input_current
+from lava_retrieval.neuron import input_current
 
 try:  # pragma: no cover - exercised by whichever branch the platform takes
     import numba
@@ -87,12 +89,13 @@ class Packed:
         tap_ptr, tap_out, tap_k = [0], [], []
         w_off = n_off = 0
         self.shapes, self.output_shapes = [], []
-        for layer in network.layers:
+        params = [network.neuron(i) for i in range(len(network.layers))]
+        for layer, neuron in zip(network.layers, params, strict=True):
             cin, hin, win = _chw(layer.input_shape)
             cout, hout, wout = _chw(layer.output_shape)
             row = np.zeros(_COLUMNS, np.int64)
             row[[_WIN, _COUT, _HOUT, _WOUT]] = win, cout, hout, wout
-            row[_THRESHOLD], row[_N_OFF] = layer.threshold, n_off
+            row[_THRESHOLD], row[_N_OFF] = neuron.threshold, n_off
             row[_PAD], row[_K] = layer.padding, 1
             row[_CIN_PG], row[_COUT_PG] = 1, 1
             if layer.kind == "input":
@@ -149,8 +152,15 @@ class Packed:
         self.sizes = [c * h * w for c, h, w in self.shapes]
         self.num_neurons, self.max_neurons = sum(self.sizes), max(self.sizes)
         self.param_scale = network.layers[0].param_scale
-        self.reset_zero = network.reset == "zero"
-        self.fits_int32 = all(layer.max_input + V_MAX < _INT32_LIMIT for layer in network.layers)
+        # One reset and one saturation bound per network: the kernel takes them as scalars.
+        self.reset_zero = params[0].reset == "zero"
+        self.v_max = params[0].v_max
+        assert all((p.reset, p.v_max) == (params[0].reset, self.v_max) for p in params)
+        # Thresholds above int32 cannot be compared in the kernel's int32 arithmetic.
+        self.fits_int32 = all(
+            layer.max_input + self.v_max < _INT32_LIMIT and p.threshold < _INT32_LIMIT
+            for layer, p in zip(network.layers, params, strict=True)
+        )
 
     def torch_order(self, states: np.ndarray, layer: int, offset: int) -> np.ndarray:
         """Layer ``layer``'s states, stored channels-last at ``states[..., offset:]``, as
@@ -359,7 +369,7 @@ def simulate_events(
         _kernel(
             packed.table, packed.weights, packed.biases, packed.where, packed.tap_ptr,
             packed.tap_out, packed.tap_k, currents[lo:hi], time_steps, delay,
-            packed.reset_zero, V_MAX, out_off, v_out[lo:hi], count_out[lo:hi], record,
+            packed.reset_zero, packed.v_max, out_off, v_out[lo:hi], count_out[lo:hi], record,
             spikes_out[lo:hi] if record else spikes_out, packed.max_neurons,
         )  # fmt: skip
 

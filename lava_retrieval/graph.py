@@ -8,17 +8,18 @@
                             |                          |
                    HostSink (embeddings)       CosineKNN -> HostSink (ids), HostSink (scores)
 
-Backends (``Loihi2SimCfg`` / ``Loihi2HwCfg`` with the tag that selects the models):
+Backends (``Loihi2SimCfg`` / ``Loihi2HwCfg`` with the tag that selects the models; the same
+names as the command line's ``--backend``, where ``sim`` is the fast simulator):
 
-``fixed``
-    Integer ProcessModels (``fixed_pt``, also tagged ``bit_accurate_loihi``): the project's
-    reference arithmetic, batched.
-``float``
-    ``floating_pt`` models: the same neurons in float64.
+``lava``
+    Integer ProcessModels (``fixed_pt``, also tagged ``bit_accurate_loihi``): the reference
+    arithmetic (:func:`lava_retrieval.neuron.if_step`), batched.
+``lava-float``
+    ``floating_pt`` models: the same neurons in float64, without saturation.
 ``loihi``
     Each IFLayer as Lava's own Conv/Dense + LIF (the processes lava-loihi maps to neurocores),
-    simulated on the CPU; batch 1, one image per graph, and the network must be converted with
-    ``reset="zero"`` (Lava's LIF cannot reset by subtraction) and 8-bit weights.
+    simulated on the CPU; batch 1, one image per graph, and the network must lower exactly onto
+    them (:mod:`lava_retrieval.lowering`: zero reset, 8-bit weights).
 ``loihi-hw``
     The same on a Loihi 2 chip through ``Loihi2HwCfg``; needs Intel's lava-loihi extension.
 
@@ -32,11 +33,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lava_retrieval import lowering
 from lava_retrieval.errors import LavaRetrievalError
 from lava_retrieval.lava_runtime import import_lava
 from lava_retrieval.network import SpikingNetwork
 
-BACKENDS = ("fixed", "float", "loihi", "loihi-hw")
+BACKENDS = ("lava", "lava-float", "loihi", "loihi-hw")
 
 
 class GraphError(LavaRetrievalError):
@@ -77,9 +79,9 @@ class RetrievalGraph:
         """The Lava run configuration of the backend."""
         from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
 
-        if self.backend == "fixed":
+        if self.backend == "lava":
             return Loihi2SimCfg(select_tag="fixed_pt")
-        if self.backend == "float":
+        if self.backend == "lava-float":
             return Loihi2SimCfg(select_tag="floating_pt")
         if self.backend == "loihi":
             return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True)
@@ -101,9 +103,7 @@ class RetrievalGraph:
             compile_config={"pypy_channel_size": 2},
         )
         try:
-            with tqdm(
-                total=n, unit="img", disable=not progress, desc=f"lava {self.backend}"
-            ) as bar:
+            with tqdm(total=n, unit="img", disable=not progress, desc=self.backend) as bar:
                 for w in range(self.num_windows):
                     keep = min(b, n - w * b)
                     embeddings.append(self.embedding_sink.receive()[:keep])
@@ -123,11 +123,7 @@ class RetrievalGraph:
 
 
 def _check_loihi(network: SpikingNetwork, images: np.ndarray, readout: str) -> None:
-    problems = []
-    if network.reset != "zero":
-        problems.append("Lava's LIF resets to zero: convert with --reset zero")
-    if any(x.weight is not None and np.abs(x.weight).max() > 127 for x in network.layers):
-        problems.append("Lava's 8-bit synapses need |w| <= 127: convert with --weight-bits 8")
+    problems = lowering.problems(network, "loihi")
     if len(images) != 1:
         problems.append(
             f"Lava's synapses cannot be reset between images: one image, not {len(images)}"
@@ -143,7 +139,7 @@ def build(
     images: np.ndarray,
     time_steps: int = 16,
     batch_size: int = 32,
-    backend: str = "fixed",
+    backend: str = "lava",
     readout: str = "membrane",
     corpus: np.ndarray | None = None,
     corpus_labels: np.ndarray | None = None,
@@ -160,7 +156,7 @@ def build(
         T, steps per image.
     batch_size : int
         Images per presentation window (B); 1 measures latency.
-    backend : {"fixed", "float", "loihi", "loihi-hw"}
+    backend : {"lava", "lava-float", "loihi", "loihi-hw"}
     readout : {"membrane", "spike_count", "integrated"}
     corpus, corpus_labels : numpy.ndarray, optional
         With a corpus, a CosineKNN answers every image with its ``k`` nearest corpus ids.
@@ -173,8 +169,9 @@ def build(
     if backend not in BACKENDS:
         raise GraphError(f"backend must be one of {BACKENDS}, got {backend!r}")
     images = np.asarray(images)
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) == 0:
-        raise GraphError(f"images must be (N, 28, 28), got {images.shape}")
+    side = tuple(network.layers[0].output_shape[-2:])
+    if images.ndim != 3 or images.shape[1:] != side or len(images) == 0:
+        raise GraphError(f"images must be (N, {side[0]}, {side[1]}), got {images.shape}")
     if time_steps < 1 or batch_size < 1:
         raise GraphError("time_steps and batch_size must be >= 1")
     loihi = backend.startswith("loihi")
@@ -207,21 +204,12 @@ def build(
     )
     layers = []
     for spec in network.layers:
-        layer = IFLayer(
-            kind=spec.kind,
-            input_shape=spec.input_shape,
-            output_shape=spec.output_shape,
+        layer = IFLayer.from_layer(
+            spec,
+            reset=network.reset,
             batch_size=batch_size,
             time_steps=time_steps,
-            threshold=spec.threshold,
-            reset=network.reset,
-            weight=spec.weight,
-            bias=spec.bias,
-            stride=spec.stride,
-            padding=spec.padding,
-            groups=spec.groups,
             layout=layout,
-            name=spec.name,
         )
         source = layers[-1].out if layers else encoder.out
         if loihi and spec.kind == "dense" and len(source.shape) > 1:
@@ -234,7 +222,7 @@ def build(
         time_steps=time_steps,
         readout=readout,
         threshold=network.layers[network.embedding_layer].threshold,
-        v_scale=64 if loihi else 1,
+        v_scale=lowering.V_SCALE if loihi else 1,
         layout=layout,
     )
     probe.v_ref.connect_var(embedding_layer.v)
@@ -264,7 +252,7 @@ def embed(
     images: np.ndarray,
     time_steps: int = 16,
     batch_size: int = 256,
-    backend: str = "fixed",
+    backend: str = "lava",
     readout: str = "membrane",
     progress: bool = True,
 ) -> np.ndarray:
@@ -279,7 +267,7 @@ def embed(
         _check_loihi(network, np.asarray(images)[:1], readout)
         rows = [
             build(network, images[i : i + 1], time_steps, 1, backend, readout).run(False).embeddings
-            for i in tqdm(range(len(images)), disable=not progress, desc=f"lava {backend}")
+            for i in tqdm(range(len(images)), disable=not progress, desc=backend)
         ]
         return np.concatenate(rows)
     return build(network, images, time_steps, batch_size, backend, readout).run(progress).embeddings

@@ -77,6 +77,8 @@ class CosineIndex:
 
     Attributes
     ----------
+    dim_ : int or None
+        Vector dimension of the index (``dim``, or fixed by the first ``add``).
     vectors_ : numpy.ndarray
         Normalised float32 corpus, (len, dim).
     ids_ : numpy.ndarray
@@ -93,9 +95,11 @@ class CosineIndex:
     def __init__(
         self, dim: int | None = None, chunk_size: int = 512, metadata: dict | None = None
     ) -> None:
+        # Parameters are stored as given; what adding vectors learns goes to ``dim_``.
         self.dim = dim
         self.chunk_size = chunk_size
         self.metadata = metadata
+        self.dim_ = dim
         self.vectors_ = np.zeros((0, dim or 0), np.float32)
         self.ids_ = np.zeros(0, np.int64)
         self.labels_: np.ndarray | None = None
@@ -115,8 +119,7 @@ class CosineIndex:
         labels: np.ndarray | None = None,
     ) -> CosineIndex:
         """Add vectors (default ids continue from the current count); returns ``self``."""
-        dim = self.dim if self.dim is not None else (self.vectors_.shape[1] if len(self) else None)
-        vectors = _as_matrix(embeddings, "embeddings", dim)
+        vectors = _as_matrix(embeddings, "embeddings", self.dim_)
         n = len(vectors)
         if ids is None:
             ids = np.arange(len(self), len(self) + n, dtype=np.int64)
@@ -138,7 +141,7 @@ class CosineIndex:
                 self.labels_ = np.concatenate([self.labels_, labels])
         else:
             self.vectors_, self.ids_, self.labels_ = normalize(vectors), ids, labels
-        self.dim = vectors.shape[1]
+        self.dim_ = vectors.shape[1]
         return self
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,13 +156,17 @@ class CosineIndex:
             raise RetrievalIndexError("the index is empty: add embeddings before searching")
         if not isinstance(k, (int, np.integer)) or k <= 0:
             raise RetrievalIndexError(f"k must be a positive integer, got {k!r}")
+        if not isinstance(self.chunk_size, (int, np.integer)) or self.chunk_size < 1:
+            raise RetrievalIndexError(
+                f"chunk_size must be a positive integer, got {self.chunk_size!r}"
+            )
         if k > len(self):
             raise RetrievalIndexError(f"k={k} is larger than the index ({len(self)} vectors)")
         queries = normalize(_as_matrix(queries, "queries", self.vectors_.shape[1]))
         n = len(queries)
         scores = np.empty((n, k), np.float32)
         positions = np.empty((n, k), np.int64)
-        for start in range(0, n, max(1, self.chunk_size)):
+        for start in range(0, n, self.chunk_size):
             block = queries[start : start + self.chunk_size] @ self.vectors_.T
             if k < len(self):
                 top = np.argpartition(-block, k - 1, axis=1)[:, :k]
@@ -193,7 +200,7 @@ class CosineIndex:
             manifest = {
                 "format": FORMAT,
                 "version": FORMAT_VERSION,
-                "dimension": self.dim,
+                "dimension": self.dim_,
                 "count": len(self),
                 "has_labels": self.labels_ is not None,
                 "metadata": self.metadata or {},
@@ -224,6 +231,7 @@ class CosineIndex:
         if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
             raise RetrievalIndexError(f"{directory}: not a version {FORMAT_VERSION} index")
         index = cls(manifest["dimension"], chunk_size, manifest.get("metadata"))
+        index.dim_ = manifest["dimension"]
         try:
             index.vectors_ = np.load(directory / "embeddings.npy")
             index.ids_ = np.load(directory / "ids.npy")

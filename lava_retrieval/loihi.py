@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lava_retrieval.atomic import atomic_path
 from lava_retrieval.errors import LavaRetrievalError
 from lava_retrieval.network import SpikingLayer, SpikingNetwork
 
@@ -221,8 +222,8 @@ def plot_core_map(report: ResourceReport, path: str | Path, title: str = "") -> 
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 

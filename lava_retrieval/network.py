@@ -27,6 +27,7 @@ equal network.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -35,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lava_retrieval.atomic import write_bytes
 from lava_retrieval.errors import LavaRetrievalError
-from lava_retrieval.neuron import RESET_MODES
+from lava_retrieval.neuron import RESET_MODES, NeuronParams
 
 FORMAT = "lava-retrieval-snn"
 FORMAT_VERSION = 1
@@ -195,6 +197,54 @@ class SpikingNetwork:
         if not 0 < self.embedding_layer < len(self.layers) - 1:
             raise NetworkError(f"embedding layer {self.embedding_layer} is out of range")
 
+    def neuron(self, index: int) -> NeuronParams:
+        """The neuron parameters of layer ``index`` (its threshold, the network's reset).
+
+        >>> net.neuron(1)  # doctest: +SKIP
+        NeuronParams(threshold=190, reset='subtract', v_max=131071)
+        """
+        return NeuronParams(threshold=self.layers[index].threshold, reset=self.reset)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of what the network computes, as 64 hex digits.
+
+        It covers every array with its shape and dtype, each layer's kind, shapes, threshold and
+        geometry, the input layer's ``param_scale`` (it scales the pixel currents), the reset
+        and the embedding layer; not the layer names, the ``slope`` and ``param_scale``
+        bookkeeping of the other layers, or the manifest. Two networks with the same
+        fingerprint give the same spikes and potentials for every input and setting; saving
+        and loading keeps it. Caches of embeddings key on it (with the simulation settings).
+
+        >>> net.fingerprint()[:12]  # doctest: +SKIP
+        '3f1c0a9b27de'
+        """
+        digest = hashlib.sha256()
+
+        def add(item: object) -> None:
+            digest.update(json.dumps(item, sort_keys=True).encode() + b"\0")
+
+        add({"format": FORMAT, "reset": self.reset, "embedding_layer": self.embedding_layer})
+        for i, layer in enumerate(self.layers):
+            add(
+                {
+                    "kind": layer.kind,
+                    "input_shape": list(layer.input_shape),
+                    "output_shape": list(layer.output_shape),
+                    "threshold": layer.threshold,
+                    "stride": layer.stride,
+                    "padding": layer.padding,
+                    "groups": layer.groups,
+                    "param_scale": float(layer.param_scale) if i == 0 else None,
+                }
+            )
+            for array in (layer.weight, layer.bias):
+                if array is None:
+                    add(None)
+                else:
+                    add([list(array.shape), str(array.dtype)])
+                    digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
     @property
     def embedding_shape(self) -> tuple[int, ...]:
         """Shape of the embedding layer's state."""
@@ -236,11 +286,7 @@ class SpikingNetwork:
                 arrays[f"layer{i}_bias"] = layer.bias
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
-        return path
+        return write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SpikingNetwork:

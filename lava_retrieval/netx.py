@@ -10,21 +10,16 @@ netx blocks (synapse + CUBA LIF neuron per layer). What the file holds:
 * a ``flatten`` layer before the first dense layer (netx flattens in torch's C, H, W order);
 * ``dense`` layers: (out, in) integer weights and bias.
 
-Neurons are CUBA with ``iDecay = 4096`` (netx passes ``du = iDecay - 1 = 4095``, and Lava's LIF
-decays the current by ``du + 1``: the current lasts exactly one step), ``vDecay = 0`` (no leak)
-and ``vThMant = threshold - 1`` (Lava spikes on ``v > vth``, the converter's neurons on
-``v >= threshold``). Biases are scaled by ``2**6`` inside netx, like the synaptic input and the
-threshold, so integer units carry over unchanged.
+Neurons are CUBA LIF neurons set up by :mod:`lava_retrieval.lowering` (the one mapping onto
+Lava's built-ins): ``iDecay = 4096`` (the current lasts exactly one step), ``vDecay = 0`` (no
+leak) and ``vThMant = threshold - 1``; biases, inputs and thresholds are all scaled by ``2**6``
+inside netx, so integer units carry over unchanged. Netx's blocks are tested spike for spike
+against the reference simulation in the conformance suite.
 
-What netx and Lava's built-ins can represent limits what can be exported exactly:
-
-* pooling must be folded (netx cannot load pooling layers): convert with ``pool_mode="folded"``;
-* netx neurons reset to zero: convert with ``reset="zero"`` for the exported graph to compute
-  the same spikes as the project's simulation;
-* Lava's fixed-point ``Dense`` keeps mixed-sign weights as 8-bit values (the least significant bit
-  of a 9-bit weight is dropped): convert with ``num_weight_bits <= 8``.
-
-Each of these is checked and refused with a message saying which conversion option fixes it.
+What netx and Lava's built-ins can represent limits what can be exported exactly (folded
+pooling, zero reset, 8-bit weights, the chip's threshold and bias ranges): every reason a network
+cannot be exported is given in one message, each naming the conversion option that fixes it
+(:func:`lava_retrieval.lowering.problems`).
 """
 
 from __future__ import annotations
@@ -35,11 +30,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from lava_retrieval import lowering
+from lava_retrieval.atomic import atomic_path
 from lava_retrieval.errors import LavaRetrievalError
 from lava_retrieval.network import SpikingLayer, SpikingNetwork
-
-MAX_EXACT_WEIGHT = 127
-I_DECAY = 4096
 
 
 class NetxExportError(LavaRetrievalError):
@@ -47,24 +41,11 @@ class NetxExportError(LavaRetrievalError):
 
 
 def check_exportable(network: SpikingNetwork) -> None:
-    """Raise :class:`NetxExportError` naming the conversion option that would fix the network."""
-    problems = []
-    if network.pool_mode != "folded" or any(layer.kind == "pool" for layer in network.layers):
-        problems.append("netx cannot load pooling layers (convert with --pool-mode folded)")
-    if network.reset != "zero":
-        problems.append(
-            "netx neurons reset to zero, this network resets by subtraction "
-            "(convert with --reset zero)"
-        )
-    for layer in network.layers:
-        if layer.weight is not None and np.abs(layer.weight).max() > MAX_EXACT_WEIGHT:
-            problems.append(
-                f"{layer.name} has weights beyond +-{MAX_EXACT_WEIGHT}, which Lava's 8-bit "
-                "synapses cannot hold exactly (convert with --weight-bits 8)"
-            )
-            break
-    if problems:
-        raise NetxExportError("cannot export to netx: " + "; ".join(problems))
+    """Raise :class:`NetxExportError` with every reason (each naming the conversion option that
+    fixes it) the network cannot be exported exactly, in one message."""
+    found = lowering.problems(network, "netx")
+    if found:
+        raise NetxExportError("cannot export to netx: " + "; ".join(found))
 
 
 def _string(group: h5py.Group, key: str, value: str) -> None:
@@ -74,9 +55,9 @@ def _string(group: h5py.Group, key: str, value: str) -> None:
 def _neuron(group: h5py.Group, threshold: int) -> None:
     neuron = group.create_group("neuron")
     _string(neuron, "type", "CUBA")
-    neuron.create_dataset("iDecay", data=I_DECAY)
-    neuron.create_dataset("vDecay", data=0)
-    neuron.create_dataset("vThMant", data=int(threshold) - 1)
+    neuron.create_dataset("iDecay", data=lowering.I_DECAY)
+    neuron.create_dataset("vDecay", data=lowering.DV)
+    neuron.create_dataset("vThMant", data=lowering.vth(threshold))
     neuron.create_dataset("refDelay", data=1)
     neuron.create_dataset("wgtExp", data=0)
 
@@ -114,9 +95,7 @@ def export_netx(network: SpikingNetwork, path: str | os.PathLike) -> Path:
     """
     check_exportable(network)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         layers = f.create_group("layer")
         index = 0
         previous_kind = "input"
@@ -135,7 +114,6 @@ def export_netx(network: SpikingNetwork, path: str | os.PathLike) -> Path:
                 _synaptic_layer(group, layer)
             previous_kind = layer.kind
             index += 1
-    os.replace(tmp, path)
     return path
 
 
@@ -149,7 +127,8 @@ def run_netx(
     Returns
     -------
     list of numpy.ndarray
-        Per layer, the spikes as (time_steps, *shape) in netx's (W, H, C) order.
+        Per layer, the spikes as (time_steps, *layer.output_shape), in the network's (C, H, W)
+        order.
     """
     from lava_retrieval.lava_runtime import import_lava
 
@@ -168,7 +147,8 @@ def run_netx(
         sinks.append(sink)
     graph.run(condition=RunSteps(num_steps=time_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
     try:
-        return [np.moveaxis(sink.data.get(), -1, 0) for sink in sinks]
+        # Sinks record (*shape, T) in netx's (W, H, C) order: to (T, *shape) in (C, H, W).
+        return [lowering.from_whc(np.moveaxis(sink.data.get(), -1, 0), lead=1) for sink in sinks]
     finally:
         graph.stop()
 
@@ -182,4 +162,4 @@ def input_bias(network: SpikingNetwork, image: np.ndarray) -> np.ndarray:
     from lava_retrieval.neuron import input_current
 
     current = input_current(np.asarray(image)[None], network.layers[0].param_scale)[0]
-    return current.reshape(network.layers[0].output_shape).transpose(2, 1, 0)
+    return lowering.to_whc(current.reshape(network.layers[0].output_shape))

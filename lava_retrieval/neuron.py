@@ -1,8 +1,8 @@
-"""The integrate-and-fire neuron in integer arithmetic: the single reference step function.
+"""The integrate-and-fire neuron in integer arithmetic: its parameters and the one step function.
 
 One step of a layer of non-leaky integrate-and-fire neurons::
 
-    v[t] = sat24(v[t-1] + a_in[t] + bias)
+    v[t] = sat(v[t-1] + a_in[t] + bias)          sat: clip to [-v_max, v_max]
     s[t] = v[t] >= threshold
     v[t] = v[t] - threshold * s[t]    (reset "subtract": soft reset, the paper's neuron)
     v[t] = 0 where s[t]               (reset "zero": hard reset, Lava's built-in LIF)
@@ -10,16 +10,23 @@ One step of a layer of non-leaky integrate-and-fire neurons::
 ``a_in`` is the integer synaptic input (sum of the weights of the presynaptic neurons that spiked).
 Units: Lava's fixed-point LIF keeps ``v`` in a 24-bit register and shifts inputs, biases and the
 threshold left by 6 bits (``a_in << 6``, ``bias_mant << 6``, ``vth << 6``); in the integer units
-used here that register holds +-(2**23 - 1) / 64, so ``sat24`` saturates at +-(2**17 - 1) and the
+used here that register holds +-(2**23 - 1) / 64, so the default ``v_max`` is 2**17 - 1 and the
 spikes and resets are exactly those of Lava's LIF (for hard reset). The threshold comparison
-``v >= threshold`` is Lava's ``v > vth`` with ``vth = threshold - 1``.
+``v >= threshold`` is Lava's ``v > vth`` with ``vth = threshold - 1``. A threshold above
+``v_max`` is allowed: such a neuron never fires, and its potential saturates at ``+v_max``.
 
-Every simulator and ProcessModel of the project agrees with :func:`if_step` bit for bit.
+The parameters of a layer's neurons travel as one :class:`NeuronParams` record, which every
+engine and ProcessModel reads; :func:`if_step` is the single definition of the step, and
+:mod:`lava_retrieval.reference` builds the whole network's semantics on it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from lava_retrieval.errors import LavaRetrievalError
 
 V_BITS = 24
 FRACTION_BITS = 6
@@ -27,12 +34,45 @@ V_MAX = (1 << (V_BITS - 1 - FRACTION_BITS)) - 1
 RESET_MODES = ("subtract", "zero")
 
 
+@dataclass(frozen=True)
+class NeuronParams:
+    """The parameters of one layer's integrate-and-fire neurons.
+
+    Attributes
+    ----------
+    threshold : int
+        Firing threshold (>= 1); a neuron spikes when ``v >= threshold``.
+    reset : str
+        ``subtract`` (default: soft reset, the paper's neuron) or ``zero`` (hard reset, Lava's
+        LIF).
+    v_max : int
+        Saturation bound of the membrane potential, ``+-v_max`` (default ``V_MAX`` = 2**17 - 1,
+        Loihi's 24-bit register in integer units).
+
+    >>> NeuronParams(threshold=8)
+    NeuronParams(threshold=8, reset='subtract', v_max=131071)
+    """
+
+    threshold: int
+    reset: str = "subtract"
+    v_max: int = V_MAX
+
+    def __post_init__(self) -> None:
+        if self.reset not in RESET_MODES:
+            raise LavaRetrievalError(f"reset must be one of {RESET_MODES}, got {self.reset!r}")
+        if int(self.threshold) < 1 or int(self.v_max) < 1:
+            raise LavaRetrievalError(
+                f"threshold and v_max must be >= 1, got {self.threshold} and {self.v_max}"
+            )
+        object.__setattr__(self, "threshold", int(self.threshold))
+        object.__setattr__(self, "v_max", int(self.v_max))
+
+
 def if_step(
     v: np.ndarray,
     a_in: np.ndarray,
     bias: np.ndarray | int,
-    threshold: int,
-    reset: str = "subtract",
+    params: NeuronParams,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Advance integer membrane potentials by one time step.
 
@@ -44,30 +84,26 @@ def if_step(
         Synaptic input of this step, broadcastable to ``v``.
     bias : int or numpy.ndarray of int
         Constant input current, broadcastable to ``v``.
-    threshold : int
-        Firing threshold, at least 1.
-    reset : {"subtract", "zero"}
-        Soft reset (subtract the threshold) or hard reset (to zero).
+    params : NeuronParams
+        Threshold, reset and saturation bound.
 
     Returns
     -------
     (v, spikes)
         New potentials (int64) and boolean spikes.
 
-    >>> v, s = if_step(np.array([0, 5, 9]), np.array([3, 3, 3]), 0, threshold=8)
+    >>> v, s = if_step(np.array([0, 5, 9]), np.array([3, 3, 3]), 0, NeuronParams(threshold=8))
     >>> v.tolist(), s.tolist()
     ([3, 0, 4], [False, True, True])
-    >>> if_step(np.array([9]), np.array([3]), 0, threshold=8, reset="zero")[0].tolist()
+    >>> if_step(np.array([9]), np.array([3]), 0, NeuronParams(8, reset="zero"))[0].tolist()
     [0]
     """
-    v = np.clip(np.asarray(v, np.int64) + a_in + bias, -V_MAX, V_MAX)
-    spikes = v >= threshold
-    if reset == "subtract":
-        v = v - threshold * spikes
-    elif reset == "zero":
-        v = np.where(spikes, 0, v)
+    v = np.clip(np.asarray(v, np.int64) + a_in + bias, -params.v_max, params.v_max)
+    spikes = v >= params.threshold
+    if params.reset == "subtract":
+        v = v - params.threshold * spikes
     else:
-        raise ValueError(f"reset must be one of {RESET_MODES}, got {reset!r}")
+        v = np.where(spikes, 0, v)
     return v, spikes
 
 

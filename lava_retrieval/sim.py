@@ -1,19 +1,13 @@
 """Fast batched integer simulation of a :class:`~lava_retrieval.network.SpikingNetwork`.
 
-Each image is presented for ``time_steps`` steps starting from rest (all potentials zero, no
-spikes in flight). The input layer integrates ``round(pixel * param_scale)`` every step; every
-other layer integrates the integer synaptic input from the previous layer's spikes plus its bias,
-and its neurons follow :func:`lava_retrieval.neuron.if_step`, bit for bit.
+:func:`simulate` and :func:`embed` give exactly the integers of the executable specification,
+:func:`lava_retrieval.reference.simulate_reference` (presentation from rest, the neuron of
+:func:`lava_retrieval.neuron.if_step`, the ``delay`` and ``no_delay`` timings, the readouts),
+computed by one of two engines. This module chooses the engine and chunks the work.
 
-Timing:
-
-``delay`` (default)
-    Lava's: a synapse layer delivers the spikes of step t-1 at step t (one step of delay per
-    synapse layer, as Lava's ``Dense``/``Conv``, netx blocks and the project's ``IFLayer`` do),
-    so a network of L synapse layers gives its output layer no input for its first L steps. The
-    embeddings equal those of the Lava graph.
-``no_delay``
-    Every layer sees the spikes its predecessor emitted in the same step.
+Words: an *engine* is one of the simulator's implementations (below); a *backend* is what runs
+the network for the command line and :mod:`lava_retrieval.embedding`: ``sim`` (this module, with
+its engine) or one of the Lava process graph's backends (:data:`lava_retrieval.graph.BACKENDS`).
 
 Engines:
 
@@ -23,35 +17,37 @@ Engines:
     Spikes are sparse (a few percent of a hidden layer's neurons fire in a step), so this does a
     small fraction of the work of dense convolutions.
 ``torch``
-    Dense: the network is feed-forward, so a layer's whole spike train depends only on the
-    previous layer's whole spike train. This engine goes layer by layer, not step by step: one
-    convolution over all T x B spike maps of the previous layer (all-silent leading steps are
-    skipped), then the T-step neuron recurrence in place. Arithmetic is float32 holding integers:
-    exact because every synaptic sum and potential is an integer below 2**24 (checked per layer;
-    float64 otherwise). The 24-bit saturation is applied only when the bound
-    ``T x max|input| + threshold`` could reach it.
+    Dense, layer by layer (:mod:`lava_retrieval.dense`): one convolution over all T x B spike
+    maps of the previous layer, then the T-step neuron recurrence, in float32 or float64 holding
+    exact integers.
 
-Both give the same integers (tested). Work is chunked (``chunk_size`` images at a time) so memory
-stays bounded whatever the number of images.
+Both are held to the reference by one conformance suite. Work is chunked (``chunk_size`` images
+at a time) so memory stays bounded whatever the number of images.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
+import json
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from lava_retrieval.errors import LavaRetrievalError
-from lava_retrieval.network import SpikingLayer, SpikingNetwork
-from lava_retrieval.neuron import V_MAX, input_current
+from lava_retrieval.network import SpikingNetwork
+from lava_retrieval.reference import (
+    READOUTS,
+    TIMINGS,
+    SimResult,
+    check_readout,
+    check_timing,
+    readout_of,
+)
 
-TIMINGS = ("delay", "no_delay")
-READOUTS = ("membrane", "spike_count", "integrated")
 ENGINES = ("auto", "events", "torch")
-_FLOAT32_EXACT = 1 << 24
+__all__ = ["ENGINES", "READOUTS", "TIMINGS", "SimConfig", "SimResult", "embed", "readout_of",
+           "simulate"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -84,170 +80,35 @@ class SimConfig:
     engine: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.timing not in TIMINGS:
-            raise LavaRetrievalError(f"timing must be one of {TIMINGS}, got {self.timing!r}")
-        if self.readout not in READOUTS:
-            raise LavaRetrievalError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        check_timing(self.timing)
+        check_readout(self.readout)
         if self.engine not in ENGINES:
             raise LavaRetrievalError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.time_steps < 1 or self.chunk_size < 1:
             raise LavaRetrievalError("time_steps and chunk_size must be >= 1")
 
+    def settings(self) -> dict:
+        """The settings that decide the result (not ``chunk_size`` or ``engine``, which only
+        decide how fast it comes).
 
-@dataclass
-class SimResult:
-    """What a simulation returns, per layer, for a batch of N images.
+        >>> SimConfig(time_steps=8, engine="torch").settings()
+        {'time_steps': 8, 'timing': 'delay', 'readout': 'membrane'}
+        """
+        return {"time_steps": self.time_steps, "timing": self.timing, "readout": self.readout}
 
-    Attributes
-    ----------
-    spike_counts : list of numpy.ndarray (int32)
-        Spikes of each neuron over the presentation, shape (N, *layer.output_shape) (None for
-        a layer that was not asked for).
-    membrane : list of numpy.ndarray (int64)
-        Membrane potentials after the last step (likewise).
-    spikes : list of numpy.ndarray (bool) or None
-        (T, N, *shape) spike trains when ``record_spikes`` was set.
+
+def cache_key(network: SpikingNetwork, config: SimConfig, **extra: object) -> str:
+    """A key for stored embeddings: the network's fingerprint, the simulation settings and
+    ``extra`` (for example the images' identity), as 24 hex digits.
+
+    Two calls give the same key only if the network computes the same and every setting that
+    changes the embeddings is the same, so a cache keyed by it never serves stale embeddings.
+
+    >>> cache_key(net, SimConfig(16), corpus=60000)  # doctest: +SKIP
+    '9c1f...'
     """
-
-    spike_counts: list[np.ndarray]
-    membrane: list[np.ndarray]
-    spikes: list[np.ndarray] | None = None
-
-
-class _Synapses:
-    """One layer's weights as a torch op over (N, C, H, W) maps, exact in its dtype."""
-
-    def __init__(self, layer: SpikingLayer) -> None:
-        weight = np.asarray(layer.weight, dtype=np.int64)
-        self.dtype = torch.float32 if layer.max_input < _FLOAT32_EXACT else torch.float64
-        self.layer = layer
-        self.weight = torch.from_numpy(weight).to(self.dtype)
-        self.bias = None
-        if layer.bias is not None:
-            view = (-1,) + (1,) * (len(layer.output_shape) - 1)
-            self.bias = torch.from_numpy(layer.bias.astype(np.float64)).to(self.dtype).view(*view)
-        self.pool = (
-            layer.kind == "pool"
-            and layer.stride == layer.weight.shape[-1]
-            and layer.padding == 0
-            and bool((weight == weight.flat[0]).all())
-        )
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        layer = self.layer
-        x = x.to(self.dtype)
-        if layer.kind == "dense":
-            return x.flatten(1) @ self.weight.T
-        if self.pool:
-            # Equal weights, non-overlapping windows: a sum pool times the weight.
-            k = layer.stride
-            return F.avg_pool2d(x, k) * (float(layer.weight.flat[0]) * k * k)
-        return F.conv2d(
-            x, self.weight, stride=layer.stride, padding=layer.padding, groups=layer.groups
-        )
-
-
-def _fire(
-    inputs: torch.Tensor, bias: torch.Tensor | None, threshold: int, reset: str, silent: int = 0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Run the neurons over all T steps; ``inputs`` (T, N, ...) is used as scratch space.
-
-    Steps before ``silent`` carry no synaptic input (their rows of ``inputs`` are ignored). Most
-    neurons never reach threshold: while a neuron has not fired, its potential is the running
-    sum U_t of its input, so one cumulative sum finds every neuron whose U_t stays below
-    threshold (and above the saturation bound); those never spike and end at U_T. Only the
-    others run the exact step-by-step recurrence of :func:`lava_retrieval.neuron.if_step`.
-
-    Returns (spikes (T, N, ...) as 0/1 in the inputs' dtype, final potentials, spike counts,
-    first step with a spike (T if none)).
-    """
-    steps = len(inputs)
-    u = inputs
-    u[:silent] = 0
-    if bias is not None:
-        u.add_(bias)
-    if u.dtype == torch.float32:
-        # The running sums stay exact in float32 only below 2**24.
-        largest = max(float(u.amax()), -float(u.amin()))
-        if steps * largest >= _FLOAT32_EXACT:
-            u = u.double()
-    for t in range(1, steps):
-        u[t].add_(u[t - 1])
-    may_fire = (u.amax(0) >= threshold) | (u.amin(0) < -V_MAX)
-    v = u[-1].clone()
-    counts = torch.zeros_like(v)
-    idx = may_fire.flatten().nonzero().squeeze(1)
-    flat = u.view(steps, -1)
-    if len(idx):
-        running = flat.index_select(1, idx)  # U_t of the neurons that may fire
-        current = torch.diff(running, dim=0, prepend=torch.zeros_like(running[:1]))
-        fired = torch.empty(len(idx), dtype=torch.bool)
-        vs = torch.zeros_like(running[0])
-        spikes_sub = running  # reuse: row t is overwritten after current[t] was read
-        for t in range(steps):
-            vs.add_(current[t])
-            vs.clamp_(-V_MAX, V_MAX)
-            torch.ge(vs, threshold, out=fired)
-            spikes_sub[t].copy_(fired)
-            if reset == "subtract":
-                vs.sub_(spikes_sub[t], alpha=threshold)
-            else:
-                vs.masked_fill_(fired, 0)
-        v.view(-1)[idx] = vs
-        counts.view(-1)[idx] = spikes_sub.sum(0)
-        active = spikes_sub.any(1).nonzero()
-        first = int(active[0]) if len(active) else steps
-        u.zero_()
-        flat.index_copy_(1, idx, spikes_sub)
-    else:
-        u.zero_()
-        first = steps
-    return u, v, counts, first
-
-
-def _simulate_chunk(
-    network: SpikingNetwork,
-    synapses: list[_Synapses | None],
-    images: np.ndarray,
-    time_steps: int,
-    timing: str,
-    record: bool,
-) -> SimResult:
-    layers = network.layers
-    n = len(images)
-    current = torch.from_numpy(
-        input_current(images, layers[0].param_scale).astype(np.float32)[:, None]
-    )
-    inputs = current.unsqueeze(0).repeat(time_steps, 1, 1, 1, 1)
-    spikes, v, counts, first = _fire(inputs, None, layers[0].threshold, network.reset)
-    result = SimResult([counts], [v], [spikes.bool()] if record else None)
-    for layer, syn in zip(layers[1:], synapses[1:], strict=True):
-        source = spikes[: time_steps - 1] if timing == "delay" else spikes
-        offset = 1 if timing == "delay" else 0
-        inputs = torch.empty((time_steps, n, *layer.output_shape), dtype=syn.dtype)
-        if first < len(source):
-            out = syn(source[first:].flatten(0, 1))
-            inputs[first + offset : len(source) + offset] = out.view(-1, n, *layer.output_shape)
-            del out
-        del source, spikes
-        silent = min(first + offset, time_steps)
-        spikes, v, counts, first = _fire(inputs, syn.bias, layer.threshold, network.reset, silent)
-        result.spike_counts.append(counts)
-        result.membrane.append(v)
-        if record:
-            result.spikes.append(spikes.bool())
-    return result
-
-
-@contextlib.contextmanager
-def _exact_float32():
-    """Full-precision float32 products (no reduced-precision fast paths)."""
-    previous = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(previous)
+    payload = {"network": network.fingerprint(), **config.settings(), **extra}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def _engine(network: SpikingNetwork, engine: str) -> str:
@@ -266,6 +127,37 @@ def _engine(network: SpikingNetwork, engine: str) -> str:
             "could pass 2**31; use engine='torch'"
         )
     return "torch"
+
+
+_RUNNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _runner(network: SpikingNetwork, engine: str):
+    """``run(images, time_steps, timing, record, layers) -> SimResult`` of one engine, with
+    the network prepared once for it and kept for the next call."""
+    cached = _RUNNERS.setdefault(network, {})
+    if engine in cached:
+        return cached[engine]
+    if engine == "events":
+        from lava_retrieval import events
+
+        packed = events.packed(network)
+
+        def run(images, time_steps, timing, record, layers):
+            v, counts, spikes = events.simulate_events(
+                packed, images, time_steps, timing, record, layers
+            )
+            return SimResult(counts, v, spikes)
+    else:
+        from lava_retrieval import dense
+
+        prepared = dense.Prepared(network)
+
+        def run(images, time_steps, timing, record, layers):
+            return dense.simulate_dense(prepared, images, time_steps, timing, record)
+
+    cached[engine] = run
+    return run
 
 
 def simulate(
@@ -322,40 +214,25 @@ def simulate(
     if layers is not None and not all(-count <= int(i) < count for i in layers):
         raise LavaRetrievalError(f"layers must be indices below {count}, got {tuple(layers)}")
     wanted = set(range(count)) if layers is None else {int(i) % count for i in layers}
-    chosen = _engine(network, engine)
-    if chosen == "events":
-        from lava_retrieval import events
-
-        packed = events.packed(network)
-    else:
-        synapses = [None] + [_Synapses(layer) for layer in network.layers[1:]]
+    run = _runner(network, _engine(network, engine))
     parts: list[SimResult] = []
-    with torch.no_grad(), _exact_float32():
-        with tqdm(total=len(images), unit="img", disable=not progress, desc="sim") as bar:
-            for start in range(0, len(images), chunk_size):
-                chunk = images[start : start + chunk_size]
-                if chosen == "events":
-                    v, counts, spikes = events.simulate_events(
-                        packed, chunk, time_steps, timing, record_spikes, tuple(wanted)
-                    )
-                    part = SimResult(counts, v, spikes)
-                else:
-                    part = _simulate_chunk(
-                        network, synapses, chunk, time_steps, timing, record_spikes
-                    )
-                # Keep only what was asked for, as compact arrays, before the next chunk.
-                part.spike_counts = [
-                    np.asarray(a, np.int32) if i in wanted else None
-                    for i, a in enumerate(part.spike_counts)
-                ]
-                part.membrane = [
-                    np.asarray(a, np.int64) if i in wanted else None
-                    for i, a in enumerate(part.membrane)
-                ]
-                if record_spikes:
-                    part.spikes = [np.asarray(a, bool) for a in part.spikes]
-                parts.append(part)
-                bar.update(len(chunk))
+    with tqdm(total=len(images), unit="img", disable=not progress, desc="sim") as bar:
+        for start in range(0, len(images), chunk_size):
+            chunk = images[start : start + chunk_size]
+            part = run(chunk, time_steps, timing, record_spikes, tuple(sorted(wanted)))
+            # Keep only what was asked for, as compact arrays, before the next chunk.
+            part.spike_counts = [
+                np.asarray(a, np.int32) if i in wanted else None
+                for i, a in enumerate(part.spike_counts)
+            ]
+            part.membrane = [
+                np.asarray(a, np.int64) if i in wanted else None
+                for i, a in enumerate(part.membrane)
+            ]
+            if record_spikes:
+                part.spikes = [np.asarray(a, bool) for a in part.spikes]
+            parts.append(part)
+            bar.update(len(chunk))
 
     def join(lists, axis=0):
         return [
@@ -368,26 +245,6 @@ def simulate(
         membrane=join([p.membrane for p in parts]),
         spikes=join([p.spikes for p in parts], axis=1) if record_spikes else None,
     )
-
-
-def readout_of(network: SpikingNetwork, result: SimResult, kind: str = "membrane") -> np.ndarray:
-    """The (N, D) embedding of a simulation: membrane, spike_count or integrated.
-
-    ``integrated`` is spike_count x threshold + membrane: all the input the neuron integrated
-    (exact with soft reset, no saturation).
-    """
-    i = network.embedding_layer
-    n = len(result.membrane[i])
-    if kind == "membrane":
-        out = result.membrane[i]
-    elif kind == "spike_count":
-        out = result.spike_counts[i]
-    elif kind == "integrated":
-        out = result.spike_counts[i].astype(np.int64) * network.layers[i].threshold
-        out = out + result.membrane[i]
-    else:
-        raise LavaRetrievalError(f"readout must be one of {READOUTS}, got {kind!r}")
-    return out.reshape(n, -1)
 
 
 def embed(

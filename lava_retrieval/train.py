@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from lava_retrieval.ann import ArchSpec, ConvNet
+from lava_retrieval.atomic import atomic_path
 from lava_retrieval.data import DEFAULT_VALIDATION_FRACTION, FashionMNIST
 from lava_retrieval.errors import CheckpointError, LavaRetrievalError
 
@@ -191,12 +192,8 @@ def evaluate(model: nn.Module, dataset: FashionMNIST, validation_fraction: float
 
 
 def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _save(out: Path, model: ConvNet, meta: dict, resume_state: dict | None) -> None:

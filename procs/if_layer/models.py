@@ -11,8 +11,9 @@ from lava.magma.core.model.sub.model import AbstractSubProcessModel
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from lava_retrieval import lowering
 from lava_retrieval.network import SpikingLayer
-from lava_retrieval.neuron import FRACTION_BITS, if_step
+from lava_retrieval.neuron import NeuronParams, if_step
 from lava_retrieval.synapse import SynapticOp
 from procs.if_layer.process import IFLayer
 
@@ -45,8 +46,7 @@ class _BatchedIFLayer(PyLoihiProcessModel):
         layer = layer_of(proc_params)
         self.kind = layer.kind
         self.time_steps = proc_params["time_steps"]
-        self.threshold = layer.threshold
-        self.reset = proc_params["reset"]
+        self.neuron = NeuronParams(threshold=layer.threshold, reset=proc_params["reset"])
         self.synapse = None if layer.kind == "input" else SynapticOp(layer)
         shape = (proc_params["batch_size"], *layer.output_shape)
         bias = np.zeros(layer.output_shape[0], np.int64) if layer.bias is None else layer.bias
@@ -93,7 +93,7 @@ class PyIFLayerModelFixed(_BatchedIFLayer):
     spike_count: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
     def integrate(self, a_in: np.ndarray) -> np.ndarray:
-        v, spikes = if_step(self.v, a_in, self.bias, self.threshold, self.reset)
+        v, spikes = if_step(self.v, a_in, self.bias, self.neuron)
         self.v[:] = v
         return spikes.astype(np.int32)
 
@@ -105,7 +105,8 @@ class PyIFLayerModelFixed(_BatchedIFLayer):
 @requires(CPU)
 @tag("floating_pt")
 class PyIFLayerModelFloat(_BatchedIFLayer):
-    """The same neuron in float64, without the 24-bit saturation."""
+    """The same neuron in float64, without the 24-bit saturation (exact while no potential
+    reaches it)."""
 
     inp: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
@@ -115,10 +116,11 @@ class PyIFLayerModelFloat(_BatchedIFLayer):
     state_dtype = np.float64
 
     def integrate(self, a_in: np.ndarray) -> np.ndarray:
+        threshold = self.neuron.threshold
         v = self.v + a_in + self.bias
-        spikes = v >= self.threshold
-        if self.reset == "subtract":
-            v = v - self.threshold * spikes
+        spikes = v >= threshold
+        if self.neuron.reset == "subtract":
+            v = v - threshold * spikes
         else:
             v = np.where(spikes, 0.0, v)
         self.v[:] = v
@@ -135,12 +137,11 @@ class LoihiIFLayerModel(AbstractSubProcessModel):
 
     These are the processes for which Intel's lava-loihi extension provides neurocore models, so
     ``Loihi2HwCfg(select_sub_proc_model=True)`` runs this on the chip; ``Loihi2SimCfg`` with
-    ``select_tag="fixed_pt", select_sub_proc_model=True`` runs it on the CPU. Lava's LIF resets
-    to zero, so the network must be converted with ``reset="zero"``; its ``v`` is scaled by
-    ``2**6`` (``a_in << 6``), which the membrane probe divides out. Dense weights go in doubled
-    with ``weight_exp = -1`` because Lava's 8-bit mixed-sign synapses drop the least significant
-    bit: exact for |w| <= 127 (convert with ``num_weight_bits=8``). Lava's synapses have no
-    reset, so one graph embeds one image.
+    ``select_tag="fixed_pt", select_sub_proc_model=True`` runs it on the CPU. The mapping
+    (threshold, current decay, bias exponent, 8-bit weights, layouts) and what can be lowered
+    exactly are :mod:`lava_retrieval.lowering`'s; a layer that cannot be lowered exactly is
+    refused. Lava's LIF keeps ``v`` scaled by ``2**6``, which the membrane probe divides out.
+    Lava's synapses have no reset, so one graph embeds one image.
     """
 
     def __init__(self, proc: IFLayer) -> None:
@@ -149,42 +150,33 @@ class LoihiIFLayerModel(AbstractSubProcessModel):
         from lava.proc.lif.process import LIF
 
         params = proc.proc_params
-        if params["layout"] != "whc" or params["reset"] != "zero":
-            raise ValueError("the Loihi model needs layout 'whc' and reset 'zero'")
+        if params["layout"] != "whc":
+            raise ValueError("the Loihi model needs layout 'whc'")
         layer = layer_of(params)
-        out_shape = proc.out.shape
-        bias = np.zeros(out_shape, np.int32)
-        if layer.bias is not None:
-            bias[:] = layer.bias.astype(np.int32)  # per channel: the last axis of (W, H, C)
+        lowering.check_layer(layer, params["reset"])
         self.lif = LIF(
-            shape=out_shape,
-            du=(1 << 12) - 1,  # Lava decays the current by du + 1: nothing carries over
-            dv=0,
-            vth=layer.threshold - 1,  # Lava spikes on v > vth
-            bias_mant=bias,
-            bias_exp=FRACTION_BITS,
+            shape=proc.out.shape,
+            du=lowering.DU,
+            dv=lowering.DV,
+            vth=lowering.vth(layer.threshold),
+            bias_mant=lowering.lif_bias(layer),
+            bias_exp=lowering.BIAS_EXP,
         )
         if layer.kind == "input":
             proc.in_ports.inp.connect(self.lif.a_in)
         else:
             if layer.kind == "dense":
-                c, h, w = layer.input_shape
-                weight = layer.weight.reshape(len(layer.weight), c, h, w)
-                weight = weight.transpose(0, 3, 2, 1).reshape(len(layer.weight), -1)
-                self.synapse = Dense(weights=2 * weight, weight_exp=-1, num_weight_bits=8)
-                weight_in, weight_out = self.synapse.s_in, self.synapse.a_out
+                weight, weight_exp = lowering.dense_weights(layer)
+                self.synapse = Dense(weights=weight, weight_exp=weight_exp, num_weight_bits=8)
             else:
-                # Lava's Conv is a true convolution over (W, H, C): flip and reorder the kernel.
-                kernel = layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
                 self.synapse = Conv(
-                    weight=np.ascontiguousarray(kernel),
-                    input_shape=tuple(reversed(layer.input_shape)),
+                    weight=lowering.conv_kernel(layer),
+                    input_shape=lowering.whc_shape(layer.input_shape),
                     padding=layer.padding,
                     stride=layer.stride,
                     groups=layer.groups,
                 )
-                weight_in, weight_out = self.synapse.s_in, self.synapse.a_out
-            proc.in_ports.inp.connect(weight_in)
-            weight_out.connect(self.lif.a_in)
+            proc.in_ports.inp.connect(self.synapse.s_in)
+            self.synapse.a_out.connect(self.lif.a_in)
         self.lif.s_out.connect(proc.out_ports.out)
         proc.vars.v.alias(self.lif.v)

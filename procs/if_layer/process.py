@@ -7,6 +7,9 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
+from lava_retrieval.lowering import whc_shape
+from lava_retrieval.network import SpikingLayer
+
 LAYOUTS = ("bchw", "whc")
 
 
@@ -88,8 +91,8 @@ class IFLayer(AbstractProcess):
         if layout == "whc":
             if batch_size != 1:
                 raise ValueError("the whc layout (Loihi path) has no batch dimension: batch_size 1")
-            in_shape = _whc(input_shape, flatten=kind == "dense")
-            out_shape = _whc(output_shape)
+            in_shape = whc_shape(input_shape, flatten=kind == "dense")
+            out_shape = whc_shape(output_shape)
         else:
             in_shape = (batch_size, *input_shape)
             out_shape = (batch_size, *output_shape)
@@ -98,9 +101,34 @@ class IFLayer(AbstractProcess):
         self.v = Var(shape=out_shape, init=0)
         self.spike_count = Var(shape=out_shape, init=0)
 
+    @classmethod
+    def from_layer(
+        cls,
+        layer: SpikingLayer,
+        *,
+        reset: str,
+        batch_size: int,
+        time_steps: int,
+        layout: str = "bchw",
+    ) -> IFLayer:
+        """The IFLayer of one layer of a SpikingNetwork (weights, bias, threshold, geometry).
 
-def _whc(shape: tuple[int, ...], flatten: bool = False) -> tuple[int, ...]:
-    if len(shape) == 1:
-        return tuple(shape)
-    whc = tuple(reversed(shape))
-    return (int(np.prod(whc)),) if flatten else whc
+        >>> IFLayer.from_layer(net.layers[1], reset=net.reset, batch_size=8, time_steps=16)
+        ... # doctest: +SKIP
+        """
+        return cls(
+            kind=layer.kind,
+            input_shape=layer.input_shape,
+            output_shape=layer.output_shape,
+            batch_size=batch_size,
+            time_steps=time_steps,
+            threshold=layer.threshold,
+            reset=reset,
+            weight=layer.weight,
+            bias=layer.bias,
+            stride=layer.stride,
+            padding=layer.padding,
+            groups=layer.groups,
+            layout=layout,
+            name=layer.name,
+        )

@@ -10,6 +10,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from lava_retrieval.lowering import to_whc
 from procs.image_encoder.process import ImageEncoder
 
 
@@ -30,7 +31,7 @@ class _Encoder(PyLoihiProcessModel):
             chunk = self.currents[window * self.batch : (window + 1) * self.batch]
             frame = np.zeros((self.batch, 1, *self.currents.shape[1:]), self.dtype)
             frame[: len(chunk), 0] = chunk
-            self.frame = frame[0, 0].T[..., None] if self.whc else frame
+            self.frame = to_whc(frame[0]) if self.whc else frame
         self.out.send(self.frame)
 
 

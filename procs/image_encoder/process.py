@@ -6,6 +6,8 @@ import numpy as np
 from lava.magma.core.process.ports.ports import OutPort
 from lava.magma.core.process.process import AbstractProcess
 
+from lava_retrieval.lowering import whc_shape
+
 
 class ImageEncoder(AbstractProcess):
     """Drives the input layer with ``current = round(pixel * param_scale)`` (the converter's
@@ -51,7 +53,9 @@ class ImageEncoder(AbstractProcess):
             name=name,
         )
         h, w = currents.shape[1:]
-        self.out = OutPort(shape=(batch_size, 1, h, w) if layout == "bchw" else (w, h, 1))
+        self.out = OutPort(
+            shape=(batch_size, 1, h, w) if layout == "bchw" else whc_shape((1, h, w))
+        )
 
     @property
     def num_windows(self) -> int:

@@ -10,6 +10,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from lava_retrieval.lowering import from_whc, membrane_from_lava
 from procs.membrane_probe.process import MembraneProbe
 
 
@@ -36,11 +37,13 @@ class PyMembraneProbeModel(PyLoihiProcessModel):
 
     def _flat(self, state: np.ndarray) -> np.ndarray:
         if self.whc:
-            state = state.T[None] if state.ndim > 1 else state[None]
+            state = from_whc(state)[None]
         return state.reshape(len(state), -1)
 
     def run_post_mgmt(self) -> None:
-        v = self._flat(self.v_ref.read()) / self.v_scale
+        v = self._flat(self.v_ref.read())
+        if self.v_scale != 1:
+            v = membrane_from_lava(v)
         if self.readout == "membrane":
             embedding = v
         else:

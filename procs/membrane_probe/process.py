@@ -14,9 +14,12 @@ class MembraneProbe(AbstractProcess):
     bulk read in the management phase, no element-wise ``Var.get()``) and send the flattened
     embedding through ``out`` in the same phase::
 
-        membrane:    e = v[t] / v_scale
+        membrane:    e = u(v[t])
         spike_count: e = spike_count[t]
-        integrated:  e = spike_count[t] * threshold + v[t] / v_scale
+        integrated:  e = spike_count[t] * threshold + u(v[t])
+
+    where ``u(v) = v`` for the project's own models and ``u(v) = ceil(v / 2**6)`` for Lava's LIF
+    (``v_scale = 64``: :func:`lava_retrieval.lowering.membrane_from_lava`).
 
     Parameters
     ----------
@@ -27,7 +30,8 @@ class MembraneProbe(AbstractProcess):
     threshold : int
         The layer's threshold (for ``integrated``).
     v_scale : int
-        1, or 64 for Lava's LIF, whose ``v`` carries 6 fraction bits.
+        1, or 64 for Lava's LIF, whose ``v`` carries 6 fraction bits
+        (:data:`lava_retrieval.lowering.V_SCALE`).
     layout : {"bchw", "whc"}
         ``whc``: batch 1, state in Lava's (W, H, C) order; the embedding is reordered to C, H, W.
     """

@@ -99,3 +99,21 @@ def test_save_load_round_trip(tmp_path):
 def test_load_errors(tmp_path):
     with pytest.raises(RetrievalIndexError, match="no index.json"):
         CosineIndex.load(tmp_path)
+
+
+def test_constructor_arguments_are_kept_as_given():
+    """Parameters stay what the caller passed; what adding vectors learns ends in ``_``."""
+    metadata = {"readout": "membrane"}
+    index = CosineIndex(metadata=metadata)
+    index.add(np.eye(4))
+    assert index.dim is None and index.dim_ == 4 and index.metadata is metadata
+    assert metadata == {"readout": "membrane"}
+    with pytest.raises(RetrievalIndexError, match="dimension 3, the index has 4"):
+        index.add(np.ones((1, 3)))
+
+
+@pytest.mark.parametrize("chunk_size", [0, -2])
+def test_chunk_size_must_be_positive(chunk_size):
+    index = CosineIndex(chunk_size=chunk_size).add(np.eye(3))
+    with pytest.raises(RetrievalIndexError, match="chunk_size must be a positive integer"):
+        index.search(np.eye(3), 1)

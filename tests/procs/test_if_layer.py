@@ -1,4 +1,5 @@
-"""IFLayer in the Lava runtime: hand-computed neuron traces, a tiny conv layer, saturation."""
+"""IFLayer in the Lava runtime, one process at a time: hand-computed neuron traces, a tiny conv
+layer, saturation. (Whole graphs are held to the reference by test_conformance.py.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from lava_retrieval.lava_runtime import import_lava
 from lava_retrieval.network import SpikingLayer
-from lava_retrieval.neuron import V_MAX, if_step
+from lava_retrieval.neuron import V_MAX, NeuronParams, if_step
 
 import_lava()
 from lava.magma.core.run_conditions import RunSteps  # noqa: E402
@@ -16,29 +17,12 @@ from lava.proc import io  # noqa: E402
 
 from procs.if_layer.process import IFLayer  # noqa: E402
 
+# Threshold 5: the hand-computed traces of tests/lava_retrieval/test_reference.py.
 INPUTS = [3, 3, 3, 0, 7, 12]
-# Threshold 5. Soft reset: v = 3, 6 -> spike -> 1, 4, 4, 11 -> spike -> 6, 18 -> spike -> 13.
-# Hard reset: v = 3, 6 -> spike -> 0, 3, 3, 10 -> spike -> 0, 12 -> spike -> 0.
 HAND = {
     "subtract": ([3, 1, 4, 4, 6, 13], [0, 1, 0, 0, 1, 1]),
     "zero": ([3, 0, 3, 3, 0, 0], [0, 1, 0, 0, 1, 1]),
 }
-
-
-@pytest.mark.parametrize("reset", ["subtract", "zero"])
-def test_reference_step_by_hand(reset):
-    v = np.zeros(1, np.int64)
-    trace, spikes = [], []
-    for a in INPUTS:
-        v, s = if_step(v, np.array([a]), 0, threshold=5, reset=reset)
-        trace.append(int(v[0]))
-        spikes.append(int(s[0]))
-    assert (trace, spikes) == HAND[reset]
-
-
-def test_reference_saturates_at_24_bits():
-    v, s = if_step(np.array([V_MAX - 10, -V_MAX + 10]), np.array([100, -100]), 0, threshold=1 << 30)
-    assert v.tolist() == [V_MAX, -V_MAX] and V_MAX == (1 << 17) - 1 and not s.any()
 
 
 def _run_input_layer(currents, threshold, reset, tag, bias=None):
@@ -108,7 +92,7 @@ def test_tiny_conv_layer_against_the_reference():
     v = np.zeros((1, 2, 3, 3), np.int64)
     pending = np.zeros_like(v)
     for t in range(steps):
-        v, s = if_step(v, pending, bias.reshape(1, 2, 1, 1), threshold)
+        v, s = if_step(v, pending, bias.reshape(1, 2, 1, 1), NeuronParams(threshold))
         np.testing.assert_array_equal(got_spikes[t], s, err_msg=f"step {t + 1}")
         x = spikes_in[t, 0, 0]
         pending = np.zeros_like(v)

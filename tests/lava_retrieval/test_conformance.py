@@ -1,0 +1,392 @@
+"""One conformance suite: every engine and model of the project against the executable spec.
+
+The specification is :func:`lava_retrieval.reference.simulate_reference`. Every engine below runs
+every case below, under every timing it supports, and whatever it can observe (each layer's
+spike trains, spike counts and final potentials, or the embedding layer's readouts) must equal
+the reference's integers exactly:
+
+=============  ==========================================================  =================
+engine         what runs                                                   observes
+=============  ==========================================================  =================
+``torch``      the simulator's dense engine                                every layer
+``events``     the simulator's compiled event-driven engine                every layer
+``lava``       the Lava process graph, fixed-point models                  every readout
+``lava-float`` the Lava process graph, float models (held to the           every readout
+               reference without saturation, which they do not model)
+``loihi``      each IFLayer on Lava's own Conv/Dense + LIF (hard reset)    membrane readout
+``netx``       the netx export, loaded by lava-dl                          every layer's spikes
+=============  ==========================================================  =================
+
+An engine that cannot run a case says why (Lava's timing only, hard reset only, int32 only, ...)
+and the pair is skipped with that reason. Adding an engine or a feature to the project means
+adding it here: a new engine is one entry of ``ENGINES``, a new behaviour one entry of ``CASES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lava_retrieval import events, lowering
+from lava_retrieval.ann import ConvNet
+from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
+from lava_retrieval.network import SpikingLayer, SpikingNetwork
+from lava_retrieval.neuron import V_MAX
+from lava_retrieval.reference import READOUTS, TIMINGS, readout_of, simulate_reference
+from lava_retrieval.train import load_checkpoint
+
+ROOT = Path(__file__).parents[2]
+GOLDEN = Path(__file__).parent / "golden" / "small.npz"
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases: a network, images and a number of time steps.
+
+
+def _input_layer(side: int = 28) -> SpikingLayer:
+    return SpikingLayer(
+        "input", "input", (1, side, side), (1, side, side), None, None, 255, 255.0, 1.0
+    )
+
+
+def _shipped(fashion) -> SpikingNetwork:
+    return SpikingNetwork.load(ROOT / "results" / "snn-32-64-10.npz")
+
+
+def _lowerable(pool_mode: str) -> Callable:
+    """The shipped ANN converted for Lava's built-ins: zero reset, 8-bit weights."""
+
+    def build(fashion) -> SpikingNetwork:
+        config = ConversionConfig(
+            pool_mode=pool_mode, reset="zero", num_weight_bits=8, calibration_size=300
+        )
+        train_images, _ = fashion.split("train")
+        calibration = train_images[calibration_indices(len(train_images), config)]
+        return convert(load_checkpoint().model, calibration, config)
+
+    return build
+
+
+def _small(pool_mode: str, reset: str) -> Callable:
+    """A converted random 4-8-16-10: 5x5 convolutions, a padded 3x3 one, pooling, dense."""
+
+    def build(fashion) -> SpikingNetwork:
+        torch.manual_seed(3)
+        images = np.random.default_rng(3).random((40, 28, 28))
+        config = ConversionConfig(activation_percentile=99.0, pool_mode=pool_mode, reset=reset)
+        return convert(ConvNet("4-8-16-10"), images, config)
+
+    return build
+
+
+def _geometry(k: int, stride: int, padding: int, groups: int, reset: str) -> Callable:
+    """conv 5x5 (4 channels) -> a conv of the given geometry (6 channels) -> dense 10."""
+
+    def build(fashion) -> SpikingNetwork:
+        rng = np.random.default_rng(k * 100 + stride * 10 + padding + groups)
+        w1 = rng.integers(-40, 60, (4, 1, 5, 5))
+        conv1 = SpikingLayer("conv1", "conv", (1, 28, 28), (4, 24, 24), w1,
+                             rng.integers(-9, 9, 4), 300, 1.0, 1.0)  # fmt: skip
+        side = (24 + 2 * padding - k) // stride + 1
+        w2 = rng.integers(-30, 50, (6, 4 // groups, k, k))
+        conv2 = SpikingLayer("conv2", "conv", (4, 24, 24), (6, side, side), w2,
+                             rng.integers(-5, 5, 6), 70, 1.0, 1.0, stride=stride,
+                             padding=padding, groups=groups)  # fmt: skip
+        w3 = rng.integers(-20, 30, (10, 6 * side * side))
+        dense = SpikingLayer("dense1", "dense", (6, side, side), (10,), w3,
+                             rng.integers(-3, 3, 10), 90, 1.0, 1.0)  # fmt: skip
+        layers = (_input_layer(), conv1, conv2, dense)
+        # No pooling layers: "folded" lets netx load it.
+        return SpikingNetwork(layers, 2, reset, "folded", "hand")
+
+    return build
+
+
+def _saturation(weight: int, threshold: int, reset: str) -> Callable:
+    """784 inputs that spike every step (a white image) into dense neurons with weights
+    +weight and -weight and the given threshold: the potentials run into +-V_MAX."""
+
+    def build(fashion) -> SpikingNetwork:
+        w = np.full((2, 784), weight, np.int32)
+        w[1] = -weight
+        dense = SpikingLayer("dense1", "dense", (1, 28, 28), (2,), w, np.array([3, -3]),
+                             threshold, 1.0, 1.0)  # fmt: skip
+        out = SpikingLayer("dense2", "dense", (2,), (1,), np.ones((1, 2), np.int32), None, 1,
+                           1.0, 1.0)  # fmt: skip
+        return SpikingNetwork((_input_layer(), dense, out), 1, reset, "folded", "hand")
+
+    return build
+
+
+def _golden(fashion) -> SpikingNetwork:
+    return SpikingNetwork.load(GOLDEN.with_name("small-net.npz"))
+
+
+def _test_images(count: int, start: int = 0) -> Callable:
+    return lambda fashion: fashion.test_images[start : start + count]
+
+
+def _white(count: int) -> Callable:
+    return lambda fashion: np.full((count, 28, 28), 255, np.uint8)
+
+
+def _golden_images(fashion) -> np.ndarray:
+    with np.load(GOLDEN) as f:
+        return f["images"]
+
+
+@dataclass(frozen=True)
+class Case:
+    network: Callable
+    images: Callable
+    time_steps: int
+
+
+CASES = {
+    # Real images through the shipped network (soft reset, pooling as its own layers).
+    "shipped": Case(_shipped, _test_images(8), 16),
+    # The shipped ANN as Lava's built-ins can run it, pooling folded or separate.
+    "shipped-lowerable-folded": Case(_lowerable("folded"), _test_images(2, 8), 12),
+    "shipped-lowerable-separate": Case(_lowerable("separate"), _test_images(2, 10), 12),
+    "small-separate-subtract": Case(_small("separate", "subtract"), _test_images(6), 20),
+    "small-separate-zero": Case(_small("separate", "zero"), _test_images(6), 20),
+    "small-folded-subtract": Case(_small("folded", "subtract"), _test_images(6, 6), 16),
+    "small-one-step": Case(_small("separate", "subtract"), _test_images(4), 1),
+    "small-five-steps": Case(_small("separate", "zero"), _test_images(4), 5),
+    # Hand-built geometries: the event engine's tap table and clipped runs.
+    **{
+        f"{name}-{reset}": Case(_geometry(*geometry, reset), _test_images(3), 10)
+        for name, geometry in {
+            "strided-padded": (3, 2, 1, 1),
+            "grouped": (3, 1, 1, 2),  # 2 input and 3 output channels per group
+            "map-larger-than-input": (4, 1, 2, 1),  # runs clipped at both ends
+            "stride-above-kernel": (2, 3, 0, 1),  # some inputs reach no output
+        }.items()
+        for reset in ("subtract", "zero")
+    },
+    # Saturation in both directions; thresholds above V_MAX (a neuron that can never fire
+    # still saturates at +V_MAX) and running sums past 2**24 (float64 in the torch engine).
+    "saturation-high-threshold-subtract": Case(_saturation(255, 10**9, "subtract"), _white(1), 20),
+    "saturation-high-threshold-zero": Case(_saturation(255, 10**9, "zero"), _white(1), 20),
+    "saturation-above-v-max": Case(_saturation(255, V_MAX + 1, "subtract"), _white(1), 12),
+    "saturation-firing-subtract": Case(_saturation(255, 1_000_000, "subtract"), _white(1), 120),
+    # Within what Lava's built-ins hold: |w| <= 127, threshold <= V_MAX, zero reset.
+    "saturation-lowerable": Case(_saturation(127, V_MAX, "zero"), _white(1), 8),
+    # The committed golden network (its reference arrays are pinned in test_reference.py).
+    "golden-subtract": Case(_golden, _golden_images, 12),
+    "golden-zero": Case(lambda f: replace(_golden(f), reset="zero"), _golden_images, 12),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Engines: each runs a network and reports what it can observe.
+
+
+@dataclass
+class Observed:
+    """What an engine saw: per layer (None where it cannot observe), and embedding readouts."""
+
+    spikes: list | None = None  # (T, N, *shape) per layer
+    counts: list | None = None
+    membrane: list | None = None
+    readouts: dict = field(default_factory=dict)
+
+
+def _simulator(engine: str) -> Callable:
+    def run(network, images, steps, timing) -> Observed:
+        from lava_retrieval.sim import simulate
+
+        result = simulate(network, images, steps, timing, record_spikes=True, chunk_size=4,
+                          engine=engine)  # fmt: skip
+        return Observed(
+            result.spikes,
+            result.spike_counts,
+            result.membrane,
+            {r: readout_of(network, result, r) for r in READOUTS},
+        )
+
+    return run
+
+
+def _graph(backend: str) -> Callable:
+    def run(network, images, steps, timing) -> Observed:
+        from lava_retrieval.graph import embed
+
+        return Observed(
+            readouts={
+                r: embed(
+                    network, images, steps, batch_size=4, backend=backend, readout=r, progress=False
+                )  # fmt: skip
+                for r in READOUTS
+            }
+        )
+
+    return run
+
+
+def _loihi(network, images, steps, timing) -> Observed:
+    from lava_retrieval.graph import embed
+
+    return Observed(
+        readouts={"membrane": embed(network, images, steps, backend="loihi", progress=False)}
+    )
+
+
+def _netx(tmp_dir: Path) -> Callable:
+    def run(network, images, steps, timing) -> Observed:
+        from lava_retrieval.netx import export_netx, run_netx
+
+        path = export_netx(network, tmp_dir / "net.h5")
+        per_image = [run_netx(path, network, image, steps) for image in images]
+        spikes = [
+            np.stack([layers[i] for layers in per_image], axis=1).astype(bool)
+            for i in range(len(network.layers))
+        ]
+        return Observed(spikes=spikes, counts=[s.sum(0) for s in spikes])
+
+    return run
+
+
+@dataclass(frozen=True)
+class Engine:
+    run: Callable
+    timings: tuple[str, ...] = TIMINGS
+    max_images: int | None = None
+    saturates: bool = True  # False: held to the reference without saturation
+    lowers_to: str | None = None  # needs lowering.problems(network, target) to be empty
+    needs_int32: bool = False
+
+    def why_not(self, network: SpikingNetwork) -> str | None:
+        if self.lowers_to is not None:
+            found = lowering.problems(network, self.lowers_to)
+            if found:
+                return "; ".join(found)
+        if self.needs_int32 and not events.supports(network):
+            return "int32 cannot hold this network's synaptic input"
+        return None
+
+
+ENGINES = {
+    "torch": Engine(_simulator("torch")),
+    "events": Engine(_simulator("events"), needs_int32=True),
+    "lava": Engine(_graph("lava"), timings=("delay",)),
+    "lava-float": Engine(_graph("lava-float"), timings=("delay",), saturates=False),
+    "loihi": Engine(_loihi, timings=("delay",), max_images=2, lowers_to="loihi"),
+    "netx": Engine(None, timings=("delay",), max_images=1, lowers_to="netx"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built(fashion):
+    """Networks and images of the cases, built once."""
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            case = CASES[name]
+            cache[name] = (case.network(fashion), np.asarray(case.images(fashion)))
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def expected(built):
+    """Reference results, computed once per case, timing and saturation."""
+    cache: dict = {}
+
+    def get(name: str, timing: str, saturate: bool = True):
+        key = (name, timing, saturate)
+        if key not in cache:
+            network, images = built(name)
+            cache[key] = simulate_reference(
+                network, images, CASES[name].time_steps, timing, record_spikes=True,
+                saturate=saturate,
+            )  # fmt: skip
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize(
+    ("engine", "case", "timing"),
+    [
+        (engine, case, timing)
+        for engine, spec in ENGINES.items()
+        for case in CASES
+        for timing in spec.timings
+    ],
+)
+def test_engine_matches_the_reference(engine, case, timing, built, expected, tmp_path):
+    spec = ENGINES[engine]
+    network, images = built(case)
+    reason = spec.why_not(network)
+    if reason:
+        pytest.skip(f"{engine}: {reason}")
+    images = images[: spec.max_images]
+    run = spec.run or _netx(tmp_path)
+    got = run(network, images, CASES[case].time_steps, timing)
+    reference = expected(case, timing, spec.saturates)
+    n = len(images)
+    compared = 0
+    for i in range(len(network.layers)):
+        for name, mine, theirs in (
+            ("spikes", got.spikes, reference.spikes),
+            ("counts", got.counts, reference.spike_counts),
+            ("membrane", got.membrane, reference.membrane),
+        ):
+            if mine is not None:
+                theirs = theirs[i][:, :n] if name == "spikes" else theirs[i][:n]
+                np.testing.assert_array_equal(mine[i], theirs, err_msg=f"layer {i} {name}")
+                compared += 1
+    for readout, embedding in got.readouts.items():
+        want = readout_of(network, reference, readout)[:n]
+        np.testing.assert_array_equal(embedding, want, err_msg=readout)
+        compared += 1
+    assert compared > 0
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cases_are_not_trivial(case, built, expected):
+    """Every case makes its deeper layers spike or saturate under some timing: a silent
+    network would agree with anything."""
+    network, _ = built(case)
+    results = [expected(case, timing) for timing in TIMINGS]
+    spiking = max(int(r.spike_counts[-1].sum() + r.spike_counts[-2].sum()) for r in results)
+    saturated = max(int((np.abs(m) == V_MAX).sum()) for r in results for m in r.membrane)
+    if CASES[case].time_steps == 1:
+        assert int(results[1].spike_counts[0].sum()) > 0  # the input layer fires at once
+    else:
+        assert spiking > 0 or saturated > 0
+
+
+def test_the_float_models_are_exact_on_the_shipped_network(expected):
+    """lava-float is held to the unsaturated reference; on real images with the shipped
+    network that is the network's own semantics (no potential reaches V_MAX)."""
+    saturated, unsaturated = expected("shipped", "delay"), expected("shipped", "delay", False)
+    for a, b in zip(saturated.membrane, unsaturated.membrane, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_saturation_cases_saturate(expected):
+    """The saturation cases do reach both bounds (and the high threshold never fires)."""
+    high = expected("saturation-high-threshold-subtract", "no_delay")
+    assert high.membrane[1][0].tolist() == [V_MAX, -V_MAX]
+    assert int(high.spike_counts[1].sum()) == 0
+    lowerable = expected("saturation-lowerable", "delay")
+    assert lowerable.membrane[1][0, 1] == -V_MAX and lowerable.spike_counts[1][0, 0] > 0
+
+
+def test_every_engine_runs_some_case(built):
+    """No engine is skipped everywhere."""
+    for name, spec in ENGINES.items():
+        runnable = [c for c in CASES if not spec.why_not(built(c)[0])]
+        assert runnable, name

@@ -1,0 +1,90 @@
+"""Network fingerprints and cache keys: what identifies a network and a set of embeddings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lava_retrieval.embedding import embed, embed_to_file
+from lava_retrieval.errors import LavaRetrievalError
+from lava_retrieval.network import SpikingNetwork
+from lava_retrieval.sim import SimConfig, cache_key
+
+GOLDEN = Path(__file__).parent / "golden" / "small-net.npz"
+
+
+@pytest.fixture
+def network() -> SpikingNetwork:
+    return SpikingNetwork.load(GOLDEN)
+
+
+def _with_layer(network, index, **changes):
+    layers = list(network.layers)
+    layers[index] = replace(layers[index], **changes)
+    return replace(network, layers=tuple(layers))
+
+
+def test_fingerprint_covers_what_the_network_computes(network, tmp_path):
+    base = network.fingerprint()
+    assert len(base) == 64 and base == network.fingerprint()
+    # Saving and loading keeps it; the file's bytes are not what is hashed.
+    assert SpikingNetwork.load(network.save(tmp_path / "n.npz")).fingerprint() == base
+    weight = network.layers[1].weight.copy()
+    weight[0, 0, 0, 0] += 1
+    changed = [
+        replace(network, reset="zero"),
+        _with_layer(network, 1, weight=weight),
+        _with_layer(network, 1, threshold=network.layers[1].threshold + 1),
+        _with_layer(network, 1, padding=0),
+        _with_layer(network, 0, param_scale=254.0),
+        _with_layer(network, 3, bias=None),
+    ]
+    fingerprints = {c.fingerprint() for c in changed}
+    assert base not in fingerprints and len(fingerprints) == len(changed)
+    # Names, bookkeeping and provenance are not the computation.
+    same = [
+        _with_layer(network, 1, name="renamed", slope=0.5, param_scale=3.0),
+        replace(network, manifest={"note": "another run"}, arch="other"),
+    ]
+    assert {c.fingerprint() for c in same} == {base}
+
+
+def test_cache_key_covers_every_setting_that_changes_embeddings(network):
+    base = cache_key(network, SimConfig(time_steps=16))
+    assert base == cache_key(network, SimConfig(time_steps=16, engine="torch", chunk_size=3))
+    others = {
+        cache_key(network, SimConfig(time_steps=8)),
+        cache_key(network, SimConfig(time_steps=16, timing="no_delay")),
+        cache_key(network, SimConfig(time_steps=16, readout="spike_count")),
+        cache_key(replace(network, reset="zero"), SimConfig(time_steps=16)),
+        cache_key(network, SimConfig(time_steps=16), images="abc"),
+    }
+    assert base not in others and len(others) == 5
+
+
+def test_embedding_file_and_its_sidecar(network, fashion, tmp_path):
+    images = fashion.test_images[:5]
+    config = SimConfig(time_steps=6, readout="integrated")
+    out = tmp_path / "sub" / "emb.npy"
+    payload = embed_to_file(network, images, out, config, progress=False, describe={"split": "x"})
+    saved = np.load(out)
+    assert saved.dtype == np.float32 and saved.shape == (5, network.embedding_dim)
+    np.testing.assert_array_equal(saved, embed(network, images, config, progress=False))
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar == payload
+    assert sidecar["network_fingerprint"] == network.fingerprint()
+    assert sidecar["cache_key"] == cache_key(network, config)
+    assert (sidecar["time_steps"], sidecar["readout"], sidecar["split"]) == (6, "integrated", "x")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["emb.json", "emb.npy"]
+
+
+def test_embedding_refuses_what_it_cannot_do(network, fashion):
+    images = fashion.test_images[:2]
+    with pytest.raises(LavaRetrievalError, match="backend must be one of"):
+        embed(network, images, backend="gpu")
+    with pytest.raises(LavaRetrievalError, match="Lava's own timing"):
+        embed(network, images, SimConfig(timing="no_delay"), backend="lava")
