@@ -1,9 +1,11 @@
 """lava-retrieval: content-based image retrieval with spiking-network embeddings on Lava.
 
 The pipeline of Liu et al. (PLoS ONE 2022): train a small CNN (:mod:`lava_retrieval.train`),
-convert it with Algorithm 1 (:func:`lava_retrieval.convert`), run the spiking network and take
-the membrane potentials of the layer before the output as image embeddings, and answer queries
-with cosine k-nearest-neighbour search (:class:`lava_retrieval.CosineIndex`).
+convert it with Algorithm 1 (:func:`lava_retrieval.convert`), run the spiking network
+(:func:`lava_retrieval.embed`, by any backend; its semantics are
+:func:`lava_retrieval.simulate_reference`) and take the membrane potentials of the layer before
+the output as image embeddings, and answer queries with cosine k-nearest-neighbour search
+(:class:`lava_retrieval.CosineIndex`).
 
 Heavy modules (torch, Lava) are imported on first use of the names below.
 
@@ -28,6 +30,10 @@ _LAZY = {
     "TrainConfig": "lava_retrieval.train",
     "ConvNet": "lava_retrieval.ann",
     "export_netx": "lava_retrieval.netx",
+    "simulate_reference": "lava_retrieval.reference",
+    "NeuronParams": "lava_retrieval.neuron",
+    "embed": "lava_retrieval.embedding",
+    "SimConfig": "lava_retrieval.sim",
 }
 
 __all__ = sorted(_LAZY)

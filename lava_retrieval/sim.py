@@ -124,7 +124,7 @@ def _engine(network: SpikingNetwork, engine: str) -> str:
     if engine == "events":
         raise LavaRetrievalError(
             "engine 'events' computes in int32, and this network's synaptic input per step "
-            "could pass 2**31; use engine='torch'"
+            "or one of its thresholds could pass 2**31; use engine='torch'"
         )
     return "torch"
 
