@@ -156,7 +156,7 @@ def _cmd_convert(args: argparse.Namespace) -> None:
         loihi_report=args.loihi_report,
         allow_undeployable=args.allow_undeployable,
     )
-    loihi_report = payload["loihi"]
+    chip = payload["loihi"]
 
     def text(p: dict) -> str:
         lines = [
@@ -164,14 +164,10 @@ def _cmd_convert(args: argparse.Namespace) -> None:
             f"reset {config.reset}, embedding {p['embedding_layer']} "
             f"{'x'.join(map(str, p['embedding_shape']))})",
             _layer_table(p["layers"]),
-            f"Loihi: {loihi_report['total_cores']} of {loihi.NUM_CORES} cores, "
-            + (
-                "deployable"
-                if loihi_report["deployable"]
-                else f"NOT deployable: {loihi_report['reason']}"
-            ),
+            f"Loihi: {chip['total_cores']} of {loihi.NUM_CORES} cores, "
+            + ("deployable" if chip["deployable"] else f"NOT deployable: {chip['reason']}"),
         ]
-        lines += [f"warning: {w}" for w in loihi_report["warnings"]]
+        lines += [f"warning: {w}" for w in chip["warnings"]]
         lines += [f"{k}: {p[k]}" for k in ("netx", "loihi_report") if k in p]
         return "\n".join(lines)
 

@@ -140,7 +140,8 @@ class LoihiIFLayerModel(AbstractSubProcessModel):
     ``select_tag="fixed_pt", select_sub_proc_model=True`` runs it on the CPU. The mapping
     (threshold, current decay, bias exponent, 8-bit weights, layouts) and what can be lowered
     exactly are :mod:`lava_retrieval.lowering`'s; a layer that cannot be lowered exactly is
-    refused. Lava's LIF keeps ``v`` scaled by ``2**6``, which the membrane probe divides out.
+    refused. Lava's LIF keeps ``v`` scaled by ``2**6``, which the membrane probe converts back
+    (:func:`lava_retrieval.lowering.membrane_from_lava`).
     Lava's synapses have no reset, so one graph embeds one image.
     """
 
