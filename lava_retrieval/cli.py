@@ -132,21 +132,16 @@ def _layer_table(rows: list[dict]) -> str:
 
 
 def _cmd_convert(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     from lava_retrieval import loihi
-    from lava_retrieval.conversion import ConversionConfig, convert_to_file
+    from lava_retrieval.conversion import convert_to_file
     from lava_retrieval.data import load_fashion_mnist
     from lava_retrieval.train import load_checkpoint
 
-    config = ConversionConfig(
-        num_weight_bits=args.weight_bits,
-        num_bias_bits=args.bias_bits,
-        param_percentile=args.percentile,
-        activation_percentile=args.percentile,
-        calibration_size=args.calibration_size,
-        calibration_seed=args.calibration_seed,
-        pool_mode=args.pool_mode,
-        reset=args.reset,
-    )
+    config = _conversion_config(args)
+    if args.activation_percentile is not None:
+        config = replace(config, activation_percentile=args.activation_percentile)
     _, payload = convert_to_file(
         load_checkpoint(args.checkpoint),
         load_fashion_mnist(args.data_dir),
@@ -161,7 +156,8 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     def text(p: dict) -> str:
         lines = [
             f"converted {p['checkpoint']} -> {p['network']} (pooling {config.pool_mode}, "
-            f"reset {config.reset}, embedding {p['embedding_layer']} "
+            f"reset {config.reset}, initial membrane {config.initial_membrane:g} x threshold, "
+            f"embedding {p['embedding_layer']} "
             f"{'x'.join(map(str, p['embedding_shape']))})",
             _layer_table(p["layers"]),
             f"Loihi: {chip['total_cores']} of {loihi.NUM_CORES} cores, "
@@ -212,6 +208,55 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     paths = experiments.write(result, args.out_dir, args.stem)
     result["files"] = [str(p) for p in paths]
     _emit(args, result, lambda r: experiments.markdown(r) + "\nwritten: " + ", ".join(r["files"]))
+
+
+def _conversion_config(args: argparse.Namespace):
+    from lava_retrieval.conversion import ConversionConfig
+
+    return ConversionConfig(
+        num_weight_bits=args.weight_bits,
+        num_bias_bits=args.bias_bits,
+        param_percentile=args.percentile,
+        activation_percentile=args.percentile,
+        calibration_size=args.calibration_size,
+        calibration_seed=args.calibration_seed,
+        pool_mode=args.pool_mode,
+        reset=args.reset,
+        initial_membrane=args.initial_membrane,
+    )
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> None:
+    from lava_retrieval.atomic import write_text
+    from lava_retrieval.calibration import calibrate
+    from lava_retrieval.data import load_fashion_mnist
+    from lava_retrieval.sim import SimConfig
+    from lava_retrieval.train import load_checkpoint
+
+    result = calibrate(
+        load_checkpoint(args.checkpoint),
+        load_fashion_mnist(args.data_dir),
+        _conversion_config(args),
+        SimConfig(timing=args.timing),
+        tuple(args.time_steps),
+        tuple(args.percentiles),
+        args.limit,
+        progress=not args.json,
+        log=_log(args),
+    )
+    result["command"] = args.command_line
+    if args.out:
+        write_text(args.out, json.dumps(result, indent=2) + "\n")
+        result["file"] = str(args.out)
+    _emit(
+        args,
+        result,
+        lambda r: (
+            f"best activation percentile on {r['protocol']['images']} validation images: "
+            f"{r['best']:g} ({r['best_validation_accuracy']:.2f} %); convert with "
+            f"--activation-percentile {r['best']:g}"
+        ),
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -271,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> build_parser().parse_args(["data", "--json"]).json
     True
     """
+    from lava_retrieval.calibration import PERCENTILES
     from lava_retrieval.conversion import POOL_MODES, ConversionConfig
     from lava_retrieval.data import DEFAULT_VALIDATION_FRACTION
     from lava_retrieval.embedding import BACKENDS
@@ -320,26 +366,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     conv = ConversionConfig()
+
+    def conversion_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--checkpoint", help="ANN checkpoint directory (default: the shipped 32-64-10)"
+        )
+        p.add_argument(
+            "--percentile",
+            type=float,
+            default=conv.param_percentile,
+            help="parameter and activation percentile (100: the preprint's max-based variant)",
+        )
+        p.add_argument("--pool-mode", choices=POOL_MODES, default=conv.pool_mode)
+        p.add_argument(
+            "--reset",
+            choices=RESET_MODES,
+            default=conv.reset,
+            help="subtract: soft reset, the paper's neuron; zero: hard reset, Lava's built-in LIF",
+        )
+        p.add_argument(
+            "--initial-membrane",
+            type=float,
+            default=conv.initial_membrane,
+            metavar="F",
+            help="every neuron's potential at the start of each window, as a fraction of its "
+            "threshold (0: the paper's rest; 0.5: the conversion literature's choice)",
+        )
+        p.add_argument("--weight-bits", type=int, default=conv.num_weight_bits)
+        p.add_argument("--bias-bits", type=int, default=conv.num_bias_bits)
+        p.add_argument("--calibration-size", type=int, default=conv.calibration_size)
+        p.add_argument("--calibration-seed", type=int, default=conv.calibration_seed)
+
     p = add("convert", _cmd_convert, "convert an ANN into a spiking network (Algorithm 1)")
-    p.add_argument("--checkpoint", help="ANN checkpoint directory (default: the shipped 32-64-10)")
+    conversion_options(p)
     p.add_argument("--out", required=True, help="spiking-network file to write (.npz)")
     p.add_argument(
-        "--percentile",
+        "--activation-percentile",
         type=float,
-        default=conv.param_percentile,
-        help="parameter and activation percentile (100: the preprint's max-based variant)",
+        metavar="P",
+        help="the thresholds' percentile alone (default: --percentile); `calibrate` chooses it",
     )
-    p.add_argument("--pool-mode", choices=POOL_MODES, default=conv.pool_mode)
-    p.add_argument(
-        "--reset",
-        choices=RESET_MODES,
-        default=conv.reset,
-        help="subtract: soft reset, the paper's neuron; zero: hard reset, Lava's built-in LIF",
-    )
-    p.add_argument("--weight-bits", type=int, default=conv.num_weight_bits)
-    p.add_argument("--bias-bits", type=int, default=conv.num_bias_bits)
-    p.add_argument("--calibration-size", type=int, default=conv.calibration_size)
-    p.add_argument("--calibration-seed", type=int, default=conv.calibration_seed)
     p.add_argument("--export-netx", metavar="H5", help="also write a lava-dl netx hdf5 file")
     p.add_argument("--loihi-report", metavar="PNG", help="draw the Loihi core map")
     p.add_argument("--allow-undeployable", action="store_true")
@@ -362,7 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the simulator's implementation, for --backend sim: events (compiled, "
         "event-driven), torch (dense), auto (events where it can run the network)",
     )
-    p.add_argument("--timing", choices=TIMINGS, default="delay", help="sim only; Lava: delay")
+    p.add_argument(
+        "--timing",
+        choices=TIMINGS,
+        default="delay",
+        help="delay: one window for all layers (the paper's); pipelined: each layer's window "
+        "starts its depth in steps later (same numbers as no_delay); no_delay: sim only",
+    )
     p.add_argument("--time-steps", type=int, default=16)
     p.add_argument("--split", choices=["train", "validation", "test", "full_train"], default="test")
     p.add_argument("--limit", type=int, help="only the first N images of the split")
@@ -375,13 +447,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="ANN checkpoint for the ANN row (default: shipped)")
     p.add_argument("--time-steps", type=int, nargs="+", default=[16, 128])
     p.add_argument("--readout", choices=READOUTS, default="membrane")
-    p.add_argument("--timing", choices=TIMINGS, default="delay")
+    p.add_argument(
+        "--timing",
+        choices=TIMINGS,
+        default="delay",
+        help="delay (the paper's), pipelined or no_delay (the same numbers as pipelined)",
+    )
     p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")
     p.add_argument("--limit-corpus", type=int, help="first N training images only (quick looks)")
     p.add_argument("--limit-queries", type=int, help="first N test images only")
     p.add_argument("--out-dir", default="results", help="where table2.{json,csv,md} go")
     p.add_argument("--stem", default="table2", help="file name stem of the results")
     p.add_argument("--no-progress", action="store_true")
+
+    p = add(
+        "calibrate",
+        _cmd_calibrate,
+        "choose the activation percentile on the validation split (never the test split)",
+    )
+    conversion_options(p)
+    p.add_argument(
+        "--time-steps",
+        type=int,
+        nargs="+",
+        default=[16],
+        help="one or more T; the mean validation accuracy over them decides",
+    )
+    p.add_argument("--timing", choices=TIMINGS, default="delay")
+    p.add_argument(
+        "--percentiles",
+        type=float,
+        nargs="+",
+        default=list(PERCENTILES),
+        metavar="P",
+        help="candidate activation percentiles",
+    )
+    p.add_argument("--limit", type=int, help="first N validation images only (default: all)")
+    p.add_argument("--out", help="also write the result as JSON")
 
     p = add("demo", _cmd_demo, "retrieval demo: convert, embed, query through the Lava graph")
     p.add_argument("--out", default="runs/demo-retrieval.png", help="the Fig. 6-style PNG")

@@ -85,6 +85,9 @@ class ConversionConfig:
         ``separate`` (default) or ``folded``, see the module docstring.
     reset : str
         ``subtract`` (soft reset, default) or ``zero`` (hard reset, for Lava's LIF and netx).
+    initial_membrane : float
+        Every neuron's potential at the start of each window, as a fraction of its threshold
+        in [0, 1): 0 (default, the paper's) or 0.5 (the conversion literature's choice).
 
     >>> ConversionConfig().w_max, ConversionConfig(num_weight_bits=8).w_max
     (255, 127)
@@ -98,6 +101,7 @@ class ConversionConfig:
     calibration_seed: int = 0
     pool_mode: str = "separate"
     reset: str = "subtract"
+    initial_membrane: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -114,6 +118,8 @@ class ConversionConfig:
             problems.append(f"pool_mode={self.pool_mode!r} ({' or '.join(POOL_MODES)})")
         if self.reset not in RESET_MODES:
             problems.append(f"reset={self.reset!r} ({' or '.join(RESET_MODES)})")
+        if not 0.0 <= self.initial_membrane < 1.0:
+            problems.append(f"initial_membrane={self.initial_membrane} (0 <= f < 1)")
         if problems:
             raise ConversionError("invalid conversion configuration: " + ", ".join(problems))
 
@@ -461,6 +467,7 @@ def convert(
         pool_mode=config.pool_mode,
         arch=arch,
         manifest=manifest,
+        initial_membrane=config.initial_membrane,
     )
 
 
@@ -523,6 +530,7 @@ def convert_to_file(
             pool_mode=config.pool_mode,
             reset=config.reset,
             weight_bits=config.num_weight_bits,
+            initial_membrane=config.initial_membrane,
         )
         if found:
             raise NetxExportError("cannot export to netx: " + "; ".join(found))

@@ -67,7 +67,8 @@ def _fire(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Run the neurons over all T steps; ``inputs`` (T, N, ...) is used as scratch space.
 
-    Steps before ``silent`` carry no synaptic input (their rows of ``inputs`` are ignored). Most
+    Steps before ``silent`` carry no synaptic input (their rows of ``inputs`` are ignored). The
+    potentials start at ``params.v_init``. Most
     neurons never reach threshold: while a neuron has not fired, its potential is the running
     sum U_t of its input, so one cumulative sum finds every neuron whose U_t stays below
     threshold (and above the saturation bound); those never spike and end at U_T. Only the
@@ -81,6 +82,9 @@ def _fire(
     u[:silent] = 0
     if bias is not None:
         u.add_(bias)
+    if params.v_init:
+        # The window's initial potential, as if it were input before the first step.
+        u[0].add_(params.v_init)
     if u.dtype == torch.float32:
         # The running sums stay exact in float32 only below 2**24.
         largest = max(float(u.amax()), -float(u.amin()))

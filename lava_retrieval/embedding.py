@@ -42,7 +42,8 @@ def embed(
         (N, H, W) uint8 or float in [0, 1].
     config : SimConfig, optional
         Time steps, timing, readout (and, for ``sim``, engine and chunk size); default
-        ``SimConfig()``. The Lava graph runs the ``delay`` timing only.
+        ``SimConfig()``. The Lava graph runs the ``delay`` and ``pipelined`` timings (whose
+        integers equal ``no_delay``'s).
     backend : {"sim", "lava", "lava-float", "loihi", "loihi-hw"}
     batch_size : int
         Images per presentation window of the Lava graph.
@@ -67,17 +68,19 @@ def embed(
             progress=progress,
             engine=config.engine,
         )
-    if config.timing != "delay":
-        raise LavaRetrievalError(
-            f"the Lava graph runs Lava's own timing ('delay'), not {config.timing!r}; "
-            "use the sim backend for the others"
-        )
     if batch_size < 1:
         raise LavaRetrievalError(f"batch_size must be >= 1, got {batch_size}")
     from lava_retrieval.graph import embed as graph_embed
 
     out = graph_embed(
-        network, images, config.time_steps, batch_size, backend, config.readout, progress=progress
+        network,
+        images,
+        config.time_steps,
+        batch_size,
+        backend,
+        config.readout,
+        progress=progress,
+        timing=config.timing,
     )
     return np.asarray(out, np.float32)
 

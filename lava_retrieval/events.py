@@ -45,8 +45,8 @@ _INT32_LIMIT = (1 << 31) - 1
 
 # Columns of the per-layer table handed to the kernel.
 _KIND, _WIN, _COUT, _HOUT, _WOUT, _K, _PAD = range(7)
-_CIN_PG, _COUT_PG, _W_OFF, _THRESHOLD, _N_OFF, _T_OFF = range(7, 13)
-_COLUMNS = 13
+_CIN_PG, _COUT_PG, _W_OFF, _THRESHOLD, _N_OFF, _T_OFF, _V_INIT = range(7, 14)
+_COLUMNS = 14
 # Layer kinds in the kernel. _RUN: a stride-1 convolution without groups, whose weights are
 # stored with the kernel columns reversed so that one spike adds one contiguous run per kernel
 # row (K output positions x C_out channels); _TAPS: any other convolution or pooling, one add
@@ -96,6 +96,7 @@ class Packed:
             row = np.zeros(_COLUMNS, np.int64)
             row[[_WIN, _COUT, _HOUT, _WOUT]] = win, cout, hout, wout
             row[_THRESHOLD], row[_N_OFF] = neuron.threshold, n_off
+            row[_V_INIT] = neuron.v_init
             row[_PAD], row[_K] = layer.padding, 1
             row[_CIN_PG], row[_COUT_PG] = 1, 1
             if layer.kind == "input":
@@ -158,7 +159,8 @@ class Packed:
         assert all((p.reset, p.v_max) == (params[0].reset, self.v_max) for p in params)
         # Thresholds above int32 cannot be compared in the kernel's int32 arithmetic.
         self.fits_int32 = all(
-            layer.max_input + self.v_max < _INT32_LIMIT and p.threshold < _INT32_LIMIT
+            layer.max_input + self.v_max + abs(p.v_init) < _INT32_LIMIT
+            and p.threshold < _INT32_LIMIT
             for layer, p in zip(network.layers, params, strict=True)
         )
 
@@ -247,7 +249,7 @@ def _kernel(table, weights, biases, where, tap_ptr, tap_out, tap_k, currents, ti
             t_off = table[layer, _T_OFF]
             n_out = cout * hout * wout
             bias = biases[n_off : n_off + n_out]
-            v[:n_out] = 0
+            v[:n_out] = table[layer, _V_INIT]
             acc[:n_out] = bias
             count[:n_out] = 0
             cur_ptr[0] = 0

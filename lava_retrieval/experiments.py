@@ -194,3 +194,49 @@ def write(result: dict, out_dir: str | Path, stem: str = "table2") -> list[Path]
     write_text(paths[1], table.getvalue())
     write_text(paths[2], markdown(result) + "\n")
     return paths
+
+
+def plot_time_steps(results: dict[str, dict], out: str | Path, title: str = "") -> Path:
+    """Classification, top-1, top-3 and mAP against T for several methods, in the layout of
+    the paper's Fig 4 (one panel per metric, T on a log axis), the ANN as a horizontal line.
+
+    Parameters
+    ----------
+    results : dict
+        Label -> a result of :func:`table2` (its SNN rows give the curve, its ANN row the line).
+    out : path
+        PNG to write (atomically).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lava_retrieval.atomic import atomic_path
+
+    metrics = [("classification", "classification accuracy"), ("top1", "top-1 retrieval"),
+               ("top3", "top-3 retrieval"), ("mAP", "mAP")]  # fmt: skip
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    ann = None
+    for label, result in results.items():
+        rows = [r for r in result["rows"] if r["model"].startswith("SNN(")]
+        steps = [int(r["model"][4:-1]) for r in rows]
+        ann = ann or next(r for r in result["rows"] if r["model"] == "ANN")
+        for ax, (key, _) in zip(axes, metrics, strict=True):
+            ax.plot(steps, [r[key] for r in rows], marker="o", label=label)
+    for ax, (key, name) in zip(axes, metrics, strict=True):
+        ax.axhline(ann[key], color="black", linestyle="--", linewidth=1, label="ANN")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("time steps T")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("percent")
+    axes[-1].legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(out)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path

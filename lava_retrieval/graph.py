@@ -39,6 +39,7 @@ from lava_retrieval.lava_runtime import import_lava
 from lava_retrieval.network import SpikingNetwork
 
 BACKENDS = ("lava", "lava-float", "loihi", "loihi-hw")
+TIMINGS = ("delay", "pipelined")
 
 
 class GraphError(LavaRetrievalError):
@@ -69,6 +70,7 @@ class RetrievalGraph:
     backend: str
     knn: object | None = None
     result_sinks: tuple = field(default_factory=tuple)
+    offset: int = 0  # steps from an image's first step to its embedding's (pipelined: depth)
 
     @property
     def num_windows(self) -> int:
@@ -88,7 +90,8 @@ class RetrievalGraph:
         return Loihi2HwCfg(select_sub_proc_model=True)
 
     def run(self, progress: bool = True) -> GraphResult:
-        """Run ``num_windows x time_steps`` steps and collect what the sinks receive."""
+        """Run ``num_windows x time_steps (+ offset)`` steps and collect what the sinks
+        receive."""
         import time
 
         from lava.magma.core.run_conditions import RunSteps
@@ -98,7 +101,9 @@ class RetrievalGraph:
         embeddings, ids, scores = [], [], []
         start = time.perf_counter()
         self.encoder.run(
-            condition=RunSteps(num_steps=self.num_windows * self.time_steps, blocking=False),
+            condition=RunSteps(
+                num_steps=self.num_windows * self.time_steps + self.offset, blocking=False
+            ),
             run_cfg=self.run_config(),
             compile_config={"pypy_channel_size": 2},
         )
@@ -122,8 +127,15 @@ class RetrievalGraph:
         )
 
 
-def _check_loihi(network: SpikingNetwork, images: np.ndarray, readout: str) -> None:
+def _check_loihi(
+    network: SpikingNetwork, images: np.ndarray, readout: str, timing: str = "delay"
+) -> None:
     problems = lowering.problems(network, "loihi")
+    if timing != "delay":
+        problems.append(
+            "Lava's LIF integrates its bias from the first step and cannot start its window "
+            "later: the Loihi backends run the delay timing"
+        )
     if len(images) != 1:
         problems.append(
             f"Lava's synapses cannot be reset between images: one image, not {len(images)}"
@@ -141,6 +153,7 @@ def build(
     batch_size: int = 32,
     backend: str = "lava",
     readout: str = "membrane",
+    timing: str = "delay",
     corpus: np.ndarray | None = None,
     corpus_labels: np.ndarray | None = None,
     k: int = 3,
@@ -158,6 +171,10 @@ def build(
         Images per presentation window (B); 1 measures latency.
     backend : {"lava", "lava-float", "loihi", "loihi-hw"}
     readout : {"membrane", "spike_count", "integrated"}
+    timing : {"delay", "pipelined"}
+        ``delay``: one window for all layers (the paper's); ``pipelined``: the window of the
+        layer at depth d starts d steps after the input's, and the embedding of each image
+        leaves ``embedding_layer`` steps after its window (:mod:`lava_retrieval.reference`).
     corpus, corpus_labels : numpy.ndarray, optional
         With a corpus, a CosineKNN answers every image with its ``k`` nearest corpus ids.
     k : int
@@ -168,6 +185,11 @@ def build(
     """
     if backend not in BACKENDS:
         raise GraphError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if timing not in TIMINGS:
+        raise GraphError(
+            f"the Lava graph runs the timings {TIMINGS}, not {timing!r} (no_delay has no "
+            "synaptic delay, which Lava's synapses always have: use pipelined, its equal)"
+        )
     images = np.asarray(images)
     side = tuple(network.layers[0].output_shape[-2:])
     if images.ndim != 3 or images.shape[1:] != side or len(images) == 0:
@@ -176,7 +198,7 @@ def build(
         raise GraphError("time_steps and batch_size must be >= 1")
     loihi = backend.startswith("loihi")
     if loihi:
-        _check_loihi(network, images, readout)
+        _check_loihi(network, images, readout, timing)
         if backend == "loihi-hw":
             try:
                 import lava.magma.compiler.subcompilers.nc  # noqa: F401  (part of lava-loihi)
@@ -203,12 +225,14 @@ def build(
         layout=layout,
     )
     layers = []
-    for spec in network.layers:
+    for depth, spec in enumerate(network.layers):
         layer = IFLayer.from_layer(
             spec,
-            reset=network.reset,
+            neuron=network.neuron(depth),
             batch_size=batch_size,
             time_steps=time_steps,
+            timing=timing,
+            depth=depth,
             layout=layout,
         )
         source = layers[-1].out if layers else encoder.out
@@ -216,6 +240,7 @@ def build(
             source = source.flatten()
         source.connect(layer.inp)
         layers.append(layer)
+    offset = network.embedding_layer if timing == "pipelined" else 0
     embedding_layer = layers[network.embedding_layer]
     probe = MembraneProbe(
         state_shape=embedding_layer.v.shape,
@@ -224,23 +249,30 @@ def build(
         threshold=network.layers[network.embedding_layer].threshold,
         v_scale=lowering.V_SCALE if loihi else 1,
         layout=layout,
+        offset=offset,
     )
     probe.v_ref.connect_var(embedding_layer.v)
     if not loihi:
         probe.count_ref.connect_var(embedding_layer.spike_count)
-    embedding_sink = HostSink(shape=probe.out.shape, time_steps=time_steps)
+    embedding_sink = HostSink(shape=probe.out.shape, time_steps=time_steps, offset=offset)
     probe.out.connect(embedding_sink.inp)
     graph = RetrievalGraph(
-        encoder, layers, probe, embedding_sink, len(images), batch_size, time_steps, backend
-    )
+        encoder, layers, probe, embedding_sink, len(images), batch_size, time_steps, backend,
+        offset=offset,
+    )  # fmt: skip
     if corpus is not None:
         knn = CosineKNN(
-            corpus=corpus, k=k, batch_size=batch_size, time_steps=time_steps, labels=corpus_labels
+            corpus=corpus,
+            k=k,
+            batch_size=batch_size,
+            time_steps=time_steps,
+            labels=corpus_labels,
+            offset=offset,
         )
         probe.out.connect(knn.query)
         sinks = []
         for port in (knn.ids, knn.scores):
-            sink = HostSink(shape=port.shape, time_steps=time_steps)
+            sink = HostSink(shape=port.shape, time_steps=time_steps, offset=offset)
             port.connect(sink.inp)
             sinks.append(sink)
         graph.knn, graph.result_sinks = knn, tuple(sinks)
@@ -255,6 +287,7 @@ def embed(
     backend: str = "lava",
     readout: str = "membrane",
     progress: bool = True,
+    timing: str = "delay",
 ) -> np.ndarray:
     """Embeddings of ``images`` from the Lava graph, (N, D) float64 holding integers.
 
@@ -264,10 +297,13 @@ def embed(
     if backend.startswith("loihi"):
         from tqdm.auto import tqdm
 
-        _check_loihi(network, np.asarray(images)[:1], readout)
+        _check_loihi(network, np.asarray(images)[:1], readout, timing)
         rows = [
-            build(network, images[i : i + 1], time_steps, 1, backend, readout).run(False).embeddings
+            build(network, images[i : i + 1], time_steps, 1, backend, readout, timing)
+            .run(False)
+            .embeddings
             for i in tqdm(range(len(images)), disable=not progress, desc=backend)
         ]
         return np.concatenate(rows)
-    return build(network, images, time_steps, batch_size, backend, readout).run(progress).embeddings
+    graph = build(network, images, time_steps, batch_size, backend, readout, timing)
+    return graph.run(progress).embeddings

@@ -31,6 +31,8 @@ The mapping:
 * **Current register.** Lava's current ``u = a_in << 6`` wraps at 24 bits: a layer whose
   synaptic input per step can pass ``2**17 - 1`` (:data:`MAX_CURRENT`) is refused.
 * **Limits of the chip.** The bias mantissa has 13 bits.
+* **Initial potential.** Lava's LIF starts from ``v = v_init << 6`` (one image per graph);
+  netx has no initial potential, so only ``initial_membrane = 0`` exports.
 * **netx** cannot load pooling layers: pooling must be folded (``pool_mode="folded"``).
 
 :func:`problems` lists every reason a network cannot be lowered exactly, each naming the
@@ -118,6 +120,15 @@ def dense_weights(layer: SpikingLayer) -> tuple[np.ndarray, int]:
     return 2 * weight.astype(np.int32), -1
 
 
+def lif_v_init(v_init: int) -> int:
+    """Lava's LIF ``v`` for an integer initial potential (scaled by ``2**6``).
+
+    >>> lif_v_init(127)
+    8128
+    """
+    return int(v_init) * V_SCALE
+
+
 def lif_bias(layer: SpikingLayer) -> np.ndarray:
     """``bias_mant`` of Lava's LIF for a layer: one value per neuron in (W, H, C) order (the
     bias is per channel, the last axis), zero for layers without bias."""
@@ -131,7 +142,9 @@ def _chw(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(shape) if len(shape) == 3 else (int(np.prod(shape)),)
 
 
-def config_problems(target: str, *, pool_mode: str, reset: str, weight_bits: int) -> list[str]:
+def config_problems(
+    target: str, *, pool_mode: str, reset: str, weight_bits: int, initial_membrane: float = 0.0
+) -> list[str]:
     """What conversion settings would make a network that ``target`` cannot run exactly.
 
     >>> config_problems("netx", pool_mode="separate", reset="subtract", weight_bits=9)[0]
@@ -141,6 +154,8 @@ def config_problems(target: str, *, pool_mode: str, reset: str, weight_bits: int
     problems = []
     if target == "netx" and pool_mode != "folded":
         problems.append("netx cannot load pooling layers (convert with --pool-mode folded)")
+    if target == "netx" and initial_membrane:
+        problems.append("netx neurons start every run at 0 (convert with --initial-membrane 0)")
     if reset != "zero":
         problems.append(
             "Lava's LIF resets to zero, these neurons reset by subtraction "
@@ -167,6 +182,8 @@ def problems(network: SpikingNetwork, target: str = "loihi") -> list[str]:
         network.pool_mode != "folded" or any(layer.kind == "pool" for layer in network.layers)
     ):
         found.append("netx cannot load pooling layers (convert with --pool-mode folded)")
+    if target == "netx" and network.initial_membrane:
+        found.append("netx neurons start every run at 0 (convert with --initial-membrane 0)")
     return found + _neuron_problems(network.layers, network.reset)
 
 

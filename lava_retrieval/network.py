@@ -38,7 +38,7 @@ import numpy as np
 
 from lava_retrieval.atomic import write_bytes
 from lava_retrieval.errors import LavaRetrievalError
-from lava_retrieval.neuron import RESET_MODES, NeuronParams
+from lava_retrieval.neuron import RESET_MODES, NeuronParams, initial_potential
 
 FORMAT = "lava-retrieval-snn"
 FORMAT_VERSION = 1
@@ -180,6 +180,11 @@ class SpikingNetwork:
         Architecture spec of the source ANN.
     manifest : dict
         Provenance: converter configuration, source checkpoint hash, calibration size, ...
+    initial_membrane : float
+        Every neuron's potential at the start of each presentation window, as a fraction of its
+        threshold in [0, 1): 0 (default) is the paper's rest, 0.5 the conversion literature's
+        choice. Each layer's integer value is
+        :func:`~lava_retrieval.neuron.initial_potential` of it.
     """
 
     layers: tuple[SpikingLayer, ...]
@@ -188,6 +193,7 @@ class SpikingNetwork:
     pool_mode: str
     arch: str
     manifest: dict = field(default_factory=dict)
+    initial_membrane: float = 0.0
 
     def __post_init__(self) -> None:
         if self.reset not in RESET_MODES:
@@ -196,14 +202,27 @@ class SpikingNetwork:
             raise NetworkError("the first layer must be the input layer")
         if not 0 < self.embedding_layer < len(self.layers) - 1:
             raise NetworkError(f"embedding layer {self.embedding_layer} is out of range")
+        fraction = float(self.initial_membrane)
+        if not (np.isfinite(fraction) and 0.0 <= fraction < 1.0):
+            raise NetworkError(
+                f"initial_membrane must be a fraction of the threshold in [0, 1), got "
+                f"{self.initial_membrane!r}"
+            )
+        object.__setattr__(self, "initial_membrane", fraction)
 
     def neuron(self, index: int) -> NeuronParams:
-        """The neuron parameters of layer ``index`` (its threshold, the network's reset).
+        """The neuron parameters of layer ``index``: its threshold, the network's reset and
+        the initial potential of its windows.
 
         >>> net.neuron(1)  # doctest: +SKIP
-        NeuronParams(threshold=190, reset='subtract', v_max=131071)
+        NeuronParams(threshold=190, reset='subtract', v_max=131071, v_init=0)
         """
-        return NeuronParams(threshold=self.layers[index].threshold, reset=self.reset)
+        threshold = self.layers[index].threshold
+        return NeuronParams(
+            threshold=threshold,
+            reset=self.reset,
+            v_init=initial_potential(self.initial_membrane, threshold),
+        )
 
     def fingerprint(self) -> str:
         """SHA-256 of what the network computes, as 64 hex digits.
@@ -224,6 +243,8 @@ class SpikingNetwork:
             digest.update(json.dumps(item, sort_keys=True).encode() + b"\0")
 
         add({"format": FORMAT, "reset": self.reset, "embedding_layer": self.embedding_layer})
+        if self.initial_membrane:  # (absent when 0, so older fingerprints stay valid)
+            add({"initial_membrane": self.initial_membrane})
         for i, layer in enumerate(self.layers):
             add(
                 {
@@ -262,6 +283,7 @@ class SpikingNetwork:
             and all(a.equals(b) for a, b in zip(self.layers, other.layers, strict=True))
             and (self.embedding_layer, self.reset, self.pool_mode, self.arch)
             == (other.embedding_layer, other.reset, other.pool_mode, other.arch)
+            and self.initial_membrane == other.initial_membrane
             and self.manifest == other.manifest
         )
 
@@ -275,6 +297,7 @@ class SpikingNetwork:
             "reset": self.reset,
             "pool_mode": self.pool_mode,
             "arch": self.arch,
+            "initial_membrane": self.initial_membrane,
             "manifest": self.manifest,
             "layers": [layer.scalars() for layer in self.layers],
         }
@@ -330,4 +353,5 @@ class SpikingNetwork:
             pool_mode=header["pool_mode"],
             arch=header["arch"],
             manifest=header["manifest"],
+            initial_membrane=header.get("initial_membrane", 0.0),
         )

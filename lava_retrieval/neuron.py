@@ -48,14 +48,18 @@ class NeuronParams:
     v_max : int
         Saturation bound of the membrane potential, ``+-v_max`` (default ``V_MAX`` = 2**17 - 1,
         Loihi's 24-bit register in integer units).
+    v_init : int
+        Membrane potential at the start of every presentation window (default 0, the paper's;
+        see :func:`initial_potential`).
 
     >>> NeuronParams(threshold=8)
-    NeuronParams(threshold=8, reset='subtract', v_max=131071)
+    NeuronParams(threshold=8, reset='subtract', v_max=131071, v_init=0)
     """
 
     threshold: int
     reset: str = "subtract"
     v_max: int = V_MAX
+    v_init: int = 0
 
     def __post_init__(self) -> None:
         if self.reset not in RESET_MODES:
@@ -66,6 +70,18 @@ class NeuronParams:
             )
         object.__setattr__(self, "threshold", int(self.threshold))
         object.__setattr__(self, "v_max", int(self.v_max))
+        object.__setattr__(self, "v_init", int(self.v_init))
+
+
+def initial_potential(fraction: float, threshold: int) -> int:
+    """The integer initial membrane potential for ``fraction`` of ``threshold``:
+    ``floor(fraction * threshold)`` (0.5 is the conversion literature's choice: it centres the
+    rounding error of a rate code; 0 is the paper's rest).
+
+    >>> initial_potential(0.5, 255), initial_potential(0.0, 255)
+    (127, 0)
+    """
+    return int(np.floor(float(fraction) * int(threshold)))
 
 
 def if_step(

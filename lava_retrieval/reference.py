@@ -7,8 +7,9 @@ conformance suite (``tests/lava_retrieval/test_conformance.py``). It is written 
 to be fast.
 
 Presentation
-    Each image is presented for ``time_steps`` steps starting from rest: every potential zero, no
-    spike in flight.
+    Each image is presented for ``time_steps`` steps. Every layer's window starts from its
+    initial potential (``network.neuron(i).v_init``: 0, the paper's rest, or a fraction of the
+    threshold, ``network.initial_membrane``), with no spike of another image in flight.
 Neurons
     Layer ``i`` follows :func:`lava_retrieval.neuron.if_step` with ``network.neuron(i)``
     (threshold, reset, 24-bit saturation) and its bias, every step.
@@ -19,10 +20,15 @@ Synapses
     Every other layer integrates the integer synaptic input from the previous layer's spikes
     (conv, pool or dense, :class:`lava_retrieval.synapse.SynapticOp`) plus its bias.
 Timing
-    ``delay`` (Lava's): a synapse layer delivers the spikes of step t-1 at step t, as Lava's
-    ``Dense``/``Conv``, netx blocks and the project's ``IFLayer`` do, so a network of L synapse
-    layers gives its output layer no input for its first L steps. ``no_delay``: every layer sees
-    the spikes its predecessor emitted in the same step.
+    ``delay`` (Lava's, the paper's): a synapse layer delivers the spikes of step t-1 at step t,
+    as Lava's ``Dense``/``Conv``, netx blocks and the project's ``IFLayer`` do, and every layer's
+    window is the input's, so a network of L synapse layers gives its output layer no input for
+    its first L steps. ``no_delay``: every layer sees the spikes its predecessor emitted in the
+    same step. ``pipelined``: Lava's synapse delay, with the window of the layer at depth d
+    starting d steps after the input's, so that every layer integrates exactly the T steps of
+    its own input while images stream back to back, one every T steps (latency T + depth). Per
+    image, a layer then sees at its k-th step what its predecessor emitted at its own k-th step:
+    the integers are those of ``no_delay``, which is how this function computes them.
 Readouts (of the embedding layer, after the last step)
     ``membrane`` (the paper's): the potentials; ``spike_count``: spikes per neuron;
     ``integrated``: ``spike_count x threshold + membrane``, all the input the neuron integrated
@@ -40,7 +46,7 @@ from lava_retrieval.network import SpikingNetwork
 from lava_retrieval.neuron import if_step, input_current
 from lava_retrieval.synapse import SynapticOp
 
-TIMINGS = ("delay", "no_delay")
+TIMINGS = ("delay", "no_delay", "pipelined")
 READOUTS = ("membrane", "spike_count", "integrated")
 _UNSATURATED = 1 << 62
 
@@ -96,7 +102,7 @@ def simulate_reference(
         (N, H, W) uint8 or float in [0, 1], H x W the input layer's map.
     time_steps : int
         Steps per image (T >= 1).
-    timing : {"delay", "no_delay"}
+    timing : {"delay", "no_delay", "pipelined"}
     record_spikes : bool
         Also return every layer's (T, N, *shape) spike train.
     saturate : bool
@@ -128,9 +134,9 @@ def simulate_reference(
         else layer.bias.astype(np.int64).reshape((1, -1) + (1,) * (len(layer.output_shape) - 1))
         for layer in layers
     ]
-    v = [np.zeros((n, *layer.output_shape), np.int64) for layer in layers]
+    v = [np.full((n, *x.output_shape), params[i].v_init, np.int64) for i, x in enumerate(layers)]
     counts = [np.zeros_like(x) for x in v]
-    previous = [np.zeros_like(x, dtype=bool) for x in v]
+    previous = [np.zeros(x.shape, bool) for x in v]
     trains = [[] for _ in layers]
     current = input_current(images, layers[0].param_scale).reshape(n, *layers[0].output_shape)
     for _ in range(time_steps):

@@ -2,7 +2,7 @@
 
 :func:`simulate` and :func:`embed` give exactly the integers of the executable specification,
 :func:`lava_retrieval.reference.simulate_reference` (presentation from rest, the neuron of
-:func:`lava_retrieval.neuron.if_step`, the ``delay`` and ``no_delay`` timings, the readouts),
+:func:`lava_retrieval.neuron.if_step`, the initial potential, the timings, the readouts),
 computed by one of two engines. This module chooses the engine and chunks the work.
 
 Words: an *engine* is one of the simulator's implementations (below); a *backend* is what runs
@@ -59,7 +59,9 @@ class SimConfig:
     time_steps : int
         Steps per image (T). Default 16.
     timing : str
-        ``delay`` (Lava's, default) or ``no_delay``.
+        ``delay`` (Lava's with one window for all layers, the paper's; default), ``no_delay`` or
+        ``pipelined`` (each layer's window shifted by its depth; see
+        :mod:`lava_retrieval.reference`).
     readout : str
         ``membrane`` (default, the paper's), ``spike_count`` or ``integrated``.
     chunk_size : int
@@ -180,7 +182,7 @@ def simulate(
         (N, 28, 28) uint8 or float in [0, 1].
     time_steps : int
         Steps per image (T >= 1).
-    timing : {"delay", "no_delay"}
+    timing : {"delay", "no_delay", "pipelined"}
     record_spikes : bool
         Keep every layer's spike train (memory: T x N x neurons bytes).
     chunk_size : int

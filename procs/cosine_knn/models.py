@@ -27,9 +27,12 @@ class PyCosineKNNModel(PyLoihiProcessModel):
         self.index = proc_params["index"]
         self.k = proc_params["k"]
         self.time_steps = proc_params["time_steps"]
+        self.offset = proc_params.get("offset", 0)
 
     def post_guard(self) -> bool:
-        return self.time_step % self.time_steps == 0
+        # The end of each window of the layer it serves (``offset`` steps after the encoder's).
+        step = self.time_step - self.offset
+        return step > 0 and step % self.time_steps == 0
 
     def run_post_mgmt(self) -> None:
         scores, ids = self.index.search(self.query.recv(), self.k)

@@ -11,7 +11,7 @@ class CosineKNN(AbstractProcess):
     """Holds the corpus (embeddings and labels); each window it receives a batch of query
     embeddings and emits the ``k`` most cosine-similar corpus ids and their scores::
 
-        ids[b], scores[b] = top_k(cos(query[b], corpus))     at t % T == 0
+        ids[b], scores[b] = top_k(cos(query[b], corpus))     at (t - offset) % T == 0
 
     The search is :class:`lava_retrieval.index.CosineIndex` (exact, best first, ties by corpus
     order). It runs on the host CPU, as in the paper.
@@ -27,6 +27,9 @@ class CosineKNN(AbstractProcess):
         T: a batch of queries arrives every T steps.
     labels : numpy.ndarray, optional
         (M,) corpus labels, kept for the caller.
+    offset : int
+        Steps by which the windows it serves start after the encoder's (the embedding layer's
+        depth under pipelined timing; default 0).
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class CosineKNN(AbstractProcess):
         batch_size: int,
         time_steps: int,
         labels: np.ndarray | None = None,
+        offset: int = 0,
         name: str | None = None,
     ) -> None:
         from lava_retrieval.index import CosineIndex
@@ -44,7 +48,7 @@ class CosineKNN(AbstractProcess):
         index = CosineIndex().add(corpus, labels=labels)  # validates the corpus here
         if not 0 < k <= len(index):
             raise ValueError(f"k must lie in 1..{len(index)}, got {k}")
-        super().__init__(index=index, k=k, time_steps=time_steps, name=name)
+        super().__init__(index=index, k=k, time_steps=time_steps, offset=offset, name=name)
         self.query = InPort(shape=(batch_size, index.vectors_.shape[1]))
         self.ids = OutPort(shape=(batch_size, k))
         self.scores = OutPort(shape=(batch_size, k))

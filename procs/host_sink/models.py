@@ -24,9 +24,12 @@ class PyHostSinkModel(PyLoihiProcessModel):
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
         self.time_steps = proc_params["time_steps"]
+        self.offset = proc_params.get("offset", 0)
 
     def post_guard(self) -> bool:
-        return self.time_step % self.time_steps == 0
+        # The end of each window of the layer it serves (``offset`` steps after the encoder's).
+        step = self.time_step - self.offset
+        return step > 0 and step % self.time_steps == 0
 
     def run_post_mgmt(self) -> None:
         self.host.csp_ports[-1].send(self.inp.recv())

@@ -8,10 +8,10 @@ from lava.magma.core.process.process import AbstractProcess
 
 
 class HostSink(AbstractProcess):
-    """Receives one message per presentation window (at ``t % T == 0``) and relays it through
-    a channel to this process object, where :meth:`receive` returns it::
+    """Receives one message per presentation window (at ``(t - offset) % T == 0``) and relays
+    it through a channel to this process object, where :meth:`receive` returns it::
 
-        host <- inp[t]     at t % T == 0
+        host <- inp[t]     at (t - offset) % T == 0
 
     Unlike ``lava.proc.io.extractor.Extractor``, which relays every time step, it moves data
     only when there is some (an embedding or a search result per window). Run the graph with
@@ -23,12 +23,21 @@ class HostSink(AbstractProcess):
     shape : tuple of int
     time_steps : int
     buffer_size : int
+    offset : int
+        Steps by which the windows it serves start after the encoder's (the embedding layer's
+        depth under pipelined timing; default 0).
     """
 
     def __init__(
-        self, *, shape: tuple[int, ...], time_steps: int, buffer_size: int = 4, name=None
+        self,
+        *,
+        shape: tuple[int, ...],
+        time_steps: int,
+        buffer_size: int = 4,
+        offset: int = 0,
+        name=None,
     ) -> None:
-        super().__init__(shape=tuple(shape), time_steps=time_steps, name=name)
+        super().__init__(shape=tuple(shape), time_steps=time_steps, offset=offset, name=name)
         self.inp = InPort(shape=tuple(shape))
         self.host = OutPort(shape=tuple(shape))
         self.host.flag_external_pipe(buffer_size=buffer_size)

@@ -46,7 +46,11 @@ class _BatchedIFLayer(PyLoihiProcessModel):
         layer = layer_of(proc_params)
         self.kind = layer.kind
         self.time_steps = proc_params["time_steps"]
-        self.neuron = NeuronParams(threshold=layer.threshold, reset=proc_params["reset"])
+        self.neuron = NeuronParams(
+            threshold=layer.threshold, reset=proc_params["reset"], v_init=proc_params["v_init"]
+        )
+        self.pipelined = proc_params["timing"] == "pipelined"
+        self.offset = proc_params["depth"] if self.pipelined else 0
         self.synapse = None if layer.kind == "input" else SynapticOp(layer)
         shape = (proc_params["batch_size"], *layer.output_shape)
         bias = np.zeros(layer.output_shape[0], np.int64) if layer.bias is None else layer.bias
@@ -64,11 +68,22 @@ class _BatchedIFLayer(PyLoihiProcessModel):
         raise NotImplementedError
 
     def run_spk(self) -> None:
-        if (self.time_step - 1) % self.time_steps == 0:
-            # A new image: no potential and no in-flight input of the previous one survives.
-            self.v[:] = 0
+        step = self.time_step - 1 - self.offset  # this layer's own clock
+        if step < 0:
+            # Pipelined, before this layer's first window: at rest, silent, but listening.
+            self.out.send(np.zeros(self.out.shape, self.pending.dtype))
+            received = self.inp.recv()
+            if self.kind != "input":
+                self.pending = self.synaptic_input(received)
+            return
+        if step % self.time_steps == 0:
+            # A new window: the initial potential, no spike counted; with one window for all
+            # layers the input in flight is the previous image's and is dropped, pipelined it
+            # is this image's first.
+            self.v[:] = self.neuron.v_init
             self.spike_count[:] = 0
-            self.pending[:] = 0
+            if not self.pipelined:
+                self.pending[:] = 0
         if self.kind == "input":
             spikes = self.integrate(self.inp.recv())
         else:
@@ -153,6 +168,11 @@ class LoihiIFLayerModel(AbstractSubProcessModel):
         params = proc.proc_params
         if params["layout"] != "whc":
             raise ValueError("the Loihi model needs layout 'whc'")
+        if params["timing"] != "delay":
+            raise ValueError(
+                "the Loihi model runs the delay timing: Lava's LIF integrates its bias from the "
+                "first step and cannot start its window later"
+            )
         layer = layer_of(params)
         lowering.check_layer(layer, params["reset"])
         self.lif = LIF(
@@ -162,6 +182,7 @@ class LoihiIFLayerModel(AbstractSubProcessModel):
             vth=lowering.vth(layer.threshold),
             bias_mant=lowering.lif_bias(layer),
             bias_exp=lowering.BIAS_EXP,
+            v=lowering.lif_v_init(params["v_init"]),
         )
         if layer.kind == "input":
             proc.in_ports.inp.connect(self.lif.a_in)

@@ -9,22 +9,31 @@ from lava.magma.core.process.variable import Var
 
 from lava_retrieval.lowering import whc_shape
 from lava_retrieval.network import SpikingLayer
+from lava_retrieval.neuron import NeuronParams
 
 LAYOUTS = ("bchw", "whc")
+TIMINGS = ("delay", "pipelined")
 
 
 class IFLayer(AbstractProcess):
     """Conv, pool or dense synapses plus soft- or hard-reset integrate-and-fire neurons.
 
-    Per image presentation of ``time_steps`` steps (state cleared at its first step)::
+    Per image presentation window of ``time_steps`` steps (state set to ``v_init`` at its first
+    step)::
 
         a[t] = W * s_in[t-1]             synaptic input: conv / pool / dense of the previous
-                                         layer's spikes one step earlier (0 at the first step);
-                                         input layer: a[t] = current[t] from the image encoder
+                                         layer's spikes one step earlier; input layer:
+                                         a[t] = current[t] from the image encoder
         v[t] = sat(v[t-1] + a[t] + bias) sat: +-(2**17 - 1), Loihi's 24-bit register
         s[t] = v[t] >= threshold
         v[t] = v[t] - threshold * s[t]   reset "subtract" (soft, the paper's neuron)
         v[t] = 0 where s[t]              reset "zero" (hard, Lava's LIF)
+
+    Windows: with timing ``delay`` every layer's window is the encoder's (steps ``wT+1 ..
+    (w+1)T``) and the input in flight at its first step, the previous image's, is dropped; with
+    ``pipelined`` the window of the layer at ``depth`` d is ``wT+1+d .. (w+1)T+d`` and the
+    input in flight at its first step is the new image's first (it rests before its first
+    window). See :mod:`lava_retrieval.reference` for what each timing computes.
 
     Why one Process holds synapses and neurons: a batch of B images flows through one
     ``(B, C, H, W)`` message per layer and step (Lava's Conv and Dense have no batch dimension),
@@ -44,6 +53,12 @@ class IFLayer(AbstractProcess):
         Steps per image presentation (T); state is cleared every T steps.
     threshold : int
     reset : {"subtract", "zero"}
+    v_init : int
+        Potential at the start of every window (the network's initial membrane potential).
+    timing : {"delay", "pipelined"}
+    depth : int
+        The layer's index in the network (0 for the input layer): its window's offset under
+        ``pipelined``.
     weight, bias : numpy.ndarray, optional
         Integer weights (torch layout) and per-channel bias.
     stride, padding, groups : int
@@ -62,6 +77,9 @@ class IFLayer(AbstractProcess):
         time_steps: int,
         threshold: int,
         reset: str = "subtract",
+        v_init: int = 0,
+        timing: str = "delay",
+        depth: int = 0,
         weight: np.ndarray | None = None,
         bias: np.ndarray | None = None,
         stride: int = 1,
@@ -78,6 +96,9 @@ class IFLayer(AbstractProcess):
             time_steps=time_steps,
             threshold=int(threshold),
             reset=reset,
+            v_init=int(v_init),
+            timing=timing,
+            depth=int(depth),
             weight=weight,
             bias=bias,
             stride=stride,
@@ -86,6 +107,8 @@ class IFLayer(AbstractProcess):
             layout=layout,
             name=name,
         )
+        if timing not in TIMINGS:
+            raise ValueError(f"timing must be one of {TIMINGS}, got {timing!r}")
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if layout == "whc":
@@ -106,14 +129,17 @@ class IFLayer(AbstractProcess):
         cls,
         layer: SpikingLayer,
         *,
-        reset: str,
+        neuron: NeuronParams,
         batch_size: int,
         time_steps: int,
+        timing: str = "delay",
+        depth: int = 0,
         layout: str = "bchw",
     ) -> IFLayer:
-        """The IFLayer of one layer of a SpikingNetwork (weights, bias, threshold, geometry).
+        """The IFLayer of one layer of a SpikingNetwork (weights, bias, geometry) with its
+        neurons' parameters (``network.neuron(i)``: threshold, reset, initial potential).
 
-        >>> IFLayer.from_layer(net.layers[1], reset=net.reset, batch_size=8, time_steps=16)
+        >>> IFLayer.from_layer(net.layers[1], neuron=net.neuron(1), batch_size=8, time_steps=16)
         ... # doctest: +SKIP
         """
         return cls(
@@ -122,8 +148,11 @@ class IFLayer(AbstractProcess):
             output_shape=layer.output_shape,
             batch_size=batch_size,
             time_steps=time_steps,
-            threshold=layer.threshold,
-            reset=reset,
+            threshold=neuron.threshold,
+            reset=neuron.reset,
+            v_init=neuron.v_init,
+            timing=timing,
+            depth=depth,
             weight=layer.weight,
             bias=layer.bias,
             stride=layer.stride,

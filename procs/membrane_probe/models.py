@@ -27,13 +27,16 @@ class PyMembraneProbeModel(PyLoihiProcessModel):
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
         self.time_steps = proc_params["time_steps"]
+        self.offset = proc_params.get("offset", 0)
         self.readout = proc_params["readout"]
         self.threshold = proc_params["threshold"]
         self.v_scale = proc_params["v_scale"]
         self.whc = proc_params["layout"] == "whc"
 
     def post_guard(self) -> bool:
-        return self.time_step % self.time_steps == 0
+        # The end of each window of the layer it serves (``offset`` steps after the encoder's).
+        step = self.time_step - self.offset
+        return step > 0 and step % self.time_steps == 0
 
     def _flat(self, state: np.ndarray) -> np.ndarray:
         if self.whc:

@@ -9,10 +9,10 @@ READOUTS = ("membrane", "spike_count", "integrated")
 
 
 class MembraneProbe(AbstractProcess):
-    """At the last step of each presentation window (``t % T == 0``), after the neurons updated,
-    read the embedding layer's membrane potentials and spike counts through RefPorts (one
-    bulk read in the management phase, no element-wise ``Var.get()``) and send the flattened
-    embedding through ``out`` in the same phase::
+    """At the last step of each presentation window (``(t - offset) % T == 0``), after the
+    neurons updated, read the embedding layer's membrane potentials and spike counts through
+    RefPorts (one bulk read in the management phase, no element-wise ``Var.get()``) and send
+    the flattened embedding through ``out`` in the same phase::
 
         membrane:    e = u(v[t])
         spike_count: e = spike_count[t]
@@ -34,6 +34,9 @@ class MembraneProbe(AbstractProcess):
         (:data:`lava_retrieval.lowering.V_SCALE`).
     layout : {"bchw", "whc"}
         ``whc``: batch 1, state in Lava's (W, H, C) order; the embedding is reordered to C, H, W.
+    offset : int
+        Steps by which the windows it serves start after the encoder's (the embedding layer's
+        depth under pipelined timing; default 0).
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class MembraneProbe(AbstractProcess):
         threshold: int = 1,
         v_scale: int = 1,
         layout: str = "bchw",
+        offset: int = 0,
         name: str | None = None,
     ) -> None:
         if readout not in READOUTS:
@@ -56,6 +60,7 @@ class MembraneProbe(AbstractProcess):
             threshold=threshold,
             v_scale=v_scale,
             layout=layout,
+            offset=offset,
             name=name,
         )
         batch = 1 if layout == "whc" else state_shape[0]

@@ -59,6 +59,8 @@ def test_loihi_path_refuses_what_it_cannot_run(network, queries):
         build(network, queries[:1], backend="loihi")
     with pytest.raises(GraphError, match="one image, not 2; .*membrane readout"):
         build(network, queries[:2], backend="loihi", readout="spike_count")
+    with pytest.raises(GraphError, match="the Loihi backends run the delay timing"):
+        build(network, queries[:1], backend="loihi", timing="pipelined")
     with pytest.raises(GraphError, match="lava-loihi"):
         zero = convert(
             load_checkpoint().model,
@@ -84,6 +86,8 @@ def test_bad_input(network):
         build(network, np.zeros((2, 32, 32), np.uint8))
     with pytest.raises(GraphError, match="backend must be"):
         build(network, np.zeros((2, 28, 28), np.uint8), backend="gpu")
+    with pytest.raises(GraphError, match="use pipelined, its equal"):
+        build(network, np.zeros((2, 28, 28), np.uint8), timing="no_delay")
 
 
 def test_cli_embed(network, tmp_path, capsys):

@@ -86,5 +86,22 @@ def test_embedding_refuses_what_it_cannot_do(network, fashion):
     images = fashion.test_images[:2]
     with pytest.raises(LavaRetrievalError, match="backend must be one of"):
         embed(network, images, backend="gpu")
-    with pytest.raises(LavaRetrievalError, match="Lava's own timing"):
+    with pytest.raises(LavaRetrievalError, match="use pipelined, its equal"):
         embed(network, images, SimConfig(timing="no_delay"), backend="lava")
+
+
+def test_initial_membrane_travels_with_the_network(network, tmp_path):
+    half = replace(network, initial_membrane=0.5)
+    assert [half.neuron(i).v_init for i in range(4)] == [
+        layer.threshold // 2 for layer in network.layers
+    ]
+    loaded = SpikingNetwork.load(half.save(tmp_path / "half.npz"))
+    assert loaded.initial_membrane == 0.5 and loaded.equals(half)
+    assert (
+        half.fingerprint()
+        != network.fingerprint()
+        == replace(half, initial_membrane=0).fingerprint()
+    )
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(LavaRetrievalError, match="initial_membrane must be a fraction"):
+            replace(network, initial_membrane=bad)

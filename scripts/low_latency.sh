@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The low-latency results of the README, on the full protocol (60,000 corpus images, 10,000
+# queries) for T = 4 ... 128: the paper's method under Lava's timing and pipelined, and the
+# initial-membrane method (every window starts at half the threshold, pipelined timing, the
+# activation percentile chosen on the validation split), each with the membrane readout, the
+# last also with the integrated readout. Writes results/sweep-*.{json,csv,md},
+# results/calibration-initial-half.json, results/snn-32-64-10-initial-half.npz and
+# results/time-steps.png. About 50 minutes on 2 cores; LR names the command to run
+# (default: the project's .venv). A result file already there is kept (delete it to redo it),
+# so an interrupted run continues where it stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LR=${LR:-.venv/bin/lava-retrieval}
+PY=${PY:-.venv/bin/python}
+STEPS="4 8 16 32 64 128"
+
+if [ ! -f results/calibration-initial-half.json ]; then
+    $LR calibrate --initial-membrane 0.5 --timing pipelined --time-steps 4 8 16 \
+        --out results/calibration-initial-half.json --json > /dev/null
+fi
+if [ ! -f results/snn-32-64-10-initial-half.npz ]; then
+    BEST=$($PY -c "import json; print(json.load(open('results/calibration-initial-half.json'))['best'])")
+    $LR convert --initial-membrane 0.5 --activation-percentile "$BEST" \
+        --out results/snn-32-64-10-initial-half.npz --json \
+        > results/convert-32-64-10-initial-half.json
+fi
+
+evaluate() {  # STEM, then the options of `lava-retrieval evaluate`
+    local stem=$1
+    shift
+    [ -f "results/$stem.json" ] && return 0
+    $LR evaluate --time-steps $STEPS --out-dir results --stem "$stem" --json --no-progress "$@" \
+        > /dev/null
+}
+evaluate sweep-paper-delay --network results/snn-32-64-10.npz
+evaluate sweep-paper-pipelined --network results/snn-32-64-10.npz --timing pipelined
+evaluate sweep-initial-half-pipelined --network results/snn-32-64-10-initial-half.npz \
+    --timing pipelined
+evaluate sweep-initial-half-pipelined-integrated \
+    --network results/snn-32-64-10-initial-half.npz --timing pipelined --readout integrated
+
+$PY - <<'PY'
+import json
+
+from lava_retrieval.experiments import plot_time_steps
+
+runs = {
+    "paper's method, Lava timing": "sweep-paper-delay",
+    "paper's method, pipelined": "sweep-paper-pipelined",
+    "initial membrane 0.5, pipelined": "sweep-initial-half-pipelined",
+    "initial membrane 0.5, pipelined, integrated": "sweep-initial-half-pipelined-integrated",
+}
+results = {label: json.load(open(f"results/{stem}.json")) for label, stem in runs.items()}
+print(plot_time_steps(results, "results/time-steps.png", "32-64-10 on Fashion-MNIST"))
+PY
