@@ -247,6 +247,7 @@ def build(
         time_steps=time_steps,
         readout=readout,
         threshold=network.layers[network.embedding_layer].threshold,
+        v_init=network.neuron(network.embedding_layer).v_init,
         v_scale=lowering.V_SCALE if loihi else 1,
         layout=layout,
         offset=offset,

@@ -31,8 +31,8 @@ Timing
     the integers are those of ``no_delay``, which is how this function computes them.
 Readouts (of the embedding layer, after the last step)
     ``membrane`` (the paper's): the potentials; ``spike_count``: spikes per neuron;
-    ``integrated``: ``spike_count x threshold + membrane``, all the input the neuron integrated
-    (exact with soft reset and no saturation).
+    ``integrated``: ``spike_count x threshold + membrane - v_init``, all the input the neuron
+    integrated in the window (exact with soft reset and no saturation).
 """
 
 from __future__ import annotations
@@ -173,6 +173,7 @@ def readout_of(network: SpikingNetwork, result: SimResult, kind: str = "membrane
     elif kind == "spike_count":
         out = result.spike_counts[i]
     else:
-        out = result.spike_counts[i].astype(np.int64) * network.layers[i].threshold
-        out = out + result.membrane[i]
+        params = network.neuron(i)
+        out = result.spike_counts[i].astype(np.int64) * params.threshold
+        out = out + result.membrane[i] - params.v_init
     return out.reshape(n, -1)

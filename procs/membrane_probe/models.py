@@ -30,6 +30,7 @@ class PyMembraneProbeModel(PyLoihiProcessModel):
         self.offset = proc_params.get("offset", 0)
         self.readout = proc_params["readout"]
         self.threshold = proc_params["threshold"]
+        self.v_init = proc_params["v_init"]
         self.v_scale = proc_params["v_scale"]
         self.whc = proc_params["layout"] == "whc"
 
@@ -51,5 +52,8 @@ class PyMembraneProbeModel(PyLoihiProcessModel):
             embedding = v
         else:
             counts = self._flat(self.count_ref.read())
-            embedding = counts if self.readout == "spike_count" else counts * self.threshold + v
+            if self.readout == "spike_count":
+                embedding = counts
+            else:
+                embedding = counts * self.threshold + v - self.v_init
         self.out.send(embedding)

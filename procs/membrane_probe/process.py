@@ -16,7 +16,7 @@ class MembraneProbe(AbstractProcess):
 
         membrane:    e = u(v[t])
         spike_count: e = spike_count[t]
-        integrated:  e = spike_count[t] * threshold + u(v[t])
+        integrated:  e = spike_count[t] * threshold + u(v[t]) - v_init
 
     where ``u(v) = v`` for the project's own models and ``u(v) = ceil(v / 2**6)`` for Lava's LIF
     (``v_scale = 64``: :func:`lava_retrieval.lowering.membrane_from_lava`).
@@ -29,6 +29,8 @@ class MembraneProbe(AbstractProcess):
     readout : {"membrane", "spike_count", "integrated"}
     threshold : int
         The layer's threshold (for ``integrated``).
+    v_init : int
+        The layer's initial potential (for ``integrated``).
     v_scale : int
         1, or 64 for Lava's LIF, whose ``v`` carries 6 fraction bits
         (:data:`lava_retrieval.lowering.V_SCALE`).
@@ -46,6 +48,7 @@ class MembraneProbe(AbstractProcess):
         time_steps: int,
         readout: str = "membrane",
         threshold: int = 1,
+        v_init: int = 0,
         v_scale: int = 1,
         layout: str = "bchw",
         offset: int = 0,
@@ -58,6 +61,7 @@ class MembraneProbe(AbstractProcess):
             time_steps=time_steps,
             readout=readout,
             threshold=threshold,
+            v_init=int(v_init),
             v_scale=v_scale,
             layout=layout,
             offset=offset,

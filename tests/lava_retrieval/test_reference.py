@@ -114,3 +114,16 @@ def test_bad_arguments():
         simulate_reference(network, image, 0)
     with pytest.raises(LavaRetrievalError, match="readout must be one of"):
         readout_of(network, simulate_reference(network, image, 2), "rate")
+
+
+def test_initial_membrane_by_hand():
+    """Windows that start at half the threshold: the pixel (threshold 255) starts at 127 and
+    still fires every step; the neuron (threshold 5) starts at 2: v = 2, 5>0, 3, 6>1, 4."""
+    network = replace(_two_neurons(), initial_membrane=0.5)
+    assert [network.neuron(i).v_init for i in range(3)] == [127, 2, 0]
+    result = simulate_reference(network, np.full((1, 1, 1), 255, np.uint8), 5, "delay", True)
+    assert result.spikes[0][:, 0].ravel().tolist() == [True] * 5
+    assert result.spikes[1][:, 0, 0].astype(int).tolist() == [0, 1, 0, 1, 0]
+    assert result.membrane[1].tolist() == [[4]]
+    # integrated: all the input of the window (4 spikes x weight 3), not the initial potential.
+    assert readout_of(network, result, "integrated").tolist() == [[12]]
