@@ -112,6 +112,60 @@ def table2_variants() -> str:
     return "\n".join(rows) + "\n\nProduced by " + " and ".join(commands) + "."
 
 
+SWEEPS = (
+    ("sweep-paper-delay", "the paper's method, Lava timing (`delay`), membrane"),
+    ("sweep-paper-pipelined", "the paper's method, `pipelined`, membrane"),
+    ("sweep-initial-half-pipelined", "initial membrane 0.5, `pipelined`, membrane"),
+    ("sweep-initial-half-pipelined-integrated", "initial membrane 0.5, `pipelined`, integrated"),
+)
+
+
+def low_latency() -> str:
+    rows = [
+        "| method | T | classification | top-1 | top-3 | mAP |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    ann = None
+    for stem, what in SWEEPS:
+        result = _load(f"{stem}.json")
+        ann = ann or next(r for r in result["rows"] if r["model"] == "ANN")
+        for row in result["rows"]:
+            if row["model"].startswith("SNN("):
+                rows.append(
+                    f"| {what} | {row['model'][4:-1]} | {row['classification']:.2f} | "
+                    f"{row['top1']:.2f} | {row['top3']:.2f} | {row['mAP']:.2f} |"
+                )
+    rows.append(
+        f"| ANN (the same network) | — | {ann['classification']:.2f} | {ann['top1']:.2f} | "
+        f"{ann['top3']:.2f} | {ann['mAP']:.2f} |"
+    )
+    best = _load(f"{SWEEPS[-1][0]}.json")
+    gaps = []
+    for t in (4, 8, 16):
+        row = next(r for r in best["rows"] if r["model"] == f"SNN({t})")
+        gaps.append(
+            f"T = {t}: {ann['classification'] - row['classification']:.2f} (classification), "
+            f"{ann['top1'] - row['top1']:.2f} (top-1), {ann['mAP'] - row['mAP']:.2f} (mAP)"
+        )
+    calibration = _load("calibration-initial-half.json")
+    p = best["protocol"]
+    return (
+        "\n".join(rows)
+        + f"\n\nCorpus {p['corpus']:,} training images, {p['queries']:,} test queries; percent. "
+        + "Below the ANN, last method: "
+        + "; ".join(gaps)
+        + f". The activation percentile {calibration['best']:g} was chosen on the "
+        + f"{calibration['protocol']['images']:,} validation images (mean classification "
+        + "accuracy over T = "
+        + ", ".join(map(str, calibration["protocol"]["time_steps"]))
+        + f": {calibration['best_validation_accuracy']:.2f} %; "
+        + "`results/calibration-initial-half.json`). From `results/"
+        + "`, `results/".join(f"{stem}.json" for stem, _ in SWEEPS)
+        + "`, produced by `bash scripts/low_latency.sh` (it writes the plot "
+        + "`results/time-steps.png` too)."
+    )
+
+
 def bench_sim() -> str:
     bench = _load("bench-sim.json")
     engines = list(bench["sim_best_images_per_second"])
@@ -146,6 +200,7 @@ BLOCKS = {
     "table2": table2,
     "table2-variants": table2_variants,
     "bench-sim": bench_sim,
+    "low-latency": low_latency,
 }
 
 

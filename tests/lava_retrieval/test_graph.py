@@ -70,11 +70,18 @@ def test_loihi_path_refuses_what_it_cannot_run(network, queries):
         build(zero, queries[:1], backend="loihi-hw")
 
 
-def test_cosine_knn_in_the_graph_matches_brute_force(network, fashion, queries):
-    corpus = readout_of(network, simulate(network, fashion.train_images[:300], 16), "membrane")
+@pytest.mark.parametrize("timing", ["delay", "pipelined"])
+def test_cosine_knn_in_the_graph_matches_brute_force(network, fashion, queries, timing):
+    """Pipelined, every image's answer leaves the graph ``embedding_layer`` steps after its
+    window: the kNN and the sinks follow the probe's clock."""
+    images = fashion.train_images[:300]
+    corpus = readout_of(network, simulate(network, images, 16, timing), "membrane")
     labels = fashion.train_labels[:300]
-    result = build(network, queries[:6], 16, batch_size=4, corpus=corpus, corpus_labels=labels, k=3)
+    result = build(network, queries[:6], 16, batch_size=4, timing=timing, corpus=corpus,
+                   corpus_labels=labels, k=3)  # fmt: skip
     got = result.run(progress=False)
+    expected_embeddings = readout_of(network, simulate(network, queries[:6], 16, timing))
+    np.testing.assert_array_equal(got.embeddings, expected_embeddings)
     sims = normalize(got.embeddings) @ normalize(corpus).T
     expected = np.argsort(-sims, axis=1, kind="stable")[:, :3]
     np.testing.assert_array_equal(got.ids, expected)
