@@ -216,7 +216,7 @@ def plot_time_steps(results: dict[str, dict], out: str | Path, title: str = "") 
 
     metrics = [("classification", "classification accuracy"), ("top1", "top-1 retrieval"),
                ("top3", "top-3 retrieval"), ("mAP", "mAP")]  # fmt: skip
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
     ann = None
     for label, result in results.items():
         rows = [r for r in result["rows"] if r["model"].startswith("SNN(")]
@@ -231,10 +231,11 @@ def plot_time_steps(results: dict[str, dict], out: str | Path, title: str = "") 
         ax.set_title(name)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("percent")
-    axes[-1].legend(fontsize=8, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path = Path(out)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
