@@ -23,8 +23,10 @@ names as the command line's ``--backend``, where ``sim`` is the fast simulator):
 ``loihi-hw``
     The same on a Loihi 2 chip through ``Loihi2HwCfg``; needs Intel's lava-loihi extension.
 
-Every IFLayer clears its potentials, spike counts and in-flight synaptic input at the first step
-of each presentation window, so nothing of one image leaks into the next.
+Every IFLayer sets its potentials to the initial potential and its spike counts to zero at the
+first step of each of its windows, and under the ``delay`` timing drops the input in flight then
+(the previous image's; under ``pipelined`` it is the new image's first), so nothing of one image
+leaks into the next.
 """
 
 from __future__ import annotations
