@@ -103,3 +103,16 @@ def test_layouts_round_trip_and_weights_follow_them():
         7.0,
         -V_MAX,
     ]
+
+
+def test_an_initial_potential_lowers_to_loihi_but_not_to_netx():
+    network = replace(_dense_network(np.full((2, 4), 100)), initial_membrane=0.5)
+    assert lowering.problems(network, "loihi") == []
+    assert lowering.problems(network, "netx") == [
+        "netx neurons start every run at 0 (convert with --initial-membrane 0)"
+    ]
+    assert lowering.lif_v_init(network.neuron(1).v_init) == 2 * 64
+    found = lowering.config_problems(
+        "netx", pool_mode="folded", reset="zero", weight_bits=8, initial_membrane=0.5
+    )
+    assert found == ["netx neurons start every run at 0 (convert with --initial-membrane 0)"]
