@@ -228,8 +228,8 @@ class SpikingNetwork:
         """SHA-256 of what the network computes, as 64 hex digits.
 
         It covers every array with its shape and dtype, each layer's kind, shapes, threshold and
-        geometry, the input layer's ``param_scale`` (it scales the pixel currents), the reset
-        and the embedding layer; not the layer names, the ``slope`` and ``param_scale``
+        geometry, the input layer's ``param_scale`` (it scales the pixel currents), the reset,
+        the initial membrane potential and the embedding layer; not the layer names, the ``slope`` and ``param_scale``
         bookkeeping of the other layers, or the manifest. Two networks with the same
         fingerprint give the same spikes and potentials for every input and setting; saving
         and loading keeps it. Caches of embeddings key on it (with the simulation settings).
