@@ -230,9 +230,10 @@ class SpikingNetwork:
         It covers every array with its shape and dtype, each layer's kind, shapes, threshold and
         geometry, the input layer's ``param_scale`` (it scales the pixel currents), the reset,
         the initial membrane potential and the embedding layer; not the layer names, the
-        ``slope`` and ``param_scale`` bookkeeping of the other layers, or the manifest. Two networks with the same
-        fingerprint give the same spikes and potentials for every input and setting; saving
-        and loading keeps it. Caches of embeddings key on it (with the simulation settings).
+        ``slope`` and ``param_scale`` bookkeeping of the other layers, or the manifest. Two
+        networks with the same fingerprint give the same spikes and potentials for every input
+        and setting; saving and loading keeps it. Caches of embeddings key on it (with the
+        simulation settings).
 
         >>> net.fingerprint()[:12]  # doctest: +SKIP
         '3f1c0a9b27de'
