@@ -16,6 +16,31 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from lava_retrieval.errors import LavaRetrievalError
+
+
+class OutputPathError(LavaRetrievalError):
+    """An output path cannot be written as a file."""
+
+
+def check_output(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if a file can be written there, else :class:`OutputPathError`:
+    callers check before long work, and :func:`atomic_path` checks again.
+
+    >>> check_output("/")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    lava_retrieval.atomic.OutputPathError: /: is a directory, not a file
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{path}: is a directory, not a file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputPathError(f"{path}: {parent} is not a directory")
+            break
+    return path
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -36,7 +61,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     >>> target.read_text()
     'whole'
     """
-    path = Path(path)
+    path = check_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
     while True:

@@ -227,12 +227,14 @@ def _conversion_config(args: argparse.Namespace):
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> None:
-    from lava_retrieval.atomic import write_text
+    from lava_retrieval.atomic import check_output, write_text
     from lava_retrieval.calibration import calibrate
     from lava_retrieval.data import load_fashion_mnist
     from lava_retrieval.sim import SimConfig
     from lava_retrieval.train import load_checkpoint
 
+    if args.out:
+        check_output(args.out)  # before the long work
     result = calibrate(
         load_checkpoint(args.checkpoint),
         load_fashion_mnist(args.data_dir),
@@ -275,6 +277,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_embed(args: argparse.Namespace) -> None:
+    from lava_retrieval.atomic import check_output
     from lava_retrieval.data import load_fashion_mnist
     from lava_retrieval.embedding import embed_to_file
     from lava_retrieval.network import SpikingNetwork
@@ -283,6 +286,7 @@ def _cmd_embed(args: argparse.Namespace) -> None:
     config = SimConfig(
         time_steps=args.time_steps, timing=args.timing, readout=args.readout, engine=args.engine
     )
+    check_output(args.out)  # before the long work
     network = SpikingNetwork.load(args.network)
     images, _ = load_fashion_mnist(args.data_dir).split(args.split)
     if args.limit is not None:

@@ -521,9 +521,13 @@ def convert_to_file(
         scalars with fan-in and cores, the Loihi report.
     """
     from lava_retrieval import loihi, lowering
+    from lava_retrieval.atomic import check_output
     from lava_retrieval.netx import NetxExportError
     from lava_retrieval.netx import export_netx as write_netx
 
+    for path in (out, export_netx, loihi_report):
+        if path:
+            check_output(path)  # before converting
     if export_netx:
         found = lowering.config_problems(
             "netx",

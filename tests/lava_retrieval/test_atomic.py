@@ -37,3 +37,30 @@ def test_suffix_for_writers_that_insist_on_one(tmp_path):
         assert tmp.suffix == ".npy"
         np.save(tmp, np.arange(3))
     assert np.load(tmp_path / "e.npy").tolist() == [0, 1, 2]
+
+
+def test_output_paths_that_cannot_be_files_are_refused_before_writing(tmp_path):
+    from lava_retrieval.atomic import OutputPathError, check_output
+
+    (tmp_path / "a-file").write_text("x")
+    for bad, message in ((tmp_path, "is a directory"), (tmp_path / "a-file" / "o", "not a dir")):
+        with pytest.raises(OutputPathError, match=message), atomic_path(bad) as tmp:
+            tmp.write_text("never")
+        with pytest.raises(OutputPathError, match=message):
+            check_output(bad)
+    assert sorted(os.listdir(tmp_path)) == ["a-file"]
+
+
+@pytest.mark.parametrize("command", ["calibrate", "embed", "convert"])
+def test_commands_refuse_a_directory_as_output_before_working(command, tmp_path, capsys):
+    from lava_retrieval.cli import main
+
+    argv = {
+        "calibrate": ["calibrate", "--limit", "5", "--out", str(tmp_path)],
+        "embed": ["embed", "--network", "missing.npz", "--out", str(tmp_path)],
+        "convert": ["convert", "--out", str(tmp_path)],
+    }[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path}: is a directory, not a file\n"
+    assert os.listdir(tmp_path) == []
