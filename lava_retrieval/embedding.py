@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lava_retrieval import graph, sim
 from lava_retrieval.atomic import atomic_path, write_text
 from lava_retrieval.errors import LavaRetrievalError
 from lava_retrieval.graph import BACKENDS as GRAPH_BACKENDS
@@ -56,9 +57,7 @@ def embed(
     if backend not in BACKENDS:
         raise LavaRetrievalError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "sim":
-        from lava_retrieval.sim import embed as sim_embed
-
-        return sim_embed(
+        return sim.embed(
             network,
             images,
             config.time_steps,
@@ -70,9 +69,7 @@ def embed(
         )
     if batch_size < 1:
         raise LavaRetrievalError(f"batch_size must be >= 1, got {batch_size}")
-    from lava_retrieval.graph import embed as graph_embed
-
-    out = graph_embed(
+    out = graph.embed(
         network,
         images,
         config.time_steps,
@@ -121,7 +118,7 @@ def embed_to_file(
     if backend == "sim":
         payload["engine"] = config.engine
     with atomic_path(out, suffix=".npy") as tmp:
-        np.save(tmp, embeddings.astype(np.float32))
+        np.save(tmp, embeddings)  # float32 from embed()
     write_text(out.with_suffix(".json"), json.dumps(payload, indent=2) + "\n")
     return payload
 

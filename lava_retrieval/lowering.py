@@ -57,6 +57,11 @@ MAX_CURRENT = (1 << 17) - 1
 MAX_BIAS = (1 << 12) - 1
 V_SCALE = 1 << FRACTION_BITS
 TARGETS = ("loihi", "netx")
+_NO_POOLING = "netx cannot load pooling layers (convert with --pool-mode folded)"
+_NO_INITIAL = "netx neurons start every run at 0 (convert with --initial-membrane 0)"
+_ZERO_RESET = (
+    "Lava's LIF resets to zero, this network resets by subtraction (convert with --reset zero)"
+)
 
 
 class LoweringError(LavaRetrievalError):
@@ -153,14 +158,11 @@ def config_problems(
     _check_target(target)
     problems = []
     if target == "netx" and pool_mode != "folded":
-        problems.append("netx cannot load pooling layers (convert with --pool-mode folded)")
+        problems.append(_NO_POOLING)
     if target == "netx" and initial_membrane:
-        problems.append("netx neurons start every run at 0 (convert with --initial-membrane 0)")
+        problems.append(_NO_INITIAL)
     if reset != "zero":
-        problems.append(
-            "Lava's LIF resets to zero, these neurons reset by subtraction "
-            "(convert with --reset zero)"
-        )
+        problems.append(_ZERO_RESET)
     if weight_bits > 8:
         problems.append(
             f"{weight_bits}-bit weights: Lava's 8-bit synapses hold |w| <= {MAX_WEIGHT} "
@@ -181,9 +183,9 @@ def problems(network: SpikingNetwork, target: str = "loihi") -> list[str]:
     if target == "netx" and (
         network.pool_mode != "folded" or any(layer.kind == "pool" for layer in network.layers)
     ):
-        found.append("netx cannot load pooling layers (convert with --pool-mode folded)")
+        found.append(_NO_POOLING)
     if target == "netx" and network.initial_membrane:
-        found.append("netx neurons start every run at 0 (convert with --initial-membrane 0)")
+        found.append(_NO_INITIAL)
     return found + _neuron_problems(network.layers, network.reset)
 
 
@@ -207,10 +209,7 @@ def _neuron_problems(layers: tuple[SpikingLayer, ...], reset: str) -> list[str]:
     """What the layers' neurons and synapses have that Lava's built-ins cannot hold."""
     found = []
     if reset != "zero":
-        found.append(
-            "Lava's LIF resets to zero, this network resets by subtraction "
-            "(convert with --reset zero)"
-        )
+        found.append(_ZERO_RESET)
     wide = [x.name for x in layers if x.weight is not None and _abs_max(x.weight) > MAX_WEIGHT]
     if wide:
         found.append(
