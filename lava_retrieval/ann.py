@@ -25,6 +25,19 @@ of these layers (9 x C_in) stays far below Loihi's 4,096; the dense layer's fan-
 
 Only layers the ANN-to-SNN converter accepts are used: convolution, average pooling, ReLU,
 dropout (identity at inference), flatten and dense. No max pooling and no batch-norm.
+
+Training for conversion (``activation="qcfs"``): every ReLU is replaced by a quantisation-clip-
+floor-shift activation (:class:`QCFS`, Bu et al., ICLR 2022) with L levels and a trainable
+threshold lambda, and every layer the converter turns into a layer of spiking neurons gets one,
+so the ANN computes what the spiking network can represent: the input (lambda fixed at 1, pixels
+in [0, 1]), each convolution and each pooling::
+
+    QCFS(1) -> conv 5x5 -> QCFS -> avgpool 2 -> QCFS -> conv 5x5 -> QCFS -> avgpool 2 -> QCFS
+    -> [conv 3x3 same -> QCFS] x (n_conv - 2) -> flatten -> dropout -> dense
+
+An integrate-and-fire neuron with threshold lambda, soft reset and initial potential lambda / 2
+that receives a constant input x for L steps fires exactly ``QCFS(x) * L / lambda`` times; the
+converter makes each learned lambda its layer's threshold.
 """
 
 from __future__ import annotations
@@ -37,6 +50,8 @@ from torch import nn
 from lava_retrieval.errors import SpecError
 
 INPUT_SHAPE = (1, 28, 28)
+ACTIVATIONS = ("relu", "qcfs")
+QCFS_INITIAL_THRESHOLD = 2.0
 
 TABLE1_SPECS = (
     "4-8-10",
@@ -103,6 +118,66 @@ class ArchSpec:
         return (self.conv_channels[-1], 4, 4)
 
 
+class _QCFSFunction(torch.autograd.Function):
+    """QCFS forward with the straight-through gradients in one pass (saves memory traffic)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
+        y = x / lam
+        out = torch.floor(y.clamp(0.0, 1.0) * levels + 0.5) * (lam / levels)
+        ctx.save_for_backward(y, out, lam)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        y, out, lam = ctx.saved_tensors
+        inside = (y > 0) & (y < 1)
+        grad_x = grad * inside
+        # d out / d lambda: q - x / lambda inside the clip, 1 above it, 0 below it.
+        grad_lam = torch.where(inside, out / lam - y, (y >= 1).to(y.dtype))
+        return grad_x, (grad * grad_lam).sum().reshape(lam.shape), None
+
+
+class QCFS(nn.Module):
+    """Quantisation-clip-floor-shift activation: ``lambda * clip(floor(x L / lambda + 1/2) / L,
+    0, 1)``, with a straight-through gradient for the floor (Bu et al., ICLR 2022).
+
+    Parameters
+    ----------
+    levels : int
+        L, the number of non-zero output levels.
+    threshold : float
+        Initial lambda, the largest output. Default 2.0.
+    trainable : bool
+        Whether lambda is learned (a parameter) or fixed (a buffer, as for the input).
+
+    >>> q = QCFS(4, threshold=1.0, trainable=False)
+    >>> q(torch.tensor([-1.0, 0.1, 0.2, 0.5, 0.9, 3.0])).tolist()
+    [0.0, 0.0, 0.25, 0.5, 1.0, 1.0]
+    """
+
+    def __init__(
+        self, levels: int, threshold: float = QCFS_INITIAL_THRESHOLD, trainable: bool = True
+    ) -> None:
+        super().__init__()
+        if levels < 1:
+            raise SpecError(f"QCFS needs at least one level, got {levels}")
+        if not threshold > 0:
+            raise SpecError(f"QCFS threshold must be positive, got {threshold}")
+        self.levels = int(levels)
+        value = torch.tensor(float(threshold))
+        if trainable:
+            self.threshold = nn.Parameter(value)
+        else:
+            self.register_buffer("threshold", value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _QCFSFunction.apply(x, self.threshold.clamp(min=1e-3), self.levels)
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}, threshold={float(self.threshold):.4g}"
+
+
 class ConvNet(nn.Module):
     """A network of the family; ``layers`` is a flat ``nn.Sequential`` the converter walks.
 
@@ -112,6 +187,10 @@ class ConvNet(nn.Module):
         Architecture, e.g. ``"32-64-10"``.
     dropout : float
         Dropout probability before the dense layer (training only).
+    activation : str
+        ``relu`` (the paper's) or ``qcfs`` (trained for conversion, see the module docstring).
+    levels : int, optional
+        L of every QCFS activation; required with ``qcfs``.
 
     >>> net = ConvNet("32-64-10")
     >>> net(torch.zeros(2, 1, 28, 28)).shape
@@ -120,18 +199,35 @@ class ConvNet(nn.Module):
     torch.Size([2, 1024])
     """
 
-    def __init__(self, spec: str | ArchSpec, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        spec: str | ArchSpec,
+        dropout: float = 0.5,
+        activation: str = "relu",
+        levels: int | None = None,
+    ) -> None:
         super().__init__()
         self.spec = spec if isinstance(spec, ArchSpec) else ArchSpec.parse(spec)
         if not 0.0 <= dropout < 1.0:
             raise SpecError(f"dropout must lie in [0, 1), got {dropout}")
+        if activation not in ACTIVATIONS:
+            raise SpecError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if (activation == "qcfs") != (levels is not None):
+            raise SpecError("levels is required with activation 'qcfs' and only with it")
+        self.activation, self.levels = activation, levels
+        qcfs = activation == "qcfs"
+
+        def act() -> list[nn.Module]:
+            return [QCFS(levels)] if qcfs else [nn.ReLU()]
+
         channels = (INPUT_SHAPE[0], *self.spec.conv_channels)
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [QCFS(levels, 1.0, trainable=False)] if qcfs else []
         for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:], strict=True)):
             if i < 2:
-                layers += [nn.Conv2d(c_in, c_out, 5), nn.ReLU(), nn.AvgPool2d(2)]
+                layers += [nn.Conv2d(c_in, c_out, 5), *act(), nn.AvgPool2d(2)]
+                layers += [QCFS(levels)] if qcfs else []
             else:
-                layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU()]
+                layers += [nn.Conv2d(c_in, c_out, 3, padding=1), *act()]
         c, h, w = self.spec.embedding_shape
         layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(c * h * w, self.spec.num_classes)]
         self.layers = nn.Sequential(*layers)

@@ -64,6 +64,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         validation_fraction=args.validation_fraction,
         train_limit=args.train_limit,
+        activation=args.activation,
+        levels=args.levels if args.activation == "qcfs" else None,
     )
     dataset = load_fashion_mnist(args.data_dir)
     ckpt = train(
@@ -142,7 +144,7 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     config = _conversion_config(args)
     if args.activation_percentile is not None:
         config = replace(config, activation_percentile=args.activation_percentile)
-    _, payload = convert_to_file(
+    network, payload = convert_to_file(
         load_checkpoint(args.checkpoint),
         load_fashion_mnist(args.data_dir),
         config,
@@ -156,7 +158,7 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     def text(p: dict) -> str:
         lines = [
             f"converted {p['checkpoint']} -> {p['network']} (pooling {config.pool_mode}, "
-            f"reset {config.reset}, initial membrane {config.initial_membrane:g} x threshold, "
+            f"reset {config.reset}, initial membrane {network.initial_membrane:g} x threshold, "
             f"embedding {p['embedding_layer']} "
             f"{'x'.join(map(str, p['embedding_shape']))})",
             _layer_table(p["layers"]),
@@ -170,40 +172,57 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     _emit(args, payload, text)
 
 
-def _network_or_default(args: argparse.Namespace, dataset):
-    """The --network file, or the shipped ANN converted with the paper's settings."""
-    from lava_retrieval.network import SpikingNetwork
+def _method_settings(args: argparse.Namespace, dataset):
+    """The --method's network, ANN, timing and readout, each overridden by its own flag.
 
-    if args.network:
-        return SpikingNetwork.load(args.network)
-    from lava_retrieval.conversion import convert_checkpoint
+    Without --method, a --network converted from a shipped checkpoint brings that checkpoint's
+    method; otherwise the default method. The ANN row must be the network's own ANN.
+    """
+    from lava_retrieval.methods import DEFAULT_METHOD, get, of_network
+    from lava_retrieval.network import SpikingNetwork
     from lava_retrieval.train import load_checkpoint
 
-    print("converting the shipped 32-64-10 ANN (--network to use another)", file=sys.stderr)
-    return convert_checkpoint(load_checkpoint(), dataset)
+    network = SpikingNetwork.load(args.network) if args.network else None
+    inferred = of_network(network) if network is not None and not args.method else None
+    method = inferred or get(args.method or DEFAULT_METHOD)
+    checkpoint = load_checkpoint(args.checkpoint) if args.checkpoint else method.checkpoint()
+    source = network.manifest.get("source_sha256") if network is not None else None
+    if source and source != checkpoint.meta.get("weights_sha256"):
+        raise LavaRetrievalError(
+            f"{args.network} was converted from another ANN than {checkpoint.path}; pass that "
+            "ANN's --checkpoint (the ANN row must be the network's own ANN)"
+        )
+    if network is None:
+        print(
+            f"converting {checkpoint.path.name} for method {method.name!r} (--network to use "
+            "another)",
+            file=sys.stderr,
+        )
+        network = method.network(dataset, checkpoint)
+    return method, network, checkpoint, args.timing or method.timing, args.readout or method.readout
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from lava_retrieval import experiments
     from lava_retrieval.data import load_fashion_mnist
-    from lava_retrieval.train import load_checkpoint
 
-    dataset = load_fashion_mnist(args.data_dir)
-    network = _network_or_default(args, dataset)
     if any(t < 1 for t in args.time_steps):
         raise LavaRetrievalError("--time-steps must be >= 1")
+    dataset = load_fashion_mnist(args.data_dir)
+    method, network, checkpoint, timing, readout = _method_settings(args, dataset)
     result = experiments.table2(
         network,
-        load_checkpoint(args.checkpoint).model,
+        checkpoint.model,
         dataset,
         tuple(args.time_steps),
-        args.readout,
-        args.timing,
+        readout,
+        timing,
         args.limit_corpus,
         args.limit_queries,
         progress=not args.no_progress,
         engine=args.engine,
     )
+    result["protocol"]["method"] = method.name
     result["command"] = args.command_line
     paths = experiments.write(result, args.out_dir, args.stem)
     result["files"] = [str(p) for p in paths]
@@ -271,6 +290,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         data_dir=args.data_dir,
         progress=not args.json,
         log=_log(args),
+        method=args.method,
     )
     if args.json:
         print(json.dumps(result))
@@ -320,10 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     >>> build_parser().parse_args(["data", "--json"]).json
     True
     """
+    from lava_retrieval.ann import ACTIVATIONS
     from lava_retrieval.calibration import PERCENTILES
     from lava_retrieval.conversion import POOL_MODES, ConversionConfig
     from lava_retrieval.data import DEFAULT_VALIDATION_FRACTION
     from lava_retrieval.embedding import BACKENDS
+    from lava_retrieval.methods import DEFAULT_METHOD, METHODS
     from lava_retrieval.neuron import RESET_MODES
     from lava_retrieval.sim import ENGINES, READOUTS, TIMINGS
     from lava_retrieval.train import TrainConfig
@@ -367,6 +389,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation-fraction", type=float, default=defaults.validation_fraction, metavar="F"
     )
     p.add_argument("--train-limit", type=int, help="train on the first N training images only")
+    p.add_argument(
+        "--activation",
+        choices=ACTIVATIONS,
+        default=defaults.activation,
+        help="relu: the paper's ANN; qcfs: quantised clip-floor-shift activations with a "
+        "trainable threshold per layer, trained for conversion to few time steps",
+    )
+    p.add_argument(
+        "--levels",
+        type=int,
+        default=8,
+        metavar="L",
+        help="quantisation levels of --activation qcfs (default 8)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     conv = ConversionConfig()
@@ -394,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
             default=conv.initial_membrane,
             metavar="F",
             help="every neuron's potential at the start of each window, as a fraction of its "
-            "threshold (0: the paper's rest; 0.5: the conversion literature's choice)",
+            "threshold (0: the paper's rest; 0.5: the conversion literature's choice; default: "
+            "0.5 for an ANN trained with --activation qcfs, else 0)",
         )
         p.add_argument("--weight-bits", type=int, default=conv.num_weight_bits)
         p.add_argument("--bias-bits", type=int, default=conv.num_bias_bits)
@@ -446,17 +483,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, help="images per Lava window")
     p.add_argument("--out", required=True, help="embeddings file (.npy); a .json goes beside it")
 
+    def method_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--method",
+            choices=METHODS,
+            help=f"qcfs: the QCFS-trained ANN, learned thresholds, initial membrane 0.5, "
+            "pipelined timing, integrated readout; paper: Liu et al. 2022 as published (ReLU "
+            "ANN, Algorithm 1, Lava timing, membrane readout). Default: the method whose ANN "
+            f"--network was converted from, else {DEFAULT_METHOD}. The flags below override "
+            "its parts.",
+        )
+        p.add_argument("--readout", choices=READOUTS, help="default: the method's")
+        p.add_argument(
+            "--timing",
+            choices=TIMINGS,
+            help="delay (the paper's), pipelined or no_delay (the same numbers as pipelined); "
+            "default: the method's",
+        )
+
     p = add("evaluate", _cmd_evaluate, "the paper's Table 2: ANN and SNN(T) retrieval metrics")
-    p.add_argument("--network", help="spiking network (default: convert the shipped ANN)")
-    p.add_argument("--checkpoint", help="ANN checkpoint for the ANN row (default: shipped)")
+    method_options(p)
+    p.add_argument("--network", help="spiking network (default: convert the method's ANN)")
+    p.add_argument("--checkpoint", help="ANN checkpoint (default: the method's shipped one)")
     p.add_argument("--time-steps", type=int, nargs="+", default=[16, 128])
-    p.add_argument("--readout", choices=READOUTS, default="membrane")
-    p.add_argument(
-        "--timing",
-        choices=TIMINGS,
-        default="delay",
-        help="delay (the paper's), pipelined or no_delay (the same numbers as pipelined)",
-    )
     p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")
     p.add_argument("--limit-corpus", type=int, help="first N training images only (quick looks)")
     p.add_argument("--limit-queries", type=int, help="first N test images only")
@@ -493,6 +542,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo-retrieval.png", help="the Fig. 6-style PNG")
     p.add_argument("--corpus", type=int, default=60000, help="training images in the corpus")
     p.add_argument("--time-steps", type=int, default=16)
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default=DEFAULT_METHOD,
+        help=f"how the shipped ANN becomes spiking embeddings (default {DEFAULT_METHOD}; "
+        "paper: Liu et al. 2022 as published)",
+    )
 
     p = add("evaluate-ann", _cmd_evaluate_ann, "train/validation/test accuracy of an ANN")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the shipped 32-64-10)")

@@ -40,6 +40,15 @@ Where the paper leaves a choice open, this module decides as follows.
   one neuron layer fewer per pooling, and four times the fan-in of that layer.
 * The embedding layer is the SNN layer before the output layer: with separate pooling the last
   pooling layer (4 x 4 x 64 for 32-64-10), with folded pooling the last convolution (8 x 8 x 64).
+
+An ANN trained with QCFS activations (``train --activation qcfs``, :class:`lava_retrieval.ann.QCFS`)
+has learned its thresholds: the input's QCFS and the one after each convolution and pooling give
+their layer's lambda, and the threshold becomes ``round(lambda * param_scale * slope)`` instead of a
+percentile of simulated rates (a layer's current is ``param_scale * slope`` times the ANN's
+pre-activation, so this threshold makes its rate ``activation / lambda``); the initial membrane
+defaults to half the threshold, the shift of the QCFS floor. Weights and biases are still scaled
+with ``param_percentile``; the output layer, which has no QCFS, keeps the percentile threshold.
+Such an ANN must be converted with separate pooling (its pooling layers are quantised too).
 """
 
 from __future__ import annotations
@@ -52,7 +61,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lava_retrieval.ann import INPUT_SHAPE, ConvNet
+from lava_retrieval.ann import INPUT_SHAPE, QCFS, ConvNet
 from lava_retrieval.errors import LavaRetrievalError
 from lava_retrieval.network import SpikingLayer, SpikingNetwork
 from lava_retrieval.neuron import RESET_MODES
@@ -85,9 +94,10 @@ class ConversionConfig:
         ``separate`` (default) or ``folded``, see the module docstring.
     reset : str
         ``subtract`` (soft reset, default) or ``zero`` (hard reset, for Lava's LIF and netx).
-    initial_membrane : float
+    initial_membrane : float or None
         Every neuron's potential at the start of each window, as a fraction of its threshold
-        in [0, 1): 0 (default, the paper's) or 0.5 (the conversion literature's choice).
+        in [0, 1): 0 (the paper's) or 0.5 (the conversion literature's choice). ``None``
+        (default): 0.5 for an ANN trained with QCFS activations, else 0.
 
     >>> ConversionConfig().w_max, ConversionConfig(num_weight_bits=8).w_max
     (255, 127)
@@ -101,7 +111,7 @@ class ConversionConfig:
     calibration_seed: int = 0
     pool_mode: str = "separate"
     reset: str = "subtract"
-    initial_membrane: float = 0.0
+    initial_membrane: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -118,7 +128,7 @@ class ConversionConfig:
             problems.append(f"pool_mode={self.pool_mode!r} ({' or '.join(POOL_MODES)})")
         if self.reset not in RESET_MODES:
             problems.append(f"reset={self.reset!r} ({' or '.join(RESET_MODES)})")
-        if not 0.0 <= self.initial_membrane < 1.0:
+        if self.initial_membrane is not None and not 0.0 <= self.initial_membrane < 1.0:
             problems.append(f"initial_membrane={self.initial_membrane} (0 <= f < 1)")
         if problems:
             raise ConversionError("invalid conversion configuration: " + ", ".join(problems))
@@ -133,6 +143,16 @@ class ConversionConfig:
         """Largest integer bias."""
         return 2 ** (self.num_bias_bits - 1) - 1
 
+    def resolved(self, learned_thresholds: bool) -> ConversionConfig:
+        """This configuration with the default initial membrane filled in.
+
+        >>> ConversionConfig().resolved(True).initial_membrane
+        0.5
+        """
+        if self.initial_membrane is not None:
+            return self
+        return replace(self, initial_membrane=0.5 if learned_thresholds else 0.0)
+
 
 @dataclass
 class _AnnLayer:
@@ -144,6 +164,7 @@ class _AnnLayer:
     stride: int = 1
     padding: int = 0
     groups: int = 1
+    lam: float | None = None  # the learned threshold of the QCFS that follows, if any
 
 
 def _pool_as_conv(channels: int, kernel: int) -> _AnnLayer:
@@ -171,14 +192,36 @@ def _int_param(value: int | tuple[int, ...], what: str, index: int) -> int:
     return int(values.pop())
 
 
-def parse_ann(model: nn.Module) -> list[_AnnLayer]:
-    """The synaptic layers of ``model`` with pooling as depthwise layers; rejects the rest."""
+def _qcfs_threshold(module: QCFS, name: str) -> float:
+    lam = float(module.threshold)
+    if not (np.isfinite(lam) and lam > 0):
+        raise ConversionError(f"{name}: its learned threshold is {lam}, not a positive number")
+    return lam
+
+
+def parse_ann(model: nn.Module) -> tuple[list[_AnnLayer], float | None]:
+    """The synaptic layers of ``model`` with pooling as depthwise layers; rejects the rest.
+
+    Returns the layers and the input's learned threshold (``None`` unless the ANN was trained
+    with QCFS activations, in which case every layer but the output carries its ``lam``).
+    """
     leaves = _leaf_modules(model)
     layers: list[_AnnLayer] = []
+    input_lam: float | None = None
     channels = INPUT_SHAPE[0]
     for i, module in enumerate(leaves):
         name = f"layer {i} ({type(module).__name__})"
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, QCFS):
+            lam = _qcfs_threshold(module, name)
+            if not layers:
+                if input_lam is not None:
+                    raise ConversionError(f"{name}: two QCFS activations in a row")
+                input_lam = lam
+            elif layers[-1].lam is not None:
+                raise ConversionError(f"{name}: two QCFS activations in a row")
+            else:
+                layers[-1].lam = lam
+        elif isinstance(module, nn.Conv2d):
             if _int_param(module.dilation, "dilation", i) != 1 or module.groups != 1:
                 raise ConversionError(f"{name}: dilation and groups are not supported")
             if module.padding_mode != "zeros" or isinstance(module.padding, str):
@@ -231,14 +274,23 @@ def parse_ann(model: nn.Module) -> list[_AnnLayer]:
     synaptic = [i for i, m in enumerate(leaves) if isinstance(m, (nn.Conv2d, nn.Linear))]
     for i in synaptic[:-1]:
         following = [m for m in leaves[i + 1 :] if not isinstance(m, (nn.Dropout, nn.Identity))]
-        if not following or not isinstance(following[0], nn.ReLU):
+        if not following or not isinstance(following[0], (nn.ReLU, QCFS)):
             raise ConversionError(
                 f"layer {i} ({type(leaves[i]).__name__}) is not followed by ReLU; spiking "
                 "neurons rectify, so every hidden layer must"
             )
     if not layers or layers[-1].kind != "dense":
         raise ConversionError("the network must end with a dense (nn.Linear) output layer")
-    return layers
+    if layers[-1].lam is not None:
+        raise ConversionError("the output layer must not be quantised (no QCFS after it)")
+    learned = [layer.lam is not None for layer in layers[:-1]] + [input_lam is not None]
+    if any(learned) and not all(learned):
+        raise ConversionError(
+            "a QCFS network needs a QCFS activation after the input and after every "
+            "convolution and pooling layer (each becomes a layer of spiking neurons); "
+            "do not mix QCFS and ReLU"
+        )
+    return layers, input_lam
 
 
 def fold_pooling(layers: list[_AnnLayer], input_shape: tuple[int, ...]) -> list[_AnnLayer]:
@@ -250,6 +302,10 @@ def fold_pooling(layers: list[_AnnLayer], input_shape: tuple[int, ...]) -> list[
         if layer.kind == "pool":
             if pending is not None:
                 raise ConversionError("two consecutive pooling layers cannot be folded")
+            if layer.lam is not None:
+                raise ConversionError(
+                    "a QCFS network quantises after each pooling; convert it with separate pooling"
+                )
             k = layer.stride
             if shape[1] % k or shape[2] % k:
                 raise ConversionError(f"cannot fold {k}x{k} pooling of a {shape} map")
@@ -341,7 +397,16 @@ def calibration_indices(num_train: int, config: ConversionConfig) -> np.ndarray:
     return np.sort(rng.choice(num_train, size=size, replace=False))
 
 
-def _threshold(dvdt: np.ndarray, config: ConversionConfig, name: str) -> int:
+def _threshold(
+    dvdt: np.ndarray, config: ConversionConfig, name: str, learned: float | None = None
+) -> int:
+    if learned is not None:  # lambda * param_scale * slope, see the module docstring
+        threshold = int(np.rint(learned))
+        if threshold < 1:
+            raise ConversionError(
+                f"{name}: its learned threshold scales to {learned:g} < 1/2 integer units"
+            )
+        return threshold
     threshold = int(np.percentile(dvdt, config.activation_percentile))
     if threshold < 1:
         raise ConversionError(
@@ -386,17 +451,18 @@ def convert(
     >>> net.embedding_shape
     (64, 4, 4)
     """
-    config = config or ConversionConfig()
     ann.eval()
     images = check_calibration_images(calibration_images)
-    ann_layers = parse_ann(ann)
+    ann_layers, input_lam = parse_ann(ann)
+    learned = input_lam is not None
+    config = (config or ConversionConfig()).resolved(learned)
     if config.pool_mode == "folded":
         ann_layers = fold_pooling(ann_layers, INPUT_SHAPE)
 
     w_max, b_max = config.w_max, config.b_max
     # Input layer (Algorithm 1, lines 4-6).
     dvdt = np.rint(images * w_max)
-    threshold = _threshold(dvdt, config, "input")
+    threshold = _threshold(dvdt, config, "input", None if not learned else input_lam * w_max)
     spikerate = np.minimum(dvdt / threshold, 1.0)
     slope = 1.0 * w_max / threshold
     layers = [
@@ -430,8 +496,9 @@ def convert(
                 view = (1, -1) if layer.kind == "dense" else (1, -1, 1, 1)
                 current = current + torch.from_numpy(bias_int).view(*view)
             dvdt = torch.relu(current).numpy()
-        # Lines 18-21.
-        threshold = _threshold(dvdt, config, name)
+        # Lines 18-21 (a QCFS network's threshold is its learned lambda in integer units).
+        scaled = None if layer.lam is None else layer.lam * param_scale * slope
+        threshold = _threshold(dvdt, config, name, scaled)
         spikerate = np.minimum(dvdt / threshold, 1.0)
         slope = slope * param_scale / threshold
         out_shape = _output_shape(layer, shape)
@@ -459,6 +526,7 @@ def convert(
         "calibration_size": int(len(images)),
         "source_sha256": source_sha256,
         "algorithm": "Liu et al. 2022, Algorithm 1",
+        "thresholds": "learned (QCFS)" if learned else "activation percentile",
     }
     return SpikingNetwork(
         layers=tuple(layers),
@@ -528,6 +596,7 @@ def convert_to_file(
     for path in (out, export_netx, loihi_report):
         if path:
             check_output(path)  # before converting
+    config = config.resolved(checkpoint.config.activation == "qcfs")
     if export_netx:
         found = lowering.config_problems(
             "netx",

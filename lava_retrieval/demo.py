@@ -1,9 +1,10 @@
 """The main demo: image retrieval with spiking-network embeddings, end to end.
 
-1. Convert the shipped 32-64-10 ANN with Algorithm 1 (the paper's settings).
-2. Embed the corpus (training images) with the fast simulator; the embeddings are cached under
-   the user cache directory, keyed by the network's fingerprint, the simulation settings and
-   the corpus images.
+1. Convert the method's shipped 32-64-10 ANN (:mod:`lava_retrieval.methods`; default ``qcfs``,
+   ``paper`` for Algorithm 1 with the paper's settings).
+2. Embed the corpus (training images) with the fast simulator with the method's timing and
+   readout; the embeddings are cached under the user cache directory, keyed by the network's
+   fingerprint, the simulation settings and the corpus images.
 3. Answer one test image per class end to end through the Lava process graph
    (encoder -> IF layers -> membrane probe -> cosine kNN), fixed-point models.
 4. Print each query's top-3 corpus images with classes and cosine scores, and draw a PNG grid in
@@ -20,25 +21,27 @@ import numpy as np
 import torch
 
 from lava_retrieval.atomic import atomic_path
-from lava_retrieval.conversion import convert_checkpoint
 from lava_retrieval.data import CLASS_NAMES, cache_dir, load_fashion_mnist
 from lava_retrieval.graph import build
 from lava_retrieval.index import CosineIndex
+from lava_retrieval.methods import DEFAULT_METHOD
+from lava_retrieval.methods import get as get_method
 from lava_retrieval.sim import SimConfig, cache_key
 from lava_retrieval.sim import embed as sim_embed
-from lava_retrieval.train import load_checkpoint, to_tensor
+from lava_retrieval.train import to_tensor
 
 
-def _corpus_embeddings(network, images, time_steps, progress) -> np.ndarray:
+def _corpus_embeddings(network, images, config: SimConfig, progress) -> np.ndarray:
     """The corpus embeddings, cached under a key of the network's fingerprint, every simulation
     setting and the images' content, so that a stale file is never served."""
-    config = SimConfig(time_steps=time_steps)
     images_sha = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
     key = cache_key(network, config, images=images_sha, count=len(images))
     path = cache_dir().parent / "embeddings" / f"{key}.npy"
     if path.is_file():
         return np.load(path)
-    embeddings = sim_embed(network, images, time_steps, progress=progress)
+    embeddings = sim_embed(
+        network, images, config.time_steps, config.readout, config.timing, progress=progress
+    )
     with atomic_path(path) as tmp:
         np.save(tmp, embeddings)
     return embeddings
@@ -52,23 +55,29 @@ def run(
     data_dir: str | None = None,
     progress: bool = True,
     log=print,
+    method: str = DEFAULT_METHOD,
 ) -> dict:
     """Run the demo; returns the queries' answers and the PNG path."""
+    chosen = get_method(method)
+    config = SimConfig(time_steps=time_steps, timing=chosen.timing, readout=chosen.readout)
     data = load_fashion_mnist(data_dir)
-    ckpt = load_checkpoint()
-    log("converting the shipped 32-64-10 ANN with Algorithm 1 ...")
-    network = convert_checkpoint(ckpt, data)
+    ckpt = chosen.checkpoint()
+    log(f"converting the shipped {ckpt.path.name} ANN ({chosen.description}) ...")
+    network = chosen.network(data, ckpt)
     corpus_images = data.train_images[:corpus_size]
     corpus_labels = data.train_labels[:corpus_size]
-    log(f"embedding {len(corpus_images):,} corpus images, fast simulator, T={time_steps} ...")
-    corpus = _corpus_embeddings(network, corpus_images, time_steps, progress)
+    log(
+        f"embedding {len(corpus_images):,} corpus images, fast simulator, T={time_steps}, "
+        f"{config.timing} timing, {config.readout} readout ..."
+    )
+    corpus = _corpus_embeddings(network, corpus_images, config, progress)
 
     query_ids = np.array([int(np.flatnonzero(data.test_labels == c)[0]) for c in range(10)])
     queries = data.test_images[query_ids]
     log(f"answering {len(queries)} queries through the Lava process graph ...")
     graph = build(
-        network, queries, time_steps, batch_size=len(queries), corpus=corpus,
-        corpus_labels=corpus_labels, k=3,
+        network, queries, time_steps, batch_size=len(queries), readout=config.readout,
+        timing=config.timing, corpus=corpus, corpus_labels=corpus_labels, k=3,
     )  # fmt: skip
     answer = graph.run(progress=False)
 
@@ -105,7 +114,12 @@ def run(
         same_class, ann_ids, answer.ids,
     )  # fmt: skip
     log(f"figure: {path}")
-    return {"queries": rows, "figure": str(path), "corpus": len(corpus_images)}
+    return {
+        "method": chosen.name,
+        "queries": rows,
+        "figure": str(path),
+        "corpus": len(corpus_images),
+    }
 
 
 def _figure(out, queries, labels, corpus_images, corpus_labels, same_class, ann_ids, snn_ids):

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lava_retrieval.ann import ArchSpec, ConvNet
+from lava_retrieval.ann import ACTIVATIONS, ArchSpec, ConvNet
 from lava_retrieval.atomic import atomic_path
 from lava_retrieval.data import DEFAULT_VALIDATION_FRACTION, FashionMNIST
 from lava_retrieval.errors import CheckpointError, LavaRetrievalError
@@ -76,6 +76,11 @@ class TrainConfig:
         Last fraction of the training set held out for validation. Default 0.1.
     train_limit : int or None
         Train on only the first ``train_limit`` training images (tests, quick looks).
+    activation : str
+        ``relu`` (default, the paper's) or ``qcfs`` (quantised for conversion, see
+        :mod:`lava_retrieval.ann`).
+    levels : int or None
+        L of the QCFS activations; required with ``qcfs``, ``None`` with ``relu``.
 
     >>> TrainConfig(epochs=2).epochs
     2
@@ -91,9 +96,16 @@ class TrainConfig:
     seed: int = 0
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION
     train_limit: int | None = None
+    activation: str = "relu"
+    levels: int | None = None
 
     def __post_init__(self) -> None:
         ArchSpec.parse(self.arch)
+        if self.activation not in ACTIVATIONS:
+            raise LavaRetrievalError(
+                f"invalid training configuration: activation={self.activation!r} "
+                f"(one of {', '.join(ACTIVATIONS)})"
+            )
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
@@ -103,11 +115,20 @@ class TrainConfig:
             "warmup_epochs": 0 <= self.warmup_epochs <= self.epochs,
             "validation_fraction": 0 < self.validation_fraction < 1,
             "train_limit": self.train_limit is None or self.train_limit >= 1,
+            "levels": (
+                self.levels is None
+                if self.activation == "relu"
+                else isinstance(self.levels, int) and 1 <= self.levels <= 1024
+            ),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
             raise LavaRetrievalError(f"invalid training configuration: {values}")
+
+    def model(self) -> ConvNet:
+        """A freshly initialised network of this configuration."""
+        return ConvNet(self.arch, self.dropout, self.activation, self.levels)
 
     def learning_rate_at(self, step: int, steps_per_epoch: int) -> float:
         """The learning rate of optimiser step ``step`` (0-based).
@@ -248,7 +269,7 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
         raise CheckpointError(f"{path}: {WEIGHTS_FILE} is missing") from None
     if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
         raise CheckpointError(f"{weights_path}: SHA-256 does not match {META_FILE}")
-    model = ConvNet(config.arch, dropout=config.dropout)
+    model = config.model()
     with np.load(io.BytesIO(blob)) as arrays:
         state = {k: torch.from_numpy(arrays[k]) for k in arrays.files}
     try:
@@ -318,7 +339,10 @@ def train(
             )
         if not (out / RESUME_FILE).is_file():
             raise CheckpointError(f"{out}: {RESUME_FILE} is missing, cannot resume")
-        state = torch.load(out / RESUME_FILE, weights_only=False)
+        try:  # tensors and plain containers only: a crafted file cannot run code
+            state = torch.load(out / RESUME_FILE, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is one error
+            raise CheckpointError(f"{out / RESUME_FILE}: cannot be read ({exc})") from None
         model, history = previous.model, previous.history
         optimizer = _optimizer(model, config)
         optimizer.load_state_dict(state["optimizer"])
@@ -326,7 +350,7 @@ def train(
         command = previous.meta.get("command", command)
     else:
         torch.manual_seed(config.seed)
-        model = ConvNet(config.arch, dropout=config.dropout)
+        model = config.model()
         optimizer = _optimizer(model, config)
     meta = {
         "format": FORMAT,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from lava_retrieval.ann import TABLE1_SPECS, ArchSpec, ConvNet
+from lava_retrieval.ann import QCFS, TABLE1_SPECS, ArchSpec, ConvNet
 from lava_retrieval.errors import SpecError
 
 
@@ -64,3 +64,55 @@ def test_bad_specs(spec):
 def test_bad_dropout():
     with pytest.raises(SpecError, match="dropout"):
         ConvNet("4-8-10", dropout=1.0)
+
+
+def test_qcfs_network_quantises_every_spiking_layer():
+    net = ConvNet("8-16-32-10", activation="qcfs", levels=4)
+    kinds = [type(layer).__name__ for layer in net.layers]
+    assert kinds == [
+        "QCFS", "Conv2d", "QCFS", "AvgPool2d", "QCFS", "Conv2d", "QCFS", "AvgPool2d", "QCFS",
+        "Conv2d", "QCFS", "Flatten", "Dropout", "Linear",
+    ]  # fmt: skip
+    # The input's threshold is fixed at 1 (pixels in [0, 1]); the others are learned.
+    assert not net.layers[0].threshold.requires_grad and float(net.layers[0].threshold) == 1.0
+    learned = [m for m in net.layers[1:] if isinstance(m, QCFS)]
+    assert all(m.threshold.requires_grad and m.levels == 4 for m in learned)
+    assert net.num_parameters == ConvNet("8-16-32-10").num_parameters + len(learned)
+    # Every embedding value is a multiple of its layer's threshold / L.
+    emb = net.eval().embed(torch.rand(2, 1, 28, 28))
+    steps = emb / (float(net.layers[-4].threshold) / 4)
+    torch.testing.assert_close(steps, steps.round())
+
+
+def test_qcfs_values_and_straight_through_gradients():
+    base = torch.randn(1000, generator=torch.Generator().manual_seed(0)) * 0.6
+    g = torch.randn(1000, generator=torch.Generator().manual_seed(1))
+    q = QCFS(8, threshold=0.7)
+    x = base.clone().requires_grad_()
+    out = q(x)
+    (out * g).sum().backward()
+    # The definition, with the floor's gradient passed straight through, by autograd.
+    lam = torch.tensor(0.7, requires_grad=True)
+    x2 = base.clone().requires_grad_()
+    y = torch.clamp(x2 / lam, 0, 1)
+    levels = torch.floor(y * 8 + 0.5) / 8
+    expected = lam * (y + (levels - y).detach())
+    (expected * g).sum().backward()
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(x.grad, x2.grad)
+    torch.testing.assert_close(q.threshold.grad, lam.grad)
+    assert len(torch.unique(out.detach())) == 9  # 0, lam/8, ..., lam
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"activation": "qcfs"}, "levels is required"),
+        ({"levels": 4}, "levels is required"),
+        ({"activation": "gelu"}, "activation must be one of"),
+        ({"activation": "qcfs", "levels": 0}, "at least one level"),
+    ],
+)
+def test_bad_activation(kwargs, message):
+    with pytest.raises(SpecError, match=message):
+        ConvNet("4-8-10", **kwargs)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from lava_retrieval.ann import ConvNet
+from lava_retrieval.ann import QCFS, ConvNet
 from lava_retrieval.conversion import (
     ConversionConfig,
     ConversionError,
@@ -249,3 +251,86 @@ def test_calibration_choice_is_fixed_and_seeded():
     assert len(a) == 2000 and len(np.unique(a)) == 2000
     np.testing.assert_array_equal(a, calibration_indices(54000, config))
     assert not np.array_equal(a, calibration_indices(54000, ConversionConfig(calibration_seed=1)))
+
+
+def _qcfs_two_layer_ann(levels: int = 8) -> nn.Sequential:
+    """The hand-picked 784 -> 2 -> 2 network with QCFS activations (hidden lambda 0.5)."""
+    relu = _two_layer_ann()
+    hidden = QCFS(levels, threshold=0.5)
+    return nn.Sequential(
+        QCFS(levels, 1.0, trainable=False), relu[0], relu[1], hidden, relu[3]
+    ).double()
+
+
+def test_learned_thresholds_by_hand():
+    network = convert(_qcfs_two_layer_ann(), _two_images(), MAX_BASED)
+    inp, hidden, out = network.layers
+    # Input: lambda 1 -> threshold W_MAX, slope 1.
+    assert inp.threshold == 255 and inp.slope == 1.0
+    # Hidden: param_scale = min(255 / 0.8, 255 / 0.1) = 318.75 (max-based), threshold =
+    # round(0.5 * 318.75 * 1) = 159, slope = 318.75 / 159.
+    assert hidden.param_scale == pytest.approx(318.75)
+    assert hidden.threshold == 159
+    assert hidden.slope == pytest.approx(318.75 / 159)
+    np.testing.assert_array_equal(hidden.weight[:, :2], [[255, -127], [95, 191]])
+    # The output layer has no QCFS and keeps Algorithm 1's percentile threshold.
+    assert out.threshold == int(np.percentile(_output_rates(network), 100.0))
+    # The QCFS shift is half a level: every window starts half-way to the threshold.
+    assert network.initial_membrane == 0.5
+    assert network.manifest["thresholds"] == "learned (QCFS)"
+    assert network.manifest["converter"]["initial_membrane"] == 0.5
+    explicit = convert(_qcfs_two_layer_ann(), _two_images(), replace(MAX_BASED, initial_membrane=0))
+    assert explicit.initial_membrane == 0.0
+    relu = convert(_two_layer_ann(), _two_images(), MAX_BASED)
+    assert relu.initial_membrane == 0.0 and relu.manifest["thresholds"] == "activation percentile"
+
+
+def _output_rates(network) -> np.ndarray:
+    """Algorithm 1's simulated input rate of the output layer on the two images."""
+    images = _two_images().reshape(2, -1)
+    rate = np.minimum(np.rint(images * 255) / 255, 1.0)
+    hidden = network.layers[1]
+    dvdt = np.maximum(rate @ hidden.weight.T + hidden.bias, 0)
+    rate = np.minimum(dvdt / hidden.threshold, 1.0)
+    out = network.layers[2]
+    return np.maximum(rate @ out.weight.T + out.bias, 0)
+
+
+def test_qcfs_input_layer_counts_equal_the_quantised_pixels(fashion):
+    """An IF neuron with threshold lambda and initial potential lambda / 2 fires exactly
+    QCFS(x) * L / lambda times in L steps of a constant input x: the input layer shows it."""
+    images = fashion.test_images[:20]
+    ann = ConvNet("4-8-10", activation="qcfs", levels=8).eval()
+    network = convert(ann, images)
+    result = simulate(network, images, 8, "no_delay", layers=(0,))
+    with torch.no_grad():
+        quantised = ann.layers[0](torch.from_numpy(images / 255.0)).numpy()
+    np.testing.assert_array_equal(result.spike_counts[0].reshape(images.shape), quantised * 8)
+
+
+@pytest.mark.parametrize(
+    ("ann", "config", "message"),
+    [
+        (lambda: ConvNet("4-8-10", activation="qcfs", levels=4), ConversionConfig(
+            pool_mode="folded"), "convert it with separate pooling"),
+        (lambda: nn.Sequential(QCFS(4, 1.0, False), nn.Flatten(), nn.Linear(784, 2),
+                               nn.ReLU(), nn.Linear(2, 2)), None, "do not mix QCFS and ReLU"),
+        (lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 2), QCFS(4), nn.Linear(2, 2)),
+         None, "do not mix QCFS and ReLU"),
+        (lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 2), QCFS(4), QCFS(4),
+                               nn.Linear(2, 2)), None, "two QCFS activations in a row"),
+        (lambda: nn.Sequential(QCFS(4, 1.0, False), nn.Flatten(), nn.Linear(784, 2), QCFS(4),
+                               nn.Linear(2, 2), QCFS(4)), None, "output layer must not be"),
+    ],
+)  # fmt: skip
+def test_bad_qcfs_networks(ann, config, message):
+    with pytest.raises(ConversionError, match=message):
+        convert(ann(), _two_images(), config)
+
+
+def test_non_positive_learned_threshold_is_refused():
+    ann = _qcfs_two_layer_ann()
+    with torch.no_grad():
+        ann[3].threshold.fill_(-1.0)
+    with pytest.raises(ConversionError, match="learned threshold is -1"):
+        convert(ann, _two_images())

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from lava_retrieval.ann import QCFS, QCFS_INITIAL_THRESHOLD
 from lava_retrieval.cli import main
 from lava_retrieval.errors import CheckpointError, LavaRetrievalError
 from lava_retrieval.train import (
@@ -158,3 +159,51 @@ def test_cli_evaluate_ann_bad_checkpoint(tmp_path, capsys):
     assert main(["evaluate-ann", "--checkpoint", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"activation": "qcfs"},
+        {"activation": "qcfs", "levels": 0},
+        {"levels": 8},
+        {"activation": "tanh"},
+    ],
+)
+def test_bad_activation_config(bad):
+    with pytest.raises(LavaRetrievalError, match="activation|levels"):
+        TrainConfig(**bad)
+
+
+def test_qcfs_training_learns_its_thresholds(fashion, tmp_path, capsys):
+    out = tmp_path / "qcfs"
+    argv = ["train", "--arch", "4-8-10", "--activation", "qcfs", "--levels", "4", "--epochs",
+            "3", "--train-limit", "1500", "--batch-size", "50", "--out", str(out), "--json",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["test_accuracy"] > 50.0
+    ckpt = load_checkpoint(out)
+    assert (ckpt.config.activation, ckpt.config.levels) == ("qcfs", 4)
+    thresholds = [float(m.threshold) for m in ckpt.model.modules() if isinstance(m, QCFS)]
+    assert len(thresholds) == 5 and thresholds[0] == 1.0
+    assert all(t != QCFS_INITIAL_THRESHOLD for t in thresholds[1:])  # they were trained
+    # A ReLU checkpoint's configuration (written before QCFS existed) still loads as ReLU.
+    assert load_checkpoint().config.activation == "relu"
+
+
+def test_resume_state_is_never_unpickled(tiny_run, fashion, tmp_path):
+    """A crafted resume.pt that would run code when unpickled is refused, not executed."""
+    import pickle
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run.path, copy)
+
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    (copy / "resume.pt").write_bytes(pickle.dumps({"optimizer": Exploit()}))
+    longer = TrainConfig(**{**TINY.__dict__})
+    with pytest.raises(CheckpointError, match="resume.pt: cannot be read"):
+        train(longer, fashion, copy, resume=True, progress=False)
