@@ -334,6 +334,147 @@ def _cmd_embed(args: argparse.Namespace) -> None:
     )
 
 
+def _preprocessing(args: argparse.Namespace):
+    from lava_retrieval.images import Preprocessing
+
+    return Preprocessing(invert=False if args.no_invert else "auto")
+
+
+def _index_payload(index, directory, source, bad, seconds: float) -> dict:
+    return {
+        "index": str(directory),
+        "count": len(index),
+        "added": source,
+        "skipped": [{"path": p, "reason": r} for p, r in bad],
+        "seconds": round(seconds, 3),
+        "images_per_second": round(source / seconds, 1) if seconds > 0 else None,
+        **index.metadata,
+    }
+
+
+def _index_text(p: dict) -> str:
+    sim = p["simulation"]
+    lines = [
+        f"index {p['index']}: {p['count']:,} images ({p['added']:,} added in "
+        f"{p['seconds']:.1f} s), T={sim['time_steps']}, {sim['timing']} timing, "
+        f"{sim['readout']} readout, network {p['network']['fingerprint'][:12]}"
+    ]
+    if p["skipped"]:
+        lines.append(f"skipped {len(p['skipped'])} files:")
+        lines += [f"  {s['reason']}" for s in p["skipped"]]
+    return "\n".join(lines)
+
+
+def _cmd_index_build(args: argparse.Namespace) -> None:
+    import time
+
+    from lava_retrieval.data import load_fashion_mnist
+    from lava_retrieval.image_index import ImageIndex, read_source
+    from lava_retrieval.methods import DEFAULT_METHOD, get, of_network
+    from lava_retrieval.network import SpikingNetwork
+    from lava_retrieval.sim import SimConfig
+
+    ImageIndex.check_new(args.out)  # before the long work
+    if args.time_steps < 1:
+        raise LavaRetrievalError(f"--time-steps must be >= 1, got {args.time_steps}")
+    if args.limit is not None and args.limit < 1:
+        raise LavaRetrievalError(f"--limit must be >= 1, got {args.limit}")
+    source = read_source(
+        args.source, _preprocessing(args), args.data_dir, args.max_bytes, args.max_pixels,
+        args.limit, progress=not args.json,
+    )  # fmt: skip
+    if args.network:
+        network = SpikingNetwork.load(args.network)
+        method = get(args.method) if args.method else of_network(network) or get(DEFAULT_METHOD)
+    else:
+        method = get(args.method or DEFAULT_METHOD)
+        network = method.network(load_fashion_mnist(args.data_dir))
+    config = SimConfig(
+        time_steps=args.time_steps,
+        timing=args.timing or method.timing,
+        readout=args.readout or method.readout,
+        engine=args.engine,
+    )
+    index = ImageIndex(network, config, _preprocessing(args))
+    start = time.perf_counter()
+    index.add(source, args.backend, progress=not args.json)
+    seconds = time.perf_counter() - start
+    index.save(args.out)
+    payload = _index_payload(index, args.out, len(source.paths), source.bad, seconds)
+    _emit(args, payload, _index_text)
+
+
+def _cmd_index_add(args: argparse.Namespace) -> None:
+    import time
+
+    from lava_retrieval.image_index import ImageIndex, read_source
+
+    index = ImageIndex.load(args.index)
+    source = read_source(
+        args.source, index.preprocessing, args.data_dir, args.max_bytes, args.max_pixels,
+        args.limit, progress=not args.json,
+    )  # fmt: skip
+    start = time.perf_counter()
+    index.add(source, args.backend, progress=not args.json)
+    seconds = time.perf_counter() - start
+    index.save(args.index)
+    payload = _index_payload(index, args.index, len(source.paths), source.bad, seconds)
+    _emit(args, payload, _index_text)
+
+
+def _cmd_search(args: argparse.Namespace) -> None:
+    import time
+
+    import numpy as np
+
+    from lava_retrieval.image_index import ImageIndex, read_query
+    from lava_retrieval.images import Preprocessing
+
+    index = ImageIndex.load(args.index)
+    if args.network:
+        from lava_retrieval.network import SpikingNetwork
+
+        index.check_network(SpikingNetwork.load(args.network))
+    prep = Preprocessing(invert=False) if args.no_invert else index.preprocessing
+    if args.png:
+        from lava_retrieval.atomic import check_output
+
+        check_output(args.png)
+    images = np.stack(
+        [read_query(q, prep, args.data_dir, args.max_bytes, args.max_pixels) for q in args.images]
+    )
+    start = time.perf_counter()
+    results = index.search(images, args.k, args.backend)
+    seconds = time.perf_counter() - start
+    payload = {
+        "index": str(args.index),
+        "backend": args.backend,
+        "k": args.k,
+        "seconds": round(seconds, 4),
+        "queries": [
+            {"query": str(q), "results": [h.to_dict() for h in hits]}
+            for q, hits in zip(args.images, results, strict=True)
+        ],
+    }
+    if args.png:
+        from lava_retrieval.search_figure import draw
+
+        payload["png"] = str(draw(args.png, images, args.images, results, index))
+
+    def text(p: dict) -> str:
+        lines = []
+        for q in p["queries"]:
+            lines.append(f"{q['query']}:")
+            for h in q["results"]:
+                label = f" {h['label_name']}" if h["label_name"] else ""
+                lines.append(f"  {h['rank']:>3}. {h['score']:.4f}{label:<13} {h['path']}")
+        if "png" in p:
+            lines.append(f"figure: {p['png']}")
+        return "\n".join(lines)
+
+    _emit(args, payload, text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lava-retrieval`` command.
 
@@ -345,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lava_retrieval.conversion import POOL_MODES, ConversionConfig
     from lava_retrieval.data import DEFAULT_VALIDATION_FRACTION
     from lava_retrieval.embedding import BACKENDS
+    from lava_retrieval.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
     from lava_retrieval.methods import DEFAULT_METHOD, METHODS
     from lava_retrieval.neuron import RESET_MODES
     from lava_retrieval.sim import ENGINES, READOUTS, TIMINGS
@@ -549,6 +691,85 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"how the shipped ANN becomes spiking embeddings (default {DEFAULT_METHOD}; "
         "paper: Liu et al. 2022 as published)",
     )
+
+    def image_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="largest image file read"
+        )
+        p.add_argument(
+            "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image read"
+        )
+
+    def source_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "source",
+            help="a folder of images (recursive), a list file of image paths, or a Fashion-MNIST "
+            "split: fashion-mnist:train|validation|test|full_train",
+        )
+        p.add_argument("--limit", type=int, help="only the first N images of the source")
+        p.add_argument(
+            "--backend",
+            choices=("sim", "lava"),
+            default="sim",
+            help="sim: the fast simulator; lava: the Lava process graph (same embeddings)",
+        )
+        image_options(p)
+
+    index_parser = sub.add_parser(
+        "index", help="build or extend an index of images", description="build or extend an "
+        "index of images: embeddings, ids, paths, labels, the network and its settings",
+    )  # fmt: skip
+    index_sub = index_parser.add_subparsers(dest="index_command", required=True, metavar="ACTION")
+
+    def add_index(name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
+        p = index_sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        p.add_argument("--data-dir", help="directory of the Fashion-MNIST IDX files")
+        return p
+
+    p = add_index("build", _cmd_index_build, "embed a source of images into a new index")
+    source_options(p)
+    p.add_argument("--out", required=True, help="index directory to create")
+    p.add_argument("--network", help="spiking network (default: convert the method's ANN)")
+    p.add_argument(
+        "--method", choices=METHODS, help=f"default {DEFAULT_METHOD} (see `evaluate --help`)"
+    )
+    p.add_argument("--time-steps", type=int, default=16)
+    p.add_argument("--readout", choices=READOUTS, help="default: the method's")
+    p.add_argument("--timing", choices=TIMINGS, help="default: the method's")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")
+    p.add_argument(
+        "--no-invert",
+        action="store_true",
+        help="never invert images (default: invert images with a light background)",
+    )
+
+    p = add_index("add", _cmd_index_add, "embed more images into an index, with its settings")
+    p.add_argument("index", help="index directory")
+    source_options(p)
+
+    p = add("search", _cmd_search, "the k most similar indexed images of each query image")
+    p.add_argument("index", help="index directory from `index build`")
+    p.add_argument(
+        "images", nargs="+", help="query image files, or fashion-mnist:SPLIT:I for image I"
+    )
+    p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    p.add_argument(
+        "--backend",
+        choices=("sim", "lava"),
+        default="sim",
+        help="sim: simulator and host search; lava: the Lava graph (encoder, layers, probe, "
+        "kNN); the same answers",
+    )
+    p.add_argument("--png", help="draw queries and results into this PNG")
+    p.add_argument(
+        "--network", help="refuse to search unless this network is the index's (a check)"
+    )
+    p.add_argument(
+        "--no-invert", action="store_true", help="never invert the queries (default: the index's)"
+    )
+    image_options(p)
 
     p = add("evaluate-ann", _cmd_evaluate_ann, "train/validation/test accuracy of an ANN")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the shipped 32-64-10)")

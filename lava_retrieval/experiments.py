@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import time
 from pathlib import Path
 
@@ -198,7 +199,8 @@ def write(result: dict, out_dir: str | Path, stem: str = "table2") -> list[Path]
 
 def plot_time_steps(results: dict[str, dict], out: str | Path, title: str = "") -> Path:
     """Classification, top-1, top-3 and mAP against T for several methods, in the layout of
-    the paper's Fig 4 (one panel per metric, T on a log axis), the ANN as a horizontal line.
+    the paper's Fig 4 (one panel per metric, T on a log axis), each method's ANN as a horizontal
+    line (one line per distinct ANN, in the colour of the first method converted from it).
 
     Parameters
     ----------
@@ -216,26 +218,37 @@ def plot_time_steps(results: dict[str, dict], out: str | Path, title: str = "") 
 
     metrics = [("classification", "classification accuracy"), ("top1", "top-1 retrieval"),
                ("top3", "top-3 retrieval"), ("mAP", "mAP")]  # fmt: skip
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
-    ann = None
+    fig, grid = plt.subplots(2, 4, figsize=(16, 8.4))
+    anns: dict[tuple, tuple[str, str]] = {}  # ANN row values -> (first method, colour)
     for label, result in results.items():
         rows = [r for r in result["rows"] if r["model"].startswith("SNN(")]
         steps = [int(r["model"][4:-1]) for r in rows]
-        ann = ann or next(r for r in result["rows"] if r["model"] == "ANN")
-        for ax, (key, _) in zip(axes, metrics, strict=True):
-            ax.plot(steps, [r[key] for r in rows], marker="o", label=label)
-    for ax, (key, name) in zip(axes, metrics, strict=True):
-        ax.axhline(ann[key], color="black", linestyle="--", linewidth=1, label="ANN")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("time steps T")
-        ax.set_title(name)
-        ax.grid(alpha=0.3)
+        ann = next(r for r in result["rows"] if r["model"] == "ANN")
+        for column, (key, _) in enumerate(metrics):
+            for ax in grid[:, column]:
+                (line,) = ax.plot(steps, [r[key] for r in rows], marker="o", label=label)
+        values = tuple(ann[key] for key, _ in metrics)
+        anns.setdefault(values, (label, line.get_color()))
+    for column, (_, name) in enumerate(metrics):
+        lines = [values[column] for values in anns]
+        for row, ax in enumerate(grid[:, column]):
+            for values, (label, colour) in anns.items():
+                name_of = "ANN" if len(anns) == 1 else f"ANN of: {label}"
+                ax.axhline(values[column], color=colour, linestyle="--", linewidth=1, label=name_of)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("time steps T")
+            ax.set_title(name if row == 0 else f"{name}, near the ANN")
+            ax.grid(alpha=0.3)
+        grid[1, column].set_ylim(min(lines) - 5, max(lines) + 1)
+    axes = grid[0]
+    grid[1, 0].set_ylabel("percent")
     axes[0].set_ylabel("percent")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
+    columns = min(len(labels), 4)
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=9, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.025 * math.ceil(len(labels) / columns) + 0.01, 1, 1))
     path = Path(out)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")

@@ -9,25 +9,32 @@ are ordered by insertion, so results are deterministic.
 Search is brute force and exact, chunked over queries so that memory stays bounded
 (``chunk_size`` x corpus scores at a time: 512 x 60,000 float32 is 123 MB).
 
-``save(dir)`` writes ``embeddings.npy`` (normalised float32), ``ids.npy``, ``labels.npy`` (if any)
-and ``index.json`` (dimension, count and the caller's metadata: readout, time steps, network hash)
-into a temporary directory that is then renamed, so a crash never leaves half an index.
+``save(dir)`` writes ``embeddings-V.npy`` (normalised float32), ``ids-V.npy``, ``labels-V.npy``
+(if any) and any extra files of the caller, each atomically under a fresh version tag ``V``, and
+then ``index.json`` (dimension, count, the caller's metadata and the names of the files of its
+version), itself atomically and last: whatever moment a crash or kill strikes, ``index.json``
+names a complete set of files (the previous index or the new one). Files of older versions are
+removed afterwards. ``save`` refuses a directory that holds anything but an index, so it never
+deletes files it did not write.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+import re
+import secrets
 from pathlib import Path
 
 import numpy as np
 
+from lava_retrieval.atomic import atomic_path, write_bytes, write_text
 from lava_retrieval.errors import LavaRetrievalError
 
 FORMAT = "lava-retrieval-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MANIFEST = "index.json"
+_VERSIONED = re.compile(r"^(?:\.)?[A-Za-z_]+-[0-9a-f]{8}\.[a-z]+(?:\.[0-9a-f]{8}\.tmp\.[a-z]+)?$")
 
 
 class RetrievalIndexError(LavaRetrievalError):
@@ -187,61 +194,129 @@ class CosineIndex:
         flat = np.fromiter((lookup[i] for i in np.asarray(ids).ravel()), np.int64)
         return self.labels_[flat].reshape(np.shape(ids))
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Write the index into ``directory`` atomically (replacing an older index there)."""
+    def save(
+        self, directory: str | os.PathLike, extra_files: dict[str, bytes] | None = None
+    ) -> Path:
+        """Write the index into ``directory`` crash-consistently (replacing an older index
+        there); see the module docstring. ``extra_files`` (name -> bytes, names like
+        ``paths.json``) are versioned and replaced with the index."""
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
-            np.save(tmp / "embeddings.npy", self.vectors_)
-            np.save(tmp / "ids.npy", self.ids_)
-            if self.labels_ is not None:
-                np.save(tmp / "labels.npy", self.labels_)
-            manifest = {
-                "format": FORMAT,
-                "version": FORMAT_VERSION,
-                "dimension": self.dim_,
-                "count": len(self),
-                "has_labels": self.labels_ is not None,
-                "metadata": self.metadata or {},
-            }
-            (tmp / "index.json").write_text(json.dumps(manifest, indent=2) + "\n")
-            old = None
-            if directory.exists():
-                old = directory.with_name(f".{directory.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(directory, old)
-            os.replace(tmp, directory)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        manifest_path = directory / MANIFEST
+        previous = check_index_directory(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        version = secrets.token_hex(4)
+        files: dict[str, str] = {}
+
+        def versioned(name: str) -> Path:
+            stem, _, suffix = name.partition(".")
+            files[name] = f"{stem}-{version}.{suffix}"
+            return directory / files[name]
+
+        arrays = {"embeddings.npy": self.vectors_, "ids.npy": self.ids_}
+        if self.labels_ is not None:
+            arrays["labels.npy"] = self.labels_
+        for name, array in arrays.items():
+            with atomic_path(versioned(name)) as tmp:
+                np.save(tmp, array)
+        for name, blob in (extra_files or {}).items():
+            if not re.fullmatch(r"[a-z_]+\.[a-z]+", name) or name in arrays:
+                raise RetrievalIndexError(f"bad extra index file name {name!r}")
+            write_bytes(versioned(name), blob)
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "dimension": self.dim_,
+            "count": len(self),
+            "has_labels": self.labels_ is not None,
+            "files": files,
+            "metadata": self.metadata or {},
+        }
+        write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")  # the commit point
+        keep = set(files.values()) | {MANIFEST}
+        for path in directory.iterdir():
+            if path.name not in keep and _VERSIONED.match(path.name) and previous:
+                path.unlink(missing_ok=True)
         return directory
+
+    @staticmethod
+    def read_manifest(directory: str | os.PathLike) -> dict:
+        """The validated ``index.json`` of an index directory."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise RetrievalIndexError(f"{directory}: no such index directory")
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise RetrievalIndexError(f"{directory}: no {MANIFEST}, not an index") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: not valid JSON ({exc})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise RetrievalIndexError(f"{directory}: {MANIFEST} is not an index manifest")
+        if manifest.get("version") not in (1, FORMAT_VERSION):
+            raise RetrievalIndexError(
+                f"{directory}: index version {manifest.get('version')!r}, this package reads "
+                f"1 and {FORMAT_VERSION}"
+            )
+        dim, count = manifest.get("dimension"), manifest.get("count")
+        if not (isinstance(dim, int) and dim >= 1 and isinstance(count, int) and count >= 0):
+            raise RetrievalIndexError(
+                f"{directory}/{MANIFEST}: bad dimension {dim!r} or count {count!r}"
+            )
+        files = manifest.get("files") or {
+            name: name for name in ("embeddings.npy", "ids.npy", "labels.npy")
+        }
+        if not isinstance(files, dict) or not all(
+            isinstance(v, str) and "/" not in v and v not in ("", ".", "..") for v in files.values()
+        ):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad file list")
+        manifest["files"] = files
+        return manifest
 
     @classmethod
     def load(cls, directory: str | os.PathLike, chunk_size: int = 512) -> CosineIndex:
-        """Read an index written by :meth:`save`."""
+        """Read an index written by :meth:`save`, validating every array against the manifest."""
         directory = Path(directory)
-        try:
-            manifest = json.loads((directory / "index.json").read_text())
-        except FileNotFoundError:
-            raise RetrievalIndexError(f"{directory}: no index.json, not an index") from None
-        except json.JSONDecodeError as exc:
-            raise RetrievalIndexError(f"{directory}/index.json: not valid JSON ({exc})") from None
-        if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-            raise RetrievalIndexError(f"{directory}: not a version {FORMAT_VERSION} index")
-        index = cls(manifest["dimension"], chunk_size, manifest.get("metadata"))
-        index.dim_ = manifest["dimension"]
-        try:
-            index.vectors_ = np.load(directory / "embeddings.npy")
-            index.ids_ = np.load(directory / "ids.npy")
-            if manifest.get("has_labels"):
-                index.labels_ = np.load(directory / "labels.npy")
-        except (OSError, ValueError) as exc:
-            raise RetrievalIndexError(f"{directory}: unreadable index files ({exc})") from None
-        if index.vectors_.shape != (manifest["count"], manifest["dimension"]):
-            raise RetrievalIndexError(
-                f"{directory}: embeddings.npy has shape {index.vectors_.shape}, the manifest "
-                f"says ({manifest['count']}, {manifest['dimension']})"
-            )
+        manifest = cls.read_manifest(directory)
+        dim, count, files = manifest["dimension"], manifest["count"], manifest["files"]
+        index = cls(dim, chunk_size, manifest.get("metadata"))
+
+        def array(name: str, shape: tuple, kinds: str) -> np.ndarray:
+            path = directory / files.get(name, name)
+            try:
+                value = np.load(path, allow_pickle=False)
+            except FileNotFoundError:
+                raise RetrievalIndexError(f"{path}: missing") from None
+            except (OSError, ValueError, EOFError) as exc:
+                raise RetrievalIndexError(f"{path}: unreadable ({exc})") from None
+            if value.shape != shape or value.dtype.kind not in kinds:
+                raise RetrievalIndexError(
+                    f"{path}: {value.dtype} array of shape {value.shape}, the manifest says {shape}"
+                )
+            return value
+
+        index.vectors_ = array("embeddings.npy", (count, dim), "f").astype(np.float32)
+        if not np.isfinite(index.vectors_).all():
+            raise RetrievalIndexError(f"{directory}: embeddings contain NaN or infinite values")
+        index.ids_ = array("ids.npy", (count,), "iu").astype(np.int64)
+        if manifest.get("has_labels"):
+            index.labels_ = array("labels.npy", (count,), "iu").astype(np.int64)
         return index
+
+
+def check_index_directory(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds an index (True), is missing or empty (False), or neither
+    (:class:`RetrievalIndexError`: an index is never written over other files)."""
+    directory = Path(directory)
+    if not directory.exists():
+        return False
+    if not directory.is_dir():
+        raise RetrievalIndexError(f"{directory}: exists and is not a directory")
+    if (directory / MANIFEST).is_file():
+        CosineIndex.read_manifest(directory)
+        return True
+    if any(directory.iterdir()):
+        raise RetrievalIndexError(
+            f"{directory}: a non-empty directory that is not an index; choose a new or empty "
+            "directory (nothing was written)"
+        )
+    return False

@@ -290,7 +290,10 @@ class SpikingNetwork:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write one ``.npz`` (arrays + JSON manifest), atomically."""
-        path = Path(path)
+        return write_bytes(Path(path), self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The content of the ``.npz`` file :meth:`save` writes."""
         header = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -310,7 +313,7 @@ class SpikingNetwork:
                 arrays[f"layer{i}_bias"] = layer.bias
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
-        return write_bytes(path, buffer.getvalue())
+        return buffer.getvalue()
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SpikingNetwork:

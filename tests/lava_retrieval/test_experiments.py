@@ -77,3 +77,32 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
     assert any("cos" in line for line in lines)
     # The corpus embeddings are cached: a second run reuses them.
     assert len(list((tmp_path / "cache" / "lava-retrieval" / "embeddings").iterdir())) == 1
+
+
+def test_time_steps_plot_draws_one_line_per_ann(tmp_path):
+    def result(ann_accuracy):
+        rows = [{"model": "ANN", "classification": ann_accuracy, "top1": 90, "top3": 95,
+                 "mAP": 60}]  # fmt: skip
+        rows += [
+            {"model": f"SNN({t})", "classification": 80 + t / 10, "top1": 85, "top3": 94,
+             "mAP": 55 + t / 100}
+            for t in (4, 8, 16)
+        ]  # fmt: skip
+        return {"rows": rows}
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    drawn = []
+    original = plt.Figure.legend
+    plt.Figure.legend = lambda self, handles, labels, **kw: drawn.append(labels)
+    try:
+        path = experiments.plot_time_steps(
+            {"a": result(92.0), "b": result(92.0), "c": result(91.0)}, tmp_path / "t.png"
+        )
+    finally:
+        plt.Figure.legend = original
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert drawn == [["a", "b", "c", "ANN of: a", "ANN of: c"]]

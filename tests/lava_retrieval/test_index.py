@@ -99,6 +99,58 @@ def test_save_load_round_trip(tmp_path):
 def test_load_errors(tmp_path):
     with pytest.raises(RetrievalIndexError, match="no index.json"):
         CosineIndex.load(tmp_path)
+    path = CosineIndex().add(np.eye(4)).save(tmp_path / "idx")
+    manifest = json.loads((path / "index.json").read_text())
+    embeddings = path / manifest["files"]["embeddings.npy"]
+    good = embeddings.read_bytes()
+    embeddings.write_bytes(good[:-7])
+    with pytest.raises(RetrievalIndexError, match="unreadable"):
+        CosineIndex.load(path)
+    np.save(embeddings, np.full((4, 4), np.nan, np.float32))
+    with pytest.raises(RetrievalIndexError, match="NaN"):
+        CosineIndex.load(path)
+    np.save(embeddings, np.zeros((3, 4), np.float32))
+    with pytest.raises(RetrievalIndexError, match=r"shape \(3, 4\), the manifest says \(4, 4\)"):
+        CosineIndex.load(path)
+    embeddings.write_bytes(good)
+    (path / "index.json").write_text("{")
+    with pytest.raises(RetrievalIndexError, match="not valid JSON"):
+        CosineIndex.load(path)
+    (path / "index.json").write_text(json.dumps({**manifest, "files": {"ids.npy": "../x"}}))
+    with pytest.raises(RetrievalIndexError, match="bad file list"):
+        CosineIndex.load(path)
+
+
+def test_save_never_writes_over_other_files(tmp_path):
+    (tmp_path / "mine.txt").write_text("a user's file")
+    with pytest.raises(RetrievalIndexError, match="not an index"):
+        CosineIndex().add(np.eye(3)).save(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+    assert (tmp_path / "mine.txt").read_text() == "a user's file"
+    with pytest.raises(RetrievalIndexError, match="is not a directory"):
+        CosineIndex().add(np.eye(3)).save(tmp_path / "mine.txt")
+
+
+def test_replacing_an_index_is_crash_consistent(tmp_path, monkeypatch):
+    """The manifest is written last and names its files: a crash before it leaves the old
+    index whole; a finished save leaves only the new version's files."""
+    from lava_retrieval import index as index_module
+
+    path = CosineIndex().add(np.eye(3)).save(tmp_path / "idx")
+    old_files = sorted(p.name for p in path.iterdir())
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(index_module, "write_text", crash)
+    with pytest.raises(OSError, match="disk full"):
+        CosineIndex().add(2 * np.eye(5)).save(path)
+    monkeypatch.undo()
+    assert len(CosineIndex.load(path)) == 3  # the old index, whole
+    CosineIndex().add(np.eye(5)).save(path)
+    assert len(CosineIndex.load(path)) == 5
+    files = sorted(p.name for p in path.iterdir())
+    assert len(files) == 3 and not set(files) & (set(old_files) - {"index.json"})
 
 
 def test_constructor_arguments_are_kept_as_given():
