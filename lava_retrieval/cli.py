@@ -452,10 +452,15 @@ def _cmd_search(args: argparse.Namespace) -> None:
         "k": args.k,
         "seconds": round(seconds, 4),
         "queries": [
-            {"query": str(q), "results": [h.to_dict() for h in hits]}
+            {"query": str(q), "silent": hits.silent, "results": [h.to_dict() for h in hits]}
             for q, hits in zip(args.images, results, strict=True)
         ],
     }
+    from lava_retrieval.web import SILENT_WARNING
+
+    for q, hits in zip(args.images, results, strict=True):
+        if hits.silent:
+            print(f"warning: {q}: {SILENT_WARNING}", file=sys.stderr)
     if args.png:
         from lava_retrieval.search_figure import draw
 
@@ -473,6 +478,31 @@ def _cmd_search(args: argparse.Namespace) -> None:
         return "\n".join(lines)
 
     _emit(args, payload, text)
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from lava_retrieval.web import serve
+
+    if not 0 <= args.port <= 65535:
+        raise LavaRetrievalError(f"--port must be in 0..65535, got {args.port}")
+    if args.k < 1 or args.corpus < 1 or args.max_upload_mb <= 0:
+        raise LavaRetrievalError("-k, --corpus and --max-upload-mb must be positive")
+    checkpoint = None
+    if args.checkpoint:
+        from lava_retrieval.train import load_checkpoint
+
+        checkpoint = load_checkpoint(args.checkpoint)
+    serve(
+        args.index,
+        args.host,
+        args.port,
+        args.k,
+        int(args.max_upload_mb * 2**20),
+        checkpoint,
+        args.corpus,
+        args.data_dir,
+        log=_log(args),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -770,6 +800,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-invert", action="store_true", help="never invert the queries (default: the index's)"
     )
     image_options(p)
+
+    p = add("serve", _cmd_serve, "a web page: search an index with your own image")
+    p.add_argument(
+        "--index", help="index directory (default: index the first --corpus training images)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: local)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("-k", type=int, default=5, help="results per query (default 5)")
+    p.add_argument("--max-upload-mb", type=float, default=8.0, help="largest upload (8 MiB)")
+    p.add_argument("--checkpoint", help="the ANN for the ANN column (default: the method's)")
+    p.add_argument("--corpus", type=int, default=10000, help="images indexed without --index")
 
     p = add("evaluate-ann", _cmd_evaluate_ann, "train/validation/test accuracy of an ANN")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the shipped 32-64-10)")

@@ -63,6 +63,13 @@ class Hit:
         return dict(self.__dict__)
 
 
+class Hits(list):
+    """The hits of one query, best first; ``silent`` when its embedding is all zeros (the
+    embedding layer got no input in the time steps: every score is 0, the order meaningless)."""
+
+    silent: bool = False
+
+
 @dataclass
 class Images:
     """Prepared images with their paths, labels (or None) and the files that were skipped."""
@@ -234,12 +241,15 @@ class ImageIndex:
                 corpus=self.index.vectors_, k=k,
             ).run(progress=False)  # fmt: skip
             scores, ids = answer.scores, self.index.ids_[answer.ids]
+            embeddings = answer.embeddings
         else:
-            scores, ids = self.index.search(self.embed(queries), k)
+            embeddings = self.embed(queries)
+            scores, ids = self.index.search(embeddings, k)
         position = {int(i): p for p, i in enumerate(self.index.ids_)}
         results = []
-        for row_scores, row_ids in zip(scores, ids, strict=True):
-            hits = []
+        for row_scores, row_ids, row in zip(scores, ids, embeddings, strict=True):
+            hits = Hits()
+            hits.silent = not np.any(row)
             for rank, (score, i) in enumerate(zip(row_scores, row_ids, strict=True), 1):
                 p = position[int(i)]
                 label = None if self.index.labels_ is None else int(self.index.labels_[p])
@@ -255,7 +265,7 @@ class ImageIndex:
         backend: str = "sim",
         invert: str | bool | None = None,
         data_dir: str | None = None,
-    ) -> list[list[Hit]]:
+    ) -> list[Hits]:
         """:meth:`search` with image files (or ``fashion-mnist:SPLIT:I``), prepared like the
         corpus (``invert`` overrides the index's rule for these queries)."""
         prep = self.preprocessing if invert is None else Preprocessing(invert=invert)

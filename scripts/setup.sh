@@ -56,4 +56,16 @@ if [ -z "${LAVA_RETRIEVAL_DATA:-}" ] && [ ! -d /usr/share/datasets/fashion-mnist
             || echo "apt-get could not install dataset-fashion-mnist; falling back to the download"
     fi
 fi
+
+# Chromium for the web page's browser test (Playwright drives Debian's build: Playwright's own
+# browser download is never used). Without it that one test is skipped.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+    && [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's chromium (for the browser test)"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+            || echo "apt-get could not install chromium; the browser test will be skipped"
+    fi
+fi
 .venv/bin/lava-retrieval data

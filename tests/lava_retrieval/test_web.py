@@ -1,0 +1,132 @@
+"""The web page: the Flask app with its test client, and end to end in headless Chromium."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lava_retrieval.image_index import ImageIndex, read_source
+from lava_retrieval.methods import get
+from lava_retrieval.sim import SimConfig
+from lava_retrieval.web import SearchService, create_app
+
+K = 4
+
+
+@pytest.fixture(scope="module")
+def service(fashion):
+    network = get("paper").network(fashion)
+    config = SimConfig(time_steps=8, timing="pipelined", readout="integrated")
+    index = ImageIndex(network, config).add(read_source("fashion-mnist:train", limit=800))
+    return SearchService(index)
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    return create_app(service, k=K, max_upload_bytes=200_000).test_client()
+
+
+def _photo(fashion, i: int = 0, fmt: str = "PNG") -> bytes:
+    """Test image i as a user would have it: dark on light, larger."""
+    picture = Image.fromarray(255 - fashion.test_images[i]).resize((70, 70))
+    buffer = io.BytesIO()
+    picture.convert("RGB").save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_page_and_info(client):
+    page = client.get("/")
+    assert page.status_code == 200 and b'<input type="file"' in page.data
+    info = client.get("/api/info").json
+    assert info["count"] == 800 and info["simulation"]["time_steps"] == 8
+    assert client.get("/healthz").data == b"ok"
+
+
+def test_upload_gives_both_columns_and_the_activity(client, fashion):
+    answer = client.post(
+        "/api/search", data={"image": (io.BytesIO(_photo(fashion, 1, "JPEG")), "q.jpg")}
+    )
+    assert answer.status_code == 200
+    body = answer.json
+    assert len(body["snn"]) == K and len(body["ann"]) == K
+    assert body["input"].startswith("data:image/png;base64,")
+    assert body["activity"].startswith("data:image/png;base64,")
+    assert [layer["layer"] for layer in body["spikes"]][0] == "input"
+    assert body["spikes"][0]["spikes"] > 0
+    # Test image 1 is a pullover: most neighbours of its photo are pullovers in both columns.
+    truth = int(fashion.test_labels[1])
+    assert sum(h["label"] == truth for h in body["snn"]) >= K // 2
+    assert sum(h["label"] == truth for h in body["ann"]) >= K // 2
+    assert all(h["image"].startswith("data:image/png") for h in body["snn"])
+
+
+def test_test_image_and_k(client):
+    body = client.post("/api/search", data={"test_id": "5", "k": "2"}).json
+    assert len(body["snn"]) == 2 and body["k"] == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "message"),
+    [
+        ({"image": (io.BytesIO(b"plain text"), "x.png")}, 400, "not an image"),
+        ({"image": (io.BytesIO(b""), "x.png")}, 400, "empty"),
+        ({"image": (io.BytesIO(b"\x00" * 300_000), "big.png")}, 413, "larger than the limit"),
+        ({"test_id": "abc"}, 400, "must be a number"),
+        ({"test_id": "10000"}, 400, "has 10000 images"),
+        ({}, 400, "send an image file"),
+        ({"test_id": "1", "k": "x"}, 400, "k must be an integer"),
+        ({"test_id": "1", "k": "0"}, 400, "at least 1"),
+    ],
+)
+def test_bad_requests_are_answered_and_the_server_stays_up(client, data, status, message):
+    answer = client.post("/api/search", data=data)
+    assert answer.status_code == status
+    assert message in answer.json["error"]
+    assert client.post("/api/search", data={"test_id": "0"}).status_code == 200
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (make setup installs it)")
+def test_in_a_real_browser(service, fashion, tmp_path):
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, create_app(service, k=K))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    photo = tmp_path / "boot.png"
+    photo.write_bytes(_photo(fashion, 0))
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(f"http://127.0.0.1:{server.server_port}/")
+            page.wait_for_function("document.getElementById('info').textContent.includes('800')")
+            page.set_input_files("#file", str(photo))
+            page.click("#search")
+            page.wait_for_selector("#ann figure.result", timeout=60_000)
+            assert page.locator("#snn figure.result").count() == K
+            assert page.locator("#ann figure.result").count() == K
+            assert page.locator("#activity img").get_attribute("src").startswith("data:image")
+            assert "Ankle boot" in page.locator("#snn").inner_text()
+            shot = tmp_path / "page.png"
+            page.screenshot(path=str(shot), full_page=True)
+            # A file that is not an image: the page shows the server's message.
+            bad = tmp_path / "notes.png"
+            bad.write_text("not an image")
+            page.set_input_files("#file", str(bad))
+            page.click("#search")
+            page.wait_for_function("document.getElementById('error').textContent.length > 0")
+            assert "not an image" in page.locator("#error").inner_text()
+            browser.close()
+        assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 10_000
+        assert np.asarray(Image.open(shot)).shape[1] == 1200
+    finally:
+        server.shutdown()
