@@ -31,6 +31,8 @@ import hashlib
 import io
 import json
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,6 +163,79 @@ class SpikingLayer:
         return True
 
 
+MAX_NEURONS_PER_LAYER = 50_000_000
+MAX_SYNAPSES_PER_LAYER = 500_000_000
+
+
+def _check_layer(layer: SpikingLayer, previous: SpikingLayer | None) -> None:
+    """Refuse a layer whose geometry cannot run (what a corrupt or hand-edited file gives)."""
+    name = f"layer {layer.name!r}"
+
+    def fail(problem: str) -> None:
+        raise NetworkError(f"{name}: {problem}")
+
+    for what in ("input_shape", "output_shape"):
+        shape = getattr(layer, what)
+        if not (
+            isinstance(shape, tuple) and shape
+            and all(isinstance(n, (int, np.integer)) and n >= 1 for n in shape)
+        ):  # fmt: skip
+            fail(f"{what} {shape!r} is not a tuple of positive integers")
+    if layer.num_neurons > MAX_NEURONS_PER_LAYER:
+        fail(f"{layer.num_neurons:,} neurons is more than {MAX_NEURONS_PER_LAYER:,}")
+    for what in ("param_scale", "slope"):
+        if not np.isfinite(float(getattr(layer, what))):
+            fail(f"{what} is not finite")
+    if not (layer.stride >= 1 and layer.padding >= 0 and layer.groups >= 1):
+        fail(
+            f"stride {layer.stride}, padding {layer.padding}, groups {layer.groups} "
+            "(need >= 1, >= 0, >= 1)"
+        )
+    if layer.kind == "input":
+        if previous is not None:
+            fail("an input layer can only come first")
+        if layer.weight is not None or layer.bias is not None:
+            fail("the input layer has no weights or bias")
+        return
+    if previous is None:
+        fail("the first layer must be the input layer")
+    if tuple(layer.input_shape) != tuple(previous.output_shape):
+        fail(
+            f"input shape {layer.input_shape} is not the previous layer's output "
+            f"{previous.output_shape}"
+        )
+    weight = layer.weight
+    if weight is None:
+        fail("weights are missing")
+    if weight.size > MAX_SYNAPSES_PER_LAYER:
+        fail(f"{weight.size:,} weights is more than {MAX_SYNAPSES_PER_LAYER:,}")
+    if layer.kind == "dense":
+        expected = (layer.output_shape[0], int(np.prod(layer.input_shape)))
+        if len(layer.output_shape) != 1 or weight.shape != expected:
+            fail(
+                f"dense weights {weight.shape} do not map {layer.input_shape} to "
+                f"{layer.output_shape}"
+            )
+    else:
+        if len(layer.input_shape) != 3 or len(layer.output_shape) != 3 or weight.ndim != 4:
+            fail("a convolution or pooling layer needs (C, H, W) shapes and 4-D weights")
+        c_in, h, w = layer.input_shape
+        c_out, k = weight.shape[0], weight.shape[-1]
+        if c_in % layer.groups or c_out % layer.groups or weight.shape[2] != k:
+            fail(f"weights {weight.shape} with groups {layer.groups} do not fit {c_in} channels")
+        if weight.shape[1] != c_in // layer.groups:
+            fail(f"weights {weight.shape} do not fit {c_in} input channels")
+        out = (
+            c_out,
+            (h + 2 * layer.padding - k) // layer.stride + 1,
+            (w + 2 * layer.padding - k) // layer.stride + 1,
+        )
+        if tuple(layer.output_shape) != out:
+            fail(f"output shape {layer.output_shape} should be {out} for its geometry")
+    if layer.bias is not None and layer.bias.shape != (weight.shape[0],):
+        fail(f"bias shape {layer.bias.shape} does not fit {weight.shape[0]} outputs")
+
+
 @dataclass(frozen=True, eq=False)
 class SpikingNetwork:
     """A converted network.
@@ -202,6 +277,8 @@ class SpikingNetwork:
             raise NetworkError("the first layer must be the input layer")
         if not 0 < self.embedding_layer < len(self.layers) - 1:
             raise NetworkError(f"embedding layer {self.embedding_layer} is out of range")
+        for i, layer in enumerate(self.layers):
+            _check_layer(layer, self.layers[i - 1] if i else None)
         fraction = float(self.initial_membrane)
         if not (np.isfinite(fraction) and 0.0 <= fraction < 1.0):
             raise NetworkError(
@@ -330,32 +407,44 @@ class SpikingNetwork:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}
             header = json.loads(arrays.pop("header").tobytes().decode())
-        except (ValueError, KeyError, OSError, json.JSONDecodeError) as exc:
+        except (
+            ValueError, KeyError, OSError, EOFError, UnicodeDecodeError, zipfile.BadZipFile,
+            zlib.error,
+        ) as exc:  # fmt: skip
             raise NetworkError(f"{path}: not a spiking-network file ({exc})") from None
         if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
             raise NetworkError(
                 f"{path}: format {header.get('format')!r} version {header.get('version')!r}, "
                 f"expected {FORMAT!r} version {FORMAT_VERSION}"
             )
-        layers = []
-        for i, scalars in enumerate(header["layers"]):
-            layers.append(
-                SpikingLayer(
-                    **{
-                        **scalars,
-                        "input_shape": tuple(scalars["input_shape"]),
-                        "output_shape": tuple(scalars["output_shape"]),
-                    },
-                    weight=arrays.get(f"layer{i}_weight"),
-                    bias=arrays.get(f"layer{i}_bias"),
+        try:
+            layers = []
+            for i, scalars in enumerate(header["layers"]):
+                for key in ("weight", "bias"):
+                    value = arrays.get(f"layer{i}_{key}")
+                    if value is not None and value.dtype.kind not in "iu":
+                        raise NetworkError(f"layer {i}: {key} is {value.dtype}, not integers")
+                layers.append(
+                    SpikingLayer(
+                        **{
+                            **scalars,
+                            "input_shape": tuple(scalars["input_shape"]),
+                            "output_shape": tuple(scalars["output_shape"]),
+                        },
+                        weight=arrays.get(f"layer{i}_weight"),
+                        bias=arrays.get(f"layer{i}_bias"),
+                    )
                 )
+            return cls(
+                layers=tuple(layers),
+                embedding_layer=header["embedding_layer"],
+                reset=header["reset"],
+                pool_mode=header["pool_mode"],
+                arch=header["arch"],
+                manifest=header["manifest"],
+                initial_membrane=header.get("initial_membrane", 0.0),
             )
-        return cls(
-            layers=tuple(layers),
-            embedding_layer=header["embedding_layer"],
-            reset=header["reset"],
-            pool_mode=header["pool_mode"],
-            arch=header["arch"],
-            manifest=header["manifest"],
-            initial_membrane=header.get("initial_membrane", 0.0),
-        )
+        except NetworkError as exc:
+            raise NetworkError(f"{path}: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise NetworkError(f"{path}: malformed header ({type(exc).__name__}: {exc})") from None

@@ -16,3 +16,18 @@ def test_readme_tables_match_the_result_files():
     spec.loader.exec_module(module)
     readme = (ROOT / "README.md").read_text()
     assert module.render(readme) == readme, "README is stale: run python scripts/render_readme.py"
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's Python example, as written (its index goes to a temporary directory)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    example = next(b for b in blocks if "ImageIndex" in b)
+    assert '"runs/readme-index"' in example
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("1 Ankle boot")
+    assert (tmp_path / "runs" / "readme-index" / "index.json").is_file()

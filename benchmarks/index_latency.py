@@ -1,0 +1,96 @@
+"""Time to build an index of the 60,000 training images, and per-query latency at k = 10.
+
+    .venv/bin/python benchmarks/index_latency.py [--out results/bench-index.json]
+
+Measured in one run on one machine with the default method's network (what `index build`
+uses without --network) and its settings at T = 16: the seconds of `index build
+fashion-mnist:full_train` (reading, simulating, normalising, writing the directory), then the
+latency of one query at a time (`search` of a single image, k = 10) through the simulator and
+through the Lava process graph (encoder, layers, probe, CosineKNN over the 60,000 embeddings),
+as the median over repeated queries, plus the time to load the index directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from lava_retrieval.atomic import write_text
+from lava_retrieval.data import load_fashion_mnist
+from lava_retrieval.image_index import ImageIndex, read_source
+from lava_retrieval.methods import DEFAULT_METHOD, get
+from lava_retrieval.sim import SimConfig
+
+
+def _median_seconds(run, repeats: int) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-steps", type=int, default=16)
+    parser.add_argument("--corpus", type=int, default=60000)
+    parser.add_argument("--sim-queries", type=int, default=50)
+    parser.add_argument("--lava-queries", type=int, default=5)
+    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--out", default="results/bench-index.json")
+    args = parser.parse_args()
+
+    data = load_fashion_mnist()
+    method = get(DEFAULT_METHOD)
+    network = method.network(data)
+    config = SimConfig(args.time_steps, method.timing, method.readout)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        source = read_source("fashion-mnist:full_train", limit=args.corpus)
+        index = ImageIndex(network, config).add(source, progress=True)
+        index.save(Path(tmp) / "index")
+        build_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        index = ImageIndex.load(Path(tmp) / "index")
+        load_seconds = time.perf_counter() - start
+    queries = data.test_images
+    index.search(queries[:1], args.k)  # warm-up: compilation
+    counter = iter(range(len(queries)))
+    sim, sim_all = _median_seconds(
+        lambda: index.search(queries[next(counter)][None], args.k), args.sim_queries
+    )
+    lava, lava_all = _median_seconds(
+        lambda: index.search(queries[next(counter)][None], args.k, backend="lava"),
+        args.lava_queries,
+    )
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        "method": method.name,
+        "simulation": config.settings(),
+        "corpus": len(index),
+        "k": args.k,
+        "build_seconds": round(build_seconds, 2),
+        "build_images_per_second": round(len(index) / build_seconds, 1),
+        "load_seconds": round(load_seconds, 3),
+        "query_ms": {"sim": round(1000 * sim, 2), "lava": round(1000 * lava, 1)},
+        "query_ms_all": {
+            "sim": [round(1000 * t, 2) for t in sim_all],
+            "lava": [round(1000 * t, 1) for t in lava_all],
+        },
+    }
+    write_text(args.out, json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
