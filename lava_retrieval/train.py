@@ -2,18 +2,22 @@
 
 A checkpoint is a directory:
 
-``weights.npz``
-    The ``state_dict`` as float32 arrays (no pickle).
+``weights-E.npz`` (``weights.npz`` in the shipped checkpoints)
+    The ``state_dict`` after epoch E as float32 arrays (no pickle).
+``resume-E.pt``
+    Optimiser and random-number-generator state after epoch E (tensors and plain containers,
+    loaded with ``weights_only=True``: nothing in it can run code), so that ``train --resume``
+    continues exactly where an interrupted run stopped.
 ``checkpoint.json``
     Format version, architecture spec, the full :class:`TrainConfig`, the command line that
-    produced it, the SHA-256 of ``weights.npz`` and the per-epoch history (loss, train /
-    validation / test accuracy, seconds).
-``resume.pt``
-    Optimiser and random-number-generator state after the last finished epoch, so that
-    ``train --resume`` continues exactly where an interrupted run stopped.
+    produced it, the names and SHA-256 of the weights and resume files it belongs to, and the
+    per-epoch history (loss, train / validation / test accuracy, seconds).
 
-Every file is written to a temporary name and renamed into place, so an interruption never leaves
-a half-written checkpoint. The learning rate is a pure function of the step (linear warm-up, then
+Every file is written to a temporary name and renamed into place, and ``checkpoint.json`` is
+written last: it names the epoch's files, so a kill at any moment leaves the previous epoch's
+checkpoint whole (the files of an unfinished epoch are ignored and removed by the next save).
+
+The learning rate is a pure function of the step (linear warm-up, then
 cosine decay to zero) and each epoch's shuffle is seeded from ``(seed, epoch)``: together with the
 restored RNG state, a resumed run gives the same weights as an uninterrupted one on the same
 machine.
@@ -27,8 +31,10 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,18 +223,43 @@ def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> Non
         write(f)
 
 
-def _save(out: Path, model: ConvNet, meta: dict, resume_state: dict | None) -> None:
+def _save(out: Path, model: ConvNet, meta: dict, resume_state: dict, epoch: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, **{k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
     weights = buffer.getvalue()
-    meta = {**meta, "weights_sha256": hashlib.sha256(weights).hexdigest()}
-    _atomic_write(out / WEIGHTS_FILE, lambda f: f.write(weights))
-    if resume_state is not None:
-        _atomic_write(out / RESUME_FILE, lambda f: torch.save(resume_state, f))
-    # The manifest goes last: it names the weights it belongs to.
+    buffer = io.BytesIO()
+    torch.save(resume_state, buffer)
+    resume = buffer.getvalue()
+    files = {"weights": f"weights-{epoch:04d}.npz", "resume": f"resume-{epoch:04d}.pt"}
+    meta = {
+        **meta,
+        "files": files,
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "resume_sha256": hashlib.sha256(resume).hexdigest(),
+    }
+    _atomic_write(out / files["weights"], lambda f: f.write(weights))
+    _atomic_write(out / files["resume"], lambda f: f.write(resume))
+    # The manifest goes last: it names the files it belongs to (the commit point).
     text = json.dumps(meta, indent=2) + "\n"
     _atomic_write(out / META_FILE, lambda f: f.write(text.encode()))
+    for path in out.iterdir():  # earlier epochs' files and unfinished ones
+        if path.name not in files.values() and re.fullmatch(
+            r"\.?(weights|resume)(-\d{4})?\.(npz|pt)(\.[0-9a-f]{8}\.tmp\.(npz|pt))?", path.name
+        ):
+            path.unlink(missing_ok=True)
+
+
+def checkpoint_files(meta: dict) -> dict[str, str]:
+    """The weights and resume file names a ``checkpoint.json`` names (older ones: fixed names)."""
+    files = meta.get("files") or {"weights": WEIGHTS_FILE, "resume": RESUME_FILE}
+    if not (
+        isinstance(files, dict)
+        and all(isinstance(files.get(k), str) and re.fullmatch(r"[\w.-]+", files[k])
+                for k in ("weights", "resume"))
+    ):  # fmt: skip
+        raise CheckpointError(f"{META_FILE}: bad file names {files!r}")
+    return files
 
 
 def shipped_checkpoint_path() -> Path:
@@ -253,6 +284,10 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
         meta = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{meta_path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise CheckpointError(f"{meta_path}: cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{meta_path}: not a checkpoint manifest")
     if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{meta_path}: format {meta.get('format')!r} version {meta.get('version')!r}, "
@@ -260,18 +295,27 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
         )
     try:
         config = TrainConfig(**meta["config"])
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, LavaRetrievalError) as exc:
         raise CheckpointError(f"{meta_path}: bad training configuration ({exc})") from None
-    weights_path = path / WEIGHTS_FILE
+    if sum(ArchSpec.parse(config.arch).conv_channels) > 4096:
+        raise CheckpointError(f"{meta_path}: architecture {config.arch} is absurdly wide")
+    weights_path = path / checkpoint_files(meta)["weights"]
     try:
         blob = weights_path.read_bytes()
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: {WEIGHTS_FILE} is missing") from None
+        raise CheckpointError(f"{path}: {weights_path.name} is missing") from None
+    except OSError as exc:
+        raise CheckpointError(f"{weights_path}: cannot be read ({exc.strerror or exc})") from None
     if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
         raise CheckpointError(f"{weights_path}: SHA-256 does not match {META_FILE}")
     model = config.model()
-    with np.load(io.BytesIO(blob)) as arrays:
-        state = {k: torch.from_numpy(arrays[k]) for k in arrays.files}
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+            state = {k: torch.from_numpy(arrays[k]) for k in arrays.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{weights_path}: unreadable ({exc})") from None
+    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise CheckpointError(f"{weights_path}: weights contain NaN or infinite values")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -337,12 +381,17 @@ def train(
             raise CheckpointError(
                 f"{out} was trained with {previous.config}, which differs from {config}"
             )
-        if not (out / RESUME_FILE).is_file():
-            raise CheckpointError(f"{out}: {RESUME_FILE} is missing, cannot resume")
+        resume_path = out / checkpoint_files(previous.meta)["resume"]
+        if not resume_path.is_file():
+            raise CheckpointError(f"{out}: {resume_path.name} is missing, cannot resume")
+        blob = resume_path.read_bytes()
+        expected = previous.meta.get("resume_sha256")
+        if expected and hashlib.sha256(blob).hexdigest() != expected:
+            raise CheckpointError(f"{resume_path}: SHA-256 does not match {META_FILE}")
         try:  # tensors and plain containers only: a crafted file cannot run code
-            state = torch.load(out / RESUME_FILE, weights_only=True)
+            state = torch.load(io.BytesIO(blob), weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is one error
-            raise CheckpointError(f"{out / RESUME_FILE}: cannot be read ({exc})") from None
+            raise CheckpointError(f"{resume_path}: cannot be read ({exc})") from None
         model, history = previous.model, previous.history
         optimizer = _optimizer(model, config)
         optimizer.load_state_dict(state["optimizer"])
@@ -411,6 +460,7 @@ def train(
             model,
             {**meta, "history": history},
             {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
+            epoch + 1,
         )
         if log is not None:
             log(

@@ -13,9 +13,9 @@ from lava_retrieval.cli import main
 from lava_retrieval.errors import CheckpointError, LavaRetrievalError
 from lava_retrieval.train import (
     META_FILE,
-    WEIGHTS_FILE,
     TrainConfig,
     accuracy,
+    checkpoint_files,
     load_checkpoint,
     shipped_checkpoint_path,
     train,
@@ -32,8 +32,12 @@ def _stop_after_first_epoch(line: str) -> None:
     raise _Stop(line)
 
 
+def _weights_file(path):
+    return path / checkpoint_files(json.loads((path / META_FILE).read_text()))["weights"]
+
+
 def _weights(path) -> dict[str, np.ndarray]:
-    with np.load(path / WEIGHTS_FILE) as f:
+    with np.load(_weights_file(path)) as f:
         return {k: f[k] for k in f.files}
 
 
@@ -94,9 +98,9 @@ def test_tampered_weights_are_refused(tiny_run, tmp_path):
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_run.path, copy)
-    blob = bytearray((copy / WEIGHTS_FILE).read_bytes())
+    blob = bytearray(_weights_file(copy).read_bytes())
     blob[-100] ^= 0xFF
-    (copy / WEIGHTS_FILE).write_bytes(bytes(blob))
+    _weights_file(copy).write_bytes(bytes(blob))
     with pytest.raises(CheckpointError, match="SHA-256 does not match"):
         load_checkpoint(copy)
 
@@ -191,7 +195,7 @@ def test_qcfs_training_learns_its_thresholds(fashion, tmp_path, capsys):
     assert load_checkpoint().config.activation == "relu"
 
 
-def test_resume_state_is_never_unpickled(tiny_run, fashion, tmp_path):
+def test_resume_state_is_never_unpickled(tiny_run, fashion, tmp_path, capsys):
     """A crafted resume.pt that would run code when unpickled is refused, not executed."""
     import pickle
     import shutil
@@ -203,7 +207,87 @@ def test_resume_state_is_never_unpickled(tiny_run, fashion, tmp_path):
         def __reduce__(self):
             return (print, ("code ran",))
 
-    (copy / "resume.pt").write_bytes(pickle.dumps({"optimizer": Exploit()}))
+    import hashlib
+
+    crafted = pickle.dumps({"optimizer": Exploit()})
+    meta = json.loads((copy / META_FILE).read_text())
+    (copy / checkpoint_files(meta)["resume"]).write_bytes(crafted)
+    _set_meta(copy, resume_sha256=hashlib.sha256(crafted).hexdigest())  # a consistent forgery
     longer = TrainConfig(**{**TINY.__dict__})
-    with pytest.raises(CheckpointError, match="resume.pt: cannot be read"):
+    with pytest.raises(CheckpointError, match=r"resume-0002.pt: cannot be read"):
         train(longer, fashion, copy, resume=True, progress=False)
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_a_kill_between_the_files_of_an_epoch_leaves_the_last_epoch_whole(
+    fashion, tiny_run, tmp_path, monkeypatch
+):
+    """Epoch 2's weights and resume state are written, then the process dies before the
+    manifest: the checkpoint is epoch 1's, whole, and resuming gives the uninterrupted run."""
+    from lava_retrieval import train as train_module
+
+    out = tmp_path / "killed"
+    original = train_module._atomic_write
+
+    def die_at_the_second_manifest(path, write):
+        if path.name == META_FILE and (path.parent / META_FILE).exists():
+            raise _Stop("killed")
+        original(path, write)
+
+    monkeypatch.setattr(train_module, "_atomic_write", die_at_the_second_manifest)
+    with pytest.raises(_Stop):
+        train(TINY, fashion, out, progress=False)
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("weights")) == [
+        "weights-0001.npz", "weights-0002.npz",
+    ]  # fmt: skip
+    assert len(load_checkpoint(out).history) == 1
+    resumed = train(TINY, fashion, out, resume=True, progress=False)
+    assert len(resumed.history) == 2
+    expected = _weights(tiny_run.path)
+    for name, value in _weights(out).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+    assert sorted(p.name for p in out.iterdir()) == [
+        META_FILE, "resume-0002.pt", "weights-0002.npz",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: (p / META_FILE).write_text("[1, 2]"), "not a checkpoint manifest"),
+        (lambda p: (p / META_FILE).write_text("{"), "not valid JSON"),
+        (lambda p: _weights_file(p).write_bytes(b""), "SHA-256 does not match"),
+        (lambda p: _weights_file(p).unlink(), "is missing"),
+        (lambda p: _set_meta(p, config={"arch": "32-64-x"}), "bad training configuration"),
+        (lambda p: _set_meta(p, config={"arch": "4096-4096-10"}), "absurdly wide"),
+        (lambda p: _nan_weights(p), "NaN or infinite"),
+    ],
+)
+def test_damaged_checkpoints_are_refused(tiny_run, tmp_path, damage, message):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run.path, copy)
+    damage(copy)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(copy)
+
+
+def _set_meta(path, **changes):
+    meta = json.loads((path / META_FILE).read_text())
+    meta.update(changes)
+    (path / META_FILE).write_text(json.dumps(meta))
+
+
+def _nan_weights(path):
+    import hashlib
+    import io
+
+    arrays = _weights(path)
+    first = next(iter(arrays))
+    arrays[first] = np.full_like(arrays[first], np.nan)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    _weights_file(path).write_bytes(buffer.getvalue())
+    _set_meta(path, weights_sha256=hashlib.sha256(buffer.getvalue()).hexdigest())
