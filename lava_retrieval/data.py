@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import urllib.error
 import urllib.request
@@ -52,6 +53,7 @@ CLASS_NAMES = (
 DEFAULT_VALIDATION_FRACTION = 0.1
 
 _IDX_UINT8 = 0x08
+MAX_IDX_BYTES = 256 * 2**20  # decompressed; the largest Fashion-MNIST file is 47 MB
 
 
 @dataclass(frozen=True)
@@ -121,11 +123,26 @@ def read_idx_bytes(path: str | os.PathLike) -> bytes:
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
-        return gzip.decompress(raw)
+        return _gunzip(raw, MAX_IDX_BYTES, path)
     except EOFError:
         raise DataError(f"{path}: truncated gzip stream") from None
     except (gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"{path}: corrupt gzip data ({exc})") from None
+
+
+def _gunzip(raw: bytes, limit: int, path: Path) -> bytes:
+    """Decompress one gzip member, refusing to expand past ``limit`` bytes (a small file must
+    not become gigabytes in memory)."""
+    stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = stream.decompress(raw, limit + 1)
+    if len(out) > limit:
+        raise DataError(
+            f"{path}: decompresses to more than {limit:,} bytes, larger than any IDX file of "
+            "Fashion-MNIST"
+        )
+    if not stream.eof:
+        raise EOFError
+    return out
 
 
 def parse_idx(content: bytes, source: str = "<bytes>") -> np.ndarray:
@@ -162,7 +179,7 @@ def parse_idx(content: bytes, source: str = "<bytes>") -> np.ndarray:
             f"{source}: truncated: the header needs {header} bytes, found {len(content)}"
         )
     dims = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    expected = header + math.prod(dims)  # Python integers: no overflow
     if len(content) < expected:
         raise DataError(
             f"{source}: truncated: dimensions {dims} need {expected} bytes, found {len(content)}"

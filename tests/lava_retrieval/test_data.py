@@ -89,6 +89,24 @@ def test_malformed_headers(tmp_path, content, message):
         read_idx(path)
 
 
+def test_header_dimensions_cannot_overflow(tmp_path):
+    """Three dimensions of 2**32 - 1 multiply past 64 bits: the check is in exact integers."""
+    path = tmp_path / "huge"
+    path.write_bytes(bytes([0, 0, 8, 3]) + (2**32 - 1).to_bytes(4, "big") * 3 + b"\x00" * 8)
+    with pytest.raises(DataError, match="need 79228162458924105385300197391 bytes, found 24"):
+        read_idx(path)
+
+
+def test_decompression_is_capped(tmp_path, monkeypatch):
+    """A small gzip file that would expand past the cap is refused before it fills memory."""
+    monkeypatch.setattr(data, "MAX_IDX_BYTES", 1000)
+    path = tmp_path / "bomb"
+    path.write_bytes(gzip.compress(b"\x00" * 100_000))
+    assert path.stat().st_size < 1000
+    with pytest.raises(DataError, match="decompresses to more than 1,000 bytes"):
+        read_idx(path)
+
+
 def test_missing_file_is_named():
     with pytest.raises(DataError, match="nope: no such file"):
         read_idx("nope")
