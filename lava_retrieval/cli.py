@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 
 from lava_retrieval.errors import LavaRetrievalError
 
 
+def _finite(value):
+    """``value`` with every NaN or infinite float replaced by None (strict JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _emit(args: argparse.Namespace, payload: dict, text: Callable[[dict], str]) -> None:
     if args.json:
-        print(json.dumps(payload))
+        print(json.dumps(_finite(payload), allow_nan=False))
     else:
         print(text(payload))
 
@@ -293,7 +305,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         method=args.method,
     )
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(_finite(result), allow_nan=False))
 
 
 def _cmd_embed(args: argparse.Namespace) -> None:

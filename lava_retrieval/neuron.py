@@ -130,5 +130,19 @@ def input_current(images: np.ndarray, param_scale: float) -> np.ndarray:
     [[0, 128, 255]]
     """
     images = np.asarray(images)
-    pixels = images / 255.0 if images.dtype == np.uint8 else images.astype(np.float64)
+    if images.size == 0:
+        raise LavaRetrievalError("no images: the batch is empty")
+    if images.dtype == np.uint8:
+        pixels = images / 255.0
+    elif np.issubdtype(images.dtype, np.floating):
+        pixels = images.astype(np.float64)
+        lo, hi = float(pixels.min()), float(pixels.max())
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 <= lo and hi <= 1.0):
+            raise LavaRetrievalError(
+                f"float images must lie in [0, 1], found values in [{lo:g}, {hi:g}]"
+            )
+    else:  # an int32 copy of uint8 pixels would otherwise be read as 255 times too bright
+        raise LavaRetrievalError(
+            f"images must be uint8 (0..255) or float in [0, 1], got {images.dtype}"
+        )
     return np.rint(pixels * param_scale).astype(np.int64)

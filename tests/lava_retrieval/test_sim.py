@@ -4,6 +4,8 @@ Its agreement with the reference, engine by engine, is ``test_conformance.py``'s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -76,3 +78,19 @@ def test_max_input_by_hand():
     assert layer.max_input == 9 + 5  # rows: 3 + 4 + 0 = 7, 1 + 1 + 7 = 9
     inp = SpikingLayer("input", "input", (1, 28, 28), (1, 28, 28), None, None, 255, 255.0, 1.0)
     assert inp.max_input == 256
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.zeros((1, 28, 28), np.int32), "uint8 .* or float .* got int32"),
+        (np.full((1, 28, 28), 2.0), r"\[0, 1\], found values in \[2, 2\]"),
+        (np.full((1, 28, 28), np.nan), "nan"),
+    ],
+)
+@pytest.mark.parametrize("engine", ["events", "torch"])
+def test_images_that_are_not_pixels_are_refused(images, message, engine):
+    """An int32 copy of uint8 pixels would otherwise be read as 255 times too bright."""
+    network = SpikingNetwork.load(Path(__file__).parent / "golden" / "small-net.npz")
+    with pytest.raises(LavaRetrievalError, match=message):
+        simulate(network, images, 4, engine=engine)
