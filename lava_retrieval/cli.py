@@ -835,12 +835,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["evaluate-ann", "--checkpoint", "/nonexistent"])  # doctest: +SKIP
     2
     """
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.command_line = ["lava-retrieval", *argv]
+    from lava_retrieval.lava_runtime import terminate_as_interrupt
+
     try:
-        args.handler(args)
+        with terminate_as_interrupt():  # from the start: a signal during imports is handled too
+            parser = build_parser()
+            argv = list(sys.argv[1:] if argv is None else argv)
+            args = parser.parse_args(argv)
+            args.command_line = ["lava-retrieval", *argv]
+            args.handler(args)
     except LavaRetrievalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -99,16 +99,23 @@ class RetrievalGraph:
         from lava.magma.core.run_conditions import RunSteps
         from tqdm.auto import tqdm
 
+        from lava_retrieval.lava_runtime import no_interrupts
+
         n, b = self.num_images, self.batch_size
         embeddings, ids, scores = [], [], []
         start = time.perf_counter()
-        self.encoder.run(
-            condition=RunSteps(
-                num_steps=self.num_windows * self.time_steps + self.offset, blocking=False
-            ),
-            run_cfg=self.run_config(),
-            compile_config={"pypy_channel_size": 2},
-        )
+        try:
+            self.encoder.run(
+                condition=RunSteps(
+                    num_steps=self.num_windows * self.time_steps + self.offset, blocking=False
+                ),
+                run_cfg=self.run_config(),
+                compile_config={"pypy_channel_size": 2},
+            )
+        except KeyboardInterrupt:
+            with no_interrupts():
+                _stop(self.encoder)
+            raise
         try:
             with tqdm(total=n, unit="img", disable=not progress, desc=self.backend) as bar:
                 for w in range(self.num_windows):
@@ -120,13 +127,25 @@ class RetrievalGraph:
                     bar.update(keep)
             self.encoder.wait()
         finally:
-            self.encoder.stop()
+            with no_interrupts():
+                _stop(self.encoder)
         return GraphResult(
             embeddings=np.concatenate(embeddings),
             ids=np.concatenate(ids).astype(np.int64) if ids else None,
             scores=np.concatenate(scores).astype(np.float32) if scores else None,
             seconds=time.perf_counter() - start,
         )
+
+
+def _stop(process) -> None:
+    """Stop the runtime of ``process`` if it started (also after an interrupted start-up)."""
+    runtime = getattr(process, "runtime", None)
+    if runtime is None:
+        return
+    try:
+        process.stop()
+    except Exception:  # noqa: BLE001 - already stopped or never started: nothing to end
+        pass
 
 
 def _check_loihi(

@@ -8,7 +8,10 @@ method. :func:`import_lava` clears the choice through the public API first, so L
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
 import sys
 
 _MODULE = "lava.magma.runtime.message_infrastructure.multiprocessing"
@@ -25,3 +28,73 @@ def import_lava() -> None:
     if multiprocessing.get_start_method(allow_none=True) is not None:
         multiprocessing.set_start_method(None, force=True)
     __import__(_MODULE)
+    os.register_at_fork(after_in_child=_in_child)
+
+
+def _in_child() -> None:
+    """In every process Lava forks: ignore Ctrl-C and SIGTERM sent to the whole process group (the
+    main process stops the runtime, which ends its processes in order) and die with the main
+    process, whatever kills it (SIGKILL included), so that no process of a run is ever
+    orphaned; the shared memory is then released by multiprocessing's resource tracker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+    except (OSError, AttributeError):  # pragma: no cover - no prctl: nothing to set
+        pass
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """Within the block, SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does, so
+    that one clean-up path (stop the runtime, remove temporary files) serves both."""
+    if not _main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def no_interrupts():
+    """Defer Ctrl-C and SIGTERM while the block runs (stopping the Lava runtime must not be
+    interrupted half-way); a signal that arrived meanwhile is raised when the block ends."""
+    if not _main_thread():
+        yield
+        return
+    pending = []
+    handlers = {
+        s: signal.signal(s, lambda n, f: pending.append(n)) for s in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    if pending:
+        raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
