@@ -16,20 +16,53 @@ from collections.abc import Callable, Sequence
 from lava_retrieval.errors import LavaRetrievalError
 
 
-def _finite(value):
+class _Parser(argparse.ArgumentParser):
+    """Bad options give one line, ``error: COMMAND: problem``, and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def _number(text: str, kind, check, wanted: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+    if not check(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}")
+    return value
+
+
+def _count(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "a positive integer")
+
+
+def _natural(text: str) -> int:
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def _port(text: str) -> int:
+    return _number(text, int, lambda v: 0 <= v <= 65535, "a port number (0..65535)")
+
+
+def _finite(text: str) -> float:
+    return _number(text, float, math.isfinite, "a finite number")
+
+
+def _json_safe(value):
     """``value`` with every NaN or infinite float replaced by None (strict JSON has neither)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [_json_safe(v) for v in value]
     return value
 
 
 def _emit(args: argparse.Namespace, payload: dict, text: Callable[[dict], str]) -> None:
     if args.json:
-        print(json.dumps(_finite(payload), allow_nan=False))
+        print(json.dumps(_json_safe(payload), allow_nan=False))
     else:
         print(text(payload))
 
@@ -305,7 +338,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         method=args.method,
     )
     if args.json:
-        print(json.dumps(_finite(result), allow_nan=False))
+        print(json.dumps(_json_safe(result), allow_nan=False))
 
 
 def _cmd_embed(args: argparse.Namespace) -> None:
@@ -535,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lava_retrieval.train import TrainConfig
 
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lava-retrieval",
         description="Content-based image retrieval with spiking-network embeddings on Lava.",
     )
@@ -555,24 +588,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", help="download missing files first")
     p.add_argument("--no-download", action="store_true", help="never download")
     p.add_argument(
-        "--validation-fraction", type=float, default=DEFAULT_VALIDATION_FRACTION, metavar="F"
+        "--validation-fraction", type=_finite, default=DEFAULT_VALIDATION_FRACTION, metavar="F"
     )
 
     p = add("train", _cmd_train, "train an ANN of the paper's family on the CPU")
     p.add_argument("--arch", default=defaults.arch, help="spec such as 32-64-10")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--epochs", type=_count, default=defaults.epochs)
+    p.add_argument("--seed", type=_natural, default=defaults.seed)
     p.add_argument("--out", required=True, help="checkpoint directory")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    p.add_argument("--dropout", type=float, default=defaults.dropout)
-    p.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs)
+    p.add_argument("--batch-size", type=_count, default=defaults.batch_size)
+    p.add_argument("--learning-rate", type=_finite, default=defaults.learning_rate)
+    p.add_argument("--weight-decay", type=_finite, default=defaults.weight_decay)
+    p.add_argument("--dropout", type=_finite, default=defaults.dropout)
+    p.add_argument("--warmup-epochs", type=_finite, default=defaults.warmup_epochs)
     p.add_argument(
-        "--validation-fraction", type=float, default=defaults.validation_fraction, metavar="F"
+        "--validation-fraction", type=_finite, default=defaults.validation_fraction, metavar="F"
     )
-    p.add_argument("--train-limit", type=int, help="train on the first N training images only")
+    p.add_argument("--train-limit", type=_count, help="train on the first N training images only")
     p.add_argument(
         "--activation",
         choices=ACTIVATIONS,
@@ -582,7 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--levels",
-        type=int,
+        type=_count,
         default=8,
         metavar="L",
         help="quantisation levels of --activation qcfs (default 8)",
@@ -597,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--percentile",
-            type=float,
+            type=_finite,
             default=conv.param_percentile,
             help="parameter and activation percentile (100: the preprint's max-based variant)",
         )
@@ -610,24 +643,24 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--initial-membrane",
-            type=float,
+            type=_finite,
             default=conv.initial_membrane,
             metavar="F",
             help="every neuron's potential at the start of each window, as a fraction of its "
             "threshold (0: the paper's rest; 0.5: the conversion literature's choice; default: "
             "0.5 for an ANN trained with --activation qcfs, else 0)",
         )
-        p.add_argument("--weight-bits", type=int, default=conv.num_weight_bits)
-        p.add_argument("--bias-bits", type=int, default=conv.num_bias_bits)
-        p.add_argument("--calibration-size", type=int, default=conv.calibration_size)
-        p.add_argument("--calibration-seed", type=int, default=conv.calibration_seed)
+        p.add_argument("--weight-bits", type=_count, default=conv.num_weight_bits)
+        p.add_argument("--bias-bits", type=_count, default=conv.num_bias_bits)
+        p.add_argument("--calibration-size", type=_count, default=conv.calibration_size)
+        p.add_argument("--calibration-seed", type=_natural, default=conv.calibration_seed)
 
     p = add("convert", _cmd_convert, "convert an ANN into a spiking network (Algorithm 1)")
     conversion_options(p)
     p.add_argument("--out", required=True, help="spiking-network file to write (.npz)")
     p.add_argument(
         "--activation-percentile",
-        type=float,
+        type=_finite,
         metavar="P",
         help="the thresholds' percentile alone (default: --percentile); `calibrate` chooses it",
     )
@@ -660,11 +693,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="delay: one window for all layers (the paper's); pipelined: each layer's window "
         "starts its depth in steps later (same numbers as no_delay); no_delay: sim only",
     )
-    p.add_argument("--time-steps", type=int, default=16)
+    p.add_argument("--time-steps", type=_count, default=16)
     p.add_argument("--split", choices=["train", "validation", "test", "full_train"], default="test")
-    p.add_argument("--limit", type=int, help="only the first N images of the split")
+    p.add_argument("--limit", type=_count, help="only the first N images of the split")
     p.add_argument("--readout", choices=READOUTS, default="membrane")
-    p.add_argument("--batch-size", type=int, default=256, help="images per Lava window")
+    p.add_argument("--batch-size", type=_count, default=256, help="images per Lava window")
     p.add_argument("--out", required=True, help="embeddings file (.npy); a .json goes beside it")
 
     def method_options(p: argparse.ArgumentParser) -> None:
@@ -689,10 +722,10 @@ def build_parser() -> argparse.ArgumentParser:
     method_options(p)
     p.add_argument("--network", help="spiking network (default: convert the method's ANN)")
     p.add_argument("--checkpoint", help="ANN checkpoint (default: the method's shipped one)")
-    p.add_argument("--time-steps", type=int, nargs="+", default=[16, 128])
+    p.add_argument("--time-steps", type=_count, nargs="+", default=[16, 128])
     p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")
-    p.add_argument("--limit-corpus", type=int, help="first N training images only (quick looks)")
-    p.add_argument("--limit-queries", type=int, help="first N test images only")
+    p.add_argument("--limit-corpus", type=_count, help="first N training images only (quick looks)")
+    p.add_argument("--limit-queries", type=_count, help="first N test images only")
     p.add_argument("--out-dir", default="results", help="where table2.{json,csv,md} go")
     p.add_argument("--stem", default="table2", help="file name stem of the results")
     p.add_argument("--no-progress", action="store_true")
@@ -705,7 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
     conversion_options(p)
     p.add_argument(
         "--time-steps",
-        type=int,
+        type=_count,
         nargs="+",
         default=[16],
         help="one or more T; the mean validation accuracy over them decides",
@@ -713,19 +746,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timing", choices=TIMINGS, default="delay")
     p.add_argument(
         "--percentiles",
-        type=float,
+        type=_finite,
         nargs="+",
         default=list(PERCENTILES),
         metavar="P",
         help="candidate activation percentiles",
     )
-    p.add_argument("--limit", type=int, help="first N validation images only (default: all)")
+    p.add_argument("--limit", type=_count, help="first N validation images only (default: all)")
     p.add_argument("--out", help="also write the result as JSON")
 
     p = add("demo", _cmd_demo, "retrieval demo: convert, embed, query through the Lava graph")
     p.add_argument("--out", default="runs/demo-retrieval.png", help="the Fig. 6-style PNG")
-    p.add_argument("--corpus", type=int, default=60000, help="training images in the corpus")
-    p.add_argument("--time-steps", type=int, default=16)
+    p.add_argument("--corpus", type=_count, default=60000, help="training images in the corpus")
+    p.add_argument("--time-steps", type=_count, default=16)
     p.add_argument(
         "--method",
         choices=METHODS,
@@ -736,10 +769,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def image_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="largest image file read"
+            "--max-bytes", type=_count, default=DEFAULT_MAX_BYTES, help="largest image file read"
         )
         p.add_argument(
-            "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image read"
+            "--max-pixels", type=_count, default=DEFAULT_MAX_PIXELS, help="largest image read"
         )
 
     def source_options(p: argparse.ArgumentParser) -> None:
@@ -748,7 +781,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="a folder of images (recursive), a list file of image paths, or a Fashion-MNIST "
             "split: fashion-mnist:train|validation|test|full_train",
         )
-        p.add_argument("--limit", type=int, help="only the first N images of the source")
+        p.add_argument("--limit", type=_count, help="only the first N images of the source")
         p.add_argument(
             "--backend",
             choices=("sim", "lava"),
@@ -777,7 +810,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method", choices=METHODS, help=f"default {DEFAULT_METHOD} (see `evaluate --help`)"
     )
-    p.add_argument("--time-steps", type=int, default=16)
+    p.add_argument("--time-steps", type=_count, default=16)
     p.add_argument("--readout", choices=READOUTS, help="default: the method's")
     p.add_argument("--timing", choices=TIMINGS, help="default: the method's")
     p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")
@@ -796,7 +829,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "images", nargs="+", help="query image files, or fashion-mnist:SPLIT:I for image I"
     )
-    p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    p.add_argument("-k", type=_count, default=10, help="results per query (default 10)")
     p.add_argument(
         "--backend",
         choices=("sim", "lava"),
@@ -818,11 +851,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--index", help="index directory (default: index the first --corpus training images)"
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: local)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("-k", type=int, default=5, help="results per query (default 5)")
-    p.add_argument("--max-upload-mb", type=float, default=8.0, help="largest upload (8 MiB)")
+    p.add_argument("--port", type=_port, default=8000)
+    p.add_argument("-k", type=_count, default=5, help="results per query (default 5)")
+    p.add_argument("--max-upload-mb", type=_finite, default=8.0, help="largest upload (8 MiB)")
     p.add_argument("--checkpoint", help="the ANN for the ANN column (default: the method's)")
-    p.add_argument("--corpus", type=int, default=10000, help="images indexed without --index")
+    p.add_argument("--corpus", type=_count, default=10000, help="images indexed without --index")
 
     p = add("evaluate-ann", _cmd_evaluate_ann, "train/validation/test accuracy of an ANN")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the shipped 32-64-10)")
@@ -841,7 +874,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with terminate_as_interrupt():  # from the start: a signal during imports is handled too
             parser = build_parser()
             argv = list(sys.argv[1:] if argv is None else argv)
-            args = parser.parse_args(argv)
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit as exc:  # --help, or a bad option (already reported)
+                return int(exc.code or 0)
             args.command_line = ["lava-retrieval", *argv]
             args.handler(args)
     except LavaRetrievalError as exc:

@@ -115,10 +115,12 @@ class TrainConfig:
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "weight_decay": self.weight_decay >= 0,
+            "learning_rate": math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 10,
+            "weight_decay": math.isfinite(self.weight_decay) and 0 <= self.weight_decay <= 10,
+            "seed": isinstance(self.seed, int) and 0 <= self.seed < 2**63,
             "dropout": 0 <= self.dropout < 1,
-            "warmup_epochs": 0 <= self.warmup_epochs <= self.epochs,
+            "warmup_epochs": math.isfinite(self.warmup_epochs)
+            and 0 <= self.warmup_epochs <= self.epochs,
             "validation_fraction": 0 < self.validation_fraction < 1,
             "train_limit": self.train_limit is None or self.train_limit >= 1,
             "levels": (

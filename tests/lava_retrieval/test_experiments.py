@@ -59,7 +59,7 @@ def test_cli_evaluate(network, tmp_path, capsys):
     assert [r["model"] for r in payload["rows"]] == ["ANN", "SNN(4)"]
     assert (tmp_path / "table2.md").exists()
     assert main([*argv, "--time-steps", "0"]) == 2
-    assert "--time-steps must be >= 1" in capsys.readouterr().err
+    assert "--time-steps: '0' is not a positive integer" in capsys.readouterr().err
 
 
 def test_demo_end_to_end(tmp_path, monkeypatch):
