@@ -232,6 +232,12 @@ def _method_settings(args: argparse.Namespace, dataset):
     method = inferred or get(args.method or DEFAULT_METHOD)
     checkpoint = load_checkpoint(args.checkpoint) if args.checkpoint else method.checkpoint()
     source = network.manifest.get("source_sha256") if network is not None else None
+    if network is not None and not source and not (args.method or args.checkpoint):
+        print(
+            f"note: {args.network} does not record its ANN; the ANN row and the defaults are "
+            f"method {method.name!r}'s (--method or --checkpoint to choose)",
+            file=sys.stderr,
+        )
     if source and source != checkpoint.meta.get("weights_sha256"):
         raise LavaRetrievalError(
             f"{args.network} was converted from another ANN than {checkpoint.path}; pass that "

@@ -52,7 +52,8 @@ def test_small_table2(network, fashion, tmp_path):
 
 
 def test_cli_evaluate(network, tmp_path, capsys):
-    argv = ["evaluate", "--network", str(network), "--limit-corpus", "500", "--limit-queries",
+    argv = ["evaluate", "--method", "paper", "--network", str(network), "--limit-corpus", "500",
+            "--limit-queries",
             "50", "--out-dir", str(tmp_path), "--json", "--no-progress"]  # fmt: skip
     assert main([*argv, "--time-steps", "4"]) == 0
     payload = json.loads(capsys.readouterr().out)
