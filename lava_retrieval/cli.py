@@ -732,7 +732,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")
     p.add_argument("--limit-corpus", type=_count, help="first N training images only (quick looks)")
     p.add_argument("--limit-queries", type=_count, help="first N test images only")
-    p.add_argument("--out-dir", default="results", help="where table2.{json,csv,md} go")
+    p.add_argument(
+        "--out-dir",
+        default="runs/evaluate",
+        help="where STEM.{json,csv,md} go (default runs/evaluate; the committed results/ only "
+        "when named)",
+    )
     p.add_argument("--stem", default="table2", help="file name stem of the results")
     p.add_argument("--no-progress", action="store_true")
 
