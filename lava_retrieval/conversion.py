@@ -354,6 +354,27 @@ def _synaptic(
     return F.conv2d(x, weight, stride=layer.stride, padding=layer.padding, groups=layer.groups)
 
 
+CALIBRATION_CHUNK = 128  # images per step of the rate simulation: bounds its memory
+
+
+def _input_rates(
+    layer: _AnnLayer, weight: np.ndarray, bias: np.ndarray | None, spikerate: np.ndarray
+) -> np.ndarray:
+    """``ReLU(weight . spikerate + bias)`` (Algorithm 1, line 16), a chunk of images at a time
+    (a folded 10 x 10 convolution of 2,000 images at once would unfold to gigabytes)."""
+    out = []
+    weight_t = torch.from_numpy(weight)
+    with torch.no_grad():
+        for start in range(0, len(spikerate), CALIBRATION_CHUNK):
+            chunk = torch.from_numpy(spikerate[start : start + CALIBRATION_CHUNK])
+            current = _synaptic(layer, weight_t, chunk)
+            if bias is not None:
+                view = (1, -1) if layer.kind == "dense" else (1, -1, 1, 1)
+                current = current + torch.from_numpy(bias).view(*view)
+            out.append(torch.relu(current).numpy())
+    return np.concatenate(out)
+
+
 def check_calibration_images(images: np.ndarray) -> np.ndarray:
     """Validate calibration images and return them as float64 (N, 1, 28, 28) in [0, 1].
 
@@ -490,12 +511,7 @@ def convert(
         weight_int = np.clip(np.trunc(layer.weight * param_scale), -w_max, w_max)
         bias_int = None if bias is None else np.clip(np.trunc(bias * param_scale), -b_max, b_max)
         # Line 16: simulate the rate of the integer layer.
-        with torch.no_grad():
-            current = _synaptic(layer, torch.from_numpy(weight_int), torch.from_numpy(spikerate))
-            if bias_int is not None:
-                view = (1, -1) if layer.kind == "dense" else (1, -1, 1, 1)
-                current = current + torch.from_numpy(bias_int).view(*view)
-            dvdt = torch.relu(current).numpy()
+        dvdt = _input_rates(layer, weight_int, bias_int, spikerate)
         # Lines 18-21 (a QCFS network's threshold is its learned lambda in integer units).
         scaled = None if layer.lam is None else layer.lam * param_scale * slope
         threshold = _threshold(dvdt, config, name, scaled)

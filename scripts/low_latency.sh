@@ -54,6 +54,15 @@ for readout in integrated spike_count membrane; do
         --network results/snn-32-64-10-qcfs8.npz --readout "$readout"
 done
 
+# Table 2's variants at T = 16 (the README's "Retrieval" section).
+for variant in "no-delay --timing no_delay" "integrated --readout integrated"; do
+    set -- $variant
+    stem="table2-$1"
+    shift
+    [ -f "results/$stem.json" ] || $LR evaluate --network results/snn-32-64-10.npz \
+        --time-steps 16 "$@" --out-dir results --stem "$stem" --json --no-progress > /dev/null
+done
+
 $PY - <<'PY'
 import json
 
