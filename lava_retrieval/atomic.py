@@ -18,6 +18,8 @@ from pathlib import Path
 
 from lava_retrieval.errors import LavaRetrievalError
 
+MIN_FREE_BYTES = 1 << 20  # below this, a file system is full for any output of ours
+
 
 class OutputPathError(LavaRetrievalError):
     """An output path cannot be written as a file."""
@@ -34,10 +36,20 @@ def check_output(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         raise OutputPathError(f"{path}: is a directory, not a file")
+    if len(os.fsencode(path.name)) > 240:  # room for the temporary name's suffix
+        raise OutputPathError(f"{path}: the file name is too long")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise OutputPathError(f"{path}: {parent} is not a directory")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputPathError(f"{path}: {parent} is not writable")
+            try:
+                stats = os.statvfs(parent)
+                if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
+                    raise OutputPathError(f"{path}: no space left on {parent}'s file system")
+            except (OSError, AttributeError):  # pragma: no cover - no statvfs here
+                pass
             break
     return path
 

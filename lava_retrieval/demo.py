@@ -38,7 +38,14 @@ def _corpus_embeddings(network, images, config: SimConfig, progress) -> np.ndarr
     key = cache_key(network, config, images=images_sha, count=len(images))
     path = cache_dir().parent / "embeddings" / f"{key}.npy"
     if path.is_file():
-        return np.load(path)
+        try:
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape == (len(images), int(np.prod(network.embedding_shape))) and np.all(
+                np.isfinite(cached)
+            ):
+                return cached
+        except (OSError, ValueError, EOFError):
+            pass  # a damaged cache file is recomputed and replaced
     embeddings = sim_embed(
         network, images, config.time_steps, config.readout, config.timing, progress=progress
     )

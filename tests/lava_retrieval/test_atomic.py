@@ -51,6 +51,18 @@ def test_output_paths_that_cannot_be_files_are_refused_before_writing(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["a-file"]
 
 
+def test_full_disks_and_long_names_are_refused_before_writing(tmp_path, monkeypatch):
+    from lava_retrieval import atomic
+    from lava_retrieval.atomic import OutputPathError, check_output
+
+    with pytest.raises(OutputPathError, match="the file name is too long"):
+        check_output(tmp_path / ("x" * 250))
+    monkeypatch.setattr(atomic, "MIN_FREE_BYTES", 1 << 62)  # no file system has this free
+    with pytest.raises(OutputPathError, match="no space left"):
+        write_text(tmp_path / "out.txt", "never")
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("command", ["calibrate", "embed", "convert"])
 def test_commands_refuse_a_directory_as_output_before_working(command, tmp_path, capsys):
     from lava_retrieval.cli import main
