@@ -111,6 +111,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         train_limit=args.train_limit,
         activation=args.activation,
         levels=args.levels if args.activation == "qcfs" else None,
+        init_from=args.init_from,
     )
     dataset = load_fashion_mnist(args.data_dir)
     ckpt = train(
@@ -618,6 +619,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.activation,
         help="relu: the paper's ANN; qcfs: quantised clip-floor-shift activations with a "
         "trainable threshold per layer, trained for conversion to few time steps",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's weights (same architecture), e.g. fine-tune the "
+        "shipped ReLU network with --activation qcfs",
     )
     p.add_argument(
         "--levels",

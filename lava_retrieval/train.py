@@ -87,6 +87,10 @@ class TrainConfig:
         :mod:`lava_retrieval.ann`).
     levels : int or None
         L of the QCFS activations; required with ``qcfs``, ``None`` with ``relu``.
+    init_from : str or None
+        Start from this checkpoint's weights (same architecture; e.g. a ReLU network to be
+        fine-tuned with QCFS activations, whose thresholds then start at the 99.9th percentile
+        of their inputs on 2,000 training images) instead of a random initialisation.
 
     >>> TrainConfig(epochs=2).epochs
     2
@@ -104,6 +108,7 @@ class TrainConfig:
     train_limit: int | None = None
     activation: str = "relu"
     levels: int | None = None
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         ArchSpec.parse(self.arch)
@@ -332,6 +337,33 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
+@torch.no_grad()
+def _initialise_from(model: ConvNet, source: Checkpoint, dataset, config: TrainConfig) -> None:
+    """Copy ``source``'s weights into ``model`` (same architecture, any activation); each
+    learned QCFS threshold starts at the 99.9th percentile of its input on training images."""
+    from lava_retrieval.ann import QCFS
+
+    if str(source.model.spec) != str(model.spec):
+        raise CheckpointError(
+            f"--init-from {source.path}: architecture {source.model.spec}, not {model.spec}"
+        )
+    synaptic = [m for m in model.layers if isinstance(m, (nn.Conv2d, nn.Linear))]
+    source_synaptic = [m for m in source.model.layers if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for mine, theirs in zip(synaptic, source_synaptic, strict=True):
+        mine.weight.copy_(theirs.weight)
+        mine.bias.copy_(theirs.bias)
+    images, _ = dataset.split("train", config.validation_fraction)
+    x = to_tensor(images[:2000])
+    model.eval()
+    for layer in model.layers:
+        if isinstance(layer, QCFS) and layer.threshold.requires_grad:
+            flat = x.flatten()
+            sample = flat[:: max(1, flat.numel() // 1_000_000)]  # quantile's size limit
+            layer.threshold.fill_(max(float(torch.quantile(sample, 0.999)), 1e-3))
+        x = layer(x)
+    model.train()
+
+
 def train(
     config: TrainConfig,
     dataset: FashionMNIST,
@@ -402,6 +434,8 @@ def train(
     else:
         torch.manual_seed(config.seed)
         model = config.model()
+        if config.init_from is not None:
+            _initialise_from(model, load_checkpoint(config.init_from), dataset, config)
         optimizer = _optimizer(model, config)
     meta = {
         "format": FORMAT,

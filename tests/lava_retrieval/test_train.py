@@ -291,3 +291,26 @@ def _nan_weights(path):
     np.savez(buffer, **arrays)
     _weights_file(path).write_bytes(buffer.getvalue())
     _set_meta(path, weights_sha256=hashlib.sha256(buffer.getvalue()).hexdigest())
+
+
+def test_fine_tuning_with_qcfs_starts_from_the_relu_weights(tiny_run, fashion, tmp_path):
+    config = TrainConfig(
+        arch="8-16-10", epochs=1, train_limit=200, batch_size=50, activation="qcfs", levels=8,
+        init_from=str(tiny_run.path), learning_rate=1e-9,
+    )  # fmt: skip
+    ckpt = train(config, fashion, tmp_path / "ft", progress=False)
+    assert ckpt.config.init_from == str(tiny_run.path)
+    relu = dict(tiny_run.model.state_dict())
+    tuned = dict(ckpt.model.state_dict())
+    # With a vanishing learning rate the synaptic weights are the ReLU network's (shifted by
+    # one index for the input's QCFS) and each threshold its input's 99.9th percentile.
+    np.testing.assert_allclose(tuned["layers.1.weight"], relu["layers.0.weight"], atol=1e-6)
+    thresholds = [float(v) for k, v in tuned.items() if k.endswith("threshold")]
+    assert thresholds[0] == 1.0 and all(t > 0.05 for t in thresholds[1:])
+    assert len(set(thresholds)) == len(thresholds)
+    with pytest.raises(CheckpointError, match="architecture 8-16-10, not 4-8-10"):
+        train(
+            TrainConfig(arch="4-8-10", epochs=1, train_limit=50, activation="qcfs", levels=4,
+                        init_from=str(tiny_run.path)),
+            fashion, tmp_path / "other", progress=False,
+        )  # fmt: skip
