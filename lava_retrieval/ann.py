@@ -51,6 +51,7 @@ from lava_retrieval.errors import SpecError
 
 INPUT_SHAPE = (1, 28, 28)
 ACTIVATIONS = ("relu", "qcfs")
+MAX_WIDTH = 4096  # channels or classes: wider layers would not fit a Loihi chip, or memory
 QCFS_INITIAL_THRESHOLD = 2.0
 
 TABLE1_SPECS = (
@@ -107,6 +108,8 @@ class ArchSpec:
             )
         if any(n <= 0 for n in numbers):
             raise SpecError(f"architecture spec {spec!r} has a non-positive width")
+        if any(n > MAX_WIDTH for n in numbers):
+            raise SpecError(f"architecture spec {spec!r} has a width above {MAX_WIDTH:,}")
         return cls(tuple(numbers[:-1]), numbers[-1])
 
     def __str__(self) -> str:

@@ -255,11 +255,14 @@ def _method_settings(args: argparse.Namespace, dataset):
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     from lava_retrieval import experiments
+    from lava_retrieval.atomic import check_output
     from lava_retrieval.data import load_fashion_mnist
 
-    if any(t < 1 for t in args.time_steps):
-        raise LavaRetrievalError("--time-steps must be >= 1")
+    for suffix in (".json", ".csv", ".md"):  # before the long work
+        check_output(Path(args.out_dir) / f"{args.stem}{suffix}")
     dataset = load_fashion_mnist(args.data_dir)
     method, network, checkpoint, timing, readout = _method_settings(args, dataset)
     result = experiments.table2(

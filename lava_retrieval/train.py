@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from lava_retrieval.ann import ACTIVATIONS, ArchSpec, ConvNet
-from lava_retrieval.atomic import atomic_path
+from lava_retrieval.atomic import atomic_path, check_output
 from lava_retrieval.data import DEFAULT_VALIDATION_FRACTION, FashionMNIST
 from lava_retrieval.errors import CheckpointError, LavaRetrievalError
 
@@ -304,8 +304,6 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
         config = TrainConfig(**meta["config"])
     except (KeyError, TypeError, LavaRetrievalError) as exc:
         raise CheckpointError(f"{meta_path}: bad training configuration ({exc})") from None
-    if sum(ArchSpec.parse(config.arch).conv_channels) > 4096:
-        raise CheckpointError(f"{meta_path}: architecture {config.arch} is absurdly wide")
     weights_path = path / checkpoint_files(meta)["weights"]
     try:
         blob = weights_path.read_bytes()
@@ -401,6 +399,9 @@ def train(
     from tqdm.auto import tqdm
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out}: exists and is not a directory")
+    check_output(out / META_FILE)  # before the first epoch
     torch.use_deterministic_algorithms(True)
     history: list[dict] = []
     command = list(command if command is not None else sys.argv)

@@ -240,6 +240,25 @@ def bench_sim() -> str:
     )
 
 
+def bench_index() -> str:
+    bench = _load("bench-index.json")
+    sim = bench["simulation"]
+    return (
+        "| what | time |\n| --- | ---: |\n"
+        + f"| build an index of the {bench['corpus']:,} training images | "
+        + f"{bench['build_seconds']:.1f} s ({bench['build_images_per_second']:,.0f} images/s) |\n"
+        + f"| load it | {bench['load_seconds']:.2f} s |\n"
+        + f"| one query, k = {bench['k']}, simulator | {bench['query_ms']['sim']:.1f} ms |\n"
+        + f"| one query, k = {bench['k']}, Lava process graph | "
+        + f"{bench['query_ms']['lava'] / 1000:.1f} s |\n\n"
+        + f"Method `{bench['method']}`, T = {sim['time_steps']}, {sim['timing']} timing, "
+        + f"{sim['readout']} readout; medians over repeated single-image queries; "
+        + f"{bench['machine']['cpus']} CPU cores. The Lava graph's time is mostly the runtime's "
+        + "start-up (a dozen processes per run). From `results/bench-index.json`, produced by "
+        + "`python benchmarks/index_latency.py`."
+    )
+
+
 BLOCKS = {
     "shipped-ann": shipped_ann,
     "conversion": conversion,
@@ -249,6 +268,7 @@ BLOCKS = {
     "bench-sim": bench_sim,
     "low-latency": low_latency,
     "targets": targets,
+    "bench-index": bench_index,
 }
 
 

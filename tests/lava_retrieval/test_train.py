@@ -260,7 +260,7 @@ def test_a_kill_between_the_files_of_an_epoch_leaves_the_last_epoch_whole(
         (lambda p: _weights_file(p).write_bytes(b""), "SHA-256 does not match"),
         (lambda p: _weights_file(p).unlink(), "is missing"),
         (lambda p: _set_meta(p, config={"arch": "32-64-x"}), "bad training configuration"),
-        (lambda p: _set_meta(p, config={"arch": "4096-4096-10"}), "absurdly wide"),
+        (lambda p: _set_meta(p, config={"arch": "8-16-100000000"}), "width above 4,096"),
         (lambda p: _nan_weights(p), "NaN or infinite"),
     ],
 )
