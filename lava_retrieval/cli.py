@@ -421,7 +421,6 @@ def _index_text(p: dict) -> str:
 
 
 def _cmd_index_build(args: argparse.Namespace) -> None:
-    import time
 
     from lava_retrieval.data import load_fashion_mnist
     from lava_retrieval.image_index import ImageIndex, read_source
@@ -450,18 +449,22 @@ def _cmd_index_build(args: argparse.Namespace) -> None:
         readout=args.readout or method.readout,
         engine=args.engine,
     )
-    index = ImageIndex(network, config, _preprocessing(args))
+    _add_and_save(args, ImageIndex(network, config, _preprocessing(args)), source, args.out)
+
+
+def _add_and_save(args: argparse.Namespace, index, source, directory) -> None:
+    """Embed ``source`` into ``index``, write it to ``directory`` and report (index build/add)."""
+    import time
+
     start = time.perf_counter()
     index.add(source, args.backend, progress=not args.json)
     seconds = time.perf_counter() - start
-    index.save(args.out)
-    payload = _index_payload(index, args.out, len(source.paths), source.bad, seconds)
+    index.save(directory)
+    payload = _index_payload(index, directory, len(source.paths), source.bad, seconds)
     _emit(args, payload, _index_text)
 
 
 def _cmd_index_add(args: argparse.Namespace) -> None:
-    import time
-
     from lava_retrieval.image_index import ImageIndex, read_source
 
     index = ImageIndex.load(args.index)
@@ -469,12 +472,7 @@ def _cmd_index_add(args: argparse.Namespace) -> None:
         args.source, index.preprocessing, args.data_dir, args.max_bytes, args.max_pixels,
         args.limit, progress=not args.json,
     )  # fmt: skip
-    start = time.perf_counter()
-    index.add(source, args.backend, progress=not args.json)
-    seconds = time.perf_counter() - start
-    index.save(args.index)
-    payload = _index_payload(index, args.index, len(source.paths), source.bad, seconds)
-    _emit(args, payload, _index_text)
+    _add_and_save(args, index, source, args.index)
 
 
 def _cmd_search(args: argparse.Namespace) -> None:
