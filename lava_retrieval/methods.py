@@ -5,7 +5,7 @@ how it is converted, the timing and the readout. ``evaluate`` and ``demo`` take 
 (explicit flags such as ``--timing`` or ``--readout`` still override a method's choice).
 
 ``qcfs`` (the default)
-    The 32-64-10 ANN trained with quantised clip-floor-shift activations (8 levels, a learned
+    The 32-64-10 ANN trained with quantised clip-floor-shift activations (16 levels, a learned
     threshold per layer), converted with its learned thresholds and every neuron starting each
     window at half its threshold, pipelined timing (each layer integrates exactly T steps of its
     own input), integrated readout (spike count x threshold + membrane - initial potential). The
@@ -73,7 +73,7 @@ METHODS = {
     "qcfs": Method(
         "qcfs",
         "QCFS-trained 32-64-10, learned thresholds, initial membrane 0.5, pipelined, integrated",
-        "32-64-10-qcfs8",
+        "32-64-10-qcfs16",
         ConversionConfig(initial_membrane=0.5),
         "pipelined",
         "integrated",

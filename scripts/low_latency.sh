@@ -6,14 +6,16 @@
 # readout; and the QCFS method (the ANN trained with quantised activations, its learned
 # thresholds, initial membrane 0.5, pipelined) with each readout. Writes
 # results/sweep-*.{json,csv,md}, results/calibration-initial-half.json,
-# results/snn-32-64-10-{initial-half,qcfs8}.npz and results/time-steps.png. About 90 minutes
+# results/snn-32-64-10-{initial-half,qcfs16}.npz and results/time-steps.png. About 90 minutes
 # on 2 cores; LR names the command to run (default: the project's .venv). A result file already
 # there is kept (delete it to redo it), so an interrupted run continues where it stopped.
 #
-# The QCFS checkpoint lava_retrieval/pretrained/32-64-10-qcfs8 is shipped; it was trained (about
-# 40 minutes on 2 cores) by the command recorded in its checkpoint.json:
-#   lava-retrieval train --arch 32-64-10 --activation qcfs --levels 8 --epochs 40 --seed 0 \
-#       --out runs/ann-32-64-10-qcfs8 --no-progress
+# The QCFS checkpoint lava_retrieval/pretrained/32-64-10-qcfs16 is shipped; it was fine-tuned
+# from the shipped ReLU checkpoint (about 9 minutes on 2 cores) by the command recorded in its
+# checkpoint.json:
+#   lava-retrieval train --arch 32-64-10 --activation qcfs --levels 16 \
+#       --init-from lava_retrieval/pretrained/32-64-10 --epochs 10 --learning-rate 1e-3 \
+#       --seed 0 --out runs/ann-32-64-10-qcfs16 --no-progress
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LR=${LR:-.venv/bin/lava-retrieval}
@@ -31,9 +33,9 @@ if [ ! -f results/snn-32-64-10-initial-half.npz ]; then
         > results/convert-32-64-10-initial-half.json
 fi
 
-if [ ! -f results/snn-32-64-10-qcfs8.npz ]; then
-    $LR convert --checkpoint lava_retrieval/pretrained/32-64-10-qcfs8 \
-        --out results/snn-32-64-10-qcfs8.npz --json > results/convert-32-64-10-qcfs8.json
+if [ ! -f results/snn-32-64-10-qcfs16.npz ]; then
+    $LR convert --checkpoint lava_retrieval/pretrained/32-64-10-qcfs16 \
+        --out results/snn-32-64-10-qcfs16.npz --json > results/convert-32-64-10-qcfs16.json
 fi
 
 evaluate() {  # STEM, then the options of `lava-retrieval evaluate`
@@ -51,7 +53,7 @@ evaluate sweep-initial-half-pipelined-integrated \
     --network results/snn-32-64-10-initial-half.npz --timing pipelined --readout integrated
 for readout in integrated spike_count membrane; do
     evaluate "sweep-qcfs-pipelined-$readout" --method qcfs \
-        --network results/snn-32-64-10-qcfs8.npz --readout "$readout"
+        --network results/snn-32-64-10-qcfs16.npz --readout "$readout"
 done
 
 # Table 2's variants at T = 16 (the README's "Retrieval" section).
