@@ -42,7 +42,9 @@ def commands(tmp: Path, quick: bool) -> dict[str, list[str]]:
             "embed", "--network", str(tmp / "paper.npz"), "--backend", "lava",
             "--limit", "1000", "--out", str(tmp / "l.npy"),
         ],
-        "evaluate (T = 16, 128)": ["evaluate", "--out-dir", str(tmp / "ev"), *corpus],
+        "evaluate (T = 16)": [
+            "evaluate", "--time-steps", "16", "--out-dir", str(tmp / "ev"), *corpus,
+        ],
         "index build (60,000 images)": [
             "index", "build", "fashion-mnist:full_train", "--out", str(tmp / "index"), *limit,
         ],
