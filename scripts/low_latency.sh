@@ -7,7 +7,7 @@
 # thresholds, initial membrane 0.5, pipelined) with each readout. Writes
 # results/sweep-*.{json,csv,md}, results/calibration-initial-half.json,
 # results/snn-32-64-10-{initial-half,qcfs16}.npz and results/time-steps.png. About 90 minutes
-# on 2 cores; LR names the command to run (default: the project's .venv). A result file already
+# on 2 cores (the QCFS network's other readouts at T = 4, 8, 16 only); LR names the command to run (default: the project's .venv). A result file already
 # there is kept (delete it to redo it), so an interrupted run continues where it stopped.
 #
 # The QCFS checkpoint lava_retrieval/pretrained/32-64-10-qcfs16 is shipped; it was fine-tuned
@@ -51,8 +51,11 @@ evaluate sweep-initial-half-pipelined --network results/snn-32-64-10-initial-hal
     --timing pipelined
 evaluate sweep-initial-half-pipelined-integrated \
     --network results/snn-32-64-10-initial-half.npz --timing pipelined --readout integrated
-for readout in integrated spike_count membrane; do
-    evaluate "sweep-qcfs-pipelined-$readout" --method qcfs \
+evaluate sweep-qcfs-pipelined-integrated --method qcfs \
+    --network results/snn-32-64-10-qcfs16.npz --readout integrated
+# The other readouts of the same network, at the small T where they differ most.
+for readout in spike_count membrane; do
+    STEPS="4 8 16" evaluate "sweep-qcfs-pipelined-$readout" --method qcfs \
         --network results/snn-32-64-10-qcfs16.npz --readout "$readout"
 done
 
