@@ -4,10 +4,10 @@
 # initial-membrane method (every window starts at half the threshold, pipelined timing, the
 # activation percentile chosen on the validation split) with the membrane and the integrated
 # readout; and the QCFS method (the ANN trained with quantised activations, its learned
-# thresholds, initial membrane 0.5, pipelined) with each readout. Writes
+# thresholds, initial membrane 0.5, pipelined) with the integrated and spike-count readouts. Writes
 # results/sweep-*.{json,csv,md}, results/calibration-initial-half.json,
 # results/snn-32-64-10-{initial-half,qcfs16}.npz and results/time-steps.png. About 90 minutes
-# on 2 cores (the QCFS network's other readouts at T = 4, 8, 16 only); LR names the command to run (default: the project's .venv). A result file already
+# on 2 cores (the spike-count readout at T = 4, 8, 16 only); LR names the command to run (default: the project's .venv). A result file already
 # there is kept (delete it to redo it), so an interrupted run continues where it stopped.
 #
 # The QCFS checkpoint lava_retrieval/pretrained/32-64-10-qcfs16 is shipped; it was fine-tuned
@@ -53,8 +53,8 @@ evaluate sweep-initial-half-pipelined-integrated \
     --network results/snn-32-64-10-initial-half.npz --timing pipelined --readout integrated
 evaluate sweep-qcfs-pipelined-integrated --method qcfs \
     --network results/snn-32-64-10-qcfs16.npz --readout integrated
-# The other readouts of the same network, at the small T where they differ most.
-for readout in spike_count membrane; do
+# The spike-count readout of the same network, at the small T where readouts differ most.
+for readout in spike_count; do
     STEPS="4 8 16" evaluate "sweep-qcfs-pipelined-$readout" --method qcfs \
         --network results/snn-32-64-10-qcfs16.npz --readout "$readout"
 done
