@@ -121,7 +121,7 @@ SWEEPS = (
 BEST = "sweep-qcfs-pipelined-integrated"
 READOUT_SWEEPS = {
     readout: f"sweep-qcfs-pipelined-{readout}"
-    for readout in ("integrated", "spike_count", "membrane")
+    for readout in ("integrated", "spike_count")
 }
 # Issue targets for the best method, each against its own ANN: (T, metric, largest gap).
 TARGETS = (
