@@ -186,7 +186,7 @@ class ImageIndex:
                 "initial_membrane": self.network.initial_membrane,
                 "embedding_layer": self.network.layers[self.network.embedding_layer].name,
             },
-            "simulation": {k: v for k, v in self.config.settings().items()},
+            "simulation": self.config.settings(),
             "cache_key": cache_key(self.network, self.config),
             "preprocessing": self.preprocessing.to_dict(),
             "class_names": self.class_names,
@@ -245,18 +245,22 @@ class ImageIndex:
         else:
             embeddings = self.embed(queries)
             scores, ids = self.index.search(embeddings, k)
-        position = {int(i): p for p, i in enumerate(self.index.ids_)}
         results = []
         for row_scores, row_ids, row in zip(scores, ids, embeddings, strict=True):
-            hits = Hits()
+            hits = Hits(
+                self.hit(rank, i, score)
+                for rank, (score, i) in enumerate(zip(row_scores, row_ids, strict=True), 1)
+            )
             hits.silent = not np.any(row)
-            for rank, (score, i) in enumerate(zip(row_scores, row_ids, strict=True), 1):
-                p = position[int(i)]
-                label = None if self.index.labels_ is None else int(self.index.labels_[p])
-                name = None if label is None or not self.class_names else self.class_names[label]
-                hits.append(Hit(rank, int(i), float(score), self.paths[p], label, name))
             results.append(hits)
         return results
+
+    def hit(self, rank: int, id_: int, score: float) -> Hit:
+        """The result record of indexed image ``id_`` (an image's id is its position)."""
+        i = int(id_)
+        label = None if self.index.labels_ is None else int(self.index.labels_[i])
+        name = None if label is None or not self.class_names else self.class_names[label]
+        return Hit(rank, i, float(score), self.paths[i], label, name)
 
     def search_files(
         self,
@@ -302,6 +306,8 @@ class ImageIndex:
             raise RetrievalIndexError(f"{directory}: its network does not match its manifest")
         if not isinstance(paths, list) or len(paths) != len(index):
             raise RetrievalIndexError(f"{directory}: {len(paths)} paths for {len(index)} vectors")
+        if not np.array_equal(index.ids_, np.arange(len(index))):
+            raise RetrievalIndexError(f"{directory}: an image index's ids are 0, 1, 2, ...")
         out = cls(network, config, preprocessing)
         out.index, out.paths = index, [str(p) for p in paths]
         out.class_names = meta.get("class_names")

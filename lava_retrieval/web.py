@@ -136,26 +136,11 @@ class SearchService:
                  for s in range(0, len(images), 2000)]
             )  # fmt: skip
 
-    def _hits(self, ids, scores) -> list[dict]:
-        position = {int(i): p for p, i in enumerate(self.index.index.ids_)}
-        out = []
-        for rank, (i, score) in enumerate(zip(ids, scores, strict=True), 1):
-            p = position[int(i)]
-            labels = self.index.index.labels_
-            label = None if labels is None else int(labels[p])
-            names = self.index.class_names
-            out.append(
-                {
-                    "rank": rank,
-                    "id": int(i),
-                    "score": round(float(score), 4),
-                    "path": self.index.paths[p],
-                    "label": label,
-                    "label_name": names[label] if names and label is not None else None,
-                    "image": png_data_url(self.corpus[p], 2),
-                }
-            )
-        return out
+    def _hits(self, hits) -> list[dict]:
+        return [
+            {**h.to_dict(), "score": round(h.score, 4), "image": png_data_url(self.corpus[h.id], 2)}
+            for h in hits
+        ]
 
     def search(self, image: np.ndarray, k: int) -> dict:
         k = max(1, min(int(k), len(self.index)))
@@ -163,14 +148,15 @@ class SearchService:
         result = {
             "warning": SILENT_WARNING if snn.silent else None,
             "input": png_data_url(image, 6),
-            "snn": self._hits([h.id for h in snn], [h.score for h in snn]),
+            "snn": self._hits(snn),
             "ann": None,
             "ann_note": self.ann_note,
             "k": k,
         }
         if self.ann is not None:
             scores, ids = self.ann_index.search(self._ann_embed(image[None]), k)
-            result["ann"] = self._hits(self.index.index.ids_[ids[0]], scores[0])
+            pairs = enumerate(zip(ids[0], scores[0], strict=True), 1)
+            result["ann"] = self._hits([self.index.hit(r, i, s) for r, (i, s) in pairs])
         config = self.index.config
         result["activity"], result["spikes"] = activity_figure(
             self.index.network, image, config.time_steps, config.timing
