@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.setup-done
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean reproduce reproduce-quick
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -15,6 +15,14 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/lava-retrieval demo
+
+# Every table and figure of the paper into results/ and results/REPRODUCTION.md (about an hour
+# on 2 cores; steps already up to date are skipped). reproduce-quick: fewer images, minutes.
+reproduce: $(STAMP)
+	$(VENV)/bin/lava-retrieval reproduce
+
+reproduce-quick: $(STAMP)
+	$(VENV)/bin/lava-retrieval reproduce --quick
 
 test: $(STAMP)
 	$(PYTEST) -q

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from lava_retrieval import paper
 from lava_retrieval.atomic import write_text
 from lava_retrieval.data import load_fashion_mnist
 from lava_retrieval.events import threads_for
@@ -28,7 +29,7 @@ from lava_retrieval.index import CosineIndex
 from lava_retrieval.network import SpikingNetwork
 from lava_retrieval.sim import embed
 
-PAPER_LOIHI_MS_PER_IMAGE = 2.984
+PAPER_LOIHI_MS_PER_IMAGE = paper.loihi_row(16)["ms"]  # Liu et al. 2022, Table 3
 
 
 def main() -> None:

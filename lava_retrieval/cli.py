@@ -351,6 +351,30 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         print(json.dumps(_json_safe(result), allow_nan=False))
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from lava_retrieval.atomic import check_output
+    from lava_retrieval.reproduce import STEPS, Plan, ReproduceError, reproduce
+
+    only = None
+    if args.only:
+        only = tuple(s.strip() for s in args.only.split(",") if s.strip())
+        unknown = [s for s in only if s not in STEPS]
+        if unknown or not only:
+            raise ReproduceError(
+                f"--only: unknown step(s) {', '.join(unknown) or '(none given)'}; choose from "
+                f"{', '.join(STEPS)}"
+            )
+    out = args.out_dir or ("runs/reproduce-quick" if args.quick else "results")
+    check_output(Path(out) / "REPRODUCTION.md")
+    status = reproduce(
+        out, Plan.quick() if args.quick else Plan(), only, args.checkpoints, args.device,
+        args.force, progress=not args.json, data_dir=args.data_dir, log=_log(args),
+    )  # fmt: skip
+    _emit(args, status, lambda p: f"report: {p['report']}")
+
+
 def _cmd_embed(args: argparse.Namespace) -> None:
     from lava_retrieval.atomic import check_output
     from lava_retrieval.data import load_fashion_mnist
@@ -875,6 +899,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-upload-mb", type=_finite, default=8.0, help="largest upload (8 MiB)")
     p.add_argument("--checkpoint", help="the ANN for the ANN column (default: the method's)")
     p.add_argument("--corpus", type=_count, default=10000, help="images indexed without --index")
+
+    p = add(
+        "reproduce", _cmd_reproduce,
+        "regenerate every table and figure of the paper beside its numbers "
+        "(results/REPRODUCTION.md)",
+    )  # fmt: skip
+    p.add_argument(
+        "--quick", action="store_true",
+        help="fewer images and repeats (minutes, for checking; default out: runs/reproduce-quick)",
+    )  # fmt: skip
+    p.add_argument("--only", metavar="STEPS", help="comma-separated steps, e.g. table1,fig4")
+    p.add_argument("--out-dir", help="where results go (default: results)")
+    p.add_argument("--checkpoints", default="checkpoints", help="the trained networks' directory")
+    p.add_argument("--device", default="cpu", help="also time the ANN here, e.g. cuda")
+    p.add_argument("--force", action="store_true", help="redo steps that are up to date")
 
     p = add("evaluate-ann", _cmd_evaluate_ann, "train/validation/test accuracy of an ANN")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the shipped 32-64-10)")

@@ -118,7 +118,7 @@ def run(
     ]
     path = _figure(
         out, queries, data.test_labels[query_ids], corpus_images, corpus_labels,
-        same_class, ann_ids, answer.ids,
+        same_class, (ann_scores, ann_ids), (answer.scores, answer.ids),
     )  # fmt: skip
     log(f"figure: {path}")
     return {
@@ -129,44 +129,59 @@ def run(
     }
 
 
-def _figure(out, queries, labels, corpus_images, corpus_labels, same_class, ann_ids, snn_ids):
+def _figure(out, queries, labels, corpus_images, corpus_labels, same_class, ann, snn):
+    """The paper's Fig 6 layout with labels: column groups (query | same class | ANN top-3 |
+    SNN top-3) with headings and separators, the cosine score under each retrieved image, images
+    light-on-dark as the data set stores them, a red frame on a result of another class.
+    ``ann`` and ``snn`` are ``(scores, ids)`` pairs of shape (queries, 3)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = [
-        "query",
-        "same class",
-        "",
-        "",
-        "ANN top-1",
-        "top-2",
-        "top-3",
-        "SNN top-1",
-        "top-2",
-        "top-3",
-    ]
-    fig, axes = plt.subplots(len(queries), 10, figsize=(10, len(queries) * 1.08))
+    groups = [("query", 1), ("3 random images of its class", 3), ("ANN top-3", 3),
+              ("SNN top-3", 3)]  # fmt: skip
+    ratios = [1, 0.25, 1, 1, 1, 0.25, 1, 1, 1, 0.25, 1, 1, 1]
+    image_columns = [0, 2, 3, 4, 6, 7, 8, 10, 11, 12]
+    fig, axes = plt.subplots(
+        len(queries), len(ratios), figsize=(12, len(queries) * 1.3 + 0.9), squeeze=False,
+        gridspec_kw={"width_ratios": ratios, "wspace": 0.08, "hspace": 0.45},
+    )  # fmt: skip
     for r in range(len(queries)):
-        cells = [(queries[r], labels[r])]
-        cells += [(corpus_images[i], corpus_labels[i]) for i in same_class[r]]
-        cells += [(corpus_images[i], corpus_labels[i]) for i in ann_ids[r]]
-        cells += [(corpus_images[i], corpus_labels[i]) for i in snn_ids[r]]
-        for c, (image, label) in enumerate(cells):
-            ax = axes[r, c]
-            ax.imshow(image, cmap="gray_r", vmin=0, vmax=255)
+        cells = [(queries[r], labels[r], CLASS_NAMES[labels[r]])]
+        cells += [(corpus_images[i], corpus_labels[i], "") for i in same_class[r]]
+        for scores, ids in (ann, snn):
+            cells += [
+                (corpus_images[i], corpus_labels[i], f"{s:.3f}")
+                for s, i in zip(scores[r], ids[r], strict=True)
+            ]
+        for c, ax in enumerate(axes[r]):
             ax.set_xticks([])
             ax.set_yticks([])
-            wrong = c >= 4 and label != labels[r]
+            if c not in image_columns:
+                ax.axis("off")
+                continue
+            image, label, caption = cells[image_columns.index(c)]
+            ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+            wrong = c >= 6 and label != labels[r]
             for spine in ax.spines.values():
-                spine.set_color("red" if wrong else "0.7")
+                spine.set_color("red" if wrong else "0.6")
                 spine.set_linewidth(2.5 if wrong else 0.5)
-            if r == 0:
-                ax.set_title(columns[c], fontsize=8)
-        axes[r, 0].set_ylabel(CLASS_NAMES[labels[r]], fontsize=7, rotation=0, ha="right")
-    fig.suptitle("Retrieval with SNN embeddings (Fig. 6 layout; red: other class)", fontsize=10)
-    fig.tight_layout()
+            ax.set_xlabel(caption, fontsize=7, labelpad=2)
+    fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.75 / fig.get_figheight(), bottom=0.03)
+    # Group headings over the first row, separators between groups.
+    top = axes[0, 0].get_position().y1
+    column = 0
+    for name, width in groups:
+        first, last = axes[0, image_columns[column]], axes[0, image_columns[column + width - 1]]
+        x = (first.get_position().x0 + last.get_position().x1) / 2
+        fig.text(x, top + 0.012, name, ha="center", va="bottom", fontsize=9, weight="bold")
+        if column:
+            gap = axes[0, image_columns[column] - 1].get_position()
+            x_sep = (gap.x0 + gap.x1) / 2
+            fig.add_artist(plt.Line2D([x_sep, x_sep], [0.02, top + 0.01], color="0.5",
+                                      linewidth=1, transform=fig.transFigure))  # fmt: skip
+        column += width
     path = Path(out)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format=path.suffix.lstrip(".") or "png")

@@ -56,6 +56,9 @@ class GraphResult:
     ids: np.ndarray | None = None
     scores: np.ndarray | None = None
     seconds: float = 0.0
+    #: ``time.perf_counter()`` when each window's embeddings arrived at the host: their
+    #: differences are the graph's steady-state time per window, without its start-up.
+    window_times: tuple[float, ...] = ()
 
 
 @dataclass
@@ -102,7 +105,7 @@ class RetrievalGraph:
         from lava_retrieval.lava_runtime import no_interrupts
 
         n, b = self.num_images, self.batch_size
-        embeddings, ids, scores = [], [], []
+        embeddings, ids, scores, arrived = [], [], [], []
         start = time.perf_counter()
         try:
             self.encoder.run(
@@ -121,6 +124,7 @@ class RetrievalGraph:
                 for w in range(self.num_windows):
                     keep = min(b, n - w * b)
                     embeddings.append(self.embedding_sink.receive()[:keep])
+                    arrived.append(time.perf_counter())
                     if self.knn is not None:
                         ids.append(self.result_sinks[0].receive()[:keep])
                         scores.append(self.result_sinks[1].receive()[:keep])
@@ -134,6 +138,7 @@ class RetrievalGraph:
             ids=np.concatenate(ids).astype(np.int64) if ids else None,
             scores=np.concatenate(scores).astype(np.float32) if scores else None,
             seconds=time.perf_counter() - start,
+            window_times=tuple(arrived),
         )
 
 
