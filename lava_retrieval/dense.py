@@ -32,15 +32,16 @@ _FLOAT32_EXACT = 1 << 24
 class _Synapses:
     """One layer's weights as a torch op over (N, C, H, W) maps, exact in its dtype."""
 
-    def __init__(self, layer: SpikingLayer) -> None:
+    def __init__(self, layer: SpikingLayer, device: str = "cpu") -> None:
         weight = np.asarray(layer.weight, dtype=np.int64)
         self.dtype = torch.float32 if layer.max_input < _FLOAT32_EXACT else torch.float64
         self.layer = layer
-        self.weight = torch.from_numpy(weight).to(self.dtype)
+        self.weight = torch.from_numpy(weight).to(device=device, dtype=self.dtype)
         self.bias = None
         if layer.bias is not None:
             view = (-1,) + (1,) * (len(layer.output_shape) - 1)
-            self.bias = torch.from_numpy(layer.bias.astype(np.float64)).to(self.dtype).view(*view)
+            bias = torch.from_numpy(layer.bias.astype(np.float64))
+            self.bias = bias.to(device=device, dtype=self.dtype).view(*view)
         self.pool = (
             layer.kind == "pool"
             and layer.stride == layer.weight.shape[-1]
@@ -104,7 +105,7 @@ def _fire(
     if len(idx):
         running = flat.index_select(1, idx)  # U_t of the neurons that may fire
         current = torch.diff(running, dim=0, prepend=torch.zeros_like(running[:1]))
-        fired = torch.empty(len(idx), dtype=torch.bool)
+        fired = torch.empty(len(idx), dtype=torch.bool, device=running.device)
         vs = torch.zeros_like(running[0])
         spikes_sub = running  # reuse: row t is overwritten after current[t] was read
         for t in range(steps):
@@ -135,14 +136,16 @@ def _simulate_chunk(
     n = len(images)
     current = torch.from_numpy(
         input_current(images, layers[0].param_scale).astype(np.float32)[:, None]
-    )
+    ).to(prepared.device)
     inputs = current.unsqueeze(0).repeat(time_steps, 1, 1, 1, 1)
     spikes, v, counts, first = _fire(inputs, None, params[0])
     result = SimResult([counts], [v], [spikes.bool()] if record else None)
     for index, (layer, syn) in enumerate(zip(layers[1:], synapses[1:], strict=True), 1):
         source = spikes[: time_steps - 1] if timing == "delay" else spikes
         offset = 1 if timing == "delay" else 0
-        inputs = torch.empty((time_steps, n, *layer.output_shape), dtype=syn.dtype)
+        inputs = torch.empty(
+            (time_steps, n, *layer.output_shape), dtype=syn.dtype, device=prepared.device
+        )
         if first < len(source):
             out = syn(source[first:].flatten(0, 1))
             inputs[first + offset : len(source) + offset] = out.view(-1, n, *layer.output_shape)
@@ -159,29 +162,42 @@ def _simulate_chunk(
 
 @contextlib.contextmanager
 def _exact_float32():
-    """Full-precision float32 products (no reduced-precision fast paths)."""
+    """Full-precision float32 products (no reduced-precision fast paths: TF32 matrix products
+    and convolutions on a GPU would round the integers)."""
     previous = torch.get_float32_matmul_precision()
+    previous_cudnn = torch.backends.cudnn.allow_tf32
     torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
     try:
         yield
     finally:
         torch.set_float32_matmul_precision(previous)
+        torch.backends.cudnn.allow_tf32 = previous_cudnn
 
 
 class Prepared:
-    """A network's synapses as torch ops, built once and reused for every chunk."""
+    """A network's synapses as torch ops on ``device``, built once and reused for every chunk."""
 
-    def __init__(self, network: SpikingNetwork) -> None:
+    def __init__(self, network: SpikingNetwork, device: str = "cpu") -> None:
         # No reference to the network itself: it is the key of the caller's weak cache.
+        self.device = torch.device(device)
         self.layers = network.layers
         self.params = [network.neuron(i) for i in range(len(network.layers))]
-        self.synapses = [None] + [_Synapses(layer) for layer in network.layers[1:]]
+        self.synapses = [None] + [_Synapses(layer, device) for layer in network.layers[1:]]
 
 
 def simulate_dense(
     prepared: Prepared, images: np.ndarray, time_steps: int, timing: str, record: bool
 ) -> SimResult:
     """Every layer's spike counts and final potentials (and spike trains, if ``record``) for a
-    chunk of images, as torch tensors holding the integers of the reference."""
+    chunk of images, as CPU torch tensors holding the integers of the reference (computed on
+    ``prepared.device``)."""
     with torch.no_grad(), _exact_float32():
-        return _simulate_chunk(prepared, images, time_steps, timing, record)
+        result = _simulate_chunk(prepared, images, time_steps, timing, record)
+    if prepared.device.type != "cpu":
+        result = SimResult(
+            [t.cpu() for t in result.spike_counts],
+            [t.cpu() for t in result.membrane],
+            [t.cpu() for t in result.spikes] if result.spikes is not None else None,
+        )
+    return result

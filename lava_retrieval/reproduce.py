@@ -435,16 +435,18 @@ def step_runtime(ctx: Context) -> dict:
     devices = ["cpu"] + ([ctx.device] if ctx.device != "cpu" else [])
     rows = []
     work = [("ann", d, b, None) for d in devices for b in (1, plan.large_batch)]
-    work += [("sim", "cpu", b, t) for t in plan.runtime_steps for b in (1, plan.large_batch)]
+    work += [
+        ("sim", d, b, t) for d in devices for t in plan.runtime_steps for b in (1, plan.large_batch)
+    ]
     work += [("lava", "cpu", 1, t) for t in plan.runtime_steps]
     for kind, device, batch, steps in tqdm(work, desc="runtime", disable=not ctx.progress):
         if kind == "ann":
             row = ann_latency(checkpoint.model, images, batch, plan.repeats, device)
         elif kind == "sim":
-            row = sim_latency(network, images, steps, "delay", batch, plan.repeats)
+            row = sim_latency(network, images, steps, "delay", batch, plan.repeats, device)
         else:
             row = lava_latency(network, images, steps, "delay", plan.lava_images, plan.repeats)
-        rows.append({"model": kind, "device": device, "time_steps": steps, **row})
+        rows.append({**row, "model": kind, "device": device, "time_steps": steps})
     figure = plot_fig5(rows, ctx.out_dir / "fig5-runtime.png")
     return {"rows": rows, "figure": figure.name, "timing": "delay"}
 
@@ -463,11 +465,13 @@ def plot_fig5(rows: list[dict], out: Path) -> Path:
     series: dict[str, list] = {}
     for row in rows:
         if row["model"] == "ann":
-            ax.axhline(row["ms"], linestyle=":", linewidth=1,
-                       color="tab:gray" if row["batch_size"] == 1 else "tab:olive",
+            ax.axhline(row["ms"], linewidth=1,
+                       color="tab:gray" if row["device"] == "cpu" else "tab:green",
+                       dashes=(1, 2) if row["batch_size"] == 1 else (4, 2),
                        label=f"ANN, torch {row['device']}, batch {row['batch_size']}")  # fmt: skip
             continue
-        name = "Lava process graph (CPU)" if row["model"] == "lava" else "fast simulator (CPU)"
+        where = "CPU" if row["device"] == "cpu" else row["device"]
+        name = f"{'Lava process graph' if row['model'] == 'lava' else 'fast simulator'} ({where})"
         series.setdefault(f"SNN, {name}, batch {row['batch_size']}", []).append(
             (row["time_steps"], row["ms"])
         )

@@ -8,8 +8,8 @@ exposes none).
     The torch ANN (``device``: ``cpu`` or ``cuda``), batch 1: one forward pass per image;
     large batch: one forward pass over the whole batch, divided by its size.
 ``sim``
-    The fast simulator (its default engine, on the CPU): batch 1 one image per call; large
-    batch one call over the batch.
+    The fast simulator (its default engine on the CPU; the torch engine on a GPU): batch 1 one
+    image per call; large batch one call over the batch.
 ``lava``
     The Lava process graph with the fixed-point models on the CPU at batch 1: the runtime's
     start-up (compiling, forking a dozen processes) is excluded as in the paper's Loihi figures:
@@ -81,8 +81,9 @@ def ann_latency(
 
 
 def sim_latency(
-    network, images: np.ndarray, time_steps: int, timing: str, batch_size: int, repeats: int = 5
-) -> dict:
+    network, images: np.ndarray, time_steps: int, timing: str, batch_size: int, repeats: int = 5,
+    device: str = "cpu",
+) -> dict:  # fmt: skip
     """Per-example latency of the fast simulator (see the module docstring)."""
     from lava_retrieval.sim import simulate
 
@@ -94,11 +95,14 @@ def sim_latency(
 
     def run() -> int:
         for batch in batches:
-            simulate(network, batch, time_steps, timing, chunk_size=len(batch), layers=keep)
+            simulate(network, batch, time_steps, timing, chunk_size=len(batch), layers=keep,
+                     device=device)  # fmt: skip
         return sum(len(b) for b in batches)
 
-    simulate(network, images[:2], time_steps, timing)  # warm-up: compiling, packing
-    return {"batch_size": batch_size, "time_steps": time_steps, **_measure(run, repeats, "cpu")}
+    simulate(network, images[:2], time_steps, timing, device=device)  # warm-up: compiling
+    meter = "cpu" if device == "cpu" else "gpu"
+    return {"batch_size": batch_size, "time_steps": time_steps, "device": device,
+            **_measure(run, repeats, meter)}  # fmt: skip
 
 
 def lava_latency(

@@ -134,12 +134,13 @@ def _engine(network: SpikingNetwork, engine: str) -> str:
 _RUNNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _runner(network: SpikingNetwork, engine: str):
+def _runner(network: SpikingNetwork, engine: str, device: str = "cpu"):
     """``run(images, time_steps, timing, record, layers) -> SimResult`` of one engine, with
-    the network prepared once for it and kept for the next call."""
+    the network prepared once for it (on ``device``, for the torch engine) and kept for the
+    next call."""
     cached = _RUNNERS.setdefault(network, {})
-    if engine in cached:
-        return cached[engine]
+    if (engine, device) in cached:
+        return cached[(engine, device)]
     if engine == "events":
         from lava_retrieval import events
 
@@ -153,12 +154,12 @@ def _runner(network: SpikingNetwork, engine: str):
     else:
         from lava_retrieval import dense
 
-        prepared = dense.Prepared(network)
+        prepared = dense.Prepared(network, device)
 
         def run(images, time_steps, timing, record, layers):
             return dense.simulate_dense(prepared, images, time_steps, timing, record)
 
-    cached[engine] = run
+    cached[(engine, device)] = run
     return run
 
 
@@ -172,6 +173,7 @@ def simulate(
     progress: bool = False,
     layers: tuple[int, ...] | None = None,
     engine: str = "auto",
+    device: str = "cpu",
 ) -> SimResult:
     """Simulate ``network`` on a batch of images.
 
@@ -195,6 +197,9 @@ def simulate(
         output layers are wanted.
     engine : {"auto", "events", "torch"}
         See the module's docstring; the results are the same.
+    device : str
+        Where the ``torch`` engine computes, e.g. ``cuda`` (``auto`` then means ``torch``);
+        default ``cpu``. The results are the same.
 
     >>> simulate(net, images[:4], 16).spike_counts[-1].shape  # doctest: +SKIP
     (4, 10)
@@ -216,7 +221,19 @@ def simulate(
     if layers is not None and not all(-count <= int(i) < count for i in layers):
         raise LavaRetrievalError(f"layers must be indices below {count}, got {tuple(layers)}")
     wanted = set(range(count)) if layers is None else {int(i) % count for i in layers}
-    run = _runner(network, _engine(network, engine))
+    if device != "cpu":
+        import torch
+
+        if engine == "events":
+            raise LavaRetrievalError(f"engine 'events' runs on the CPU only, not on {device!r}")
+        try:
+            kind = torch.device(device).type
+        except RuntimeError:
+            raise LavaRetrievalError(f"unknown device {device!r}") from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise LavaRetrievalError(f"device {device!r}: this machine has no CUDA GPU")
+        engine = "torch"
+    run = _runner(network, _engine(network, engine), device)
     parts: list[SimResult] = []
     with tqdm(total=len(images), unit="img", disable=not progress, desc="sim") as bar:
         for start in range(0, len(images), chunk_size):

@@ -94,3 +94,17 @@ def test_images_that_are_not_pixels_are_refused(images, message, engine):
     network = SpikingNetwork.load(Path(__file__).parent / "golden" / "small-net.npz")
     with pytest.raises(LavaRetrievalError, match=message):
         simulate(network, images, 4, engine=engine)
+
+
+def test_device_errors_are_clear(small_network, fashion):
+    images = fashion.test_images[:2]
+    with pytest.raises(LavaRetrievalError, match="unknown device"):
+        simulate(small_network, images, 4, device="abacus")
+    cpu = simulate(small_network, images, 4, engine="torch")
+    explicit = simulate(small_network, images, 4, device=torch.device("cpu").type + ":0")
+    assert all((a == b).all() for a, b in zip(cpu.membrane, explicit.membrane, strict=True))
+    with pytest.raises(LavaRetrievalError, match="CPU only"):
+        simulate(small_network, images, 4, engine="events", device="cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(LavaRetrievalError, match="no CUDA GPU"):
+            simulate(small_network, images, 4, device="cuda")
