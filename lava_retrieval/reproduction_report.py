@@ -198,7 +198,7 @@ def table2(out: Path) -> str:
 
 
 def fig4(out: Path) -> str:
-    title = "Fig 4: performance against time steps, five networks"
+    title = "Fig 4: performance against time steps, independently trained networks"
     record = _load(out, "fig4.json")
     if record is None:
         return _missing(title, "fig4")
@@ -237,9 +237,10 @@ def fig4(out: Path) -> str:
         "- *Where it plateaus.* The paper's curves plateau from T = 16; the mean classification "
         "here comes within one point of the ANNs' "
         + (f"from T = {plateau}" if plateau else f"at no T up to {steps[-1]}")
-        + ": under Lava's timing the output layer of this network (three synapse layers) "
-        "receives nothing for its first three steps, and the membrane readout averages the "
-        "quantisation out only over many steps (README, *Fewer time steps*).",
+        + ": under Lava's timing every synapse layer delays spikes by one step, so the output "
+        "layer of 32-64-10 (five synapse layers: two convolutions, two poolings, the dense "
+        "layer) receives nothing for its first five steps, and the membrane readout averages "
+        "the quantisation out only over many steps (README, *Fewer time steps*).",
         f"- *Spread.* The standard deviation of SNN classification over the networks is "
         f"{spread[steps[0]]:.2f} points at T = {steps[0]} and {spread[steps[-1]]:.2f} at "
         f"T = {steps[-1]} (largest: {max(spread.values()):.2f} at T = "

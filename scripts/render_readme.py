@@ -125,8 +125,7 @@ SWEEPS = (
 )
 BEST = "sweep-qcfs-pipelined-integrated"
 READOUT_SWEEPS = {
-    readout: f"sweep-qcfs-pipelined-{readout}"
-    for readout in ("integrated", "spike_count")
+    readout: f"sweep-qcfs-pipelined-{readout}" for readout in ("integrated", "spike_count")
 }
 # Issue targets for the best method, each against its own ANN: (T, metric, largest gap).
 TARGETS = (
@@ -291,8 +290,60 @@ def bench_memory() -> str:
     )
 
 
+def reproduction() -> str:
+    """Headline rows of results/REPRODUCTION.md (from the files `lava-retrieval reproduce`
+    wrote)."""
+    table1 = _load("table1.json")
+    fig4 = _load("fig4.json")["result"]
+    runtime = _load("runtime.json")["result"]
+    energy = _load("energy.json")["result"]
+    steps = table1["result"]["time_steps"]
+    rows = [
+        "| architecture | ANN test | paper | "
+        + " | ".join(f"SNN T={t}" for t in steps)
+        + " | paper SNN | Loihi cores |",
+        "| --- | ---: | ---: | " + "---: | " * len(steps) + "---: | ---: |",
+    ]
+    for row in table1["result"]["rows"]:
+        ref = paper.TABLE1[row["arch"]]
+        snn = " | ".join(f"{row['snn'][str(t)]:.2f}" for t in steps)
+        cores = f"{row['cores']}" + ("" if row["deployable"] else " (does not fit)")
+        ref_snn = "N/A" if ref[3] is None else f"{ref[3]:.2f}"
+        rows.append(
+            f"| {row['arch']} | {row['test']:.2f} | {ref[2]:.2f} | {snn} | {ref_snn} | {cores} |"
+        )
+    summary = fig4["summary"]
+    fig4_line = ", ".join(
+        f"T = {t}: {summary[f'SNN({t})']['classification']['mean']:.2f} ± "
+        f"{summary[f'SNN({t})']['classification']['std']:.2f}"
+        for t in (16, 128)
+        if f"SNN({t})" in summary
+    )
+    by = {(r["model"], r["batch_size"], r["time_steps"]): r["ms"] for r in runtime["rows"]}
+    ann1 = next(r["ms"] for r in runtime["rows"] if r["model"] == "ann" and r["batch_size"] == 1)
+    check = next(c for c in energy["checks"] if c["time_steps"] == 16)
+    best = min(energy["rows"], key=lambda r: r["estimate"]["total_mj"])
+    return (
+        "\n".join(rows)
+        + "\n\nTable 1 (percent; the paper's columns from its Table 1; every network trained "
+        + f"{table1['result']['rows'][0]['epochs']} epochs, seed 0). Fig 4: SNN classification "
+        + f"over {len(fig4['seeds'])} networks (mean ± std) {fig4_line}; their ANNs "
+        + f"{summary['ANN']['classification']['mean']:.2f} ± "
+        + f"{summary['ANN']['classification']['std']:.2f}. Table 3 on this machine, batch 1, "
+        + f"T = 16: Lava process graph {by[('lava', 1, 16)]:.3g} ms, fast simulator "
+        + f"{by[('sim', 1, 16)]:.3g} ms, ANN {ann1:.3g} ms per example (paper, Loihi: "
+        + f"{paper.loihi_row(16)['ms']} ms). Tables 4/5: the Loihi energy model gives "
+        + f"{check['model_total_mj']:.3f} mJ per example at T = 16 against the paper's measured "
+        + f"{check['paper_total_mj']} mJ; {best['label']} at T = {best['time_steps']}: "
+        + f"{best['estimate']['total_mj']:.3f} mJ. From `results/table1.json`, "
+        + "`results/fig4.json`, `results/runtime.json`, `results/energy.json`, produced by "
+        + "`lava-retrieval reproduce`."
+    )
+
+
 BLOCKS = {
     "shipped-ann": shipped_ann,
+    "reproduction": reproduction,
     "conversion": conversion,
     "lava-graph": lava_graph,
     "table2": table2,
