@@ -94,3 +94,13 @@ def test_missing_checkpoints_and_unknown_steps_are_clear_errors(tmp_path, capsys
     assert main(["reproduce", "--device", "tpu", "--only", "fig3", "--out-dir",
                  str(tmp_path)]) == 2  # fmt: skip
     assert "not available" in capsys.readouterr().err
+
+
+def test_cli_quick_runs_a_step_and_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "quick"
+    assert main(["reproduce", "--quick", "--only", "fig3", "--out-dir", str(out), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["fig3"] == "done" and status["report"] == str(out / "REPRODUCTION.md")
+    report = (out / "REPRODUCTION.md").read_text()
+    assert "## Fig 3" in report and "quick: corpus 2,000" in report
+    assert "Not run yet: `lava-retrieval reproduce --only table1`" in report
