@@ -16,8 +16,8 @@ from lava_retrieval.reproduce import STEPS, Plan, ReproduceError, reproduce
 
 TINY = replace(
     Plan.quick(), archs=("4-8-10", "32-64-128-256-10"), seeds=(0, 1), sweep_steps=(4, 16),
-    table1_steps=(16,), corpus=200, fig4_corpus=None, queries=60, calibration=100, runtime_steps=(4, 16),
-    lava_images=2, repeats=1, large_batch=32, energy_images=10,
+    table1_steps=(16,), corpus=200, fig4_corpus=None, queries=60, calibration=100,
+    runtime_steps=(4, 16), lava_images=2, repeats=1, large_batch=32, energy_images=10,
 )  # fmt: skip
 TITLES = ("## Table 1", "## Fig 3", "## Table 2", "## Fig 4", "## Fig 5 and Table 3",
           "## Tables 4 and 5", "## Fig 6")  # fmt: skip
