@@ -498,6 +498,8 @@ def plot_fig5(rows: list[dict], out: Path) -> Path:
             label="SNN, Loihi, batch 1 (paper, Table 3)")  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    steps = sorted({16, 128} | {r["time_steps"] for r in rows if r["time_steps"]})
+    ax.set_xticks(steps, [str(t) for t in steps])
     ax.set_xlabel("time steps T")
     ax.set_ylabel("runtime per example (ms)")
     ax.grid(alpha=0.3, which="both")
