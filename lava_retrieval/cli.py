@@ -370,7 +370,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
     check_output(Path(out) / "REPRODUCTION.md")
     status = reproduce(
         out, Plan.quick() if args.quick else Plan(), only, args.checkpoints, args.device,
-        args.force, progress=not args.json, data_dir=args.data_dir, log=_log(args),
+        args.force, progress=not (args.json or args.no_progress), data_dir=args.data_dir,
+        log=_log(args),
     )  # fmt: skip
     _emit(args, status, lambda p: f"report: {p['report']}")
 
@@ -914,6 +915,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", default="checkpoints", help="the trained networks' directory")
     p.add_argument("--device", default="cpu", help="also time the ANN here, e.g. cuda")
     p.add_argument("--force", action="store_true", help="redo steps that are up to date")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = add("evaluate-ann", _cmd_evaluate_ann, "train/validation/test accuracy of an ANN")
     p.add_argument("--checkpoint", help="checkpoint directory (default: the shipped 32-64-10)")
