@@ -142,7 +142,6 @@ class Context:
     plan: Plan
     device: str = "cpu"
     progress: bool = True
-    log: object = print
     force: bool = False
     data_dir: str | None = None
     _data: object = None
@@ -315,7 +314,8 @@ def step_table1(ctx: Context) -> dict:
 # --- Fig 3 and Table 2 -----------------------------------------------------------------------
 
 
-def _shipped(ctx: Context):
+def _shipped():
+    """The shipped 32-64-10 ANN (the paper's method)."""
     from lava_retrieval.methods import get
 
     return get("paper").checkpoint()
@@ -324,7 +324,7 @@ def _shipped(ctx: Context):
 def step_fig3(ctx: Context) -> dict:
     from lava_retrieval import loihi
 
-    checkpoint = _shipped(ctx)
+    checkpoint = _shipped()
     report = loihi.check(ctx.network(checkpoint))
     figure = loihi.plot_core_map(
         report, ctx.out_dir / "fig3-core-map.png",
@@ -336,7 +336,7 @@ def step_fig3(ctx: Context) -> dict:
 def step_table2(ctx: Context) -> dict:
     from lava_retrieval import experiments
 
-    checkpoint = _shipped(ctx)
+    checkpoint = _shipped()
     result = experiments.table2(
         ctx.network(checkpoint), checkpoint.model, ctx.data, (16, 128), "membrane", "delay",
         ctx.plan.corpus, ctx.plan.queries, ctx.progress,
@@ -444,7 +444,7 @@ def step_runtime(ctx: Context) -> dict:
     from lava_retrieval.runtime import ann_latency, lava_latency, sim_latency
 
     plan = ctx.plan
-    checkpoint = _shipped(ctx)
+    checkpoint = _shipped()
     network = ctx.network(checkpoint)
     images, _ = ctx.data.split("test")
     devices = ["cpu"] + ([ctx.device] if ctx.device != "cpu" else [])
@@ -651,7 +651,7 @@ def reproduce(
             raise ReproduceError(f"device {device!r} is not available on this machine")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(out, Path(checkpoints), plan, device, progress, log, force, data_dir)
+    ctx = Context(out, Path(checkpoints), plan, device, progress, force, data_dir)
     status = {}
     for step in steps:
         key = _step_key(ctx, step)

@@ -213,7 +213,7 @@ def fig4(out: Path) -> str:
         f"({', '.join(map(str, sorted(set(result['epochs']))))} epochs each), Algorithm 1, "
         f"Lava's timing, membrane readout; corpus {result['corpus']:,}"
         + (
-            " (the first training images: the sweep on all 60,000 takes an hour on 2 cores; "
+            " (the first training images: the sweep on all 60,000 takes several times as long; "
             "Table 2 has the full corpus)"
             if result["corpus"] < 60000
             else ""

@@ -322,6 +322,13 @@ def reproduction() -> str:
     by = {(r["model"], r["batch_size"], r["time_steps"]): r["ms"] for r in runtime["rows"]}
     ann1 = next(r["ms"] for r in runtime["rows"] if r["model"] == "ann" and r["batch_size"] == 1)
     check = next(c for c in energy["checks"] if c["time_steps"] == 16)
+    steps = ("table1", "fig3", "table2-reproduce", "fig4", "runtime", "energy", "fig6")
+    records = [_load(f"{step}.json") for step in steps]
+    run_minutes = sum(r["seconds"] for r in records) / 60
+    checkpoints = sorted((ROOT / "checkpoints").glob("*/checkpoint.json"))
+    train_minutes = sum(
+        h["seconds"] for c in checkpoints for h in json.loads(c.read_text())["history"]
+    ) / 60
     best = min(energy["rows"], key=lambda r: r["estimate"]["total_mj"])
     return (
         "\n".join(rows)
@@ -337,7 +344,10 @@ def reproduction() -> str:
         + f"{check['paper_total_mj']} mJ; {best['label']} at T = {best['time_steps']}: "
         + f"{best['estimate']['total_mj']:.3f} mJ. From `results/table1.json`, "
         + "`results/fig4.json`, `results/runtime.json`, `results/energy.json`, produced by "
-        + "`lava-retrieval reproduce`."
+        + f"`lava-retrieval reproduce`, which took {run_minutes:.0f} minutes in all on "
+        + f"{table1['machine']['cores']} cores (the steps' recorded times); training the "
+        + f"{len(checkpoints)} networks of `checkpoints/` took {train_minutes:.0f} minutes "
+        + "(their recorded epoch times, partly while other work shared the cores)."
     )
 
 

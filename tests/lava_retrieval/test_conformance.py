@@ -212,12 +212,12 @@ class Observed:
     readouts: dict = field(default_factory=dict)
 
 
-def _simulator(engine: str) -> Callable:
+def _simulator(engine: str, device: str = "cpu") -> Callable:
     def run(network, images, steps, timing, readouts) -> Observed:
         from lava_retrieval.sim import simulate
 
         result = simulate(network, images, steps, timing, record_spikes=True, chunk_size=4,
-                          engine=engine)  # fmt: skip
+                          engine=engine, device=device)  # fmt: skip
         return Observed(
             result.spikes,
             result.spike_counts,
@@ -291,8 +291,14 @@ class Engine:
     saturates: bool = True  # False: held to the reference without saturation
     lowers_to: str | None = None  # needs lowering.problems(network, target) to be empty
     needs_int32: bool = False
+    needs_cuda: bool = False
 
     def why_not(self, network: SpikingNetwork) -> str | None:
+        if self.needs_cuda:
+            import torch
+
+            if not torch.cuda.is_available():
+                return "no CUDA GPU on this machine"
         if self.lowers_to is not None:
             found = lowering.problems(network, self.lowers_to)
             if found:
@@ -304,6 +310,7 @@ class Engine:
 
 ENGINES = {
     "torch": Engine(_simulator("torch")),
+    "torch-cuda": Engine(_simulator("torch", "cuda"), needs_cuda=True),
     "events": Engine(_simulator("events"), needs_int32=True),
     "lava": Engine(_graph("lava"), timings=("delay", "pipelined")),
     "lava-float": Engine(_graph("lava-float"), timings=("delay", "pipelined"), saturates=False),
@@ -417,7 +424,11 @@ def test_saturation_cases_saturate(expected):
 
 
 def test_every_engine_runs_some_case(built):
-    """No engine is skipped everywhere."""
+    """No engine is skipped everywhere (a GPU engine runs only where there is a GPU)."""
+    import torch
+
     for name, spec in ENGINES.items():
+        if spec.needs_cuda and not torch.cuda.is_available():
+            continue
         runnable = [c for c in CASES if not spec.why_not(built(c)[0])]
         assert runnable, name
