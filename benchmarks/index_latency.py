@@ -21,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from lava_retrieval.atomic import write_text
-from lava_retrieval.data import load_fashion_mnist
-from lava_retrieval.image_index import ImageIndex, read_source
-from lava_retrieval.methods import DEFAULT_METHOD, get
-from lava_retrieval.sim import SimConfig
+from lava_retrieval.common.atomic import write_text
+from lava_retrieval.conversion.methods import DEFAULT_METHOD, get
+from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.snn.config import SimConfig
 
 
 def _median_seconds(run, repeats: int) -> tuple[float, list[float]]:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lava_retrieval.atomic import write_text
+from lava_retrieval.common.atomic import write_text
 
 BUDGET_MB = 4096
 
@@ -30,29 +30,67 @@ def commands(tmp: Path, quick: bool) -> dict[str, list[str]]:
     return {
         "convert (paper)": ["convert", "--out", str(tmp / "paper.npz")],
         "convert (netx export, folded)": [
-            "convert", "--reset", "zero", "--weight-bits", "8", "--pool-mode", "folded",
-            "--out", str(tmp / "netx.npz"), "--export-netx", str(tmp / "netx.h5"),
+            "convert",
+            "--reset",
+            "zero",
+            "--weight-bits",
+            "8",
+            "--pool-mode",
+            "folded",
+            "--out",
+            str(tmp / "netx.npz"),
+            "--export-netx",
+            str(tmp / "netx.h5"),
         ],
         "calibrate": ["calibrate", "--percentiles", "99.9", "99.99", *limit],
         "embed (sim, 60,000 images)": [
-            "embed", "--network", str(tmp / "paper.npz"), "--backend", "sim",
-            "--split", "full_train", "--out", str(tmp / "e.npy"), *limit,
+            "embed",
+            "--network",
+            str(tmp / "paper.npz"),
+            "--backend",
+            "sim",
+            "--split",
+            "full_train",
+            "--out",
+            str(tmp / "e.npy"),
+            *limit,
         ],
         "embed (Lava graph, 1,000 images)": [
-            "embed", "--network", str(tmp / "paper.npz"), "--backend", "lava",
-            "--limit", "1000", "--out", str(tmp / "l.npy"),
+            "embed",
+            "--network",
+            str(tmp / "paper.npz"),
+            "--backend",
+            "lava",
+            "--limit",
+            "1000",
+            "--out",
+            str(tmp / "l.npy"),
         ],
         "evaluate (T = 16)": [
-            "evaluate", "--time-steps", "16", "--out-dir", str(tmp / "ev"), *corpus,
+            "evaluate",
+            "--time-steps",
+            "16",
+            "--out-dir",
+            str(tmp / "ev"),
+            *corpus,
         ],
         "index build (60,000 images)": [
-            "index", "build", "fashion-mnist:full_train", "--out", str(tmp / "index"), *limit,
+            "index",
+            "build",
+            "fashion-mnist:full_train",
+            "--out",
+            str(tmp / "index"),
+            *limit,
         ],
         "search (Lava graph)": [
-            "search", str(tmp / "index"), "fashion-mnist:test:0", "--backend", "lava",
+            "search",
+            str(tmp / "index"),
+            "fashion-mnist:test:0",
+            "--backend",
+            "lava",
         ],
         "demo": ["demo", "--out", str(tmp / "demo.png")],
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -67,8 +105,10 @@ def main() -> None:
             start = time.perf_counter()
             process = subprocess.Popen(
                 [sys.executable, "-m", "lava_retrieval.cli", *argv, "--json"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-            )  # fmt: skip
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
             _, status, usage = os.wait4(process.pid, 0)
             err = process.stderr.read().decode()[-500:]
             rows.append(

@@ -20,14 +20,15 @@ import time
 
 import numpy as np
 
-from lava_retrieval import paper
-from lava_retrieval.atomic import write_text
-from lava_retrieval.data import load_fashion_mnist
-from lava_retrieval.events import threads_for
-from lava_retrieval.graph import build
-from lava_retrieval.index import CosineIndex
-from lava_retrieval.network import SpikingNetwork
-from lava_retrieval.sim import embed
+from lava_retrieval.common.atomic import write_text
+from lava_retrieval.common.cores import threads_for
+from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+from lava_retrieval.engines.sim import embed
+from lava_retrieval.evaluation import paper
+from lava_retrieval.lava_graph.graph import build
+from lava_retrieval.search.index import CosineIndex
+from lava_retrieval.snn.config import SimConfig
+from lava_retrieval.snn.network import SpikingNetwork
 
 PAPER_LOIHI_MS_PER_IMAGE = paper.loihi_row(16)["ms"]  # Liu et al. 2022, Table 3
 
@@ -49,19 +50,24 @@ def main() -> None:
         for batch in args.batch_sizes:
             # Small batches: fewer images (the same number of calls of the simulator).
             n = min(args.images, max(64, 64 * batch))
-            run = functools.partial(
-                embed, network, time_steps=args.time_steps, chunk_size=batch, engine=engine,
-                progress=False,
-            )  # fmt: skip
+            config = SimConfig(args.time_steps, chunk_size=batch, engine=engine)
+            run = functools.partial(embed, network, config=config, progress=False)
             run(images[:batch])  # warm-up: compilation, caches
             start = time.perf_counter()
             run(images[:n])
             seconds = time.perf_counter() - start
-            rows.append({"engine": engine, "batch_size": batch, "images": n,
-                         "seconds": round(seconds, 3),
-                         "images_per_second": round(n / seconds, 1)})  # fmt: skip
+            rows.append(
+                {
+                    "engine": engine,
+                    "batch_size": batch,
+                    "images": n,
+                    "seconds": round(seconds, 3),
+                    "images_per_second": round(n / seconds, 1),
+                }
+            )
             print(rows[-1], flush=True)
-    lava = build(network, images[: args.lava_images], args.time_steps, 256).run(progress=False)
+    lava = build(network, images[: args.lava_images], SimConfig(args.time_steps), batch_size=256)
+    lava = lava.run(progress=False)
     rng = np.random.default_rng(0)
     corpus = rng.random((60000, 1024), dtype=np.float32)
     queries = rng.random((10000, 1024), dtype=np.float32)
@@ -87,7 +93,7 @@ def main() -> None:
             "images": args.lava_images,
             "batch_size": 256,
             "images_per_second": round(args.lava_images / lava.seconds, 1),
-        },  # fmt: skip
+        },
         "search_10000x60000_seconds": round(search_seconds, 2),
         "paper_loihi_images_per_second": round(1000 / PAPER_LOIHI_MS_PER_IMAGE, 1),
         "target_images_per_second": 1000,

@@ -14,11 +14,12 @@ import argparse
 
 import numpy as np
 
-from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
-from lava_retrieval.data import CLASS_NAMES, load_fashion_mnist
-from lava_retrieval.graph import embed
-from lava_retrieval.lava_runtime import import_lava
-from lava_retrieval.train import load_checkpoint
+from lava_retrieval.ann.checkpoint import load_checkpoint
+from lava_retrieval.common.lava_runtime import import_lava
+from lava_retrieval.conversion.algorithm import ConversionConfig, calibration_indices, convert
+from lava_retrieval.data.fashion_mnist import CLASS_NAMES, load_fashion_mnist
+from lava_retrieval.lava_graph.graph import embed
+from lava_retrieval.snn.config import SimConfig
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
         data.train_images[: args.corpus],
         data.train_labels[: args.corpus],
     )
-    corpus = embed(network, corpus_images, args.time_steps, batch_size=250)
+    corpus = embed(network, corpus_images, SimConfig(args.time_steps), batch_size=250)
 
     import_lava()
     from lava.magma.core.run_conditions import RunSteps

@@ -1,6 +1,6 @@
 """lava-retrieval: content-based image retrieval with spiking-network embeddings on Lava.
 
-The pipeline of Liu et al. (PLoS ONE 2022): train a small CNN (:mod:`lava_retrieval.train`),
+The pipeline of Liu et al. (PLoS ONE 2022): train a small CNN (:mod:`lava_retrieval.ann.training`),
 convert it with Algorithm 1 (:func:`lava_retrieval.convert`), run the spiking network
 (:func:`lava_retrieval.embed`, by any backend; its semantics are
 :func:`lava_retrieval.simulate_reference`) and take the membrane potentials of the layer before
@@ -21,19 +21,19 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "convert": "lava_retrieval.conversion",
-    "ConversionConfig": "lava_retrieval.conversion",
-    "SpikingNetwork": "lava_retrieval.network",
-    "CosineIndex": "lava_retrieval.index",
-    "load_fashion_mnist": "lava_retrieval.data",
-    "load_checkpoint": "lava_retrieval.train",
-    "TrainConfig": "lava_retrieval.train",
-    "ConvNet": "lava_retrieval.ann",
-    "export_netx": "lava_retrieval.netx",
-    "simulate_reference": "lava_retrieval.reference",
-    "NeuronParams": "lava_retrieval.neuron",
-    "embed": "lava_retrieval.embedding",
-    "SimConfig": "lava_retrieval.sim",
+    "convert": "lava_retrieval.conversion.algorithm",
+    "ConversionConfig": "lava_retrieval.conversion.algorithm",
+    "SpikingNetwork": "lava_retrieval.snn.network",
+    "CosineIndex": "lava_retrieval.search.index",
+    "load_fashion_mnist": "lava_retrieval.data.fashion_mnist",
+    "load_checkpoint": "lava_retrieval.ann.checkpoint",
+    "TrainConfig": "lava_retrieval.ann.checkpoint",
+    "ConvNet": "lava_retrieval.ann.model",
+    "export_netx": "lava_retrieval.loihi.netx",
+    "simulate_reference": "lava_retrieval.snn.reference",
+    "NeuronParams": "lava_retrieval.snn.neuron",
+    "embed": "lava_retrieval.lava_graph.embedding",
+    "SimConfig": "lava_retrieval.engines.sim",
 }
 
 __all__ = sorted(_LAZY)

@@ -71,7 +71,7 @@ done
 $PY - <<'PY'
 import json
 
-from lava_retrieval.experiments import plot_time_steps
+from lava_retrieval.evaluation.table2 import plot_time_steps
 
 runs = {
     "paper's method, Lava timing": "sweep-paper-delay",

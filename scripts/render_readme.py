@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 
 sys.path.insert(0, str(ROOT))
-from lava_retrieval import paper  # noqa: E402  (the paper's numbers, in one place)
+from lava_retrieval.evaluation import paper  # noqa: E402  (the paper's numbers, in one place)
 
 # The paper's Table 1 row for 32-64-10 (Liu et al. 2022): reference values, not ours.
 PAPER_TABLE1_32_64_10 = dict(
@@ -83,7 +83,7 @@ def lava_graph() -> str:
 
 
 def table2() -> str:
-    from lava_retrieval.experiments import markdown
+    from lava_retrieval.evaluation.table2 import markdown
 
     result = _load("table2.json")
     p = result["protocol"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lava_retrieval.data import FashionMNIST, load_fashion_mnist
+from lava_retrieval.data.fashion_mnist import FashionMNIST, load_fashion_mnist
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ class CosineKNN(AbstractProcess):
 
         ids[b], scores[b] = top_k(cos(query[b], corpus))     at (t - offset) % T == 0
 
-    The search is :class:`lava_retrieval.index.CosineIndex` (exact, best first, ties by corpus
+    The search is :class:`lava_retrieval.search.index.CosineIndex` (exact, best first, ties by
+    corpus
     order). It runs on the host CPU, as in the paper.
 
     Parameters
@@ -43,7 +44,7 @@ class CosineKNN(AbstractProcess):
         offset: int = 0,
         name: str | None = None,
     ) -> None:
-        from lava_retrieval.index import CosineIndex
+        from lava_retrieval.search.index import CosineIndex
 
         index = CosineIndex().add(corpus, labels=labels)  # validates the corpus here
         if not 0 < k <= len(index):

@@ -11,10 +11,10 @@ from lava.magma.core.model.sub.model import AbstractSubProcessModel
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_retrieval import lowering
-from lava_retrieval.network import SpikingLayer
-from lava_retrieval.neuron import NeuronParams, if_step
-from lava_retrieval.synapse import SynapticOp
+from lava_retrieval.loihi import lowering
+from lava_retrieval.snn.network import SpikingLayer
+from lava_retrieval.snn.neuron import NeuronParams, if_step
+from lava_retrieval.snn.synapse import SynapticOp
 from procs.if_layer.process import IFLayer
 
 
@@ -99,7 +99,7 @@ class _BatchedIFLayer(PyLoihiProcessModel):
 @requires(CPU)
 @tag("fixed_pt", "bit_accurate_loihi")
 class PyIFLayerModelFixed(_BatchedIFLayer):
-    """Integer arithmetic of :func:`lava_retrieval.neuron.if_step`: Loihi's 24-bit membrane
+    """Integer arithmetic of :func:`lava_retrieval.snn.neuron.if_step`: Loihi's 24-bit membrane
     with saturation and Lava's threshold comparison."""
 
     inp: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
@@ -154,9 +154,9 @@ class LoihiIFLayerModel(AbstractSubProcessModel):
     ``Loihi2HwCfg(select_sub_proc_model=True)`` runs this on the chip; ``Loihi2SimCfg`` with
     ``select_tag="fixed_pt", select_sub_proc_model=True`` runs it on the CPU. The mapping
     (threshold, current decay, bias exponent, 8-bit weights, layouts) and what can be lowered
-    exactly are :mod:`lava_retrieval.lowering`'s; a layer that cannot be lowered exactly is
+    exactly are :mod:`lava_retrieval.loihi.lowering`'s; a layer that cannot be lowered exactly is
     refused. Lava's LIF keeps ``v`` scaled by ``2**6``, which the membrane probe converts back
-    (:func:`lava_retrieval.lowering.membrane_from_lava`).
+    (:func:`lava_retrieval.loihi.lowering.membrane_from_lava`).
     Lava's synapses have no reset, so one graph embeds one image.
     """
 

@@ -7,12 +7,12 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
-from lava_retrieval.lowering import whc_shape
-from lava_retrieval.network import SpikingLayer
-from lava_retrieval.neuron import NeuronParams
+from lava_retrieval.loihi.lowering import whc_shape
+from lava_retrieval.snn.config import GRAPH_TIMINGS
+from lava_retrieval.snn.network import SpikingLayer
+from lava_retrieval.snn.neuron import NeuronParams
 
 LAYOUTS = ("bchw", "whc")
-TIMINGS = ("delay", "pipelined")
 
 
 class IFLayer(AbstractProcess):
@@ -33,7 +33,7 @@ class IFLayer(AbstractProcess):
     (w+1)T``) and the input in flight at its first step, the previous image's, is dropped; with
     ``pipelined`` the window of the layer at ``depth`` d is ``wT+1+d .. (w+1)T+d`` and the
     input in flight at its first step is the new image's first (it rests before its first
-    window). See :mod:`lava_retrieval.reference` for what each timing computes.
+    window). See :mod:`lava_retrieval.snn.reference` for what each timing computes.
 
     Why one Process holds synapses and neurons: a batch of B images flows through one
     ``(B, C, H, W)`` message per layer and step (Lava's Conv and Dense have no batch dimension),
@@ -107,8 +107,8 @@ class IFLayer(AbstractProcess):
             layout=layout,
             name=name,
         )
-        if timing not in TIMINGS:
-            raise ValueError(f"timing must be one of {TIMINGS}, got {timing!r}")
+        if timing not in GRAPH_TIMINGS:
+            raise ValueError(f"timing must be one of {GRAPH_TIMINGS}, got {timing!r}")
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if layout == "whc":

@@ -10,7 +10,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_retrieval.lowering import to_whc
+from lava_retrieval.loihi.lowering import to_whc
 from procs.image_encoder.process import ImageEncoder
 
 

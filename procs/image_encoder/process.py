@@ -6,7 +6,7 @@ import numpy as np
 from lava.magma.core.process.ports.ports import OutPort
 from lava.magma.core.process.process import AbstractProcess
 
-from lava_retrieval.lowering import whc_shape
+from lava_retrieval.loihi.lowering import whc_shape
 
 
 class ImageEncoder(AbstractProcess):
@@ -42,7 +42,7 @@ class ImageEncoder(AbstractProcess):
         layout: str = "bchw",
         name: str | None = None,
     ) -> None:
-        from lava_retrieval.neuron import input_current
+        from lava_retrieval.snn.neuron import input_current
 
         currents = input_current(np.asarray(images), param_scale).astype(np.int32)
         super().__init__(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from lava.magma.core.process.ports.ports import OutPort, RefPort
 from lava.magma.core.process.process import AbstractProcess
 
-READOUTS = ("membrane", "spike_count", "integrated")
+from lava_retrieval.snn.config import READOUTS
 
 
 class MembraneProbe(AbstractProcess):
@@ -19,7 +19,7 @@ class MembraneProbe(AbstractProcess):
         integrated:  e = spike_count[t] * threshold + u(v[t]) - v_init
 
     where ``u(v) = v`` for the project's own models and ``u(v) = ceil(v / 2**6)`` for Lava's LIF
-    (``v_scale = 64``: :func:`lava_retrieval.lowering.membrane_from_lava`).
+    (``v_scale = 64``: :func:`lava_retrieval.loihi.lowering.membrane_from_lava`).
 
     Parameters
     ----------
@@ -33,7 +33,7 @@ class MembraneProbe(AbstractProcess):
         The layer's initial potential (for ``integrated``).
     v_scale : int
         1, or 64 for Lava's LIF, whose ``v`` carries 6 fraction bits
-        (:data:`lava_retrieval.lowering.V_SCALE`).
+        (:data:`lava_retrieval.loihi.lowering.V_SCALE`).
     layout : {"bchw", "whc"}
         ``whc``: batch 1, state in Lava's (W, H, C) order; the embedding is reordered to C, H, W.
     offset : int

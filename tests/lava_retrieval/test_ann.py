@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from lava_retrieval.ann import QCFS, TABLE1_SPECS, ArchSpec, ConvNet
-from lava_retrieval.errors import SpecError
+from lava_retrieval.ann.model import QCFS, TABLE1_SPECS, ArchSpec, ConvNet
+from lava_retrieval.common.errors import SpecError
 
 
 @pytest.mark.parametrize("spec", TABLE1_SPECS)
@@ -36,9 +36,16 @@ def test_paper_network_32_64_10():
     net = ConvNet("32-64-10")
     kinds = [type(layer).__name__ for layer in net.layers]
     assert kinds == [
-        "Conv2d", "ReLU", "AvgPool2d", "Conv2d", "ReLU", "AvgPool2d",
-        "Flatten", "Dropout", "Linear",
-    ]  # fmt: skip
+        "Conv2d",
+        "ReLU",
+        "AvgPool2d",
+        "Conv2d",
+        "ReLU",
+        "AvgPool2d",
+        "Flatten",
+        "Dropout",
+        "Linear",
+    ]
     conv1, conv2, dense = net.layers[0], net.layers[3], net.layers[8]
     assert conv1.kernel_size == conv2.kernel_size == (5, 5)
     assert conv1.padding == conv2.padding == (0, 0)
@@ -70,9 +77,21 @@ def test_qcfs_network_quantises_every_spiking_layer():
     net = ConvNet("8-16-32-10", activation="qcfs", levels=4)
     kinds = [type(layer).__name__ for layer in net.layers]
     assert kinds == [
-        "QCFS", "Conv2d", "QCFS", "AvgPool2d", "QCFS", "Conv2d", "QCFS", "AvgPool2d", "QCFS",
-        "Conv2d", "QCFS", "Flatten", "Dropout", "Linear",
-    ]  # fmt: skip
+        "QCFS",
+        "Conv2d",
+        "QCFS",
+        "AvgPool2d",
+        "QCFS",
+        "Conv2d",
+        "QCFS",
+        "AvgPool2d",
+        "QCFS",
+        "Conv2d",
+        "QCFS",
+        "Flatten",
+        "Dropout",
+        "Linear",
+    ]
     # The input's threshold is fixed at 1 (pixels in [0, 1]); the others are learned.
     assert not net.layers[0].threshold.requires_grad and float(net.layers[0].threshold) == 1.0
     learned = [m for m in net.layers[1:] if isinstance(m, QCFS)]

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from lava_retrieval.atomic import atomic_path, write_text
+from lava_retrieval.common.atomic import atomic_path, write_text
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_nothing(tmp_path):
@@ -40,7 +40,7 @@ def test_suffix_for_writers_that_insist_on_one(tmp_path):
 
 
 def test_output_paths_that_cannot_be_files_are_refused_before_writing(tmp_path):
-    from lava_retrieval.atomic import OutputPathError, check_output
+    from lava_retrieval.common.atomic import OutputPathError, check_output
 
     (tmp_path / "a-file").write_text("x")
     for bad, message in ((tmp_path, "is a directory"), (tmp_path / "a-file" / "o", "not a dir")):
@@ -52,8 +52,8 @@ def test_output_paths_that_cannot_be_files_are_refused_before_writing(tmp_path):
 
 
 def test_full_disks_and_long_names_are_refused_before_writing(tmp_path, monkeypatch):
-    from lava_retrieval import atomic
-    from lava_retrieval.atomic import OutputPathError, check_output
+    from lava_retrieval.common import atomic
+    from lava_retrieval.common.atomic import OutputPathError, check_output
 
     with pytest.raises(OutputPathError, match="the file name is too long"):
         check_output(tmp_path / ("x" * 250))

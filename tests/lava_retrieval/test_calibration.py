@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from lava_retrieval.calibration import calibrate, chosen_config
+from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.cli import main
-from lava_retrieval.conversion import ConversionConfig
-from lava_retrieval.errors import LavaRetrievalError
-from lava_retrieval.sim import SimConfig
-from lava_retrieval.train import load_checkpoint
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.conversion.algorithm import ConversionConfig
+from lava_retrieval.evaluation.calibration import calibrate, chosen_config
+from lava_retrieval.snn.config import SimConfig
 
 
 def test_calibration_uses_the_validation_split_and_picks_the_best(fashion):
@@ -41,8 +41,20 @@ def test_calibration_uses_the_validation_split_and_picks_the_best(fashion):
 
 def test_calibrate_command(tmp_path, capsys):
     out = tmp_path / "calibration.json"
-    argv = ["calibrate", "--limit", "60", "--time-steps", "4", "--calibration-size", "100",
-            "--percentiles", "99.9", "--out", str(out), "--json"]  # fmt: skip
+    argv = [
+        "calibrate",
+        "--limit",
+        "60",
+        "--time-steps",
+        "4",
+        "--calibration-size",
+        "100",
+        "--percentiles",
+        "99.9",
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["best"] == 99.9 and json.loads(out.read_text())["best"] == 99.9

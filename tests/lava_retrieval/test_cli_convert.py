@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lava_retrieval.cli import main
-from lava_retrieval.network import SpikingNetwork
+from lava_retrieval.snn.network import SpikingNetwork
 
 FAST = ["--calibration-size", "200"]
 
@@ -16,8 +16,13 @@ def test_convert_json_and_report(tmp_path, capsys):
     assert main(argv) == 0
     payload = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in payload["layers"]] == [
-        "input", "conv1", "pool1", "conv2", "pool2", "dense1",
-    ]  # fmt: skip
+        "input",
+        "conv1",
+        "pool1",
+        "conv2",
+        "pool2",
+        "dense1",
+    ]
     assert payload["embedding_shape"] == [64, 4, 4]
     assert payload["loihi"]["total_cores"] == 55 and payload["loihi"]["deployable"]
     assert all(r["threshold"] >= 1 for r in payload["layers"])

@@ -1,6 +1,7 @@
 """One conformance suite: every engine and model of the project against the executable spec.
 
-The specification is :func:`lava_retrieval.reference.simulate_reference`. Every engine below runs
+The specification is :func:`lava_retrieval.snn.reference.simulate_reference`. Every engine below
+runs
 every case below, under every timing it supports, and whatever it can observe (each layer's
 spike trains, spike counts and final potentials, or the embedding layer's readouts) must equal
 the reference's integers exactly:
@@ -33,13 +34,15 @@ import numpy as np
 import pytest
 import torch
 
-from lava_retrieval import events, lowering
-from lava_retrieval.ann import ConvNet
-from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
-from lava_retrieval.network import SpikingLayer, SpikingNetwork
-from lava_retrieval.neuron import V_MAX
-from lava_retrieval.reference import READOUTS, TIMINGS, readout_of, simulate_reference
-from lava_retrieval.train import load_checkpoint
+from lava_retrieval.ann.checkpoint import load_checkpoint
+from lava_retrieval.ann.model import ConvNet
+from lava_retrieval.conversion.algorithm import ConversionConfig, calibration_indices, convert
+from lava_retrieval.engines import events
+from lava_retrieval.loihi import lowering
+from lava_retrieval.snn.config import READOUTS, TIMINGS, SimConfig
+from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
+from lava_retrieval.snn.neuron import V_MAX
+from lava_retrieval.snn.reference import readout_of, simulate_reference
 
 ROOT = Path(__file__).parents[2]
 GOLDEN = Path(__file__).parent / "golden" / "small.npz"
@@ -64,9 +67,12 @@ def _lowerable(pool_mode: str, initial_membrane: float = 0.0) -> Callable:
 
     def build(fashion) -> SpikingNetwork:
         config = ConversionConfig(
-            pool_mode=pool_mode, reset="zero", num_weight_bits=8, calibration_size=300,
+            pool_mode=pool_mode,
+            reset="zero",
+            num_weight_bits=8,
+            calibration_size=300,
             initial_membrane=initial_membrane,
-        )  # fmt: skip
+        )
         train_images, _ = fashion.split("train")
         calibration = train_images[calibration_indices(len(train_images), config)]
         return convert(load_checkpoint().model, calibration, config)
@@ -92,16 +98,29 @@ def _geometry(k: int, stride: int, padding: int, groups: int, reset: str) -> Cal
     def build(fashion) -> SpikingNetwork:
         rng = np.random.default_rng(k * 100 + stride * 10 + padding + groups)
         w1 = rng.integers(-40, 60, (4, 1, 5, 5))
-        conv1 = SpikingLayer("conv1", "conv", (1, 28, 28), (4, 24, 24), w1,
-                             rng.integers(-9, 9, 4), 300, 1.0, 1.0)  # fmt: skip
+        conv1 = SpikingLayer(
+            "conv1", "conv", (1, 28, 28), (4, 24, 24), w1, rng.integers(-9, 9, 4), 300, 1.0, 1.0
+        )
         side = (24 + 2 * padding - k) // stride + 1
         w2 = rng.integers(-30, 50, (6, 4 // groups, k, k))
-        conv2 = SpikingLayer("conv2", "conv", (4, 24, 24), (6, side, side), w2,
-                             rng.integers(-5, 5, 6), 70, 1.0, 1.0, stride=stride,
-                             padding=padding, groups=groups)  # fmt: skip
+        conv2 = SpikingLayer(
+            "conv2",
+            "conv",
+            (4, 24, 24),
+            (6, side, side),
+            w2,
+            rng.integers(-5, 5, 6),
+            70,
+            1.0,
+            1.0,
+            stride=stride,
+            padding=padding,
+            groups=groups,
+        )
         w3 = rng.integers(-20, 30, (10, 6 * side * side))
-        dense = SpikingLayer("dense1", "dense", (6, side, side), (10,), w3,
-                             rng.integers(-3, 3, 10), 90, 1.0, 1.0)  # fmt: skip
+        dense = SpikingLayer(
+            "dense1", "dense", (6, side, side), (10,), w3, rng.integers(-3, 3, 10), 90, 1.0, 1.0
+        )
         layers = (_input_layer(), conv1, conv2, dense)
         # No pooling layers: "folded" lets netx load it.
         return SpikingNetwork(layers, 2, reset, "folded", "hand")
@@ -116,10 +135,12 @@ def _saturation(weight: int, threshold: int, reset: str) -> Callable:
     def build(fashion) -> SpikingNetwork:
         w = np.full((2, 784), weight, np.int32)
         w[1] = -weight
-        dense = SpikingLayer("dense1", "dense", (1, 28, 28), (2,), w, np.array([3, -3]),
-                             threshold, 1.0, 1.0)  # fmt: skip
-        out = SpikingLayer("dense2", "dense", (2,), (1,), np.ones((1, 2), np.int32), None, 1,
-                           1.0, 1.0)  # fmt: skip
+        dense = SpikingLayer(
+            "dense1", "dense", (1, 28, 28), (2,), w, np.array([3, -3]), threshold, 1.0, 1.0
+        )
+        out = SpikingLayer(
+            "dense2", "dense", (2,), (1,), np.ones((1, 2), np.int32), None, 1, 1.0, 1.0
+        )
         return SpikingNetwork((_input_layer(), dense, out), 1, reset, "folded", "hand")
 
     return build
@@ -214,10 +235,15 @@ class Observed:
 
 def _simulator(engine: str, device: str = "cpu") -> Callable:
     def run(network, images, steps, timing, readouts) -> Observed:
-        from lava_retrieval.sim import simulate
+        from lava_retrieval.engines.sim import simulate
 
-        result = simulate(network, images, steps, timing, record_spikes=True, chunk_size=4,
-                          engine=engine, device=device)  # fmt: skip
+        result = simulate(
+            network,
+            images,
+            SimConfig(steps, timing=timing, chunk_size=4, engine=engine),
+            record_spikes=True,
+            device=device,
+        )
         return Observed(
             result.spikes,
             result.spike_counts,
@@ -230,7 +256,7 @@ def _simulator(engine: str, device: str = "cpu") -> Callable:
 
 def _graph(backend: str) -> Callable:
     def run(network, images, steps, timing, readouts) -> Observed:
-        from lava_retrieval.graph import embed
+        from lava_retrieval.lava_graph.graph import embed
 
         # Batches of 3: several windows stream through the graph one after another.
         return Observed(
@@ -238,12 +264,10 @@ def _graph(backend: str) -> Callable:
                 r: embed(
                     network,
                     images,
-                    steps,
+                    SimConfig(steps, timing=timing, readout=r),
                     batch_size=3,
                     backend=backend,
-                    readout=r,
                     progress=False,
-                    timing=timing,
                 )
                 for r in readouts
             }
@@ -261,16 +285,18 @@ def _readouts_of(case: str) -> tuple[str, ...]:
 
 
 def _loihi(network, images, steps, timing, readouts) -> Observed:
-    from lava_retrieval.graph import embed
+    from lava_retrieval.lava_graph.graph import embed
 
     return Observed(
-        readouts={"membrane": embed(network, images, steps, backend="loihi", progress=False)}
+        readouts={
+            "membrane": embed(network, images, SimConfig(steps), backend="loihi", progress=False)
+        }
     )
 
 
 def _netx(tmp_dir: Path) -> Callable:
     def run(network, images, steps, timing, readouts) -> Observed:
-        from lava_retrieval.netx import export_netx, run_netx
+        from lava_retrieval.loihi.netx import export_netx, run_netx
 
         path = export_netx(network, tmp_dir / "net.h5")
         per_image = [run_netx(path, network, image, steps) for image in images]
@@ -346,9 +372,13 @@ def expected(built):
         if key not in cache:
             network, images = built(name)
             cache[key] = simulate_reference(
-                network, images, CASES[name].time_steps, timing, record_spikes=True,
+                network,
+                images,
+                CASES[name].time_steps,
+                timing,
+                record_spikes=True,
                 saturate=saturate,
-            )  # fmt: skip
+            )
         return cache[key]
 
     return get

@@ -9,16 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-from lava_retrieval.ann import QCFS, ConvNet
-from lava_retrieval.conversion import (
+from lava_retrieval.ann.checkpoint import load_checkpoint
+from lava_retrieval.ann.model import QCFS, ConvNet
+from lava_retrieval.conversion.algorithm import (
     ConversionConfig,
     ConversionError,
     calibration_indices,
     convert,
 )
-from lava_retrieval.network import NetworkError, SpikingNetwork
-from lava_retrieval.sim import simulate
-from lava_retrieval.train import load_checkpoint
+from lava_retrieval.engines.sim import simulate
+from lava_retrieval.snn.config import SimConfig
+from lava_retrieval.snn.network import NetworkError, SpikingNetwork
 
 MAX_BASED = ConversionConfig(param_percentile=100.0, activation_percentile=100.0)
 
@@ -126,7 +127,7 @@ def test_slope_bookkeeping_on_a_linear_stack():
     images = np.random.default_rng(1).random((32, 28, 28))
     net = convert(ann, images, MAX_BASED)  # max-based: every rate stays <= 1
     steps = 2000
-    result = simulate(net, images, steps, timing="no_delay")
+    result = simulate(net, images, SimConfig(steps, timing="no_delay"))
     with torch.no_grad():
         x = torch.from_numpy(images).float()[:, None]
         hidden = ann[:3](x).numpy()
@@ -161,7 +162,7 @@ def test_pooling_modes_agree_in_the_rate_domain(shipped_pair, fashion):
     steps = 256
     estimates = []
     for net in (separate, folded):
-        counts = simulate(net, images, steps, timing="no_delay").spike_counts[-1]
+        counts = simulate(net, images, SimConfig(steps, timing="no_delay")).spike_counts[-1]
         estimates.append(counts / steps / net.layers[-1].slope)  # back to ANN logit units
     a, b = estimates
     # Positive logits (the output neurons rectify) agree within 10 % of the largest one.
@@ -302,7 +303,7 @@ def test_qcfs_input_layer_counts_equal_the_quantised_pixels(fashion):
     images = fashion.test_images[:20]
     ann = ConvNet("4-8-10", activation="qcfs", levels=8).eval()
     network = convert(ann, images)
-    result = simulate(network, images, 8, "no_delay", layers=(0,))
+    result = simulate(network, images, SimConfig(8, timing="no_delay"), layers=(0,))
     with torch.no_grad():
         quantised = ann.layers[0](torch.from_numpy(images / 255.0)).numpy()
     np.testing.assert_array_equal(result.spike_counts[0].reshape(images.shape), quantised * 8)
@@ -311,18 +312,44 @@ def test_qcfs_input_layer_counts_equal_the_quantised_pixels(fashion):
 @pytest.mark.parametrize(
     ("ann", "config", "message"),
     [
-        (lambda: ConvNet("4-8-10", activation="qcfs", levels=4), ConversionConfig(
-            pool_mode="folded"), "convert it with separate pooling"),
-        (lambda: nn.Sequential(QCFS(4, 1.0, False), nn.Flatten(), nn.Linear(784, 2),
-                               nn.ReLU(), nn.Linear(2, 2)), None, "do not mix QCFS and ReLU"),
-        (lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 2), QCFS(4), nn.Linear(2, 2)),
-         None, "do not mix QCFS and ReLU"),
-        (lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 2), QCFS(4), QCFS(4),
-                               nn.Linear(2, 2)), None, "two QCFS activations in a row"),
-        (lambda: nn.Sequential(QCFS(4, 1.0, False), nn.Flatten(), nn.Linear(784, 2), QCFS(4),
-                               nn.Linear(2, 2), QCFS(4)), None, "output layer must not be"),
+        (
+            lambda: ConvNet("4-8-10", activation="qcfs", levels=4),
+            ConversionConfig(pool_mode="folded"),
+            "convert it with separate pooling",
+        ),
+        (
+            lambda: nn.Sequential(
+                QCFS(4, 1.0, False), nn.Flatten(), nn.Linear(784, 2), nn.ReLU(), nn.Linear(2, 2)
+            ),
+            None,
+            "do not mix QCFS and ReLU",
+        ),
+        (
+            lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 2), QCFS(4), nn.Linear(2, 2)),
+            None,
+            "do not mix QCFS and ReLU",
+        ),
+        (
+            lambda: nn.Sequential(
+                nn.Flatten(), nn.Linear(784, 2), QCFS(4), QCFS(4), nn.Linear(2, 2)
+            ),
+            None,
+            "two QCFS activations in a row",
+        ),
+        (
+            lambda: nn.Sequential(
+                QCFS(4, 1.0, False),
+                nn.Flatten(),
+                nn.Linear(784, 2),
+                QCFS(4),
+                nn.Linear(2, 2),
+                QCFS(4),
+            ),
+            None,
+            "output layer must not be",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_qcfs_networks(ann, config, message):
     with pytest.raises(ConversionError, match=message):
         convert(ann(), _two_images(), config)

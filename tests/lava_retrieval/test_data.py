@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from idxfiles import idx_bytes, write_idx, write_small_set
 
-from lava_retrieval import data
 from lava_retrieval.cli import main
-from lava_retrieval.data import FILES, DataError, load_fashion_mnist, locate, read_idx
+from lava_retrieval.data import fashion_mnist as data
+from lava_retrieval.data.fashion_mnist import FILES, DataError, load_fashion_mnist, locate, read_idx
 
 
 @pytest.fixture

@@ -8,18 +8,18 @@ import itertools
 import numpy as np
 import pytest
 
-from lava_retrieval import paper
-from lava_retrieval.conversion import ConversionConfig, convert
-from lava_retrieval.energy import EnergyMeter, LoihiEnergyModel, chip_steps, op_counts
-from lava_retrieval.reference import simulate_reference
-from lava_retrieval.train import load_checkpoint
+from lava_retrieval.ann.checkpoint import load_checkpoint
+from lava_retrieval.conversion.algorithm import ConversionConfig, convert
+from lava_retrieval.evaluation import paper
+from lava_retrieval.evaluation.energy import EnergyMeter, LoihiEnergyModel, chip_steps, op_counts
+from lava_retrieval.snn.reference import simulate_reference
 
 
 @pytest.fixture(scope="module")
 def small_network(fashion):
     import torch
 
-    from lava_retrieval.ann import ConvNet
+    from lava_retrieval.ann.model import ConvNet
 
     torch.manual_seed(0)
     model = ConvNet("4-8-10").eval()

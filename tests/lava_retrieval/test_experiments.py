@@ -8,15 +8,15 @@ import json
 import numpy as np
 import pytest
 
-from lava_retrieval import experiments
+from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.cli import main
-from lava_retrieval.network import SpikingNetwork
-from lava_retrieval.train import load_checkpoint
+from lava_retrieval.evaluation import table2 as experiments
+from lava_retrieval.snn.network import SpikingNetwork
 
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory, fashion):
-    from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
+    from lava_retrieval.conversion.algorithm import ConversionConfig, calibration_indices, convert
 
     train_images, _ = fashion.split("train")
     config = ConversionConfig(calibration_size=500)
@@ -52,9 +52,21 @@ def test_small_table2(network, fashion, tmp_path):
 
 
 def test_cli_evaluate(network, tmp_path, capsys):
-    argv = ["evaluate", "--method", "paper", "--network", str(network), "--limit-corpus", "500",
-            "--limit-queries",
-            "50", "--out-dir", str(tmp_path), "--json", "--no-progress"]  # fmt: skip
+    argv = [
+        "evaluate",
+        "--method",
+        "paper",
+        "--network",
+        str(network),
+        "--limit-corpus",
+        "500",
+        "--limit-queries",
+        "50",
+        "--out-dir",
+        str(tmp_path),
+        "--json",
+        "--no-progress",
+    ]
     assert main([*argv, "--time-steps", "4"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in payload["rows"]] == ["ANN", "SNN(4)"]
@@ -64,7 +76,7 @@ def test_cli_evaluate(network, tmp_path, capsys):
 
 
 def test_demo_end_to_end(tmp_path, monkeypatch):
-    from lava_retrieval.demo import run
+    from lava_retrieval.apps.demo import run
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     lines = []
@@ -82,13 +94,17 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
 
 def test_time_steps_plot_draws_one_line_per_ann(tmp_path):
     def result(ann_accuracy):
-        rows = [{"model": "ANN", "classification": ann_accuracy, "top1": 90, "top3": 95,
-                 "mAP": 60}]  # fmt: skip
+        rows = [{"model": "ANN", "classification": ann_accuracy, "top1": 90, "top3": 95, "mAP": 60}]
         rows += [
-            {"model": f"SNN({t})", "classification": 80 + t / 10, "top1": 85, "top3": 94,
-             "mAP": 55 + t / 100}
+            {
+                "model": f"SNN({t})",
+                "classification": 80 + t / 10,
+                "top1": 85,
+                "top3": 94,
+                "mAP": 55 + t / 100,
+            }
             for t in (4, 8, 16)
-        ]  # fmt: skip
+        ]
         return {"rows": rows}
 
     import matplotlib

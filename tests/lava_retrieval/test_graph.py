@@ -9,12 +9,13 @@ import json
 import numpy as np
 import pytest
 
+from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.cli import main
-from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
-from lava_retrieval.graph import GraphError, build, embed
-from lava_retrieval.index import normalize
-from lava_retrieval.sim import readout_of, simulate
-from lava_retrieval.train import load_checkpoint
+from lava_retrieval.conversion.algorithm import ConversionConfig, calibration_indices, convert
+from lava_retrieval.engines.sim import readout_of, simulate
+from lava_retrieval.lava_graph.graph import GraphError, build, embed
+from lava_retrieval.search.index import normalize
+from lava_retrieval.snn.config import SimConfig
 
 
 @pytest.fixture(scope="module")
@@ -36,21 +37,27 @@ def queries(fashion):
 
 
 def test_batch_of_four_equals_four_runs_of_one(network, queries):
-    batched = embed(network, queries[:4], 16, batch_size=4, progress=False)
+    batched = embed(network, queries[:4], SimConfig(16), batch_size=4, progress=False)
     single = [
-        embed(network, queries[i : i + 1], 16, batch_size=1, progress=False) for i in range(4)
+        embed(network, queries[i : i + 1], SimConfig(16), batch_size=1, progress=False)
+        for i in range(4)
     ]
     np.testing.assert_array_equal(batched, np.concatenate(single))
 
 
 def test_nothing_leaks_from_one_image_to_the_next(network, queries):
     # Three windows of batch 2 (the last one half empty): every image as if presented alone.
-    together = embed(network, queries[:5], 16, batch_size=2, readout="integrated", progress=False)
-    alone = embed(network, queries[4:5], 16, batch_size=1, readout="integrated", progress=False)
+    together = embed(
+        network, queries[:5], SimConfig(16, readout="integrated"), batch_size=2, progress=False
+    )
+    alone = embed(
+        network, queries[4:5], SimConfig(16, readout="integrated"), batch_size=1, progress=False
+    )
     np.testing.assert_array_equal(together[4], alone[0])
-    reversed_order = embed(network, queries[:5][::-1], 16, batch_size=2, progress=False)
+    reversed_order = embed(network, queries[:5][::-1], SimConfig(16), batch_size=2, progress=False)
     np.testing.assert_array_equal(
-        reversed_order[::-1], embed(network, queries[:5], 16, batch_size=2, progress=False)
+        reversed_order[::-1],
+        embed(network, queries[:5], SimConfig(16), batch_size=2, progress=False),
     )
 
 
@@ -58,9 +65,9 @@ def test_loihi_path_refuses_what_it_cannot_run(network, queries):
     with pytest.raises(GraphError, match="convert with --reset zero"):
         build(network, queries[:1], backend="loihi")
     with pytest.raises(GraphError, match="one image, not 2; .*membrane readout"):
-        build(network, queries[:2], backend="loihi", readout="spike_count")
+        build(network, queries[:2], SimConfig(readout="spike_count"), backend="loihi")
     with pytest.raises(GraphError, match="the Loihi backends run the delay timing"):
-        build(network, queries[:1], backend="loihi", timing="pipelined")
+        build(network, queries[:1], SimConfig(timing="pipelined"), backend="loihi")
     with pytest.raises(GraphError, match="lava-loihi"):
         zero = convert(
             load_checkpoint().model,
@@ -75,12 +82,23 @@ def test_cosine_knn_in_the_graph_matches_brute_force(network, fashion, queries, 
     """Pipelined, every image's answer leaves the graph ``embedding_layer`` steps after its
     window: the kNN and the sinks follow the probe's clock."""
     images = fashion.train_images[:300]
-    corpus = readout_of(network, simulate(network, images, 16, timing), "membrane")
+    corpus = readout_of(
+        network, simulate(network, images, SimConfig(16, timing=timing)), "membrane"
+    )
     labels = fashion.train_labels[:300]
-    result = build(network, queries[:6], 16, batch_size=4, timing=timing, corpus=corpus,
-                   corpus_labels=labels, k=3)  # fmt: skip
+    result = build(
+        network,
+        queries[:6],
+        SimConfig(16, timing=timing),
+        batch_size=4,
+        corpus=corpus,
+        corpus_labels=labels,
+        k=3,
+    )
     got = result.run(progress=False)
-    expected_embeddings = readout_of(network, simulate(network, queries[:6], 16, timing))
+    expected_embeddings = readout_of(
+        network, simulate(network, queries[:6], SimConfig(16, timing=timing))
+    )
     np.testing.assert_array_equal(got.embeddings, expected_embeddings)
     sims = normalize(got.embeddings) @ normalize(corpus).T
     expected = np.argsort(-sims, axis=1, kind="stable")[:, :3]
@@ -94,7 +112,7 @@ def test_bad_input(network):
     with pytest.raises(GraphError, match="backend must be"):
         build(network, np.zeros((2, 28, 28), np.uint8), backend="gpu")
     with pytest.raises(GraphError, match="use pipelined, its equal"):
-        build(network, np.zeros((2, 28, 28), np.uint8), timing="no_delay")
+        build(network, np.zeros((2, 28, 28), np.uint8), SimConfig(timing="no_delay"))
 
 
 def test_cli_embed(network, tmp_path, capsys):

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from lava_retrieval.cli import main
-from lava_retrieval.image_index import ImageIndex, read_source
-from lava_retrieval.index import RetrievalIndexError
-from lava_retrieval.methods import get
-from lava_retrieval.sim import SimConfig
+from lava_retrieval.conversion.methods import get
+from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.search.index import RetrievalIndexError
+from lava_retrieval.snn.config import SimConfig
 
 CONFIG = SimConfig(time_steps=8, timing="pipelined", readout="integrated")
 
@@ -39,7 +39,7 @@ def photos(fashion, tmp_path_factory):
 
 
 def test_api_build_save_load_search(fashion, network_file, tmp_path):
-    from lava_retrieval.network import SpikingNetwork
+    from lava_retrieval.snn.network import SpikingNetwork
 
     network = SpikingNetwork.load(network_file)
     index = ImageIndex(network, CONFIG).add(read_source("fashion-mnist:train", limit=600))
@@ -74,9 +74,22 @@ def test_api_build_save_load_search(fashion, network_file, tmp_path):
 
 def test_cli_build_add_search(photos, network_file, tmp_path, capsys):
     out = tmp_path / "idx"
-    argv = ["index", "build", str(photos), "--out", str(out), "--network", str(network_file),
-            "--time-steps", "8", "--timing", "pipelined", "--readout", "integrated",
-            "--json"]  # fmt: skip
+    argv = [
+        "index",
+        "build",
+        str(photos),
+        "--out",
+        str(out),
+        "--network",
+        str(network_file),
+        "--time-steps",
+        "8",
+        "--timing",
+        "pipelined",
+        "--readout",
+        "integrated",
+        "--json",
+    ]
     assert main(argv) == 0
     built = json.loads(capsys.readouterr().out)
     assert built["count"] == 40 and built["added"] == 40
@@ -121,8 +134,22 @@ def test_cli_build_add_search(photos, network_file, tmp_path, capsys):
 )
 def test_cli_errors(photos, network_file, tmp_path, capsys, argv, message):
     idx = tmp_path / "idx"
-    assert main(["index", "build", str(photos / "group2"), "--out", str(idx), "--network",
-                 str(network_file), "--time-steps", "4"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                str(photos / "group2"),
+                "--out",
+                str(idx),
+                "--network",
+                str(network_file),
+                "--time-steps",
+                "4",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     argv = [a.format(idx=idx, photos=photos, tmp=tmp_path) for a in argv]
     assert main(argv) == 2

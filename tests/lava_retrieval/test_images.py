@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lava_retrieval.images import ImageError, load_folder, load_image, prepare
-from lava_retrieval.train import accuracy, load_checkpoint
+from lava_retrieval.ann.checkpoint import load_checkpoint
+from lava_retrieval.ann.inference import accuracy
+from lava_retrieval.data.images import ImageError, load_folder, load_image, prepare
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from lava_retrieval.index import CosineIndex, RetrievalIndexError
+from lava_retrieval.search.index import CosineIndex, RetrievalIndexError
 
 
 def _brute_force(corpus, queries, k):
@@ -134,7 +134,7 @@ def test_save_never_writes_over_other_files(tmp_path):
 def test_replacing_an_index_is_crash_consistent(tmp_path, monkeypatch):
     """The manifest is written last and names its files: a crash before it leaves the old
     index whole; a finished save leaves only the new version's files."""
-    from lava_retrieval import index as index_module
+    from lava_retrieval.search import index as index_module
 
     path = CosineIndex().add(np.eye(3)).save(tmp_path / "idx")
     old_files = sorted(p.name for p in path.iterdir())

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from lava_retrieval import loihi
-from lava_retrieval.ann import ConvNet
-from lava_retrieval.conversion import ConversionConfig, convert
+from lava_retrieval.ann.model import ConvNet
+from lava_retrieval.conversion.algorithm import ConversionConfig, convert
+from lava_retrieval.loihi import resources as loihi
 
 IMAGES = np.random.default_rng(0).random((32, 28, 28))
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lava_retrieval import lowering
-from lava_retrieval.network import SpikingLayer, SpikingNetwork
-from lava_retrieval.neuron import V_MAX
+from lava_retrieval.loihi import lowering
+from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
+from lava_retrieval.snn.neuron import V_MAX
 
 GOLDEN = Path(__file__).parent / "golden" / "small-net.npz"
 
@@ -54,8 +54,9 @@ def test_each_problem_is_named(change, message):
 
 def test_current_register_wrap_is_refused():
     inp = SpikingLayer("input", "input", (1, 32, 64), (1, 32, 64), None, None, 255, 255.0, 1.0)
-    dense = SpikingLayer("dense1", "dense", (1, 32, 64), (2,), np.full((2, 2048), 127), None, 9,
-                         1.0, 1.0)  # fmt: skip
+    dense = SpikingLayer(
+        "dense1", "dense", (1, 32, 64), (2,), np.full((2, 2048), 127), None, 9, 1.0, 1.0
+    )
     out = SpikingLayer("dense2", "dense", (2,), (1,), np.ones((1, 2)), None, 1, 1.0, 1.0)
     network = SpikingNetwork((inp, dense, out), 1, "zero", "folded", "hand")
     assert lowering.max_current(dense) == 2048 * 127 > lowering.MAX_CURRENT

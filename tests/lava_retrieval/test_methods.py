@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_retrieval.methods import DEFAULT_METHOD, METHODS, get, of_network
-from lava_retrieval.metrics import predict_classes
-from lava_retrieval.sim import simulate
-from lava_retrieval.train import accuracy, load_checkpoint
+from lava_retrieval.ann.checkpoint import load_checkpoint
+from lava_retrieval.ann.inference import accuracy
+from lava_retrieval.conversion.methods import DEFAULT_METHOD, METHODS, get, of_network
+from lava_retrieval.engines.sim import simulate
+from lava_retrieval.search.metrics import predict_classes
+from lava_retrieval.snn.config import SimConfig
 
 
 def test_the_qcfs_checkpoint_is_within_half_a_point_of_the_relu_one(fashion):
@@ -38,13 +40,13 @@ def test_its_spiking_network_classifies_like_its_ann_at_16_steps(qcfs_network, f
     """An accuracy floor on real data: 1,000 test images, pipelined timing (the method's)."""
     images, labels = fashion.test_images[:1000], fashion.test_labels[:1000]
     ann = 100 * accuracy(get("qcfs").checkpoint().model, images, labels)
-    result = simulate(qcfs_network, images, 16, "pipelined", layers=(-1,))
+    result = simulate(qcfs_network, images, SimConfig(16, timing="pipelined"), layers=(-1,))
     snn = 100 * np.mean(predict_classes(result.spike_counts[-1], result.membrane[-1]) == labels)
     assert snn >= ann - 1.0
 
 
 def test_unknown_method():
-    from lava_retrieval.errors import LavaRetrievalError
+    from lava_retrieval.common.errors import LavaRetrievalError
 
     with pytest.raises(LavaRetrievalError, match="unknown method 'fast'"):
         get("fast")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_retrieval.errors import LavaRetrievalError
-from lava_retrieval.metrics import (
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.search.metrics import (
     average_precision,
     classification_accuracy,
     mean_average_precision,

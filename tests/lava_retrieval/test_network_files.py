@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lava_retrieval.cli import main
-from lava_retrieval.network import NetworkError, SpikingNetwork
+from lava_retrieval.snn.network import NetworkError, SpikingNetwork
 
 GOLDEN = Path(__file__).parent / "golden" / "small-net.npz"
 

@@ -7,9 +7,9 @@ import h5py
 import numpy as np
 import pytest
 
-from lava_retrieval.conversion import ConversionConfig, calibration_indices, convert
-from lava_retrieval.netx import NetxExportError, export_netx
-from lava_retrieval.train import load_checkpoint
+from lava_retrieval.ann.checkpoint import load_checkpoint
+from lava_retrieval.conversion.algorithm import ConversionConfig, calibration_indices, convert
+from lava_retrieval.loihi.netx import NetxExportError, export_netx
 
 NETX_CONFIG = ConversionConfig(
     pool_mode="folded", reset="zero", num_weight_bits=8, calibration_size=300
@@ -47,7 +47,7 @@ def test_file_layout(zero_reset_network, tmp_path):
 )
 def test_inexact_exports_are_refused(config, message, tmp_path):
     rng = np.random.default_rng(0)
-    from lava_retrieval.ann import ConvNet
+    from lava_retrieval.ann.model import ConvNet
 
     network = convert(ConvNet("4-8-10"), rng.random((16, 28, 28)), config)
     with pytest.raises(NetxExportError, match=message):

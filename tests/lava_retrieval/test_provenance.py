@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lava_retrieval.embedding import embed, embed_to_file
-from lava_retrieval.errors import LavaRetrievalError
-from lava_retrieval.network import SpikingNetwork
-from lava_retrieval.sim import SimConfig, cache_key
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.lava_graph.embedding import embed, embed_to_file
+from lava_retrieval.snn.config import SimConfig, cache_key
+from lava_retrieval.snn.network import SpikingNetwork
 
 GOLDEN = Path(__file__).parent / "golden" / "small-net.npz"
 

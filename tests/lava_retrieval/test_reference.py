@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lava_retrieval.errors import LavaRetrievalError
-from lava_retrieval.network import SpikingLayer, SpikingNetwork
-from lava_retrieval.neuron import V_MAX, NeuronParams, if_step
-from lava_retrieval.reference import TIMINGS, readout_of, simulate_reference
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.snn.config import TIMINGS
+from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
+from lava_retrieval.snn.neuron import V_MAX, NeuronParams, if_step
+from lava_retrieval.snn.reference import readout_of, simulate_reference
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -10,17 +10,35 @@ from dataclasses import replace
 
 import pytest
 
-from lava_retrieval import paper
 from lava_retrieval.cli import main
-from lava_retrieval.reproduce import STEPS, Plan, ReproduceError, reproduce
+from lava_retrieval.evaluation import paper
+from lava_retrieval.reproduce.steps import STEPS, Plan, ReproduceError, reproduce
 
 TINY = replace(
-    Plan.quick(), archs=("4-8-10", "32-64-128-256-10"), seeds=(0, 1), sweep_steps=(4, 16),
-    table1_steps=(16,), corpus=200, fig4_corpus=None, queries=60, calibration=100,
-    runtime_steps=(4, 16), lava_images=2, repeats=1, large_batch=32, energy_images=10,
-)  # fmt: skip
-TITLES = ("## Table 1", "## Fig 3", "## Table 2", "## Fig 4", "## Fig 5 and Table 3",
-          "## Tables 4 and 5", "## Fig 6")  # fmt: skip
+    Plan.quick(),
+    archs=("4-8-10", "32-64-128-256-10"),
+    seeds=(0, 1),
+    sweep_steps=(4, 16),
+    table1_steps=(16,),
+    corpus=200,
+    fig4_corpus=None,
+    queries=60,
+    calibration=100,
+    runtime_steps=(4, 16),
+    lava_images=2,
+    repeats=1,
+    large_batch=32,
+    energy_images=10,
+)
+TITLES = (
+    "## Table 1",
+    "## Fig 3",
+    "## Table 2",
+    "## Fig 4",
+    "## Fig 5 and Table 3",
+    "## Tables 4 and 5",
+    "## Fig 6",
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +55,12 @@ def test_every_step_runs_and_reports(reproduced):
     for title in TITLES:
         assert title in report
     assert "Not run yet" not in report
-    for figure in ("fig3-core-map.png", "fig4-time-steps.png", "fig5-runtime.png",
-                   "fig6-retrieval.png"):  # fmt: skip
+    for figure in (
+        "fig3-core-map.png",
+        "fig4-time-steps.png",
+        "fig5-runtime.png",
+        "fig6-retrieval.png",
+    ):
         assert (out / figure).stat().st_size > 10_000
         assert f"]({figure})" in report
     for step in STEPS:
@@ -61,7 +83,7 @@ def test_numbers_beside_the_papers(reproduced):
     assert rows["32-64-128-256-10"]["max_fan_in"] == 4096
     report = (out / "REPRODUCTION.md").read_text()
     assert "Deployability of 32-64-128-256-10" in report
-    # Paper numbers come from lava_retrieval.paper, labelled as the paper's.
+    # Paper numbers come from lava_retrieval.evaluation.paper, labelled as the paper's.
     assert " / ".join(f"{v:.2f}" for v in paper.TABLE1["4-8-10"][:3]) in report
     fig4 = json.loads((out / "fig4.json").read_text())["result"]
     assert fig4["seeds"] == [0, 1] and set(fig4["summary"]) == {"ANN", "SNN(4)", "SNN(16)"}
@@ -79,20 +101,26 @@ def test_up_to_date_steps_are_skipped_and_changes_redone(reproduced):
     again = reproduce(out, TINY, progress=False, log=lambda _: None)
     assert [again[s] for s in STEPS] == ["up to date"] * len(STEPS)
     assert time.perf_counter() - start < 5
-    changed = reproduce(out, replace(TINY, queries=50), only=("table1",), progress=False,
-                        log=lambda _: None)  # fmt: skip
+    changed = reproduce(
+        out, replace(TINY, queries=50), only=("table1",), progress=False, log=lambda _: None
+    )
     assert changed["table1"] == "done"
     assert json.loads((out / "table1.json").read_text())["result"]["queries"] == 50
 
 
 def test_missing_checkpoints_and_unknown_steps_are_clear_errors(tmp_path, capsys):
     with pytest.raises(ReproduceError, match="missing: run from the repository root"):
-        reproduce(tmp_path, TINY, only=("table1",), checkpoints=tmp_path / "none",
-                  progress=False, log=lambda _: None)  # fmt: skip
+        reproduce(
+            tmp_path,
+            TINY,
+            only=("table1",),
+            checkpoints=tmp_path / "none",
+            progress=False,
+            log=lambda _: None,
+        )
     assert main(["reproduce", "--only", "table9", "--out-dir", str(tmp_path)]) == 2
     assert "unknown step(s) table9" in capsys.readouterr().err
-    assert main(["reproduce", "--device", "tpu", "--only", "fig3", "--out-dir",
-                 str(tmp_path)]) == 2  # fmt: skip
+    assert main(["reproduce", "--device", "tpu", "--only", "fig3", "--out-dir", str(tmp_path)]) == 2
     assert "not available" in capsys.readouterr().err
 
 

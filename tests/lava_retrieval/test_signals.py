@@ -25,9 +25,25 @@ def _session(sid: int) -> list[str]:
 
 def _start(tmp_path: Path, backend: str) -> subprocess.Popen:
     out = tmp_path / "embeddings.npy"
-    command = [sys.executable, "-m", "lava_retrieval.cli", "embed", "--network", str(NETWORK),
-               "--backend", backend, "--time-steps", "64", "--batch-size", "16",
-               "--split", "full_train", "--out", str(out), "--json"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "lava_retrieval.cli",
+        "embed",
+        "--network",
+        str(NETWORK),
+        "--backend",
+        backend,
+        "--time-steps",
+        "64",
+        "--batch-size",
+        "16",
+        "--split",
+        "full_train",
+        "--out",
+        str(out),
+        "--json",
+    ]
     return subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from lava_retrieval.ann import ConvNet
-from lava_retrieval.conversion import ConversionConfig, convert
-from lava_retrieval.errors import LavaRetrievalError
-from lava_retrieval.network import SpikingLayer, SpikingNetwork
-from lava_retrieval.reference import simulate_reference
-from lava_retrieval.sim import readout_of, simulate
+from lava_retrieval.ann.model import ConvNet
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.conversion.algorithm import ConversionConfig, convert
+from lava_retrieval.engines.sim import readout_of, simulate
+from lava_retrieval.snn.config import SimConfig
+from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
+from lava_retrieval.snn.reference import simulate_reference
 
 
 @pytest.fixture(scope="module")
@@ -31,22 +32,20 @@ ENGINES = ["events", "torch"]
 @pytest.mark.parametrize("engine", ENGINES)
 def test_chunking_and_layer_selection(small_network, fashion, engine):
     images = fashion.test_images[:20]
-    whole = simulate(small_network, images, 12, chunk_size=64, engine=engine)
+    whole = simulate(small_network, images, SimConfig(12, chunk_size=64, engine=engine))
     parts = simulate(
         small_network,
         images,
-        12,
-        chunk_size=7,
+        SimConfig(12, chunk_size=7, engine=engine),
         layers=(small_network.embedding_layer,),
-        engine=engine,
     )
     e = small_network.embedding_layer
     np.testing.assert_array_equal(parts.membrane[e], whole.membrane[e])
     assert parts.membrane[0] is None and parts.spike_counts[-1] is None
-    last = simulate(small_network, images[:2], 12, layers=(-1,), engine=engine)
+    last = simulate(small_network, images[:2], SimConfig(12, engine=engine), layers=(-1,))
     np.testing.assert_array_equal(last.spike_counts[-1], whole.spike_counts[-1][:2])
     with pytest.raises(LavaRetrievalError, match="layers must be indices below"):
-        simulate(small_network, images[:2], 12, layers=(len(small_network.layers),))
+        simulate(small_network, images[:2], SimConfig(12), layers=(len(small_network.layers),))
     np.testing.assert_array_equal(
         readout_of(small_network, parts, "membrane"), whole.membrane[e].reshape(20, -1)
     )
@@ -61,14 +60,14 @@ def test_engine_choice_and_errors(fashion):
     network = SpikingNetwork((inp, dense, out), 1, "subtract", "separate", "hand")
     images = fashion.test_images[:2]
     v = simulate_reference(network, images, 3, "delay").membrane
-    got = simulate(network, images, 3)
+    got = simulate(network, images, SimConfig(3))
     np.testing.assert_array_equal(got.membrane[1], v[1])
     with pytest.raises(LavaRetrievalError, match="int32"):
-        simulate(network, images, 3, engine="events")
+        simulate(network, images, SimConfig(3, engine="events"))
     with pytest.raises(LavaRetrievalError, match="engine must be one of"):
-        simulate(network, images, 3, engine="gpu")
+        simulate(network, images, SimConfig(3, engine="gpu"))
     with pytest.raises(LavaRetrievalError, match="28 x 28"):
-        simulate(network, images[:, :20], 3)
+        simulate(network, images[:, :20], SimConfig(3))
 
 
 def test_max_input_by_hand():
@@ -93,18 +92,18 @@ def test_images_that_are_not_pixels_are_refused(images, message, engine):
     """An int32 copy of uint8 pixels would otherwise be read as 255 times too bright."""
     network = SpikingNetwork.load(Path(__file__).parent / "golden" / "small-net.npz")
     with pytest.raises(LavaRetrievalError, match=message):
-        simulate(network, images, 4, engine=engine)
+        simulate(network, images, SimConfig(4, engine=engine))
 
 
 def test_device_errors_are_clear(small_network, fashion):
     images = fashion.test_images[:2]
     with pytest.raises(LavaRetrievalError, match="unknown device"):
-        simulate(small_network, images, 4, device="abacus")
-    cpu = simulate(small_network, images, 4, engine="torch")
-    explicit = simulate(small_network, images, 4, device=torch.device("cpu").type + ":0")
+        simulate(small_network, images, SimConfig(4), device="abacus")
+    cpu = simulate(small_network, images, SimConfig(4, engine="torch"))
+    explicit = simulate(small_network, images, SimConfig(4), device=torch.device("cpu").type + ":0")
     assert all((a == b).all() for a, b in zip(cpu.membrane, explicit.membrane, strict=True))
     with pytest.raises(LavaRetrievalError, match="CPU only"):
-        simulate(small_network, images, 4, engine="events", device="cuda")
+        simulate(small_network, images, SimConfig(4, engine="events"), device="cuda")
     if not torch.cuda.is_available():
         with pytest.raises(LavaRetrievalError, match="no CUDA GPU"):
-            simulate(small_network, images, 4, device="cuda")
+            simulate(small_network, images, SimConfig(4), device="cuda")

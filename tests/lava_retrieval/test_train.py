@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from lava_retrieval.ann import QCFS, QCFS_INITIAL_THRESHOLD
-from lava_retrieval.cli import main
-from lava_retrieval.errors import CheckpointError, LavaRetrievalError
-from lava_retrieval.train import (
+from lava_retrieval.ann.checkpoint import (
     META_FILE,
-    TrainConfig,
-    accuracy,
     checkpoint_files,
     load_checkpoint,
     shipped_checkpoint_path,
-    train,
 )
+from lava_retrieval.ann.config import TrainConfig
+from lava_retrieval.ann.inference import accuracy
+from lava_retrieval.ann.model import QCFS, QCFS_INITIAL_THRESHOLD
+from lava_retrieval.ann.training import train
+from lava_retrieval.cli import main
+from lava_retrieval.common.errors import CheckpointError, LavaRetrievalError
 
 TINY = TrainConfig(arch="8-16-10", epochs=2, train_limit=1500, batch_size=50, seed=3)
 
@@ -128,8 +128,19 @@ def test_learning_rate_schedule():
 
 def test_cli_train_json(fashion, tmp_path, capsys):
     out = tmp_path / "cli"
-    argv = ["train", "--arch", "4-8-10", "--epochs", "1", "--train-limit", "500",
-            "--out", str(out), "--json", "--no-progress"]  # fmt: skip
+    argv = [
+        "train",
+        "--arch",
+        "4-8-10",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "500",
+        "--out",
+        str(out),
+        "--json",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["arch"] == "4-8-10" and payload["epochs"] == 1
@@ -181,9 +192,25 @@ def test_bad_activation_config(bad):
 
 def test_qcfs_training_learns_its_thresholds(fashion, tmp_path, capsys):
     out = tmp_path / "qcfs"
-    argv = ["train", "--arch", "4-8-10", "--activation", "qcfs", "--levels", "4", "--epochs",
-            "3", "--train-limit", "1500", "--batch-size", "50", "--out", str(out), "--json",
-            "--no-progress"]  # fmt: skip
+    argv = [
+        "train",
+        "--arch",
+        "4-8-10",
+        "--activation",
+        "qcfs",
+        "--levels",
+        "4",
+        "--epochs",
+        "3",
+        "--train-limit",
+        "1500",
+        "--batch-size",
+        "50",
+        "--out",
+        str(out),
+        "--json",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["test_accuracy"] > 50.0
     ckpt = load_checkpoint(out)
@@ -224,7 +251,7 @@ def test_a_kill_between_the_files_of_an_epoch_leaves_the_last_epoch_whole(
 ):
     """Epoch 2's weights and resume state are written, then the process dies before the
     manifest: the checkpoint is epoch 1's, whole, and resuming gives the uninterrupted run."""
-    from lava_retrieval import train as train_module
+    from lava_retrieval.ann import checkpoint as train_module
 
     out = tmp_path / "killed"
     original = train_module._atomic_write
@@ -239,8 +266,9 @@ def test_a_kill_between_the_files_of_an_epoch_leaves_the_last_epoch_whole(
         train(TINY, fashion, out, progress=False)
     monkeypatch.undo()
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("weights")) == [
-        "weights-0001.npz", "weights-0002.npz",
-    ]  # fmt: skip
+        "weights-0001.npz",
+        "weights-0002.npz",
+    ]
     assert len(load_checkpoint(out).history) == 1
     resumed = train(TINY, fashion, out, resume=True, progress=False)
     assert len(resumed.history) == 2
@@ -248,8 +276,10 @@ def test_a_kill_between_the_files_of_an_epoch_leaves_the_last_epoch_whole(
     for name, value in _weights(out).items():
         np.testing.assert_array_equal(value, expected[name], err_msg=name)
     assert sorted(p.name for p in out.iterdir()) == [
-        META_FILE, "resume-0002.pt", "weights-0002.npz",
-    ]  # fmt: skip
+        META_FILE,
+        "resume-0002.pt",
+        "weights-0002.npz",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -295,9 +325,15 @@ def _nan_weights(path):
 
 def test_fine_tuning_with_qcfs_starts_from_the_relu_weights(tiny_run, fashion, tmp_path):
     config = TrainConfig(
-        arch="8-16-10", epochs=1, train_limit=200, batch_size=50, activation="qcfs", levels=8,
-        init_from=str(tiny_run.path), learning_rate=1e-9,
-    )  # fmt: skip
+        arch="8-16-10",
+        epochs=1,
+        train_limit=200,
+        batch_size=50,
+        activation="qcfs",
+        levels=8,
+        init_from=str(tiny_run.path),
+        learning_rate=1e-9,
+    )
     ckpt = train(config, fashion, tmp_path / "ft", progress=False)
     assert ckpt.config.init_from == str(tiny_run.path)
     relu = dict(tiny_run.model.state_dict())
@@ -310,7 +346,15 @@ def test_fine_tuning_with_qcfs_starts_from_the_relu_weights(tiny_run, fashion, t
     assert QCFS_INITIAL_THRESHOLD not in thresholds  # set from the data, not the default
     with pytest.raises(CheckpointError, match="architecture 8-16-10, not 4-8-10"):
         train(
-            TrainConfig(arch="4-8-10", epochs=1, train_limit=50, activation="qcfs", levels=4,
-                        init_from=str(tiny_run.path)),
-            fashion, tmp_path / "other", progress=False,
-        )  # fmt: skip
+            TrainConfig(
+                arch="4-8-10",
+                epochs=1,
+                train_limit=50,
+                activation="qcfs",
+                levels=4,
+                init_from=str(tiny_run.path),
+            ),
+            fashion,
+            tmp_path / "other",
+            progress=False,
+        )

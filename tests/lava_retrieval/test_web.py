@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lava_retrieval.image_index import ImageIndex, read_source
-from lava_retrieval.methods import get
-from lava_retrieval.sim import SimConfig
-from lava_retrieval.web import SearchService, create_app
+from lava_retrieval.apps.web import SearchService, create_app
+from lava_retrieval.conversion.methods import get
+from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.snn.config import SimConfig
 
 K = 4
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_retrieval.lava_runtime import import_lava
-from lava_retrieval.network import SpikingLayer
-from lava_retrieval.neuron import V_MAX, NeuronParams, if_step
+from lava_retrieval.common.lava_runtime import import_lava
+from lava_retrieval.snn.network import SpikingLayer
+from lava_retrieval.snn.neuron import V_MAX, NeuronParams, if_step
 
 import_lava()
 from lava.magma.core.run_conditions import RunSteps  # noqa: E402

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lava_retrieval.data import load_fashion_mnist
-from lava_retrieval.network import SpikingLayer, SpikingNetwork
-from lava_retrieval.reference import TIMINGS, simulate_reference
+from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+from lava_retrieval.snn.config import TIMINGS
+from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
+from lava_retrieval.snn.reference import simulate_reference
 
 HERE = Path(__file__).parent
 TIME_STEPS = 12
@@ -27,13 +28,43 @@ TIME_STEPS = 12
 def network() -> SpikingNetwork:
     rng = np.random.default_rng(2024)
     inp = SpikingLayer("input", "input", (1, 28, 28), (1, 28, 28), None, None, 255, 255.0, 1.0)
-    conv = SpikingLayer("conv1", "conv", (1, 28, 28), (3, 13, 13),
-                        rng.integers(-30, 50, (3, 1, 5, 5)), rng.integers(-6, 6, 3), 180,
-                        1.0, 1.0, stride=2, padding=1)  # fmt: skip
-    pool = SpikingLayer("pool1", "pool", (3, 13, 13), (3, 6, 6), np.full((3, 1, 2, 2), 60),
-                        None, 150, 1.0, 1.0, stride=2, groups=3)  # fmt: skip
-    dense = SpikingLayer("dense1", "dense", (3, 6, 6), (10,), rng.integers(-20, 25, (10, 108)),
-                         rng.integers(-3, 3, 10), 60, 1.0, 1.0)  # fmt: skip
+    conv = SpikingLayer(
+        "conv1",
+        "conv",
+        (1, 28, 28),
+        (3, 13, 13),
+        rng.integers(-30, 50, (3, 1, 5, 5)),
+        rng.integers(-6, 6, 3),
+        180,
+        1.0,
+        1.0,
+        stride=2,
+        padding=1,
+    )
+    pool = SpikingLayer(
+        "pool1",
+        "pool",
+        (3, 13, 13),
+        (3, 6, 6),
+        np.full((3, 1, 2, 2), 60),
+        None,
+        150,
+        1.0,
+        1.0,
+        stride=2,
+        groups=3,
+    )
+    dense = SpikingLayer(
+        "dense1",
+        "dense",
+        (3, 6, 6),
+        (10,),
+        rng.integers(-20, 25, (10, 108)),
+        rng.integers(-3, 3, 10),
+        60,
+        1.0,
+        1.0,
+    )
     return SpikingNetwork((inp, conv, pool, dense), 2, "subtract", "separate", "golden")
 
 

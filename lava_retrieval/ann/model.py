@@ -1,0 +1,249 @@
+"""The ANN family of the paper's Table 1, built from a spec string such as ``32-64-10``.
+
+A spec lists the output channels of each convolution, then the width of the dense output layer.
+Every network takes (N, 1, 28, 28) images in [0, 1] (no mean subtraction: the spiking input layer
+drives neurons with pixel x W_MAX, so the ANN must see the same linear input).
+
+Two convolutions (the paper's Fig. 2), exactly::
+
+    conv 5x5 valid -> ReLU -> avgpool 2 -> conv 5x5 valid -> ReLU -> avgpool 2
+    -> flatten (4 x 4 x C) -> dropout -> dense
+
+28 -> 24 -> 12 -> 8 -> 4, so 32-64-10 has a 4 x 4 x 64 = 1,024-dimensional embedding.
+
+Three and four convolutions: the spatial path of the two-convolution network is kept and each
+further convolution is a 3x3 convolution with padding 1 ("same") followed by ReLU, applied at the
+4 x 4 resolution after the second pooling::
+
+    ... -> avgpool 2 -> [conv 3x3 same -> ReLU] x (n_conv - 2) -> flatten -> dropout -> dense
+
+Why: 28 x 28 inputs leave no room for a third 5x5 valid convolution and pooling (4 -> 0), pooling
+below 4 x 4 would shrink the embedding to a few values per channel, and "same" 3x3 convolutions keep
+every network's embedding at 4 x 4 x C_last, so embeddings of the family are comparable. The fan-in
+of these layers (9 x C_in) stays far below Loihi's 4,096; the dense layer's fan-in is
+16 x C_last (4,096 for 32-64-128-256-10, the limit).
+
+Only layers the ANN-to-SNN converter accepts are used: convolution, average pooling, ReLU,
+dropout (identity at inference), flatten and dense. No max pooling and no batch-norm.
+
+Training for conversion (``activation="qcfs"``): every ReLU is replaced by a quantisation-clip-
+floor-shift activation (:class:`QCFS`, Bu et al., ICLR 2022) with L levels and a trainable
+threshold lambda, and every layer the converter turns into a layer of spiking neurons gets one,
+so the ANN computes what the spiking network can represent: the input (lambda fixed at 1, pixels
+in [0, 1]), each convolution and each pooling::
+
+    QCFS(1) -> conv 5x5 -> QCFS -> avgpool 2 -> QCFS -> conv 5x5 -> QCFS -> avgpool 2 -> QCFS
+    -> [conv 3x3 same -> QCFS] x (n_conv - 2) -> flatten -> dropout -> dense
+
+An integrate-and-fire neuron with threshold lambda, soft reset and initial potential lambda / 2
+that receives a constant input x for L steps fires exactly ``QCFS(x) * L / lambda`` times; the
+converter makes each learned lambda its layer's threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lava_retrieval.common.errors import SpecError
+
+INPUT_SHAPE = (1, 28, 28)
+ACTIVATIONS = ("relu", "qcfs")
+MAX_WIDTH = 4096  # channels or classes: wider layers would not fit a Loihi chip, or memory
+QCFS_INITIAL_THRESHOLD = 2.0
+
+TABLE1_SPECS = (
+    "4-8-10",
+    "8-16-10",
+    "16-32-10",
+    "32-64-10",
+    "4-8-16-10",
+    "8-16-32-10",
+    "16-32-64-10",
+    "32-64-128-10",
+    "4-8-16-32-10",
+    "8-16-32-64-10",
+    "16-32-64-128-10",
+    "32-64-128-256-10",
+)
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A parsed architecture spec.
+
+    Attributes
+    ----------
+    conv_channels : tuple of int
+        Output channels of each convolution (2 to 4 of them).
+    num_classes : int
+        Width of the dense output layer.
+
+    >>> ArchSpec.parse("32-64-10")
+    ArchSpec(conv_channels=(32, 64), num_classes=10)
+    >>> str(ArchSpec.parse("32-64-10"))
+    '32-64-10'
+    """
+
+    conv_channels: tuple[int, ...]
+    num_classes: int
+
+    @classmethod
+    def parse(cls, spec: str) -> ArchSpec:
+        """Parse ``"c1-c2[-c3[-c4]]-classes"``."""
+        if not isinstance(spec, str):
+            raise SpecError(f"architecture spec must be a string like '32-64-10', got {spec!r}")
+        parts = spec.strip().split("-")
+        try:
+            numbers = [int(p) for p in parts]
+        except ValueError:
+            raise SpecError(
+                f"architecture spec {spec!r} is not hyphen-separated integers like '32-64-10'"
+            ) from None
+        if not 3 <= len(numbers) <= 5:
+            raise SpecError(
+                f"architecture spec {spec!r} needs 2 to 4 convolution widths and an output width"
+            )
+        if any(n <= 0 for n in numbers):
+            raise SpecError(f"architecture spec {spec!r} has a non-positive width")
+        if any(n > MAX_WIDTH for n in numbers):
+            raise SpecError(f"architecture spec {spec!r} has a width above {MAX_WIDTH:,}")
+        return cls(tuple(numbers[:-1]), numbers[-1])
+
+    def __str__(self) -> str:
+        return "-".join(str(n) for n in (*self.conv_channels, self.num_classes))
+
+    @property
+    def embedding_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the layer before the output layer."""
+        return (self.conv_channels[-1], 4, 4)
+
+
+class _QCFSFunction(torch.autograd.Function):
+    """QCFS forward with the straight-through gradients in one pass (saves memory traffic)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
+        y = x / lam
+        out = torch.floor(y.clamp(0.0, 1.0) * levels + 0.5) * (lam / levels)
+        ctx.save_for_backward(y, out, lam)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        y, out, lam = ctx.saved_tensors
+        inside = (y > 0) & (y < 1)
+        grad_x = grad * inside
+        # d out / d lambda: q - x / lambda inside the clip, 1 above it, 0 below it.
+        grad_lam = torch.where(inside, out / lam - y, (y >= 1).to(y.dtype))
+        return grad_x, (grad * grad_lam).sum().reshape(lam.shape), None
+
+
+class QCFS(nn.Module):
+    """Quantisation-clip-floor-shift activation: ``lambda * clip(floor(x L / lambda + 1/2) / L,
+    0, 1)``, with a straight-through gradient for the floor (Bu et al., ICLR 2022).
+
+    Parameters
+    ----------
+    levels : int
+        L, the number of non-zero output levels.
+    threshold : float
+        Initial lambda, the largest output. Default 2.0.
+    trainable : bool
+        Whether lambda is learned (a parameter) or fixed (a buffer, as for the input).
+
+    >>> q = QCFS(4, threshold=1.0, trainable=False)
+    >>> q(torch.tensor([-1.0, 0.1, 0.2, 0.5, 0.9, 3.0])).tolist()
+    [0.0, 0.0, 0.25, 0.5, 1.0, 1.0]
+    """
+
+    def __init__(
+        self, levels: int, threshold: float = QCFS_INITIAL_THRESHOLD, trainable: bool = True
+    ) -> None:
+        super().__init__()
+        if levels < 1:
+            raise SpecError(f"QCFS needs at least one level, got {levels}")
+        if not threshold > 0:
+            raise SpecError(f"QCFS threshold must be positive, got {threshold}")
+        self.levels = int(levels)
+        value = torch.tensor(float(threshold))
+        if trainable:
+            self.threshold = nn.Parameter(value)
+        else:
+            self.register_buffer("threshold", value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _QCFSFunction.apply(x, self.threshold.clamp(min=1e-3), self.levels)
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}, threshold={float(self.threshold):.4g}"
+
+
+class ConvNet(nn.Module):
+    """A network of the family; ``layers`` is a flat ``nn.Sequential`` the converter walks.
+
+    Parameters
+    ----------
+    spec : str or ArchSpec
+        Architecture, e.g. ``"32-64-10"``.
+    dropout : float
+        Dropout probability before the dense layer (training only).
+    activation : str
+        ``relu`` (the paper's) or ``qcfs`` (trained for conversion, see the module docstring).
+    levels : int, optional
+        L of every QCFS activation; required with ``qcfs``.
+
+    >>> net = ConvNet("32-64-10")
+    >>> net(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    >>> net.embed(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 1024])
+    """
+
+    def __init__(
+        self,
+        spec: str | ArchSpec,
+        dropout: float = 0.5,
+        activation: str = "relu",
+        levels: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.spec = spec if isinstance(spec, ArchSpec) else ArchSpec.parse(spec)
+        if not 0.0 <= dropout < 1.0:
+            raise SpecError(f"dropout must lie in [0, 1), got {dropout}")
+        if activation not in ACTIVATIONS:
+            raise SpecError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if (activation == "qcfs") != (levels is not None):
+            raise SpecError("levels is required with activation 'qcfs' and only with it")
+        self.activation, self.levels = activation, levels
+        qcfs = activation == "qcfs"
+
+        def act() -> list[nn.Module]:
+            return [QCFS(levels)] if qcfs else [nn.ReLU()]
+
+        channels = (INPUT_SHAPE[0], *self.spec.conv_channels)
+        layers: list[nn.Module] = [QCFS(levels, 1.0, trainable=False)] if qcfs else []
+        for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:], strict=True)):
+            if i < 2:
+                layers += [nn.Conv2d(c_in, c_out, 5), *act(), nn.AvgPool2d(2)]
+                layers += [QCFS(levels)] if qcfs else []
+            else:
+                layers += [nn.Conv2d(c_in, c_out, 3, padding=1), *act()]
+        c, h, w = self.spec.embedding_shape
+        layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(c * h * w, self.spec.num_classes)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits of (N, 1, 28, 28) images in [0, 1]."""
+        return self.layers(x)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The flattened output of the layer before the dense layer (torch C, H, W order)."""
+        return self.layers[:-2](x)
+
+    @property
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters())

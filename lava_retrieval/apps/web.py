@@ -1,0 +1,385 @@
+"""A web page to search an index with one's own image (``lava-retrieval serve``), built on Flask.
+
+The page takes an uploaded image (any format :mod:`lava_retrieval.data.images` reads) or a test
+image of Fashion-MNIST and shows: the 28 x 28 input as the network sees it, the spiking
+network's top-k and the ANN's top-k side by side (class and cosine score under each image), and
+the spiking activity of the query (a raster of every layer's spikes over the time steps).
+
+JSON API: ``POST /api/search`` (multipart field ``image``, or form field ``test_id``; optional
+``k``) answers ``{"input", "snn", "ann", "activity", ...}`` with images as PNG data URLs, or
+``{"error": ...}`` with status 400 (not an image, bad field) or 413 (upload larger than the
+limit). ``GET /api/info`` describes the index; ``GET /healthz`` answers ``ok``.
+
+The ANN column needs the ANN the index's network was converted from: the shipped checkpoint of
+its method (:func:`lava_retrieval.conversion.methods.of_network`) or ``checkpoint=``; without one
+the
+column says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+
+import numpy as np
+
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.common.figures import pyplot
+from lava_retrieval.data.images import ImageError, prepare
+from lava_retrieval.search.image_index import ImageIndex, read_query, read_source
+from lava_retrieval.snn.config import SimConfig
+
+DEFAULT_MAX_UPLOAD = 8 * 2**20  # 8 MiB
+SILENT_WARNING = (
+    "the query's embedding is all zeros (its embedding layer received no input in the time "
+    "steps): every score is 0 and the ranking says nothing; index with more time steps or the "
+    "pipelined timing"
+)
+
+
+def png_data_url(image: np.ndarray, scale: int = 3) -> str:
+    """A uint8 (H, W) image as a PNG data URL, enlarged ``scale`` times (nearest neighbour)."""
+    from PIL import Image
+
+    big = np.kron(np.asarray(image, np.uint8), np.ones((scale, scale), np.uint8))
+    buffer = io.BytesIO()
+    Image.fromarray(big).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def activity_figure(network, image: np.ndarray, time_steps: int, timing: str) -> tuple[str, list]:
+    """A raster of every layer's spikes for one image (PNG data URL) and spikes per layer."""
+    plt = pyplot()
+
+    from lava_retrieval.engines.sim import simulate
+
+    result = simulate(
+        network, image[None], SimConfig(time_steps, timing=timing), record_spikes=True
+    )
+    layers = network.layers
+    fig, axes = plt.subplots(1, len(layers), figsize=(2.1 * len(layers), 2.6), squeeze=False)
+    totals = []
+    for ax, layer, spikes in zip(axes[0], layers, result.spikes, strict=True):
+        trains = spikes[:, 0].reshape(spikes.shape[0], -1)  # (T, neurons)
+        active = np.flatnonzero(trains.any(0))
+        count = int(trains.sum())
+        totals.append({"layer": layer.name, "spikes": count, "neurons": trains.shape[1]})
+        shown = active[np.argsort([np.argmax(trains[:, n]) for n in active], kind="stable")][:400]
+        neuron, step = np.nonzero(trains[:, shown].T)
+        ax.scatter(step + 1, neuron, s=1.5, c="black", marker="s", linewidths=0)
+        ax.set_xlim(0.5, trains.shape[0] + 0.5)
+        ax.set_ylim(-1, max(len(shown), 1))
+        if not count:
+            ax.set_yticks([])
+        ax.set_title(f"{layer.name}\n{count:,} spikes", fontsize=8)
+        ax.set_xlabel("time step", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0, 0].set_ylabel("active neurons", fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(), totals
+
+
+class SearchService:
+    """The index, the corpus images and the ANN, loaded once; what the routes call."""
+
+    def __init__(self, index: ImageIndex, checkpoint=None, data_dir: str | None = None) -> None:
+        self.index = index
+        self.data_dir = data_dir
+        self.corpus = self._corpus_images()
+        self.ann = None
+        self.ann_note = "no ANN is known for this index's network (serve --checkpoint DIR)"
+        if checkpoint is None:
+            from lava_retrieval.conversion.methods import resolve
+
+            known = resolve(network=index.network, need_ann=False)
+            checkpoint = known.checkpoint() if known.checkpoint_path else None
+        if checkpoint is not None:
+            self.ann = checkpoint.model.eval()
+            self.ann_note = f"ANN: {checkpoint.path.name}"
+            from lava_retrieval.search.index import CosineIndex
+
+            self.ann_index = CosineIndex().add(self._ann_embed(self.corpus))
+
+    def _corpus_images(self) -> np.ndarray:
+        """The indexed images as the network saw them (read back from their paths)."""
+        images = np.zeros((len(self.index), 28, 28), np.uint8)
+        by_split: dict[str, list[tuple[int, int]]] = {}
+        for position, path in enumerate(self.index.paths):
+            if path.startswith("fashion-mnist:"):
+                split, number = path[len("fashion-mnist:") :].rsplit(":", 1)
+                by_split.setdefault(split, []).append((position, int(number)))
+            else:
+                try:
+                    images[position] = read_query(path, self.index.preprocessing)
+                except LavaRetrievalError:
+                    pass  # a moved or deleted file shows blank
+        if by_split:
+            from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+
+            data = load_fashion_mnist(self.data_dir)
+            for split, pairs in by_split.items():
+                split_images, _ = data.split(split)
+                positions, numbers = zip(*pairs, strict=True)
+                images[list(positions)] = split_images[list(numbers)]
+        return images
+
+    def _ann_embed(self, images: np.ndarray) -> np.ndarray:
+        from lava_retrieval.ann.inference import embed
+
+        return embed(self.ann, images, batch_size=2000)
+
+    def _hits(self, hits) -> list[dict]:
+        return [
+            {**h.to_dict(), "score": round(h.score, 4), "image": png_data_url(self.corpus[h.id], 2)}
+            for h in hits
+        ]
+
+    def search(self, image: np.ndarray, k: int) -> dict:
+        k = max(1, min(int(k), len(self.index)))
+        snn = self.index.search(image[None], k)[0]
+        result = {
+            "warning": SILENT_WARNING if snn.silent else None,
+            "input": png_data_url(image, 6),
+            "snn": self._hits(snn),
+            "ann": None,
+            "ann_note": self.ann_note,
+            "k": k,
+        }
+        if self.ann is not None:
+            scores, ids = self.ann_index.search(self._ann_embed(image[None]), k)
+            pairs = enumerate(zip(ids[0], scores[0], strict=True), 1)
+            result["ann"] = self._hits([self.index.hit(r, i, s) for r, (i, s) in pairs])
+        config = self.index.config
+        result["activity"], result["spikes"] = activity_figure(
+            self.index.network, image, config.time_steps, config.timing
+        )
+        return result
+
+
+def create_app(service: SearchService, k: int = 5, max_upload_bytes: int = DEFAULT_MAX_UPLOAD):
+    """The Flask application of :class:`SearchService` (see the module docstring)."""
+    from flask import Flask, jsonify, request
+    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+    app = Flask("lava_retrieval.apps.web")
+    app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes
+
+    def error(message: str, status: int):
+        return jsonify({"error": message}), status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_exc):
+        return error(f"the upload is larger than the limit of {max_upload_bytes:,} bytes", 413)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        return error(exc.description or exc.name, exc.code or 500)
+
+    @app.get("/")
+    def page():
+        return PAGE.replace("{{K}}", str(k)), 200, {"Content-Type": "text/html; charset=utf-8"}
+
+    @app.get("/healthz")
+    def health():
+        return "ok"
+
+    @app.get("/api/info")
+    def info():
+        config = service.index.config
+        return jsonify(
+            {
+                "count": len(service.index),
+                "k": k,
+                "simulation": config.settings(),
+                "network": service.index.metadata["network"],
+                "ann": service.ann_note,
+            }
+        )
+
+    @app.post("/api/search")
+    def search():
+        try:
+            wanted = int(request.form.get("k", k))
+        except ValueError:
+            return error("k must be an integer", 400)
+        if wanted < 1:
+            return error("k must be at least 1", 400)
+        upload = request.files.get("image")
+        try:
+            if upload is not None and upload.filename:
+                image = _read_upload(upload.read(), service.index.preprocessing.invert)
+            elif request.form.get("test_id", "").strip():
+                number = request.form["test_id"].strip()
+                if not number.isdigit():
+                    return error("test_id must be a number", 400)
+                image = read_query(
+                    f"fashion-mnist:test:{number}", service.index.preprocessing, service.data_dir
+                )
+            else:
+                return error("send an image file (field 'image') or a test_id", 400)
+        except (ImageError, LavaRetrievalError) as exc:
+            return error(str(exc), 400)
+        return jsonify(service.search(image, wanted))
+
+    return app
+
+
+def _read_upload(blob: bytes, invert) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    if not blob:
+        raise ImageError("the uploaded file is empty")
+    try:
+        with Image.open(io.BytesIO(blob)) as image:
+            w, h = image.size
+            if w * h > 40_000_000:
+                raise ImageError(f"the upload has {w * h:,} pixels, more than 40,000,000")
+            image.load()
+            return prepare(image, invert)
+    except UnidentifiedImageError:
+        raise ImageError("the upload is not an image (PNG, JPEG, GIF, BMP, TIFF or WebP)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"the uploaded image cannot be decoded ({exc})") from None
+
+
+def default_index(
+    corpus: int = 10000, time_steps: int = 16, data_dir: str | None = None, progress=True
+) -> ImageIndex:
+    """An in-memory index of the first ``corpus`` training images with the default method."""
+    from lava_retrieval.conversion.methods import resolve
+    from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+
+    chosen = resolve(dataset=load_fashion_mnist(data_dir), time_steps=time_steps)
+    index = ImageIndex(chosen.network, chosen.config)
+    return index.add(
+        read_source("fashion-mnist:train", data_dir=data_dir, limit=corpus), progress=progress
+    )
+
+
+def serve(
+    index_dir: str | os.PathLike | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    k: int = 5,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    checkpoint=None,
+    corpus: int = 10000,
+    data_dir: str | None = None,
+    log=print,
+) -> None:
+    """Load (or build) the index and serve the page until interrupted."""
+    if index_dir is None:
+        log(f"no --index: indexing the first {corpus:,} training images (default method) ...")
+        index = default_index(corpus, data_dir=data_dir)
+    else:
+        index = ImageIndex.load(index_dir)
+    service = SearchService(index, checkpoint, data_dir)
+    app = create_app(service, k, max_upload_bytes)
+    log(f"serving {len(index):,} images on http://{host}:{port}/ (Ctrl-C stops)")
+    app.run(host=host, port=port, threaded=False, use_reloader=False)
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>lava-retrieval: search with a spiking network</title>
+<style>
+ body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 1100px; }
+ h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin: 0.6em 0 0.3em; }
+ form { display: flex; gap: 1em; align-items: center; flex-wrap: wrap; padding: 0.8em;
+        background: #f3f3f3; border-radius: 6px; }
+ #error { color: #b00020; margin: 0.6em 0; white-space: pre-wrap; }
+ #status { color: #555; }
+ .columns { display: flex; gap: 2.5em; flex-wrap: wrap; }
+ .grid { display: flex; gap: 0.6em; flex-wrap: wrap; }
+ figure { margin: 0; text-align: center; font-size: 0.75em; }
+ figure img { display: block; background: #000; image-rendering: pixelated; width: 84px; }
+ #input img { width: 168px; image-rendering: pixelated; }
+ #warning { color: #8a5a00; }
+ #activity img { max-width: 100%; }
+ .hidden { display: none; }
+</style>
+</head>
+<body>
+<h1>Image retrieval with spiking-network embeddings</h1>
+<p id="info">loading…</p>
+<form id="form">
+ <label>Your image: <input type="file" id="file" name="image" accept="image/*"></label>
+ <span>or</span>
+ <label>test image # <input type="number" id="test_id" name="test_id" min="0" max="9999"
+   style="width: 6em"></label>
+ <button type="button" id="random">random test image</button>
+ <label>k <input type="number" id="k" name="k" value="{{K}}" min="1" max="50"
+   style="width: 4em"></label>
+ <button type="submit" id="search">Search</button>
+ <span id="status"></span>
+</form>
+<div id="error" role="alert"></div>
+<div id="results" class="hidden">
+ <div class="columns">
+  <div id="input"><h2>As the network sees it (28 × 28)</h2><img alt="network input"></div>
+  <div style="flex: 1 1 520px; min-width: 0">
+   <h2>Spiking network: top-<span class="k"></span></h2><div id="snn" class="grid"></div>
+   <h2>ANN: top-<span class="k"></span></h2><div id="ann" class="grid"></div>
+   <p id="warning" role="status"></p>
+  </div>
+ </div>
+ <div id="activity"><h2>Spiking activity of the query</h2><img alt="spike raster"></div>
+</div>
+<script>
+const $ = (id) => document.getElementById(id);
+fetch("api/info").then((r) => r.json()).then((info) => {
+  const s = info.simulation;
+  $("info").textContent = `${info.count.toLocaleString()} indexed images; T = ${s.time_steps}, `
+    + `${s.timing} timing, ${s.readout} readout; ${info.ann}`;
+});
+$("random").onclick = () => { $("test_id").value = Math.floor(Math.random() * 10000); };
+$("file").onchange = () => { if ($("file").files.length) $("test_id").value = ""; };
+function tiles(target, hits) {
+  target.replaceChildren();
+  for (const h of hits) {
+    const fig = document.createElement("figure");
+    fig.className = "result";
+    const img = document.createElement("img");
+    img.src = h.image; img.alt = h.path;
+    const caption = document.createElement("figcaption");
+    const name = h.label_name || h.path.split("/").pop();
+    caption.textContent = `${h.rank}. ${h.score.toFixed(3)} ${name}`;
+    fig.append(img, caption);
+    target.append(fig);
+  }
+}
+$("form").onsubmit = async (event) => {
+  event.preventDefault();
+  $("error").textContent = ""; $("status").textContent = "searching…";
+  const body = new FormData();
+  if ($("file").files.length) body.append("image", $("file").files[0]);
+  else body.append("test_id", $("test_id").value);
+  body.append("k", $("k").value);
+  try {
+    const response = await fetch("api/search", { method: "POST", body });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error || response.statusText);
+    $("input").querySelector("img").src = answer.input;
+    tiles($("snn"), answer.snn);
+    if (answer.ann) tiles($("ann"), answer.ann);
+    else $("ann").textContent = answer.ann_note;
+    document.querySelectorAll(".k").forEach((e) => { e.textContent = answer.k; });
+    $("activity").querySelector("img").src = answer.activity;
+    $("warning").textContent = answer.warning || "";
+    $("results").classList.remove("hidden");
+    $("status").textContent = "done";
+  } catch (err) {
+    $("error").textContent = err.message; $("status").textContent = "";
+  }
+};
+</script>
+</body>
+</html>
+"""

@@ -1,0 +1,88 @@
+"""The ``lava-retrieval`` command line: :func:`main` parses and dispatches; each command lives
+in its own module with its options (``data``, ``ann``: train and evaluate-ann, ``convert``:
+convert and calibrate, ``embed``, ``evaluate``, ``demo``, ``index``: index and search,
+``serve``, ``reproduce``), and the work is a library function it calls.
+
+Every command that reports numbers takes ``--json`` and then prints exactly one JSON object on
+stdout (progress bars and logs go to stderr). Bad input gives ``error: ...`` on stderr and exit
+status 2, never a traceback. The parser does every range check (:mod:`.options`).
+
+May import: every other subpackage (the top layer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from lava_retrieval.cli.options import Parser
+from lava_retrieval.common.errors import LavaRetrievalError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``lava-retrieval`` command.
+
+    >>> build_parser().parse_args(["data", "--json"]).json
+    True
+    """
+    from lava_retrieval.cli import (
+        ann,
+        convert,
+        data,
+        demo,
+        embed,
+        evaluate,
+        index,
+        reproduce,
+        serve,
+    )
+
+    parser = Parser(
+        prog="lava-retrieval",
+        description="Content-based image retrieval with spiking-network embeddings on Lava.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in (
+        data.register,
+        ann.register_train,
+        convert.register_convert,
+        embed.register,
+        evaluate.register,
+        convert.register_calibrate,
+        demo.register,
+        index.register_index,
+        index.register_search,
+        serve.register,
+        reproduce.register,
+        ann.register_evaluate_ann,
+    ):
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    >>> main(["evaluate-ann", "--checkpoint", "/nonexistent"])
+    2
+    """
+    from lava_retrieval.common.lava_runtime import terminate_as_interrupt
+
+    try:
+        with terminate_as_interrupt():  # from the start: a signal during imports is handled too
+            parser = build_parser()
+            argv = list(sys.argv[1:] if argv is None else argv)
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit as exc:  # --help, or a bad option (already reported)
+                return int(exc.code or 0)
+            args.command_line = ["lava-retrieval", *argv]
+            args.handler(args)
+    except LavaRetrievalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

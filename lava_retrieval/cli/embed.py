@@ -1,0 +1,89 @@
+"""``lava-retrieval embed``: a data split's embeddings, by any backend, to a file."""
+
+from __future__ import annotations
+
+import argparse
+
+from lava_retrieval.cli.options import (
+    add_command,
+    count,
+    emit,
+)
+
+
+def run_embed(args: argparse.Namespace) -> None:
+    from lava_retrieval.common.atomic import check_output
+    from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+    from lava_retrieval.lava_graph.embedding import embed_to_file
+    from lava_retrieval.snn.config import SimConfig
+    from lava_retrieval.snn.network import SpikingNetwork
+
+    config = SimConfig(
+        time_steps=args.time_steps, timing=args.timing, readout=args.readout, engine=args.engine
+    )
+    check_output(args.out)  # before the long work
+    network = SpikingNetwork.load(args.network)
+    images, _ = load_fashion_mnist(args.data_dir).split(args.split)
+    images = images[: args.limit]
+    payload = embed_to_file(
+        network,
+        images,
+        args.out,
+        config,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        progress=not args.json,
+        describe={"split": args.split, "network": str(args.network)},
+    )
+    emit(
+        args,
+        payload,
+        lambda p: (
+            f"{p['shape'][0]} {p['split']} embeddings of dimension {p['shape'][1]} "
+            f"({p['readout']}, T={p['time_steps']}, {p['backend']}) -> {p['embeddings']} "
+            f"in {p['seconds']:.1f} s ({p['images_per_second']:.0f} images/s)"
+        ),
+    )
+
+
+def register(sub) -> None:
+    """Add the command to ``sub``."""
+    from lava_retrieval.lava_graph.embedding import BACKENDS
+    from lava_retrieval.snn.config import ENGINES, READOUTS, TIMINGS
+
+    p = add_command(sub, "embed", run_embed, "embed a data split with the spiking network")
+    p.add_argument("--network", required=True, help="spiking-network file from `convert`")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="lava",
+        help="what runs the network. lava: the Lava process graph, fixed point; lava-float: "
+        "floating point; loihi: Lava's Conv/Dense/LIF on the CPU (needs a network converted "
+        "with --reset zero --weight-bits 8, one image per run); loihi-hw: the same on a chip "
+        "(needs lava-loihi); sim: the fast simulator (see --engine). All give the same numbers.",
+    )
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="the simulator's implementation, for --backend sim: events (compiled, "
+        "event-driven), torch (dense), auto (events where it can run the network)",
+    )
+    p.add_argument(
+        "--timing",
+        choices=TIMINGS,
+        default="delay",
+        help="delay: one window for all layers (the paper's); pipelined: each layer's window "
+        "starts its depth in steps later (same numbers as no_delay); no_delay: sim only",
+    )
+    p.add_argument("--time-steps", type=count, default=16, help="T, steps per image")
+    p.add_argument(
+        "--split",
+        choices=["train", "validation", "test", "full_train"],
+        default="test",
+        help="the data split to embed",
+    )
+    p.add_argument("--limit", type=count, help="only the first N images of the split")
+    p.add_argument("--readout", choices=READOUTS, default="membrane", help="what the embedding is")
+    p.add_argument("--batch-size", type=count, default=256, help="images per Lava window")
+    p.add_argument("--out", required=True, help="embeddings file (.npy); a .json goes beside it")

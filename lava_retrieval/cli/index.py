@@ -1,0 +1,226 @@
+"""``lava-retrieval index build|add`` and ``search``: indexes of your own images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lava_retrieval.cli.options import (
+    add_command,
+    count,
+    emit,
+    image_options,
+    source_options,
+)
+
+
+def _preprocessing(args: argparse.Namespace):
+    from lava_retrieval.data.images import Preprocessing
+
+    return Preprocessing(invert=False if args.no_invert else "auto")
+
+
+def _index_payload(index, directory, source, bad, seconds: float) -> dict:
+    return {
+        "index": str(directory),
+        "count": len(index),
+        "added": source,
+        "skipped": [{"path": p, "reason": r} for p, r in bad],
+        "seconds": round(seconds, 3),
+        "images_per_second": round(source / seconds, 1) if seconds > 0 else None,
+        **index.metadata,
+    }
+
+
+def _index_text(p: dict) -> str:
+    sim = p["simulation"]
+    lines = [
+        f"index {p['index']}: {p['count']:,} images ({p['added']:,} added in "
+        f"{p['seconds']:.1f} s), T={sim['time_steps']}, {sim['timing']} timing, "
+        f"{sim['readout']} readout, network {p['network']['fingerprint'][:12]}"
+    ]
+    if p["skipped"]:
+        lines.append(f"skipped {len(p['skipped'])} files:")
+        lines += [f"  {s['reason']}" for s in p["skipped"]]
+    return "\n".join(lines)
+
+
+def run_index_build(args: argparse.Namespace) -> None:
+    from lava_retrieval.conversion.methods import resolve
+    from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+    from lava_retrieval.search.image_index import ImageIndex, read_source
+
+    ImageIndex.check_new(args.out)  # before the long work
+    source = read_source(
+        args.source,
+        _preprocessing(args),
+        args.data_dir,
+        args.max_bytes,
+        args.max_pixels,
+        args.limit,
+        progress=not args.json,
+    )
+    chosen = resolve(
+        method=args.method,
+        network=args.network,
+        dataset=None if args.network else load_fashion_mnist(args.data_dir),
+        time_steps=args.time_steps,
+        timing=args.timing,
+        readout=args.readout,
+        engine=args.engine,
+        need_ann=False,
+    )
+    index = ImageIndex(chosen.network, chosen.config, _preprocessing(args))
+    _add_and_save(args, index, source, args.out)
+
+
+def _add_and_save(args: argparse.Namespace, index, source, directory) -> None:
+    """Embed ``source`` into ``index``, write it to ``directory`` and report (index build/add)."""
+    import time
+
+    start = time.perf_counter()
+    index.add(source, args.backend, progress=not args.json)
+    seconds = time.perf_counter() - start
+    index.save(directory)
+    payload = _index_payload(index, directory, len(source.paths), source.bad, seconds)
+    emit(args, payload, _index_text)
+
+
+def run_index_add(args: argparse.Namespace) -> None:
+    from lava_retrieval.search.image_index import ImageIndex, read_source
+
+    index = ImageIndex.load(args.index)
+    source = read_source(
+        args.source,
+        index.preprocessing,
+        args.data_dir,
+        args.max_bytes,
+        args.max_pixels,
+        args.limit,
+        progress=not args.json,
+    )
+    _add_and_save(args, index, source, args.index)
+
+
+def run_search(args: argparse.Namespace) -> None:
+    import time
+
+    import numpy as np
+
+    from lava_retrieval.data.images import Preprocessing
+    from lava_retrieval.search.image_index import ImageIndex, read_query
+
+    index = ImageIndex.load(args.index)
+    if args.network:
+        from lava_retrieval.snn.network import SpikingNetwork
+
+        index.check_network(SpikingNetwork.load(args.network))
+    prep = Preprocessing(invert=False) if args.no_invert else index.preprocessing
+    if args.png:
+        from lava_retrieval.common.atomic import check_output
+
+        check_output(args.png)
+    images = np.stack(
+        [read_query(q, prep, args.data_dir, args.max_bytes, args.max_pixels) for q in args.images]
+    )
+    start = time.perf_counter()
+    results = index.search(images, args.k, args.backend)
+    seconds = time.perf_counter() - start
+    payload = {
+        "index": str(args.index),
+        "backend": args.backend,
+        "k": args.k,
+        "seconds": round(seconds, 4),
+        "queries": [
+            {"query": str(q), "silent": hits.silent, "results": [h.to_dict() for h in hits]}
+            for q, hits in zip(args.images, results, strict=True)
+        ],
+    }
+    from lava_retrieval.apps.web import SILENT_WARNING
+
+    for q, hits in zip(args.images, results, strict=True):
+        if hits.silent:
+            print(f"warning: {q}: {SILENT_WARNING}", file=sys.stderr)
+    if args.png:
+        from lava_retrieval.search.figure import draw
+
+        payload["png"] = str(draw(args.png, images, args.images, results, index))
+
+    def text(p: dict) -> str:
+        lines = []
+        for q in p["queries"]:
+            lines.append(f"{q['query']}:")
+            for h in q["results"]:
+                label = f" {h['label_name']}" if h["label_name"] else ""
+                lines.append(f"  {h['rank']:>3}. {h['score']:.4f}{label:<13} {h['path']}")
+        if "png" in p:
+            lines.append(f"figure: {p['png']}")
+        return "\n".join(lines)
+
+    emit(args, payload, text)
+
+
+def register_index(sub) -> None:
+    """Add the command to ``sub``."""
+    from lava_retrieval.conversion.methods import DEFAULT_METHOD, METHODS
+    from lava_retrieval.snn.config import ENGINES, READOUTS, TIMINGS
+
+    index_parser = sub.add_parser(
+        "index",
+        help="build or extend an index of images",
+        description="build or extend an "
+        "index of images: embeddings, ids, paths, labels, the network and its settings",
+    )
+    index_sub = index_parser.add_subparsers(dest="index_command", required=True, metavar="ACTION")
+
+    p = add_command(
+        index_sub, "build", run_index_build, "embed a source of images into a new index"
+    )
+    source_options(p)
+    p.add_argument("--out", required=True, help="index directory to create")
+    p.add_argument("--network", help="spiking network (default: convert the method's ANN)")
+    p.add_argument(
+        "--method", choices=METHODS, help=f"default {DEFAULT_METHOD} (see `evaluate --help`)"
+    )
+    p.add_argument("--time-steps", type=count, default=16, help="T, steps per image")
+    p.add_argument("--readout", choices=READOUTS, help="default: the method's")
+    p.add_argument("--timing", choices=TIMINGS, help="default: the method's")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")
+    p.add_argument(
+        "--no-invert",
+        action="store_true",
+        help="never invert images (default: invert images with a light background)",
+    )
+
+    p = add_command(
+        index_sub, "add", run_index_add, "embed more images into an index, with its settings"
+    )
+    p.add_argument("index", help="index directory")
+    source_options(p)
+
+
+def register_search(sub) -> None:
+    """Add the command to ``sub``."""
+    p = add_command(
+        sub, "search", run_search, "the k most similar indexed images of each query image"
+    )
+    p.add_argument("index", help="index directory from `index build`")
+    p.add_argument(
+        "images", nargs="+", help="query image files, or fashion-mnist:SPLIT:I for image I"
+    )
+    p.add_argument("-k", type=count, default=10, help="results per query (default 10)")
+    p.add_argument(
+        "--backend",
+        choices=("sim", "lava"),
+        default="sim",
+        help="sim: simulator and host search; lava: the Lava graph (encoder, layers, probe, "
+        "kNN); the same answers",
+    )
+    p.add_argument("--png", help="draw queries and results into this PNG")
+    p.add_argument(
+        "--network", help="refuse to search unless this network is the index's (a check)"
+    )
+    p.add_argument(
+        "--no-invert", action="store_true", help="never invert the queries (default: the index's)"
+    )
+    image_options(p)

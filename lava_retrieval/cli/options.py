@@ -1,0 +1,193 @@
+"""What every command shares: the parser that reports one line, option types that range-check,
+the shared option groups, and JSON or text output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """``--help`` shows every option's default (unless its text already says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" not in text
+            and action.option_strings
+            and default not in (None, False, argparse.SUPPRESS)
+        ):
+            shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+            text = f"{text} (default: {shown})" if text else f"default: {shown}"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad options give one line, ``error: COMMAND: problem``, and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def add_command(
+    sub: argparse._SubParsersAction, name: str, handler: Callable, help_text: str
+) -> argparse.ArgumentParser:
+    """A command ``name`` run by ``handler(args)``, with ``--json`` and ``--data-dir``."""
+    p = sub.add_parser(
+        name, help=help_text, description=help_text, formatter_class=DefaultsFormatter
+    )
+    p.set_defaults(handler=handler)
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument(
+        "--data-dir",
+        help="directory holding the four Fashion-MNIST IDX files (default: look them up)",
+    )
+    return p
+
+
+def _number(text: str, kind, check, wanted: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+    if not check(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}")
+    return value
+
+
+def count(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "a positive integer")
+
+
+def natural(text: str) -> int:
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def port(text: str) -> int:
+    return _number(text, int, lambda v: 0 <= v <= 65535, "a port number (0..65535)")
+
+
+def finite(text: str) -> float:
+    return _number(text, float, math.isfinite, "a finite number")
+
+
+def positive(text: str) -> float:
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a positive finite number")
+
+
+def json_safe(value):
+    """``value`` with every NaN or infinite float replaced by None (strict JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def emit(args: argparse.Namespace, payload: dict, text: Callable[[dict], str]) -> None:
+    if args.json:
+        print(json.dumps(json_safe(payload), allow_nan=False))
+    else:
+        print(text(payload))
+
+
+def note(line: str) -> None:
+    """A note on stderr (what a command chose for the user)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def log(args: argparse.Namespace) -> Callable[[str], None]:
+    return lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+def conversion_options(p: argparse.ArgumentParser) -> None:
+    """The conversion settings of ``convert`` and ``calibrate`` (:class:`ConversionConfig`)."""
+    from lava_retrieval.conversion.algorithm import POOL_MODES, ConversionConfig
+    from lava_retrieval.snn.neuron import RESET_MODES
+
+    conv = ConversionConfig()
+    p.add_argument("--checkpoint", help="ANN checkpoint directory (default: the shipped 32-64-10)")
+    p.add_argument(
+        "--percentile",
+        type=finite,
+        default=conv.param_percentile,
+        help="parameter and activation percentile (100: the preprint's max-based variant)",
+    )
+    p.add_argument("--pool-mode", choices=POOL_MODES, default=conv.pool_mode)
+    p.add_argument(
+        "--reset",
+        choices=RESET_MODES,
+        default=conv.reset,
+        help="subtract: soft reset, the paper's neuron; zero: hard reset, Lava's built-in LIF",
+    )
+    p.add_argument(
+        "--initial-membrane",
+        type=finite,
+        default=conv.initial_membrane,
+        metavar="F",
+        help="every neuron's potential at the start of each window, as a fraction of its "
+        "threshold (0: the paper's rest; 0.5: the conversion literature's choice; default: "
+        "0.5 for an ANN trained with --activation qcfs, else 0)",
+    )
+    p.add_argument("--weight-bits", type=count, default=conv.num_weight_bits)
+    p.add_argument("--bias-bits", type=count, default=conv.num_bias_bits)
+    p.add_argument("--calibration-size", type=count, default=conv.calibration_size)
+    p.add_argument("--calibration-seed", type=natural, default=conv.calibration_seed)
+
+
+def method_options(p: argparse.ArgumentParser) -> None:
+    """``--method`` and the flags that override its parts (see :func:`methods.resolve`)."""
+    from lava_retrieval.conversion.methods import DEFAULT_METHOD, METHODS
+    from lava_retrieval.snn.config import READOUTS, TIMINGS
+
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        help=f"qcfs: the QCFS-trained ANN, learned thresholds, initial membrane 0.5, "
+        "pipelined timing, integrated readout; paper: Liu et al. 2022 as published (ReLU "
+        "ANN, Algorithm 1, Lava timing, membrane readout). Default: the method whose ANN "
+        f"--network was converted from, else {DEFAULT_METHOD}. The flags below override "
+        "its parts.",
+    )
+    p.add_argument("--readout", choices=READOUTS, help="default: the method's")
+    p.add_argument(
+        "--timing",
+        choices=TIMINGS,
+        help="delay (the paper's), pipelined or no_delay (the same numbers as pipelined); "
+        "default: the method's",
+    )
+
+
+def image_options(p: argparse.ArgumentParser) -> None:
+    """The limits on image files read."""
+    from lava_retrieval.data.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+
+    p.add_argument(
+        "--max-bytes", type=count, default=DEFAULT_MAX_BYTES, help="largest image file read"
+    )
+    p.add_argument(
+        "--max-pixels", type=count, default=DEFAULT_MAX_PIXELS, help="largest image read"
+    )
+
+
+def source_options(p: argparse.ArgumentParser) -> None:
+    """The images ``index build`` and ``index add`` embed."""
+    p.add_argument(
+        "source",
+        help="a folder of images (recursive), a list file of image paths, or a Fashion-MNIST "
+        "split: fashion-mnist:train|validation|test|full_train",
+    )
+    p.add_argument("--limit", type=count, help="only the first N images of the source")
+    p.add_argument(
+        "--backend",
+        choices=("sim", "lava"),
+        default="sim",
+        help="sim: the fast simulator; lava: the Lava process graph (same embeddings)",
+    )
+    image_options(p)

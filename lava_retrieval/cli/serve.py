@@ -1,0 +1,42 @@
+"""``lava-retrieval serve``: the web page."""
+
+from __future__ import annotations
+
+import argparse
+
+from lava_retrieval.cli.options import add_command, count, log, port, positive
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    from lava_retrieval.apps.web import serve
+
+    checkpoint = None
+    if args.checkpoint:
+        from lava_retrieval.ann.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(args.checkpoint)
+    serve(
+        args.index,
+        host=args.host,
+        port=args.port,
+        k=args.k,
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        checkpoint=checkpoint,
+        corpus=args.corpus,
+        data_dir=args.data_dir,
+        log=log(args),
+    )
+
+
+def register(sub) -> None:
+    """Add the command to ``sub``."""
+    p = add_command(sub, "serve", run_serve, "a web page: search an index with your own image")
+    p.add_argument(
+        "--index", help="index directory (default: index the first --corpus training images)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: local)")
+    p.add_argument("--port", type=port, default=8000, help="port to listen on")
+    p.add_argument("-k", type=count, default=5, help="results per query (default 5)")
+    p.add_argument("--max-upload-mb", type=positive, default=8.0, help="largest upload, MiB")
+    p.add_argument("--checkpoint", help="the ANN for the ANN column (default: the method's)")
+    p.add_argument("--corpus", type=count, default=10000, help="images indexed without --index")

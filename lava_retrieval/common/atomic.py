@@ -1,0 +1,105 @@
+"""Atomic writes: a file or directory appears whole at its path, or not at all.
+
+Every output of the project (networks, embeddings and their sidecars, result tables,
+checkpoints, indexes, netx files, figures, caches) is written through :func:`atomic_path` or
+:func:`write_bytes`/:func:`write_text`: the content goes to a temporary name in the same
+directory, is flushed to disk, and is renamed over the target in one step, so a crash or a kill
+mid-write leaves the previous version (or nothing) there, never half a file. A failed write
+removes its temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from lava_retrieval.common.errors import LavaRetrievalError
+
+MIN_FREE_BYTES = 1 << 20  # below this, a file system is full for any output of ours
+
+
+class OutputPathError(LavaRetrievalError):
+    """An output path cannot be written as a file."""
+
+
+def check_output(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if a file can be written there, else :class:`OutputPathError`:
+    callers check before long work, and :func:`atomic_path` checks again.
+
+    >>> check_output("/")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    lava_retrieval.common.atomic.OutputPathError: /: is a directory, not a file
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{path}: is a directory, not a file")
+    if len(os.fsencode(path.name)) > 240:  # room for the temporary name's suffix
+        raise OutputPathError(f"{path}: the file name is too long")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputPathError(f"{path}: {parent} is not a directory")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputPathError(f"{path}: {parent} is not writable")
+            try:
+                stats = os.statvfs(parent)
+                if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
+                    raise OutputPathError(f"{path}: no space left on {parent}'s file system")
+            except (OSError, AttributeError):  # pragma: no cover - no statvfs here
+                pass
+            break
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """A temporary path to write to; renamed to ``path`` when the block ends without error.
+
+    Parameters
+    ----------
+    path : path
+        The file to (re)place. Its parent directory is created if missing.
+    suffix : str, optional
+        Suffix of the temporary name (default: ``path``'s own), for writers that insist on one
+        (``numpy.save`` appends ``.npy`` to names without it).
+
+    >>> import pathlib, tempfile
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("whole")
+    >>> target.read_text()
+    'whole'
+    """
+    path = check_output(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix if suffix is None else suffix
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{suffix}")
+        try:
+            # Created like any new file (mode 0o666 less the umask, unlike mkstemp's 0o600).
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:  # pragma: no cover - a name clash of 32 random bits
+            continue
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    return write_bytes(path, text.encode())

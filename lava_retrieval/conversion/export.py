@@ -1,0 +1,81 @@
+"""Converting to files: the spiking network, its Loihi resource check, the netx export and the
+core map, as ``lava-retrieval convert`` writes them (the algorithm is
+:mod:`lava_retrieval.conversion.algorithm`)."""
+
+from __future__ import annotations
+
+import os
+
+from lava_retrieval.conversion.algorithm import ConversionConfig, convert_checkpoint
+from lava_retrieval.snn.network import SpikingNetwork
+
+
+def convert_to_file(
+    checkpoint,
+    dataset,
+    config: ConversionConfig,
+    out: str | os.PathLike,
+    export_netx: str | os.PathLike | None = None,
+    loihi_report: str | os.PathLike | None = None,
+    allow_undeployable: bool = False,
+) -> tuple[SpikingNetwork, dict]:
+    """Convert a checkpoint, check it against one Loihi chip, and write the network (and, if
+    asked, its netx export and core-map figure). What ``lava-retrieval convert`` does.
+
+    Every reason the netx export would be inexact is reported in one message before anything
+    is converted; a network that does not fit one chip is refused unless
+    ``allow_undeployable``.
+
+    Returns
+    -------
+    (network, report)
+        The network and a JSON-able description: files written, configuration, per-layer
+        scalars with fan-in and cores, the Loihi report.
+    """
+    from lava_retrieval.common.atomic import check_output
+    from lava_retrieval.loihi import lowering
+    from lava_retrieval.loihi import resources as loihi
+    from lava_retrieval.loihi.netx import NetxExportError
+    from lava_retrieval.loihi.netx import export_netx as write_netx
+
+    for path in (out, export_netx, loihi_report):
+        if path:
+            check_output(path)  # before converting
+    config = config.resolved(checkpoint.config.activation == "qcfs")
+    if export_netx:
+        found = lowering.config_problems(
+            "netx",
+            pool_mode=config.pool_mode,
+            reset=config.reset,
+            weight_bits=config.num_weight_bits,
+            initial_membrane=config.initial_membrane,
+        )
+        if found:
+            raise NetxExportError("cannot export to netx: " + "; ".join(found))
+    network = convert_checkpoint(checkpoint, dataset, config)
+    report = loihi.check(network)
+    if not report.deployable and not allow_undeployable:
+        raise loihi.UndeployableError(
+            f"the network does not fit one Loihi chip: {report.reason} "
+            "(--allow-undeployable writes it anyway)"
+        )
+    network.save(out)
+    payload = {
+        "network": str(out),
+        "checkpoint": str(checkpoint.path),
+        "fingerprint": network.fingerprint(),
+        "config": network.manifest["converter"],
+        "embedding_layer": network.layers[network.embedding_layer].name,
+        "embedding_shape": list(network.embedding_shape),
+        "layers": [
+            {**layer.scalars(), "fan_in": res.fan_in, "cores": res.cores}
+            for layer, res in zip(network.layers, report.layers, strict=True)
+        ],
+        "loihi": report.to_dict(),
+    }
+    if export_netx:
+        payload["netx"] = str(write_netx(network, export_netx))
+    if loihi_report:
+        title = f"{network.arch}, pooling {network.pool_mode}, {config.num_weight_bits}-bit weights"
+        payload["loihi_report"] = str(loihi.plot_core_map(report, loihi_report, title))
+    return network, payload

@@ -1,0 +1,222 @@
+"""The named ways of turning the shipped ANN into spiking embeddings, and the default.
+
+A *method* fixes everything between a trained ANN and an embedding: which shipped checkpoint,
+how it is converted, the timing and the readout. ``evaluate`` and ``demo`` take ``--method``
+(explicit flags such as ``--timing`` or ``--readout`` still override a method's choice).
+
+``qcfs`` (the default)
+    The 32-64-10 ANN trained with quantised clip-floor-shift activations (16 levels, a learned
+    threshold per layer), converted with its learned thresholds and every neuron starting each
+    window at half its threshold, pipelined timing (each layer integrates exactly T steps of its
+    own input), integrated readout (spike count x threshold + membrane - initial potential). The
+    method of the README's "Fewer time steps" section, close to its ANN from T = 8 on.
+``paper``
+    Liu et al. 2022 as published: the ReLU 32-64-10 ANN, Algorithm 1 with the paper's
+    percentiles, Lava's timing (``delay``), the membrane readout. Table 2 of the README.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lava_retrieval.ann.checkpoint import (
+    PRETRAINED,
+    Checkpoint,
+    load_checkpoint,
+    read_meta,
+    shipped_checkpoint_path,
+)
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.conversion.algorithm import ConversionConfig, convert_checkpoint
+from lava_retrieval.snn.config import SimConfig
+from lava_retrieval.snn.network import SpikingNetwork
+
+
+@dataclass(frozen=True)
+class Method:
+    """A shipped checkpoint, its conversion, and how its network is run and read.
+
+    Attributes
+    ----------
+    name : str
+    description : str
+    checkpoint_name : str
+        Directory under ``lava_retrieval/pretrained``.
+    conversion : ConversionConfig
+    timing : str
+        ``delay`` or ``pipelined``.
+    readout : str
+        ``membrane``, ``spike_count`` or ``integrated``.
+
+    >>> METHODS["paper"].timing, METHODS["qcfs"].timing
+    ('delay', 'pipelined')
+    """
+
+    name: str
+    description: str
+    checkpoint_name: str
+    conversion: ConversionConfig
+    timing: str
+    readout: str
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The shipped checkpoint directory of this method."""
+        return PRETRAINED / self.checkpoint_name
+
+    def checkpoint(self) -> Checkpoint:
+        """The shipped ANN of this method."""
+        return load_checkpoint(self.checkpoint_path)
+
+    def network(self, dataset, checkpoint: Checkpoint | None = None) -> SpikingNetwork:
+        """Convert ``checkpoint`` (default: this method's) with this method's settings."""
+        return convert_checkpoint(checkpoint or self.checkpoint(), dataset, self.conversion)
+
+
+METHODS = {
+    "qcfs": Method(
+        "qcfs",
+        "QCFS-trained 32-64-10, learned thresholds, initial membrane 0.5, pipelined, integrated",
+        "32-64-10-qcfs16",
+        ConversionConfig(initial_membrane=0.5),
+        "pipelined",
+        "integrated",
+    ),
+    "paper": Method(
+        "paper",
+        "Liu et al. 2022: ReLU 32-64-10, Algorithm 1, Lava timing, membrane readout",
+        shipped_checkpoint_path().name,
+        ConversionConfig(initial_membrane=0.0),
+        "delay",
+        "membrane",
+    ),
+}
+DEFAULT_METHOD = "qcfs"
+
+
+def of_network(network: SpikingNetwork) -> Method | None:
+    """The method whose shipped checkpoint ``network`` was converted from, if any (read from
+    the checkpoints' metadata: no weights are loaded).
+
+    >>> of_network(SpikingNetwork.load("results/snn-32-64-10.npz")).name
+    'paper'
+    """
+    source = network.manifest.get("source_sha256")
+    if not source:
+        return None
+    for method in METHODS.values():
+        meta = read_meta(method.checkpoint_path, missing_ok=True)
+        if meta is not None and meta.get("weights_sha256") == source:
+            return method
+    return None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What runs: the method, the spiking network, the ANN it belongs to, the settings.
+
+    Attributes
+    ----------
+    method : Method
+    network : SpikingNetwork
+    checkpoint_path : pathlib.Path or None
+        The network's ANN (``None`` when it is not known and was not needed).
+    config : SimConfig
+    """
+
+    method: Method
+    network: SpikingNetwork
+    checkpoint_path: Path | None
+    config: SimConfig
+
+    def checkpoint(self) -> Checkpoint:
+        """The network's ANN, loaded."""
+        if self.checkpoint_path is None:
+            raise LavaRetrievalError("the network's ANN is not known (pass its checkpoint)")
+        return load_checkpoint(self.checkpoint_path)
+
+
+def resolve(
+    *,
+    method: str | None = None,
+    network: str | os.PathLike | SpikingNetwork | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    dataset=None,
+    time_steps: int = 16,
+    timing: str | None = None,
+    readout: str | None = None,
+    engine: str = "auto",
+    need_ann: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> Resolved:
+    """Turn ``--method``, ``--network`` and ``--checkpoint`` into what runs: one set of rules
+    for every command and the web page.
+
+    - The method is ``method`` if given, else the one whose shipped ANN ``network`` was
+      converted from, else :data:`DEFAULT_METHOD`.
+    - The ANN is ``checkpoint`` if given, else the method's shipped one. With ``need_ann`` a
+      network that records another ANN than that is refused (an ANN row or column must be the
+      network's own ANN); without it, a network whose ANN is not known has none.
+    - Without ``network`` the ANN is converted with the method's settings (``dataset`` is
+      needed then).
+    - ``timing`` and ``readout`` override the method's; ``time_steps`` and ``engine`` complete
+      the :class:`SimConfig`.
+
+    Errors are :class:`LavaRetrievalError`; notes (a network without provenance, a conversion)
+    go to ``log``.
+
+    >>> r = resolve(method="paper", network="results/snn-32-64-10.npz", readout="spike_count")
+    >>> r.method.name, r.config.timing, r.config.readout, r.checkpoint_path.name
+    ('paper', 'delay', 'spike_count', '32-64-10')
+    """
+    log = log or (lambda line: None)
+    label = str(network) if network is not None else None
+    if network is not None and not isinstance(network, SpikingNetwork):
+        network = SpikingNetwork.load(network)
+    chosen = get(method) if method else (of_network(network) if network is not None else None)
+    chosen = chosen or get(DEFAULT_METHOD)
+    ann = Path(checkpoint) if checkpoint else chosen.checkpoint_path
+    source = network.manifest.get("source_sha256") if network is not None else None
+    if need_ann and network is not None and not source and not (method or checkpoint):
+        log(
+            f"note: {label} does not record its ANN; the ANN and the defaults are method "
+            f"{chosen.name!r}'s (--method or --checkpoint to choose)"
+        )
+    if not need_ann and network is not None and not checkpoint and not source:
+        ann = None  # not known, and not needed
+    if source and source != (read_meta(ann) or {}).get("weights_sha256"):
+        if need_ann:
+            raise LavaRetrievalError(
+                f"{label} was converted from another ANN than {ann}; pass that ANN's "
+                "--checkpoint (the ANN must be the network's own ANN)"
+            )
+        ann = None
+    if network is None:
+        if dataset is None:
+            raise LavaRetrievalError("converting the method's ANN needs the dataset")
+        log(f"converting {ann.name} for method {chosen.name!r} (--network to use another)")
+        network = chosen.network(dataset, load_checkpoint(ann))
+    config = SimConfig(
+        time_steps=time_steps,
+        timing=timing or chosen.timing,
+        readout=readout or chosen.readout,
+        engine=engine,
+    )
+    return Resolved(chosen, network, ann, config)
+
+
+def get(name: str) -> Method:
+    """The method called ``name``.
+
+    >>> get("paper").readout
+    'membrane'
+    """
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise LavaRetrievalError(
+            f"unknown method {name!r}; choose one of {', '.join(METHODS)}"
+        ) from None

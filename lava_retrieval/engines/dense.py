@@ -1,0 +1,203 @@
+"""The torch engine: dense, layer by layer (behind :func:`lava_retrieval.engines.sim.simulate`).
+
+The network is feed-forward, so a layer's whole spike train depends only on the previous
+layer's whole spike train. This engine goes layer by layer, not step by step: one convolution
+over all T x B spike maps of the previous layer (all-silent leading steps are skipped), then the
+T-step neuron recurrence in place. Arithmetic is float32 holding integers: exact because every
+synaptic sum and potential is an integer below 2**24 (checked per layer; float64 otherwise).
+
+Most neurons never reach threshold: while a neuron has not fired, its potential is the running
+sum U_t of its input, so one cumulative sum finds every neuron whose U_t stays below its
+threshold and inside the saturation bounds; those never spike and end at U_T. Only the others
+run the step-by-step recurrence of :func:`lava_retrieval.snn.neuron.if_step`.
+
+It is held to :func:`lava_retrieval.snn.reference.simulate_reference` by the conformance suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
+from lava_retrieval.snn.neuron import NeuronParams, input_current
+from lava_retrieval.snn.reference import SimResult
+
+_FLOAT32_EXACT = 1 << 24
+
+
+class _Synapses:
+    """One layer's weights as a torch op over (N, C, H, W) maps, exact in its dtype."""
+
+    def __init__(self, layer: SpikingLayer, device: str = "cpu") -> None:
+        weight = np.asarray(layer.weight, dtype=np.int64)
+        self.dtype = torch.float32 if layer.max_input < _FLOAT32_EXACT else torch.float64
+        self.layer = layer
+        self.weight = torch.from_numpy(weight).to(device=device, dtype=self.dtype)
+        self.bias = None
+        if layer.bias is not None:
+            view = (-1,) + (1,) * (len(layer.output_shape) - 1)
+            bias = torch.from_numpy(layer.bias.astype(np.float64))
+            self.bias = bias.to(device=device, dtype=self.dtype).view(*view)
+        self.pool = (
+            layer.kind == "pool"
+            and layer.stride == layer.weight.shape[-1]
+            and layer.padding == 0
+            and bool((weight == weight.flat[0]).all())
+        )
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        layer = self.layer
+        x = x.to(self.dtype)
+        if layer.kind == "dense":
+            return x.flatten(1) @ self.weight.T
+        if self.pool:
+            # Equal weights, non-overlapping windows: a sum pool times the weight.
+            k = layer.stride
+            return F.avg_pool2d(x, k) * (float(layer.weight.flat[0]) * k * k)
+        return F.conv2d(
+            x, self.weight, stride=layer.stride, padding=layer.padding, groups=layer.groups
+        )
+
+
+def _fire(
+    inputs: torch.Tensor, bias: torch.Tensor | None, params: NeuronParams, silent: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Run the neurons over all T steps; ``inputs`` (T, N, ...) is used as scratch space.
+
+    Steps before ``silent`` carry no synaptic input (their rows of ``inputs`` are ignored). The
+    potentials start at ``params.v_init``. Most
+    neurons never reach threshold: while a neuron has not fired, its potential is the running
+    sum U_t of its input, so one cumulative sum finds every neuron whose U_t stays below
+    threshold (and above the saturation bound); those never spike and end at U_T. Only the
+    others run the exact step-by-step recurrence of :func:`lava_retrieval.snn.neuron.if_step`.
+
+    Returns (spikes (T, N, ...) as 0/1 in the inputs' dtype, final potentials, spike counts,
+    first step with a spike (T if none)).
+    """
+    steps = len(inputs)
+    u = inputs
+    u[:silent] = 0
+    if bias is not None:
+        u.add_(bias)
+    if params.v_init:
+        # The window's initial potential, as if it were input before the first step.
+        u[0].add_(params.v_init)
+    if u.dtype == torch.float32:
+        # The running sums stay exact in float32 only below 2**24.
+        largest = max(float(u.amax()), -float(u.amin()))
+        if steps * largest >= _FLOAT32_EXACT:
+            u = u.double()
+    for t in range(1, steps):
+        u[t].add_(u[t - 1])
+    # A neuron leaves the shortcut when its running sum reaches the threshold or either
+    # saturation bound (with a threshold above v_max, saturation happens without a spike).
+    threshold, v_max = params.threshold, params.v_max
+    highest = u.amax(0)
+    may_fire = (highest >= threshold) | (highest > v_max) | (u.amin(0) < -v_max)
+    v = u[-1].clone()
+    counts = torch.zeros_like(v)
+    idx = may_fire.flatten().nonzero().squeeze(1)
+    flat = u.view(steps, -1)
+    if len(idx):
+        running = flat.index_select(1, idx)  # U_t of the neurons that may fire
+        current = torch.diff(running, dim=0, prepend=torch.zeros_like(running[:1]))
+        fired = torch.empty(len(idx), dtype=torch.bool, device=running.device)
+        vs = torch.zeros_like(running[0])
+        spikes_sub = running  # reuse: row t is overwritten after current[t] was read
+        for t in range(steps):
+            vs.add_(current[t])
+            vs.clamp_(-v_max, v_max)
+            torch.ge(vs, threshold, out=fired)
+            spikes_sub[t].copy_(fired)
+            if params.reset == "subtract":
+                vs.sub_(spikes_sub[t], alpha=threshold)
+            else:
+                vs.masked_fill_(fired, 0)
+        v.view(-1)[idx] = vs
+        counts.view(-1)[idx] = spikes_sub.sum(0)
+        active = spikes_sub.any(1).nonzero()
+        first = int(active[0]) if len(active) else steps
+        u.zero_()
+        flat.index_copy_(1, idx, spikes_sub)
+    else:
+        u.zero_()
+        first = steps
+    return u, v, counts, first
+
+
+def _simulate_chunk(
+    prepared: Prepared, images: np.ndarray, time_steps: int, timing: str, record: bool
+) -> SimResult:
+    layers, synapses, params = prepared.layers, prepared.synapses, prepared.params
+    n = len(images)
+    current = torch.from_numpy(
+        input_current(images, layers[0].param_scale).astype(np.float32)[:, None]
+    ).to(prepared.device)
+    inputs = current.unsqueeze(0).repeat(time_steps, 1, 1, 1, 1)
+    spikes, v, counts, first = _fire(inputs, None, params[0])
+    result = SimResult([counts], [v], [spikes.bool()] if record else None)
+    for index, (layer, syn) in enumerate(zip(layers[1:], synapses[1:], strict=True), 1):
+        source = spikes[: time_steps - 1] if timing == "delay" else spikes
+        offset = 1 if timing == "delay" else 0
+        inputs = torch.empty(
+            (time_steps, n, *layer.output_shape), dtype=syn.dtype, device=prepared.device
+        )
+        if first < len(source):
+            out = syn(source[first:].flatten(0, 1))
+            inputs[first + offset : len(source) + offset] = out.view(-1, n, *layer.output_shape)
+            del out
+        del source, spikes
+        silent = min(first + offset, time_steps)
+        spikes, v, counts, first = _fire(inputs, syn.bias, params[index], silent)
+        result.spike_counts.append(counts)
+        result.membrane.append(v)
+        if record:
+            result.spikes.append(spikes.bool())
+    return result
+
+
+@contextlib.contextmanager
+def _exact_float32():
+    """Full-precision float32 products (no reduced-precision fast paths: TF32 matrix products
+    and convolutions on a GPU would round the integers)."""
+    previous = torch.get_float32_matmul_precision()
+    previous_cudnn = torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+        torch.backends.cudnn.allow_tf32 = previous_cudnn
+
+
+class Prepared:
+    """A network's synapses as torch ops on ``device``, built once and reused for every chunk."""
+
+    def __init__(self, network: SpikingNetwork, device: str = "cpu") -> None:
+        # No reference to the network itself: it is the key of the caller's weak cache.
+        self.device = torch.device(device)
+        self.layers = network.layers
+        self.params = [network.neuron(i) for i in range(len(network.layers))]
+        self.synapses = [None] + [_Synapses(layer, device) for layer in network.layers[1:]]
+
+
+def simulate_dense(
+    prepared: Prepared, images: np.ndarray, time_steps: int, timing: str, record: bool
+) -> SimResult:
+    """Every layer's spike counts and final potentials (and spike trains, if ``record``) for a
+    chunk of images, as CPU torch tensors holding the integers of the reference (computed on
+    ``prepared.device``)."""
+    with torch.no_grad(), _exact_float32():
+        result = _simulate_chunk(prepared, images, time_steps, timing, record)
+    if prepared.device.type != "cpu":
+        result = SimResult(
+            [t.cpu() for t in result.spike_counts],
+            [t.cpu() for t in result.membrane],
+            [t.cpu() for t in result.spikes] if result.spikes is not None else None,
+        )
+    return result

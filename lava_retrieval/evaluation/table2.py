@@ -1,0 +1,244 @@
+"""The paper's Table 2: ANN vs SNN(T) on classification, top-1/top-3 retrieval and mAP.
+
+Protocol (as in the paper): the corpus is the 60,000 training images, the queries are the 10,000
+test images; a retrieval hit is a neighbour of the query's class; classification is on the test
+set. The ANN's embedding is the same layer the SNN is probed at (the flattened 4 x 4 x 64 map
+before the dense layer for 32-64-10); the SNN's is the embedding layer's state after T steps
+(``readout``: the paper's ``membrane`` by default). Results are written as JSON, CSV and a
+markdown table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from lava_retrieval.ann.inference import embed_and_classify
+from lava_retrieval.ann.model import ConvNet
+from lava_retrieval.common.atomic import write_text
+from lava_retrieval.common.figures import pyplot, save_figure
+from lava_retrieval.data.fashion_mnist import FashionMNIST
+from lava_retrieval.engines.sim import readout_of, simulate
+from lava_retrieval.evaluation import paper
+from lava_retrieval.search.index import CosineIndex
+from lava_retrieval.search.metrics import (
+    classification_accuracy,
+    mean_average_precision,
+    predict_classes,
+    top_k_accuracy,
+)
+from lava_retrieval.snn.config import SimConfig
+from lava_retrieval.snn.network import SpikingNetwork
+
+# Liu et al. 2022, Table 2 (classification / top-1 / top-3, percent): the paper's values.
+PAPER_TABLE2 = paper.TABLE2
+COLUMNS = ("model", "classification", "top1", "top3", "mAP", "seconds")
+
+
+def retrieval_scores(
+    corpus: np.ndarray,
+    corpus_labels: np.ndarray,
+    queries: np.ndarray,
+    query_labels: np.ndarray,
+    progress: bool = True,
+) -> dict:
+    """Top-1, top-3 (percent) and mAP (percent) of cosine retrieval."""
+    index = CosineIndex().add(corpus, labels=corpus_labels)
+    _, ids = index.search(queries, 3)
+    neighbours = index.labels_of(ids)
+    return {
+        "top1": 100 * top_k_accuracy(neighbours, query_labels, 1),
+        "top3": 100 * top_k_accuracy(neighbours, query_labels, 3),
+        "mAP": 100
+        * mean_average_precision(queries, query_labels, corpus, corpus_labels, progress=progress),
+    }
+
+
+def ann_row(model, corpus_images, corpus_labels, query_images, query_labels, progress=True):
+    """Table 2's ANN row."""
+    start = time.perf_counter()
+    run = embed_and_classify
+    logits, queries = run(query_images)
+    _, corpus = run(corpus_images)
+    row = {
+        "model": "ANN",
+        "classification": 100 * classification_accuracy(logits.argmax(1), query_labels),
+        **retrieval_scores(corpus, corpus_labels, queries, query_labels, progress),
+    }
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def snn_row(
+    network: SpikingNetwork,
+    config: SimConfig,
+    corpus_images: np.ndarray,
+    corpus_labels: np.ndarray,
+    query_images: np.ndarray,
+    query_labels: np.ndarray,
+    *,
+    progress: bool = True,
+) -> dict:
+    """Table 2's SNN(T) row, simulated with the fast simulator with ``config``'s settings (its
+    engine changes the time taken, not the numbers)."""
+    start = time.perf_counter()
+    keep = (network.embedding_layer, len(network.layers) - 1)
+    q = simulate(network, query_images, config, progress=progress, layers=keep)
+    predicted = predict_classes(q.spike_counts[-1], q.membrane[-1])
+    queries = readout_of(network, q, config.readout)
+    del q
+    c = simulate(network, corpus_images, config, progress=progress, layers=keep[:1])
+    corpus = readout_of(network, c, config.readout)
+    del c
+    row = {
+        "model": f"SNN({config.time_steps})",
+        "classification": 100 * classification_accuracy(predicted, query_labels),
+        **retrieval_scores(corpus, corpus_labels, queries, query_labels, progress),
+    }
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def table2(
+    network: SpikingNetwork,
+    model: ConvNet,
+    dataset: FashionMNIST,
+    config: SimConfig | None = None,
+    *,
+    time_steps: tuple[int, ...] = (16, 128),
+    limit_corpus: int | None = None,
+    limit_queries: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """All rows of Table 2 plus the protocol that produced them.
+
+    ``config`` gives the timing, readout and engine (default ``SimConfig()``: the paper's);
+    one SNN row is simulated for each of ``time_steps``.
+    """
+    config = config or SimConfig()
+    corpus_images, corpus_labels = dataset.split("full_train")
+    query_images, query_labels = dataset.split("test")
+    corpus_images, corpus_labels = corpus_images[:limit_corpus], corpus_labels[:limit_corpus]
+    query_images, query_labels = query_images[:limit_queries], query_labels[:limit_queries]
+    rows = [ann_row(model, corpus_images, corpus_labels, query_images, query_labels, progress)]
+    for t in time_steps:
+        rows.append(
+            snn_row(
+                network,
+                replace(config, time_steps=t),
+                corpus_images,
+                corpus_labels,
+                query_images,
+                query_labels,
+                progress=progress,
+            )
+        )
+    return {
+        "protocol": {
+            "corpus": int(len(corpus_images)),
+            "queries": int(len(query_images)),
+            "readout": config.readout,
+            "timing": config.timing,
+            "arch": network.arch,
+            "pool_mode": network.pool_mode,
+            "reset": network.reset,
+        },
+        "rows": [
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows
+        ],
+        "paper": {k: dict(zip(COLUMNS[1:4], v, strict=True)) for k, v in PAPER_TABLE2.items()},
+    }
+
+
+def markdown(result: dict) -> str:
+    """Table 2 as markdown, ours beside the paper's."""
+    lines = [
+        "| model | classification | top-1 | top-3 | mAP | paper: classification / top-1 / top-3 |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in result["rows"]:
+        paper = result["paper"].get(row["model"])
+        ref = " / ".join(f"{v:.2f}" for v in paper.values()) if paper else "—"
+        lines.append(
+            f"| {row['model']} | {row['classification']:.2f} | {row['top1']:.2f} | "
+            f"{row['top3']:.2f} | {row['mAP']:.2f} | {ref} |"
+        )
+    return "\n".join(lines)
+
+
+def write(result: dict, out_dir: str | Path, stem: str = "table2") -> list[Path]:
+    """Write ``stem``.json, .csv and .md into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.json", out_dir / f"{stem}.csv", out_dir / f"{stem}.md"]
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(result["rows"])
+    write_text(paths[0], json.dumps(result, indent=2) + "\n")
+    write_text(paths[1], table.getvalue())
+    write_text(paths[2], markdown(result) + "\n")
+    return paths
+
+
+def plot_time_steps(results: dict[str, dict], out: str | Path, title: str = "") -> Path:
+    """Classification, top-1, top-3 and mAP against T for several methods, in the layout of
+    the paper's Fig 4 (one panel per metric, T on a log axis), each method's ANN as a horizontal
+    line (one line per distinct ANN, in the colour of the first method converted from it).
+
+    Parameters
+    ----------
+    results : dict
+        Label -> a result of :func:`table2` (its SNN rows give the curve, its ANN row the line).
+    out : path
+        PNG to write (atomically).
+    """
+    plt = pyplot()
+
+    metrics = [
+        ("classification", "classification accuracy"),
+        ("top1", "top-1 retrieval"),
+        ("top3", "top-3 retrieval"),
+        ("mAP", "mAP"),
+    ]
+    fig, grid = plt.subplots(2, 4, figsize=(16, 8.4))
+    anns: dict[tuple, tuple[str, str]] = {}  # ANN row values -> (first method, colour)
+    for label, result in results.items():
+        rows = [r for r in result["rows"] if r["model"].startswith("SNN(")]
+        steps = [int(r["model"][4:-1]) for r in rows]
+        ann = next(r for r in result["rows"] if r["model"] == "ANN")
+        for column, (key, _) in enumerate(metrics):
+            for ax in grid[:, column]:
+                (line,) = ax.plot(steps, [r[key] for r in rows], marker="o", label=label)
+        values = tuple(ann[key] for key, _ in metrics)
+        anns.setdefault(values, (label, line.get_color()))
+    for column, (_, name) in enumerate(metrics):
+        lines = [values[column] for values in anns]
+        for row, ax in enumerate(grid[:, column]):
+            for values, (label, colour) in anns.items():
+                name_of = "ANN" if len(anns) == 1 else f"ANN of: {label}"
+                ax.axhline(values[column], color=colour, linestyle="--", linewidth=1, label=name_of)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("time steps T")
+            ax.set_title(name if row == 0 else f"{name}, near the ANN")
+            ax.grid(alpha=0.3)
+        grid[1, column].set_ylim(min(lines) - 5, max(lines) + 1)
+    axes = grid[0]
+    grid[1, 0].set_ylabel("percent")
+    axes[0].set_ylabel("percent")
+    handles, labels = axes[0].get_legend_handles_labels()
+    columns = min(len(labels), 4)
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=9, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.025 * math.ceil(len(labels) / columns) + 0.01, 1, 1))
+    path = Path(out)
+    save_figure(fig, path, dpi=100, format="png")
+    return path

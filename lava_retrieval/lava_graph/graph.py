@@ -1,0 +1,343 @@
+"""The retrieval system as one Lava process graph, built from a SpikingNetwork.
+
+::
+
+    ImageEncoder -> IFLayer(input) -> IFLayer(conv1) -> ... -> IFLayer(dense)
+                                                  |
+                      MembraneProbe (RefPorts on the embedding layer's v and spike_count)
+                            |                          |
+                   HostSink (embeddings)       CosineKNN -> HostSink (ids), HostSink (scores)
+
+Backends (``Loihi2SimCfg`` / ``Loihi2HwCfg`` with the tag that selects the models; the same
+names as the command line's ``--backend``, where ``sim`` is the fast simulator):
+
+``lava``
+    Integer ProcessModels (``fixed_pt``, also tagged ``bit_accurate_loihi``): the reference
+    arithmetic (:func:`lava_retrieval.snn.neuron.if_step`), batched.
+``lava-float``
+    ``floating_pt`` models: the same neurons in float64, without saturation.
+``loihi``
+    Each IFLayer as Lava's own Conv/Dense + LIF (the processes lava-loihi maps to neurocores),
+    simulated on the CPU; batch 1, one image per graph, and the network must lower exactly onto
+    them (:mod:`lava_retrieval.loihi.lowering`: zero reset, 8-bit weights).
+``loihi-hw``
+    The same on a Loihi 2 chip through ``Loihi2HwCfg``; needs Intel's lava-loihi extension.
+
+Every IFLayer sets its potentials to the initial potential and its spike counts to zero at the
+first step of each of its windows, and under the ``delay`` timing drops the input in flight then
+(the previous image's; under ``pipelined`` it is the new image's first), so nothing of one image
+leaks into the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.common.lava_runtime import import_lava
+from lava_retrieval.loihi import lowering
+from lava_retrieval.snn.config import GRAPH_TIMINGS, SimConfig
+from lava_retrieval.snn.network import SpikingNetwork
+
+BACKENDS = ("lava", "lava-float", "loihi", "loihi-hw")
+
+
+class GraphError(LavaRetrievalError):
+    """The graph cannot be built or run as asked."""
+
+
+@dataclass
+class GraphResult:
+    """Embeddings (and search results) of every presented image, in input order."""
+
+    embeddings: np.ndarray
+    ids: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    seconds: float = 0.0
+    #: ``time.perf_counter()`` when each window's embeddings arrived at the host: their
+    #: differences are the graph's steady-state time per window, without its start-up.
+    window_times: tuple[float, ...] = ()
+
+
+@dataclass
+class RetrievalGraph:
+    """The connected processes; :meth:`run` presents every image once."""
+
+    encoder: object
+    layers: list
+    probe: object
+    embedding_sink: object
+    num_images: int
+    batch_size: int
+    time_steps: int
+    backend: str
+    knn: object | None = None
+    result_sinks: tuple = field(default_factory=tuple)
+    offset: int = 0  # steps from an image's first step to its embedding's (pipelined: depth)
+
+    @property
+    def num_windows(self) -> int:
+        """Presentation windows needed for all images."""
+        return -(-self.num_images // self.batch_size)
+
+    def run_config(self):
+        """The Lava run configuration of the backend."""
+        from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
+
+        if self.backend == "lava":
+            return Loihi2SimCfg(select_tag="fixed_pt")
+        if self.backend == "lava-float":
+            return Loihi2SimCfg(select_tag="floating_pt")
+        if self.backend == "loihi":
+            return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True)
+        return Loihi2HwCfg(select_sub_proc_model=True)
+
+    def run(self, progress: bool = True) -> GraphResult:
+        """Run ``num_windows x time_steps (+ offset)`` steps and collect what the sinks
+        receive."""
+        import time
+
+        from lava.magma.core.run_conditions import RunSteps
+        from tqdm.auto import tqdm
+
+        from lava_retrieval.common.lava_runtime import no_interrupts
+
+        n, b = self.num_images, self.batch_size
+        embeddings, ids, scores, arrived = [], [], [], []
+        start = time.perf_counter()
+        try:
+            self.encoder.run(
+                condition=RunSteps(
+                    num_steps=self.num_windows * self.time_steps + self.offset, blocking=False
+                ),
+                run_cfg=self.run_config(),
+                compile_config={"pypy_channel_size": 2},
+            )
+        except KeyboardInterrupt:
+            with no_interrupts():
+                _stop(self.encoder)
+            raise
+        try:
+            with tqdm(total=n, unit="img", disable=not progress, desc=self.backend) as bar:
+                for w in range(self.num_windows):
+                    keep = min(b, n - w * b)
+                    embeddings.append(self.embedding_sink.receive()[:keep])
+                    arrived.append(time.perf_counter())
+                    if self.knn is not None:
+                        ids.append(self.result_sinks[0].receive()[:keep])
+                        scores.append(self.result_sinks[1].receive()[:keep])
+                    bar.update(keep)
+            self.encoder.wait()
+        finally:
+            with no_interrupts():
+                _stop(self.encoder)
+        return GraphResult(
+            embeddings=np.concatenate(embeddings),
+            ids=np.concatenate(ids).astype(np.int64) if ids else None,
+            scores=np.concatenate(scores).astype(np.float32) if scores else None,
+            seconds=time.perf_counter() - start,
+            window_times=tuple(arrived),
+        )
+
+
+def _stop(process) -> None:
+    """Stop the runtime of ``process`` if it started (also after an interrupted start-up)."""
+    runtime = getattr(process, "runtime", None)
+    if runtime is None:
+        return
+    try:
+        process.stop()
+    except Exception:  # noqa: BLE001 - already stopped or never started: nothing to end
+        pass
+
+
+def _check_loihi(
+    network: SpikingNetwork, images: np.ndarray, readout: str, timing: str = "delay"
+) -> None:
+    problems = lowering.problems(network, "loihi")
+    if timing != "delay":
+        problems.append(
+            "Lava's LIF integrates its bias from the first step and cannot start its window "
+            "later: the Loihi backends run the delay timing"
+        )
+    if len(images) != 1:
+        problems.append(
+            f"Lava's synapses cannot be reset between images: one image, not {len(images)}"
+        )
+    if readout != "membrane":
+        problems.append("Lava's LIF keeps no spike count: use the membrane readout")
+    if problems:
+        raise GraphError("the Loihi backend: " + "; ".join(problems))
+
+
+def build(
+    network: SpikingNetwork,
+    images: np.ndarray,
+    config: SimConfig | None = None,
+    *,
+    batch_size: int = 32,
+    backend: str = "lava",
+    corpus: np.ndarray | None = None,
+    corpus_labels: np.ndarray | None = None,
+    k: int = 3,
+) -> RetrievalGraph:
+    """Connect encoder, layers, probe (and kNN) for ``images``.
+
+    Parameters
+    ----------
+    network : SpikingNetwork
+    images : numpy.ndarray
+        (N, 28, 28) uint8 or float in [0, 1].
+    config : SimConfig, optional
+        T (steps per image), the timing and the readout; default ``SimConfig()``. Timing
+        ``delay``: one window for all layers (the paper's); ``pipelined``: the window of the
+        layer at depth d starts d steps after the input's, and the embedding of each image
+        leaves ``embedding_layer`` steps after its window (:mod:`lava_retrieval.snn.reference`);
+        ``no_delay`` is refused (use ``pipelined``, its equal).
+    batch_size : int
+        Images per presentation window (B); 1 measures latency.
+    backend : {"lava", "lava-float", "loihi", "loihi-hw"}
+    corpus, corpus_labels : numpy.ndarray, optional
+        With a corpus, a CosineKNN answers every image with its ``k`` nearest corpus ids.
+    k : int
+
+    >>> graph = build(net, images[:4], SimConfig(time_steps=4), batch_size=2)
+    >>> graph.run(progress=False).embeddings.shape
+    (4, 1024)
+    """
+    config = config or SimConfig()
+    time_steps, timing, readout = config.time_steps, config.timing, config.readout
+    if backend not in BACKENDS:
+        raise GraphError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if timing not in GRAPH_TIMINGS:
+        raise GraphError(
+            f"the Lava graph runs the timings {GRAPH_TIMINGS}, not {timing!r} (no_delay has no "
+            "synaptic delay, which Lava's synapses always have: use pipelined, its equal)"
+        )
+    images = np.asarray(images)
+    side = tuple(network.layers[0].output_shape[-2:])
+    if images.ndim != 3 or images.shape[1:] != side or len(images) == 0:
+        raise GraphError(f"images must be (N, {side[0]}, {side[1]}), got {images.shape}")
+    if batch_size < 1:
+        raise GraphError("batch_size must be >= 1")
+    loihi = backend.startswith("loihi")
+    if loihi:
+        _check_loihi(network, images, readout, timing)
+        if backend == "loihi-hw":
+            try:
+                import lava.magma.compiler.subcompilers.nc  # noqa: F401  (part of lava-loihi)
+            except ImportError:
+                raise GraphError(
+                    "running on Loihi needs Intel's lava-loihi extension, which is not installed;"
+                    " --backend loihi simulates the same process graph on the CPU"
+                ) from None
+        batch_size = 1
+    batch_size = min(batch_size, len(images))
+    import_lava()
+    from procs.cosine_knn.process import CosineKNN
+    from procs.host_sink.process import HostSink
+    from procs.if_layer.process import IFLayer
+    from procs.image_encoder.process import ImageEncoder
+    from procs.membrane_probe.process import MembraneProbe
+
+    layout = "whc" if loihi else "bchw"
+    encoder = ImageEncoder(
+        images=images,
+        batch_size=batch_size,
+        time_steps=time_steps,
+        param_scale=network.layers[0].param_scale,
+        layout=layout,
+    )
+    layers = []
+    for depth, spec in enumerate(network.layers):
+        layer = IFLayer.from_layer(
+            spec,
+            neuron=network.neuron(depth),
+            batch_size=batch_size,
+            time_steps=time_steps,
+            timing=timing,
+            depth=depth,
+            layout=layout,
+        )
+        source = layers[-1].out if layers else encoder.out
+        if loihi and spec.kind == "dense" and len(source.shape) > 1:
+            source = source.flatten()
+        source.connect(layer.inp)
+        layers.append(layer)
+    offset = network.embedding_layer if timing == "pipelined" else 0
+    embedding_layer = layers[network.embedding_layer]
+    probe = MembraneProbe(
+        state_shape=embedding_layer.v.shape,
+        time_steps=time_steps,
+        readout=readout,
+        threshold=network.layers[network.embedding_layer].threshold,
+        v_init=network.neuron(network.embedding_layer).v_init,
+        v_scale=lowering.V_SCALE if loihi else 1,
+        layout=layout,
+        offset=offset,
+    )
+    probe.v_ref.connect_var(embedding_layer.v)
+    if not loihi:
+        probe.count_ref.connect_var(embedding_layer.spike_count)
+    embedding_sink = HostSink(shape=probe.out.shape, time_steps=time_steps, offset=offset)
+    probe.out.connect(embedding_sink.inp)
+    graph = RetrievalGraph(
+        encoder,
+        layers,
+        probe,
+        embedding_sink,
+        len(images),
+        batch_size,
+        time_steps,
+        backend,
+        offset=offset,
+    )
+    if corpus is not None:
+        knn = CosineKNN(
+            corpus=corpus,
+            k=k,
+            batch_size=batch_size,
+            time_steps=time_steps,
+            labels=corpus_labels,
+            offset=offset,
+        )
+        probe.out.connect(knn.query)
+        sinks = []
+        for port in (knn.ids, knn.scores):
+            sink = HostSink(shape=port.shape, time_steps=time_steps, offset=offset)
+            port.connect(sink.inp)
+            sinks.append(sink)
+        graph.knn, graph.result_sinks = knn, tuple(sinks)
+    return graph
+
+
+def embed(
+    network: SpikingNetwork,
+    images: np.ndarray,
+    config: SimConfig | None = None,
+    *,
+    batch_size: int = 256,
+    backend: str = "lava",
+    progress: bool = True,
+) -> np.ndarray:
+    """Embeddings of ``images`` from the Lava graph, (N, D) float64 holding integers.
+
+    The Loihi backends embed one image per graph (their synapses cannot be cleared between
+    images).
+    """
+    config = config or SimConfig()
+    if backend.startswith("loihi"):
+        from tqdm.auto import tqdm
+
+        _check_loihi(network, np.asarray(images)[:1], config.readout, config.timing)
+        rows = [
+            build(network, images[i : i + 1], config, batch_size=1, backend=backend)
+            .run(False)
+            .embeddings
+            for i in tqdm(range(len(images)), disable=not progress, desc=backend)
+        ]
+        return np.concatenate(rows)
+    graph = build(network, images, config, batch_size=batch_size, backend=backend)
+    return graph.run(progress).embeddings

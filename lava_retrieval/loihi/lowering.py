@@ -1,0 +1,272 @@
+"""The one lowering of a :class:`~lava_retrieval.snn.network.SpikingNetwork` onto Lava's built-ins.
+
+Lava's ``Conv``, ``Dense`` and ``LIF`` (the processes Intel's lava-loihi maps onto neurocores)
+and lava-dl's netx blocks compute the converter's integer neurons exactly when the network is
+given to them as this module says. The Loihi ProcessModel of ``IFLayer``
+(``procs/if_layer/models.py``), the netx export (:mod:`lava_retrieval.loihi.netx`), the graph
+builder
+(:mod:`lava_retrieval.lava_graph.graph`) and the ``convert`` command all go through it.
+
+The mapping:
+
+* **Threshold.** Lava spikes on ``v > vth``, the converter's neurons on ``v >= threshold``: for
+  integers ``vth = threshold - 1`` (:func:`vth`). Lava shifts ``vth``, the synaptic input and the
+  bias left by 6 bits (``bias_exp`` = :data:`BIAS_EXP`), so integer units carry over unchanged.
+* **Current.** ``du = 4095``: Lava decays the current by ``du + 1``, so each step's synaptic
+  input lasts exactly that step (netx writes ``iDecay`` = :data:`I_DECAY`). ``dv = 0``: no leak.
+* **Reset.** Lava's LIF resets to zero: only networks converted with ``reset="zero"`` lower.
+* **Weights.** Lava's fixed-point ``Dense`` keeps mixed-sign weights as 8-bit values (the least
+  significant bit of a 9-bit weight is dropped): weights must satisfy ``|w| <=``
+  :data:`MAX_WEIGHT`, and go into ``Dense`` doubled with ``weight_exp = -1``
+  (:func:`dense_weights`).
+* **Layout.** Lava's maps are (W, H, C), the network's (C, H, W) (:func:`to_whc`,
+  :func:`whc_shape`); a dense layer's input is flattened in Lava's order, so its weight columns
+  are reordered. Lava's ``Conv`` is a true convolution over (W, H, C): the kernel is flipped and
+  reordered to (C_out, kW, kH, C_in) (:func:`conv_kernel`).
+* **Saturation.** Lava clips ``v`` at ``+-(2**23 - 1)``, which in integer units is
+  ``+-(V_MAX + 63/64)``, not the reference's ``+-V_MAX``. Spikes still agree when every
+  threshold is at most ``V_MAX`` (a neuron saturated upwards fires and resets to zero in both),
+  and the offset a negative saturation leaves, below one unit, is removed by rounding the
+  probed ``v / 2**6`` up (:func:`membrane_from_lava`). A threshold above ``V_MAX`` would fire in
+  Lava and never in the reference: refused.
+* **Current register.** Lava's current ``u = a_in << 6`` wraps at 24 bits: a layer whose
+  synaptic input per step can pass ``2**17 - 1`` (:data:`MAX_CURRENT`) is refused.
+* **Limits of the chip.** The bias mantissa has 13 bits.
+* **Initial potential.** Lava's LIF starts from ``v = v_init << 6`` (one image per graph);
+  netx has no initial potential, so only ``initial_membrane = 0`` exports.
+* **netx** cannot load pooling layers: pooling must be folded (``pool_mode="folded"``).
+
+:func:`problems` lists every reason a network cannot be lowered exactly, each naming the
+conversion option that fixes it; :func:`config_problems` does the same for conversion settings,
+before any conversion runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
+from lava_retrieval.snn.neuron import FRACTION_BITS, V_MAX
+
+MAX_WEIGHT = 127
+I_DECAY = 4096
+DU = I_DECAY - 1
+DV = 0
+BIAS_EXP = FRACTION_BITS
+MAX_CURRENT = (1 << 17) - 1
+MAX_BIAS = (1 << 12) - 1
+V_SCALE = 1 << FRACTION_BITS
+TARGETS = ("loihi", "netx")
+_NO_POOLING = "netx cannot load pooling layers (convert with --pool-mode folded)"
+_NO_INITIAL = "netx neurons start every run at 0 (convert with --initial-membrane 0)"
+_ZERO_RESET = (
+    "Lava's LIF resets to zero, this network resets by subtraction (convert with --reset zero)"
+)
+
+
+class LoweringError(LavaRetrievalError):
+    """The network cannot be lowered exactly onto Lava's built-ins or netx."""
+
+
+def vth(threshold: int) -> int:
+    """Lava's ``vth`` for the converter's threshold (``v > vth`` is ``v >= threshold``).
+
+    >>> vth(190)
+    189
+    """
+    return int(threshold) - 1
+
+
+def whc_shape(shape: tuple[int, ...], flatten: bool = False) -> tuple[int, ...]:
+    """Lava's (W, H, C) shape of a (C, H, W) shape (an (N,) shape is unchanged); ``flatten``
+    gives the one-axis shape of the same neurons.
+
+    >>> whc_shape((32, 12, 10)), whc_shape((32, 12, 10), flatten=True), whc_shape((10,))
+    ((10, 12, 32), (3840,), (10,))
+    """
+    whc = tuple(reversed(tuple(shape)))
+    return (int(np.prod(whc)),) if flatten and len(whc) > 1 else whc
+
+
+def to_whc(array: np.ndarray, lead: int = 0) -> np.ndarray:
+    """``(*lead axes, C, H, W)`` to ``(*lead axes, W, H, C)``: the axes after the first ``lead``
+    reversed. Reversing is its own inverse, so the same call brings Lava's states back.
+
+    >>> to_whc(np.zeros((2, 3, 4))).shape, to_whc(np.zeros((5, 2, 3, 4)), lead=1).shape
+    ((4, 3, 2), (5, 4, 3, 2))
+    """
+    array = np.asarray(array)
+    return array.transpose(*range(lead), *reversed(range(lead, array.ndim)))
+
+
+from_whc = to_whc
+
+
+def conv_kernel(layer: SpikingLayer) -> np.ndarray:
+    """The weight of Lava's ``Conv`` for a conv layer: flipped (Lava's is a true convolution)
+    and reordered from torch's (C_out, C_in, kH, kW) to (C_out, kW, kH, C_in).
+
+    >>> conv_kernel(layer).shape  # doctest: +SKIP
+    (64, 5, 5, 32)
+    """
+    return np.ascontiguousarray(layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
+
+
+def dense_weights(layer: SpikingLayer) -> tuple[np.ndarray, int]:
+    """``(weights, weight_exp)`` of Lava's ``Dense`` for a dense layer: columns in the order of
+    Lava's flattened (W, H, C) input, doubled with ``weight_exp = -1`` so that the dropped least
+    significant bit of 8-bit mixed-sign weights is a zero.
+
+    >>> dense_weights(layer)[1]  # doctest: +SKIP
+    -1
+    """
+    weight = layer.weight.reshape(len(layer.weight), *_chw(layer.input_shape))
+    weight = to_whc(weight, lead=1).reshape(len(layer.weight), -1)
+    return 2 * weight.astype(np.int32), -1
+
+
+def lif_v_init(v_init: int) -> int:
+    """Lava's LIF ``v`` for an integer initial potential (scaled by ``2**6``).
+
+    >>> lif_v_init(127)
+    8128
+    """
+    return int(v_init) * V_SCALE
+
+
+def lif_bias(layer: SpikingLayer) -> np.ndarray:
+    """``bias_mant`` of Lava's LIF for a layer: one value per neuron in (W, H, C) order (the
+    bias is per channel, the last axis), zero for layers without bias."""
+    bias = np.zeros(whc_shape(layer.output_shape), np.int32)
+    if layer.bias is not None:
+        bias[:] = layer.bias.astype(np.int32)
+    return bias
+
+
+def _chw(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(shape) if len(shape) == 3 else (int(np.prod(shape)),)
+
+
+def config_problems(
+    target: str, *, pool_mode: str, reset: str, weight_bits: int, initial_membrane: float = 0.0
+) -> list[str]:
+    """What conversion settings would make a network that ``target`` cannot run exactly.
+
+    >>> config_problems("netx", pool_mode="separate", reset="subtract", weight_bits=9)[0]
+    'netx cannot load pooling layers (convert with --pool-mode folded)'
+    """
+    _check_target(target)
+    problems = []
+    if target == "netx" and pool_mode != "folded":
+        problems.append(_NO_POOLING)
+    if target == "netx" and initial_membrane:
+        problems.append(_NO_INITIAL)
+    if reset != "zero":
+        problems.append(_ZERO_RESET)
+    if weight_bits > 8:
+        problems.append(
+            f"{weight_bits}-bit weights: Lava's 8-bit synapses hold |w| <= {MAX_WEIGHT} "
+            "exactly (convert with --weight-bits 8)"
+        )
+    return problems
+
+
+def problems(network: SpikingNetwork, target: str = "loihi") -> list[str]:
+    """Every reason ``network`` cannot be lowered exactly onto ``target`` (``loihi``: Lava's
+    Conv/Dense/LIF; ``netx``: a netx hdf5 file); empty when it can.
+
+    >>> problems(net, "netx")  # doctest: +SKIP
+    []
+    """
+    _check_target(target)
+    found = []
+    if target == "netx" and (
+        network.pool_mode != "folded" or any(layer.kind == "pool" for layer in network.layers)
+    ):
+        found.append(_NO_POOLING)
+    if target == "netx" and network.initial_membrane:
+        found.append(_NO_INITIAL)
+    return found + _neuron_problems(network.layers, network.reset)
+
+
+def check(network: SpikingNetwork, target: str = "loihi") -> None:
+    """Raise :class:`LoweringError` with every problem :func:`problems` finds, in one message."""
+    _raise(problems(network, target), target)
+
+
+def check_layer(layer: SpikingLayer, reset: str) -> None:
+    """Raise :class:`LoweringError` if one layer (with the network's reset) cannot be lowered
+    onto Lava's Conv/Dense/LIF exactly."""
+    _raise(_neuron_problems((layer,), reset), "loihi")
+
+
+def _raise(found: list[str], target: str) -> None:
+    if found:
+        raise LoweringError(f"cannot lower to {target} exactly: " + "; ".join(found))
+
+
+def _neuron_problems(layers: tuple[SpikingLayer, ...], reset: str) -> list[str]:
+    """What the layers' neurons and synapses have that Lava's built-ins cannot hold."""
+    found = []
+    if reset != "zero":
+        found.append(_ZERO_RESET)
+    wide = [x.name for x in layers if x.weight is not None and _abs_max(x.weight) > MAX_WEIGHT]
+    if wide:
+        found.append(
+            f"{', '.join(wide)} ha{'s' if len(wide) == 1 else 've'} weights beyond "
+            f"+-{MAX_WEIGHT}, which Lava's 8-bit synapses cannot hold exactly "
+            "(convert with --weight-bits 8)"
+        )
+    high = [x.name for x in layers if x.threshold > V_MAX]
+    if high:
+        found.append(
+            f"{', '.join(high)}: threshold above the saturation bound {V_MAX}, where Lava's "
+            "LIF would fire and the reference never does"
+        )
+    wrap = [x.name for x in layers if max_current(x) > MAX_CURRENT]
+    if wrap:
+        found.append(
+            f"{', '.join(wrap)}: synaptic input per step can pass {MAX_CURRENT}, which wraps "
+            "Lava's 24-bit current register"
+        )
+    biased = [x.name for x in layers if x.bias is not None and _abs_max(x.bias) > MAX_BIAS]
+    if biased:
+        found.append(
+            f"{', '.join(biased)}: bias beyond Loihi's 13-bit mantissa (convert with fewer "
+            "--bias-bits)"
+        )
+    return found
+
+
+def max_current(layer: SpikingLayer) -> int:
+    """The largest |synaptic input| one step can bring to a neuron of ``layer`` (bias not
+    included: it goes to ``v``, not to the current), the larger of each neuron's positive and
+    negative weight sums; for the input layer, its largest pixel current.
+
+    >>> max_current(layer)  # doctest: +SKIP
+    30247
+    """
+    if layer.weight is None:
+        return int(np.ceil(abs(layer.param_scale)))
+    w = layer.weight.reshape(len(layer.weight), -1).astype(np.int64)
+    return int(np.maximum(np.clip(w, 0, None).sum(1), np.clip(-w, 0, None).sum(1)).max())
+
+
+def membrane_from_lava(v: np.ndarray) -> np.ndarray:
+    """Integer potentials from Lava's LIF ``v`` (scaled by ``2**6``): ``ceil(v / 2**6)``, which
+    also removes the sub-unit offset of Lava's saturation bound (see the module docstring).
+
+    >>> membrane_from_lava(np.array([640.0, -8388607.0])).tolist()
+    [10.0, -131071.0]
+    """
+    return np.ceil(np.asarray(v, np.float64) / V_SCALE)
+
+
+def _abs_max(array: np.ndarray) -> int:
+    return int(np.abs(array.astype(np.int64)).max()) if array.size else 0
+
+
+def _check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise LoweringError(f"target must be one of {TARGETS}, got {target!r}")

@@ -1,0 +1,733 @@
+"""Every table and figure of Liu et al. 2022 regenerated from committed checkpoints, beside the
+paper's numbers: ``lava-retrieval reproduce`` (``make reproduce``).
+
+Steps (each writes its files into the output directory and records the key of its inputs):
+
+``table1``  the twelve architectures (``checkpoints/<arch>``; 32-64-10 is
+            ``checkpoints/32-64-10-seed0``): ANN train / validation / test accuracy from the
+            checkpoint, SNN test classification with Algorithm 1 and Lava's timing at T = 128 and
+            16, Loihi cores and deployability (:func:`lava_retrieval.loihi.resources.check`).
+``fig3``    the core map of the shipped 32-64-10 network (the paper's method).
+``table2``  ANN vs SNN(16), SNN(128) of the shipped 32-64-10 network on the full protocol.
+``fig4``    SNN(T) for T = 4 ... 128 of five 32-64-10 networks (seeds 0-4), mean +- standard
+            deviation, the ANNs' mean as a reference line.
+``runtime`` Fig 5 and Table 3: per-example latency of the ANN (torch), the fast simulator and the
+            Lava process graph on this machine, batch 1 and a large batch, against T.
+``energy``  Tables 4 and 5: the machine's measured energy where it exposes counters, and the Loihi
+            energy model (:mod:`lava_retrieval.evaluation.energy`) checked against the paper's
+            measurement
+            and applied to the low-latency methods.
+``fig6``    the retrieval grid (query | three images of its class | ANN top-3 | SNN top-3).
+
+A step whose files exist with the same key (settings, checkpoints' hashes, package version) is
+skipped; ``force`` redoes it. Units of work inside a step (one architecture, one seed) are kept
+under ``parts/`` so that an interrupted run continues where it stopped. ``REPRODUCTION.md`` is
+rendered from the files at the end of every run.
+
+Fig 4 uses the first 10,000 training images as its corpus (:class:`Plan`; all 60,000 would take
+about an hour on 2 cores); every other step the full protocol.
+
+``quick`` (:meth:`Plan.quick`) runs the same steps on fewer images (500 test queries, a 2,000-image
+corpus, 500 calibration images, fewer repeats) into ``runs/reproduce-quick``: minutes instead of
+about an hour, for checking that everything runs, not for its numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from lava_retrieval import __version__
+from lava_retrieval.common.atomic import write_text
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.common.figures import pyplot, save_figure
+from lava_retrieval.evaluation import paper
+from lava_retrieval.snn.config import SimConfig
+
+PAPER_SIM = SimConfig(timing="delay", readout="membrane")
+"""How the paper's method runs (the settings of ``methods.METHODS["paper"]``)."""
+
+STEPS = ("table1", "fig3", "table2", "fig4", "runtime", "energy", "fig6")
+SWEEP_STEPS = (4, 8, 16, 32, 64, 128)
+FIG4_METRICS = (
+    ("classification", "classification accuracy"),
+    ("top1", "top-1 retrieval"),
+    ("top3", "top-3 retrieval"),
+    ("mAP", "mAP"),
+)
+COMMAND = "lava-retrieval reproduce"
+
+
+class ReproduceError(LavaRetrievalError):
+    """A checkpoint or result the reproduction needs is missing or unusable."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of the data each step uses (the full protocol by default).
+
+    Attributes
+    ----------
+    name : str
+        ``full`` or ``quick``.
+    archs : tuple of str
+        Table 1's architectures.
+    seeds : tuple of int
+        Fig 4's 32-64-10 networks.
+    table1_steps : tuple of int
+        T of Table 1's SNN column (the paper does not state it: 128 and 16).
+    sweep_steps : tuple of int
+        Fig 4's T.
+    corpus, queries : int or None
+        Corpus (training) and query (test) images; None: all 60,000 / 10,000.
+    fig4_corpus : int or None
+        Fig 4's corpus (the first training images): 10,000 by default, because the sweep of
+        five networks over six T on all 60,000 takes about an hour on 2 cores (Table 2 gives
+        the full-corpus figures of the shipped network); the queries are ``queries``.
+    calibration : int
+        Calibration images of Algorithm 1 (its default, 2,000).
+    runtime_steps : tuple of int
+        T of the latency measurements (simulator and Lava graph).
+    lava_images : int
+        Images per Lava latency run (at least 2).
+    repeats : int
+        Repetitions of each latency measurement (medians are reported).
+    large_batch : int
+        The large batch of Table 3 on this machine.
+    energy_images : int
+        Test images whose operations are counted for the energy model.
+    fig6_steps : int
+        T of the retrieval grid.
+
+    >>> Plan.quick().queries
+    500
+    """
+
+    name: str = "full"
+    archs: tuple[str, ...] = tuple(paper.TABLE1)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    table1_steps: tuple[int, ...] = (128, 16)
+    sweep_steps: tuple[int, ...] = SWEEP_STEPS
+    corpus: int | None = None
+    queries: int | None = None
+    fig4_corpus: int | None = 10000
+    calibration: int = 2000
+    runtime_steps: tuple[int, ...] = SWEEP_STEPS
+    lava_images: int = 8
+    repeats: int = 5
+    large_batch: int = 1024
+    energy_images: int = 1000
+    fig6_steps: int = 16
+
+    @classmethod
+    def quick(cls) -> Plan:
+        """Fewer images and repeats, every step (see the module docstring)."""
+        return cls(
+            name="quick",
+            corpus=2000,
+            queries=500,
+            fig4_corpus=2000,
+            calibration=500,
+            runtime_steps=(4, 16, 128),
+            lava_images=3,
+            repeats=2,
+            large_batch=256,
+            energy_images=100,
+        )
+
+    def describe(self) -> str:
+        """One line for the report."""
+        corpus = "60,000" if self.corpus is None else f"{self.corpus:,}"
+        queries = "10,000" if self.queries is None else f"{self.queries:,}"
+        return (
+            f"{self.name}: corpus {corpus} training images, {queries} test queries, "
+            f"{self.calibration:,} calibration images, latency medians of {self.repeats} runs"
+        )
+
+
+@dataclass
+class Context:
+    """What the steps share: data, plan, directories, the networks converted so far."""
+
+    out_dir: Path
+    checkpoints: Path
+    plan: Plan
+    device: str = "cpu"
+    progress: bool = True
+    force: bool = False
+    data_dir: str | None = None
+    _data: object = None
+    _networks: dict = field(default_factory=dict)
+
+    @property
+    def data(self):
+        if self._data is None:
+            from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+
+            self._data = load_fashion_mnist(self.data_dir)
+        return self._data
+
+    def corpus(self):
+        images, labels = self.data.split("full_train")
+        return images[: self.plan.corpus], labels[: self.plan.corpus]
+
+    def queries(self):
+        images, labels = self.data.split("test")
+        return images[: self.plan.queries], labels[: self.plan.queries]
+
+    def checkpoint_dir(self, arch: str, seed: int = 0) -> Path:
+        name = f"{arch}-seed{seed}" if arch == "32-64-10" else arch
+        return self.checkpoints / name
+
+    def network(self, checkpoint, method: str = "paper"):
+        """``checkpoint`` converted with ``method``'s settings and this plan's calibration size
+        (cached for the run)."""
+        from lava_retrieval.conversion.algorithm import convert_checkpoint
+        from lava_retrieval.conversion.methods import get
+
+        key = (str(checkpoint.path), method)
+        if key not in self._networks:
+            config = replace(get(method).conversion, calibration_size=self.plan.calibration)
+            self._networks[key] = convert_checkpoint(checkpoint, self.data, config)
+        return self._networks[key]
+
+
+def load(path: Path):
+    """A checkpoint, with a clear error naming what to do when it is missing."""
+    from lava_retrieval.ann.checkpoint import load_checkpoint
+
+    if not (path / "checkpoint.json").is_file():
+        raise ReproduceError(
+            f"checkpoint {path} is missing: run from the repository root (or pass "
+            "--checkpoints), or train it with scripts/train_checkpoints.sh"
+        )
+    return load_checkpoint(path)
+
+
+def machine() -> dict:
+    """This machine, as the report states it."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = None
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory = round(pages / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory,
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def _key(*parts: object) -> str:
+    payload = json.dumps([__version__, *parts], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def _sha(checkpoint) -> str:
+    return str(checkpoint.meta.get("weights_sha256"))
+
+
+def _cached(path: Path, key: str, force: bool) -> dict | None:
+    """The result stored at ``path`` if it has ``key`` (and ``force`` is off)."""
+    if force or not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) and stored.get("key") == key else None
+
+
+def _save(path: Path, result: dict) -> dict:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(result, indent=2, allow_nan=False) + "\n")
+    return result
+
+
+def _record(key: str, step: str, start: float, **fields) -> dict:
+    return {
+        "key": key,
+        "command": f"{COMMAND} --only {step}",
+        "machine": machine(),
+        "seconds": round(time.perf_counter() - start, 1),
+        **fields,
+    }
+
+
+def _snn_classification(network, images, labels, time_steps: int) -> float:
+    from lava_retrieval.engines.sim import simulate
+    from lava_retrieval.search.metrics import classification_accuracy, predict_classes
+
+    result = simulate(network, images, SimConfig(time_steps, timing="delay"), layers=(-1,))
+    predicted = predict_classes(result.spike_counts[-1], result.membrane[-1])
+    return 100 * classification_accuracy(predicted, labels)
+
+
+# --- Table 1 ---------------------------------------------------------------------------------
+
+
+def step_table1(ctx: Context) -> dict:
+    from tqdm.auto import tqdm
+
+    from lava_retrieval.loihi import resources as loihi
+
+    plan = ctx.plan
+    images, labels = ctx.queries()
+    rows = []
+    for arch in tqdm(plan.archs, desc="table 1", unit="arch", disable=not ctx.progress):
+        checkpoint = load(ctx.checkpoint_dir(arch))
+        settings = [plan.table1_steps, plan.queries, plan.calibration]
+        key = _key("table1", arch, _sha(checkpoint), settings)
+        part = ctx.out_dir / "parts" / f"table1-{arch}.json"
+        row = _cached(part, key, ctx.force)
+        if row is None:
+            start = time.perf_counter()
+            network = ctx.network(checkpoint)
+            report = loihi.check(network)
+            final = checkpoint.final
+            row = _save(
+                part,
+                {
+                    "key": key,
+                    "arch": arch,
+                    "epochs": len(checkpoint.history),
+                    "command": checkpoint.meta.get("command"),
+                    "train": final.get("train_accuracy"),
+                    "validation": final.get("validation_accuracy"),
+                    "test": final.get("test_accuracy"),
+                    "snn": {
+                        str(t): round(_snn_classification(network, images, labels, t), 4)
+                        for t in plan.table1_steps
+                    },
+                    "cores": report.total_cores,
+                    "deployable": report.deployable,
+                    "reason": report.reason,
+                    "max_fan_in": max(layer.fan_in for layer in report.layers),
+                    "seconds": round(time.perf_counter() - start, 1),
+                },
+            )
+        rows.append(row)
+    return {"rows": rows, "queries": len(images), "time_steps": list(plan.table1_steps)}
+
+
+# --- Fig 3 and Table 2 -----------------------------------------------------------------------
+
+
+def _shipped():
+    """The shipped 32-64-10 ANN (the paper's method)."""
+    from lava_retrieval.conversion.methods import get
+
+    return get("paper").checkpoint()
+
+
+def step_fig3(ctx: Context) -> dict:
+    from lava_retrieval.loihi import resources as loihi
+
+    checkpoint = _shipped()
+    report = loihi.check(ctx.network(checkpoint))
+    figure = loihi.plot_core_map(
+        report,
+        ctx.out_dir / "fig3-core-map.png",
+        title="32-64-10 (shipped ANN, Algorithm 1) on one Loihi chip (paper: Fig 3)",
+    )
+    return {"figure": figure.name, "report": report.to_dict()}
+
+
+def step_table2(ctx: Context) -> dict:
+    from lava_retrieval.evaluation import table2 as experiments
+
+    checkpoint = _shipped()
+    result = experiments.table2(
+        ctx.network(checkpoint),
+        checkpoint.model,
+        ctx.data,
+        PAPER_SIM,
+        time_steps=(16, 128),
+        limit_corpus=ctx.plan.corpus,
+        limit_queries=ctx.plan.queries,
+        progress=ctx.progress,
+    )
+    result["command"] = [*COMMAND.split(), "--only", "table2"]
+    experiments.write(result, ctx.out_dir, "table2")
+    return result
+
+
+# --- Fig 4 -----------------------------------------------------------------------------------
+
+
+def _smaller(a: int | None, b: int | None) -> int | None:
+    """The smaller of two limits (None: no limit)."""
+    return b if a is None else a if b is None else min(a, b)
+
+
+def step_fig4(ctx: Context) -> dict:
+    from tqdm.auto import tqdm
+
+    from lava_retrieval.evaluation import table2 as experiments
+
+    plan = ctx.plan
+    per_seed = []
+    for seed in tqdm(plan.seeds, desc="fig 4", unit="network", disable=not ctx.progress):
+        checkpoint = load(ctx.checkpoint_dir("32-64-10", seed))
+        corpus = _smaller(plan.fig4_corpus, plan.corpus)
+        key = _key(
+            "fig4", seed, _sha(checkpoint), plan.sweep_steps, corpus, plan.queries, plan.calibration
+        )
+        part = ctx.out_dir / "parts" / f"fig4-seed{seed}.json"
+        result = _cached(part, key, ctx.force)
+        if result is None:
+            result = experiments.table2(
+                ctx.network(checkpoint),
+                checkpoint.model,
+                ctx.data,
+                PAPER_SIM,
+                time_steps=plan.sweep_steps,
+                limit_corpus=corpus,
+                limit_queries=plan.queries,
+                progress=False,
+            )
+            result = _save(
+                part, {"key": key, "seed": seed, "epochs": len(checkpoint.history), **result}
+            )
+        per_seed.append(result)
+    summary = {}
+    for model in [r["model"] for r in per_seed[0]["rows"]]:
+        rows = [next(r for r in s["rows"] if r["model"] == model) for s in per_seed]
+        summary[model] = {
+            key: {
+                "mean": round(statistics.fmean(r[key] for r in rows), 4),
+                "std": round(statistics.stdev(r[key] for r in rows), 4) if len(rows) > 1 else 0.0,
+            }
+            for key, _ in FIG4_METRICS
+        }
+    figure = plot_fig4(summary, len(per_seed), ctx.out_dir / "fig4-time-steps.png")
+    return {
+        "seeds": list(plan.seeds),
+        "epochs": [s["epochs"] for s in per_seed],
+        "corpus": per_seed[0]["protocol"]["corpus"],
+        "queries": per_seed[0]["protocol"]["queries"],
+        "summary": summary,
+        "figure": figure.name,
+    }
+
+
+def plot_fig4(summary: dict, networks: int, out: Path) -> Path:
+    """The paper's Fig 4: each metric against T (log axis), mean +- standard deviation over the
+    networks as error bars, the ANNs' mean as a dashed line (their spread shaded)."""
+    plt = pyplot()
+
+    steps = sorted(int(m[4:-1]) for m in summary if m.startswith("SNN("))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
+    for ax, (key, name) in zip(axes, FIG4_METRICS, strict=True):
+        means = [summary[f"SNN({t})"][key]["mean"] for t in steps]
+        stds = [summary[f"SNN({t})"][key]["std"] for t in steps]
+        ax.errorbar(steps, means, yerr=stds, marker="o", capsize=4, label="SNN (mean ± std)")
+        ann = summary["ANN"][key]
+        ax.axhline(ann["mean"], color="tab:red", linestyle="--", linewidth=1, label="ANN (mean)")
+        ax.axhspan(
+            ann["mean"] - ann["std"],
+            ann["mean"] + ann["std"],
+            color="tab:red",
+            alpha=0.12,
+            linewidth=0,
+        )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(steps, [str(t) for t in steps])
+        ax.set_xlabel("time steps T")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("percent")
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle(
+        f"32-64-10, Algorithm 1, Lava timing, membrane readout: {networks} networks "
+        "(seeds 0-4), mean ± standard deviation (paper: Fig 4)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    save_figure(fig, out, dpi=100, format="png")
+    return out
+
+
+# --- Fig 5, Table 3 --------------------------------------------------------------------------
+
+
+def step_runtime(ctx: Context) -> dict:
+    from tqdm.auto import tqdm
+
+    from lava_retrieval.evaluation.latency import ann_latency, lava_latency, sim_latency
+
+    plan = ctx.plan
+    checkpoint = _shipped()
+    network = ctx.network(checkpoint)
+    images, _ = ctx.data.split("test")
+    devices = ["cpu"] + ([ctx.device] if ctx.device != "cpu" else [])
+    rows = []
+    work = [("ann", d, b, None) for d in devices for b in (1, plan.large_batch)]
+    work += [
+        ("sim", d, b, t) for d in devices for t in plan.runtime_steps for b in (1, plan.large_batch)
+    ]
+    work += [("lava", "cpu", 1, t) for t in plan.runtime_steps]
+    for kind, device, batch, steps in tqdm(work, desc="runtime", disable=not ctx.progress):
+        if kind == "ann":
+            row = ann_latency(checkpoint.model, images, batch, plan.repeats, device)
+        elif kind == "sim":
+            row = sim_latency(network, images, steps, "delay", batch, plan.repeats, device)
+        else:
+            row = lava_latency(network, images, steps, "delay", plan.lava_images, plan.repeats)
+        rows.append({**row, "model": kind, "device": device, "time_steps": steps})
+    figure = plot_fig5(rows, ctx.out_dir / "fig5-runtime.png")
+    return {"rows": rows, "figure": figure.name, "timing": "delay"}
+
+
+def plot_fig5(rows: list[dict], out: Path) -> Path:
+    """Fig 5: per-example runtime against T for the simulator (batch 1 and large) and the Lava
+    graph (batch 1), the ANN as horizontal lines, the paper's two Loihi points."""
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    series: dict[str, list] = {}
+    for row in rows:
+        if row["model"] == "ann":
+            ax.axhline(
+                row["ms"],
+                linewidth=1,
+                color="tab:gray" if row["device"] == "cpu" else "tab:green",
+                dashes=(1, 2) if row["batch_size"] == 1 else (4, 2),
+                label=f"ANN, torch {row['device']}, batch {row['batch_size']}",
+            )
+            continue
+        where = "CPU" if row["device"] == "cpu" else row["device"]
+        name = f"{'Lava process graph' if row['model'] == 'lava' else 'fast simulator'} ({where})"
+        series.setdefault(f"SNN, {name}, batch {row['batch_size']}", []).append(
+            (row["time_steps"], row["ms"])
+        )
+    for label, points in series.items():
+        points.sort()
+        ax.plot(*zip(*points, strict=True), marker="o", label=label)
+    loihi = [paper.loihi_row(16), paper.loihi_row(128)]
+    ax.plot(
+        [16, 128],
+        [r["ms"] for r in loihi],
+        marker="s",
+        color="black",
+        linestyle="--",
+        label="SNN, Loihi, batch 1 (paper, Table 3)",
+    )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    steps = sorted({16, 128} | {r["time_steps"] for r in rows if r["time_steps"]})
+    ax.set_xticks(steps, [str(t) for t in steps])
+    ax.set_xlabel("time steps T")
+    ax.set_ylabel("runtime per example (ms)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title("Runtime per example against T (paper: Fig 5)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, out, dpi=100, format="png")
+    return out
+
+
+# --- Tables 4 and 5 --------------------------------------------------------------------------
+
+#: The spiking networks whose energy the model estimates: label, method, timing, T, the result
+#: file holding their accuracy (relative to the output directory's parent, the repository).
+ENERGY_CASES = (
+    ("paper's method (Algorithm 1, Lava timing)", "paper", "delay", 16, "table2.json"),
+    ("paper's method (Algorithm 1, Lava timing)", "paper", "delay", 128, "table2.json"),
+    ("QCFS (default method)", "qcfs", "pipelined", 4, "sweep-qcfs-pipelined-integrated.json"),
+    ("QCFS (default method)", "qcfs", "pipelined", 8, "sweep-qcfs-pipelined-integrated.json"),
+    ("QCFS (default method)", "qcfs", "pipelined", 16, "sweep-qcfs-pipelined-integrated.json"),
+)
+
+
+def step_energy(ctx: Context) -> dict:
+    from tqdm.auto import tqdm
+
+    from lava_retrieval.conversion.methods import get
+    from lava_retrieval.evaluation.energy import EnergyMeter, LoihiEnergyModel, op_counts
+
+    model = LoihiEnergyModel()
+    images, _ = ctx.data.split("test")
+    images = images[: ctx.plan.energy_images]
+    rows = []
+    for label, method, timing, steps, source in tqdm(
+        ENERGY_CASES, desc="energy", disable=not ctx.progress
+    ):
+        network = ctx.network(get(method).checkpoint(), method)
+        counts = op_counts(network, images, steps, timing)
+        accuracy = _accuracy_from(ctx.out_dir / source, steps)
+        if accuracy is None:  # e.g. a quick run: the committed full-protocol result
+            accuracy = _accuracy_from(Path("results") / source, steps)
+        rows.append(
+            {
+                "label": label,
+                "method": method,
+                "timing": timing,
+                "time_steps": steps,
+                "counts": counts,
+                "estimate": model.estimate(counts),
+                "accuracy": accuracy,
+                "accuracy_file": source,
+            }
+        )
+    checks = []
+    for row in rows:
+        if row["method"] == "paper":
+            measured = paper.loihi_row(row["time_steps"])
+            checks.append(
+                {
+                    "time_steps": row["time_steps"],
+                    "model_total_mj": row["estimate"]["total_mj"],
+                    "paper_total_mj": measured["mj"],
+                    "model_dynamic_mj": row["estimate"]["dynamic_mj"],
+                    "paper_dynamic_mj": measured["dynamic_w"] * measured["ms"],
+                }
+            )
+    meters = {kind: EnergyMeter(kind).source for kind in ("cpu", "gpu")}
+    return {
+        "model": model.to_dict(),
+        "rows": rows,
+        "checks": checks,
+        "meters": meters,
+        "images": len(images),
+    }
+
+
+def _accuracy_from(path: Path, time_steps: int) -> dict | None:
+    try:
+        result = json.loads(path.read_text())
+        row = next(r for r in result["rows"] if r["model"] == f"SNN({time_steps})")
+    except (OSError, ValueError, KeyError, StopIteration):
+        return None
+    return {k: row[k] for k in ("classification", "top1", "top3", "mAP") if k in row}
+
+
+# --- Fig 6 -----------------------------------------------------------------------------------
+
+
+def step_fig6(ctx: Context) -> dict:
+    from lava_retrieval.apps import demo
+
+    result = demo.run(
+        out=ctx.out_dir / "fig6-retrieval.png",
+        corpus_size=ctx.plan.corpus or 60000,
+        time_steps=ctx.plan.fig6_steps,
+        data_dir=ctx.data_dir,
+        progress=ctx.progress,
+        log=lambda _: None,
+        method="paper",
+    )
+    result["figure"] = Path(result["figure"]).name
+    result["time_steps"] = ctx.plan.fig6_steps
+    return result
+
+
+RUNNERS = {
+    "table1": step_table1,
+    "fig3": step_fig3,
+    "table2": step_table2,
+    "fig4": step_fig4,
+    "runtime": step_runtime,
+    "energy": step_energy,
+    "fig6": step_fig6,
+}
+
+
+def _step_key(ctx: Context, step: str) -> str:
+    """What a step's result depends on: the plan, the checkpoints' hashes it reads, the device."""
+    plan = asdict(ctx.plan)
+    plan.pop("name")
+    hashes = []
+    if step == "table1":
+        hashes = [str(ctx.checkpoint_dir(a)) for a in ctx.plan.archs]
+    elif step == "fig4":
+        hashes = [str(ctx.checkpoint_dir("32-64-10", s)) for s in ctx.plan.seeds]
+    for i, directory in enumerate(hashes):
+        meta = Path(directory) / "checkpoint.json"
+        try:
+            hashes[i] = json.loads(meta.read_text()).get("weights_sha256")
+        except (OSError, ValueError):
+            hashes[i] = None
+    extra = ctx.device if step == "runtime" else None
+    return _key(step, plan, hashes, extra)
+
+
+def reproduce(
+    out_dir: str | os.PathLike = "results",
+    plan: Plan | None = None,
+    *,
+    only: tuple[str, ...] | None = None,
+    checkpoints: str | os.PathLike = "checkpoints",
+    device: str = "cpu",
+    force: bool = False,
+    progress: bool = True,
+    data_dir: str | None = None,
+    log=print,
+) -> dict:
+    """Run the steps (all, or ``only``), skip those up to date, write ``REPRODUCTION.md``.
+
+    Returns
+    -------
+    dict
+        Step -> ``"done"`` or ``"up to date"``, and ``report``: the markdown file's path.
+
+    >>> reproduce("runs/reproduce-quick", Plan.quick(), only=("table1",))  # doctest: +SKIP
+    {'table1': 'done', 'report': 'runs/reproduce-quick/REPRODUCTION.md'}
+    """
+    plan = plan or Plan()
+    steps = tuple(only) if only else STEPS
+    unknown = [s for s in steps if s not in RUNNERS]
+    if unknown:
+        raise ReproduceError(
+            f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(STEPS)}"
+        )
+    if device != "cpu":
+        import torch
+
+        if not (device.startswith("cuda") and torch.cuda.is_available()):
+            raise ReproduceError(f"device {device!r} is not available on this machine")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = Context(out, Path(checkpoints), plan, device, progress, force, data_dir)
+    status = {}
+    for step in steps:
+        key = _step_key(ctx, step)
+        path = out / f"{step}.json" if step != "table2" else out / "table2-reproduce.json"
+        if _cached(path, key, force) is not None:
+            status[step] = "up to date"
+            log(f"{step}: up to date ({path})")
+            continue
+        log(f"{step}: running ...")
+        start = time.perf_counter()
+        result = RUNNERS[step](ctx)
+        _save(path, _record(key, step, start, plan=plan.describe(), result=result))
+        status[step] = "done"
+        log(f"{step}: done in {time.perf_counter() - start:.0f} s")
+    from lava_retrieval.reproduce.report import render
+
+    report = out / "REPRODUCTION.md"
+    write_text(report, render(out))
+    status["report"] = str(report)
+    return status

@@ -1,0 +1,340 @@
+"""An index of one's own images: build it, add to it, search it (what ``index`` and ``search``
+and the web page use).
+
+An index directory holds, all written crash-consistently by :meth:`CosineIndex.save`:
+
+``index.json``
+    The manifest: count, dimension, and under ``metadata`` the network's fingerprint (a hash of
+    its content, :meth:`SpikingNetwork.fingerprint`), the simulation settings (time steps,
+    timing, readout) and :func:`lava_retrieval.engines.sim.cache_key`, the network's initial
+    membrane,
+    the preprocessing of images (:class:`lava_retrieval.data.images.Preprocessing`), class names and
+    the sources added.
+``embeddings-V.npy``, ``ids-V.npy``, ``labels-V.npy``
+    The normalised embeddings, ids and labels (when known: Fashion-MNIST sources).
+``paths-V.json``
+    One path (or ``fashion-mnist:SPLIT:I``) per embedding.
+``network-V.npz``
+    The spiking network itself, so that a query is embedded by exactly the network, and with
+    exactly the settings, of the corpus: a search never mixes embeddings of two networks.
+
+Sources are a folder of images (recursive), a list file, or a Fashion-MNIST split
+(``fashion-mnist:train``, ``:test``, ``:validation``, ``:full_train``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.data.images import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    Preprocessing,
+    load_folder,
+    load_image,
+)
+from lava_retrieval.search.index import CosineIndex, RetrievalIndexError, check_index_directory
+from lava_retrieval.snn.config import SimConfig, cache_key
+from lava_retrieval.snn.network import SpikingNetwork
+
+FASHION_PREFIX = "fashion-mnist:"
+SPLITS = ("train", "validation", "test", "full_train")
+SEARCH_BACKENDS = ("sim", "lava")
+
+
+@dataclass
+class Hit:
+    """One search result."""
+
+    rank: int
+    id: int
+    score: float
+    path: str
+    label: int | None
+    label_name: str | None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Hits(list):
+    """The hits of one query, best first; ``silent`` when its embedding is all zeros (the
+    embedding layer got no input in the time steps: every score is 0, the order meaningless)."""
+
+    silent: bool = False
+
+
+@dataclass
+class Images:
+    """Prepared images with their paths, labels (or None) and the files that were skipped."""
+
+    images: np.ndarray
+    paths: list[str]
+    labels: np.ndarray | None
+    bad: list[tuple[str, str]]
+    class_names: list[str] | None = None
+
+
+def read_source(
+    source: str | os.PathLike,
+    preprocessing: Preprocessing | None = None,
+    data_dir: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    limit: int | None = None,
+    progress: bool = False,
+) -> Images:
+    """The images of a folder, a list file or a Fashion-MNIST split (see the module docstring)."""
+    preprocessing = preprocessing or Preprocessing()
+    text = str(source)
+    if text.startswith(FASHION_PREFIX):
+        from lava_retrieval.data.fashion_mnist import CLASS_NAMES, load_fashion_mnist
+
+        split = text[len(FASHION_PREFIX) :]
+        if split not in SPLITS:
+            raise LavaRetrievalError(
+                f"{text}: unknown split {split!r}; use "
+                + ", ".join(FASHION_PREFIX + s for s in SPLITS)
+            )
+        images, labels = load_fashion_mnist(data_dir).split(split)
+        if limit is not None:
+            images, labels = images[:limit], labels[:limit]
+        paths = [f"{text}:{i}" for i in range(len(images))]
+        return Images(images, paths, labels.astype(np.int64), [], list(CLASS_NAMES))
+    loaded = load_folder(
+        source, preprocessing.invert, max_bytes, max_pixels, progress=progress, limit=limit
+    )
+    if not len(loaded.images):
+        reasons = "; ".join(reason for _, reason in loaded.bad[:3])
+        raise ImageError(f"{source}: none of its {len(loaded.bad)} files could be read ({reasons})")
+    return Images(loaded.images, loaded.paths, None, loaded.bad)
+
+
+def read_query(
+    query: str | os.PathLike,
+    preprocessing: Preprocessing,
+    data_dir: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """One query: an image file, or ``fashion-mnist:SPLIT:I`` (image I of a split)."""
+    text = str(query)
+    if text.startswith(FASHION_PREFIX):
+        from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+
+        split, _, number = text[len(FASHION_PREFIX) :].partition(":")
+        if split not in SPLITS or not number.isdigit():
+            raise LavaRetrievalError(
+                f"{text}: use fashion-mnist:SPLIT:I, e.g. fashion-mnist:test:0"
+            )
+        images, _ = load_fashion_mnist(data_dir).split(split)
+        if int(number) >= len(images):
+            raise LavaRetrievalError(f"{text}: the {split} split has {len(images)} images")
+        return images[int(number)]
+    return load_image(query, preprocessing.invert, max_bytes, max_pixels)
+
+
+class ImageIndex:
+    """A spiking network, its settings and a :class:`CosineIndex` of images it embedded.
+
+    Parameters
+    ----------
+    network : SpikingNetwork
+    config : SimConfig
+        Time steps, timing and readout of every embedding in the index.
+    preprocessing : Preprocessing, optional
+        How image files become input (default: automatic inversion).
+
+    >>> from lava_retrieval.conversion.methods import get  # doctest: +SKIP
+    >>> net = get("qcfs").network(load_fashion_mnist())  # doctest: +SKIP
+    >>> index = ImageIndex(net, SimConfig(time_steps=8, timing="pipelined"))  # doctest: +SKIP
+    >>> index.add(read_source("my_photos/"))  # doctest: +SKIP
+    >>> index.search_files(["query.jpg"], k=5)[0][0].path  # doctest: +SKIP
+    'my_photos/shoe-3.jpg'
+    """
+
+    def __init__(
+        self,
+        network: SpikingNetwork,
+        config: SimConfig | None = None,
+        preprocessing: Preprocessing | None = None,
+    ) -> None:
+        self.network = network
+        self.config = config or SimConfig()
+        self.preprocessing = preprocessing or Preprocessing()
+        self.index = CosineIndex(dim=int(np.prod(network.embedding_shape)))
+        self.paths: list[str] = []
+        self.class_names: list[str] | None = None
+        self.sources: list[dict] = []
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def metadata(self) -> dict:
+        """What the manifest records about the embeddings."""
+        return {
+            "network": {
+                "fingerprint": self.network.fingerprint(),
+                "arch": self.network.arch,
+                "initial_membrane": self.network.initial_membrane,
+                "embedding_layer": self.network.layers[self.network.embedding_layer].name,
+            },
+            "simulation": self.config.settings(),
+            "cache_key": cache_key(self.network, self.config),
+            "preprocessing": self.preprocessing.to_dict(),
+            "class_names": self.class_names,
+            "sources": self.sources,
+        }
+
+    def embed(self, images: np.ndarray, backend: str = "sim", progress: bool = False) -> np.ndarray:
+        """Embeddings of prepared (N, 28, 28) images with the index's network and settings."""
+        from lava_retrieval.lava_graph.embedding import embed
+
+        return embed(self.network, images, self.config, backend, progress=progress)
+
+    def add(self, source: Images, backend: str = "sim", progress: bool = False) -> ImageIndex:
+        """Embed and append images (labels only if the index has them or is empty)."""
+        if len(self) and (source.labels is None) != (self.index.labels_ is None):
+            raise RetrievalIndexError(
+                "this index "
+                + ("has" if self.index.labels_ is not None else "has no")
+                + " labels; add images that "
+                + ("have" if self.index.labels_ is not None else "have no")
+                + " labels too"
+            )
+        if source.class_names and self.class_names and source.class_names != self.class_names:
+            raise RetrievalIndexError("these images' class names differ from the index's")
+        embeddings = self.embed(source.images, backend, progress)
+        self.index.add(embeddings, labels=source.labels)
+        self.paths += list(source.paths)
+        self.class_names = self.class_names or source.class_names
+        self.sources.append({"count": len(source.paths), "skipped": len(source.bad)})
+        return self
+
+    def search(self, queries: np.ndarray, k: int = 10, backend: str = "sim") -> list[list[Hit]]:
+        """The ``k`` best corpus images of each prepared (N, 28, 28) query.
+
+        ``backend="lava"`` answers through the Lava process graph (encoder, layers, probe and a
+        CosineKNN process over the index's embeddings); ``sim`` embeds with the simulator and
+        searches on the host. Both give the same answer.
+        """
+        if backend not in SEARCH_BACKENDS:
+            raise LavaRetrievalError(f"backend must be one of {SEARCH_BACKENDS}, got {backend!r}")
+        if len(self) == 0:
+            raise RetrievalIndexError("the index is empty")
+        if not isinstance(k, (int, np.integer)) or not 1 <= k <= len(self):
+            raise RetrievalIndexError(f"k must be between 1 and {len(self)}, got {k!r}")
+        queries = np.asarray(queries)
+        if queries.ndim == 2:
+            queries = queries[None]
+        if backend == "lava":
+            from lava_retrieval.lava_graph.graph import build
+
+            graph = build(
+                self.network,
+                queries,
+                self.config,
+                batch_size=len(queries),
+                corpus=self.index.vectors_,
+                k=k,
+            )
+            answer = graph.run(progress=False)
+            scores, ids = answer.scores, self.index.ids_[answer.ids]
+            embeddings = answer.embeddings
+        else:
+            embeddings = self.embed(queries)
+            scores, ids = self.index.search(embeddings, k)
+        results = []
+        for row_scores, row_ids, row in zip(scores, ids, embeddings, strict=True):
+            hits = Hits(
+                self.hit(rank, i, score)
+                for rank, (score, i) in enumerate(zip(row_scores, row_ids, strict=True), 1)
+            )
+            hits.silent = not np.any(row)
+            results.append(hits)
+        return results
+
+    def hit(self, rank: int, id_: int, score: float) -> Hit:
+        """The result record of indexed image ``id_`` (an image's id is its position)."""
+        i = int(id_)
+        label = None if self.index.labels_ is None else int(self.index.labels_[i])
+        name = None if label is None or not self.class_names else self.class_names[label]
+        return Hit(rank, i, float(score), self.paths[i], label, name)
+
+    def search_files(
+        self,
+        queries: list[str | os.PathLike],
+        k: int = 10,
+        backend: str = "sim",
+        invert: str | bool | None = None,
+        data_dir: str | None = None,
+    ) -> list[Hits]:
+        """:meth:`search` with image files (or ``fashion-mnist:SPLIT:I``), prepared like the
+        corpus (``invert`` overrides the index's rule for these queries)."""
+        prep = self.preprocessing if invert is None else Preprocessing(invert=invert)
+        images = np.stack([read_query(q, prep, data_dir) for q in queries])
+        return self.search(images, k, backend)
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the index directory (see the module docstring); atomic and crash-consistent."""
+        self.index.metadata = self.metadata
+        extra = {
+            "paths.json": json.dumps(self.paths).encode(),
+            "network.npz": self.network.to_bytes(),
+        }
+        return self.index.save(directory, extra)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> ImageIndex:
+        """Read an index directory, checking that its network is the one it was built with."""
+        directory = Path(directory)
+        index = CosineIndex.load(directory)
+        manifest = CosineIndex.read_manifest(directory)
+        meta = index.metadata or {}
+        files = manifest["files"]
+        try:
+            network = SpikingNetwork.load(directory / files["network.npz"])
+            paths = json.loads((directory / files["paths.json"]).read_text())
+            config = SimConfig(**meta["simulation"])
+            preprocessing = Preprocessing(**meta["preprocessing"])
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise RetrievalIndexError(
+                f"{directory}: not an image index of this package ({type(exc).__name__}: {exc})"
+            ) from None
+        if network.fingerprint() != meta.get("network", {}).get("fingerprint"):
+            raise RetrievalIndexError(f"{directory}: its network does not match its manifest")
+        if not isinstance(paths, list) or len(paths) != len(index):
+            raise RetrievalIndexError(f"{directory}: {len(paths)} paths for {len(index)} vectors")
+        if not np.array_equal(index.ids_, np.arange(len(index))):
+            raise RetrievalIndexError(f"{directory}: an image index's ids are 0, 1, 2, ...")
+        out = cls(network, config, preprocessing)
+        out.index, out.paths = index, [str(p) for p in paths]
+        out.class_names = meta.get("class_names")
+        out.sources = list(meta.get("sources") or [])
+        return out
+
+    def check_network(self, network: SpikingNetwork) -> None:
+        """Refuse a network other than the index's (its embeddings would not be comparable)."""
+        if network.fingerprint() != self.network.fingerprint():
+            raise RetrievalIndexError(
+                "this network differs from the index's (fingerprint "
+                f"{network.fingerprint()[:12]} vs {self.network.fingerprint()[:12]}): its "
+                "embeddings cannot be compared with the index's; build a new index"
+            )
+
+    @staticmethod
+    def check_new(directory: str | os.PathLike) -> None:
+        """Refuse to build over an existing index or a non-empty directory."""
+        if check_index_directory(directory):
+            raise RetrievalIndexError(
+                f"{directory}: already holds an index; use `index add` to extend it or choose "
+                "another --out"
+            )

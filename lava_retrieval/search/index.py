@@ -1,0 +1,322 @@
+"""Exact cosine-similarity nearest-neighbour index with the API retrieval people know.
+
+``add(vectors)`` and ``search(queries, k) -> (scores, ids)``, both (n, k), best first, like faiss
+and usearch. Vectors are L2-normalised on the way in and kept as float32; the score is the dot
+product of normalised vectors (cosine similarity in [-1, 1]). A zero vector (a neuron layer that
+never moved) has no direction: it is kept as zeros and scores 0 against everything. Equal scores
+are ordered by insertion, so results are deterministic.
+
+Search is brute force and exact, chunked over queries so that memory stays bounded
+(``chunk_size`` x corpus scores at a time: 512 x 60,000 float32 is 123 MB).
+
+``save(dir)`` writes ``embeddings-V.npy`` (normalised float32), ``ids-V.npy``, ``labels-V.npy``
+(if any) and any extra files of the caller, each atomically under a fresh version tag ``V``, and
+then ``index.json`` (dimension, count, the caller's metadata and the names of the files of its
+version), itself atomically and last: whatever moment a crash or kill strikes, ``index.json``
+names a complete set of files (the previous index or the new one). Files of older versions are
+removed afterwards. ``save`` refuses a directory that holds anything but an index, so it never
+deletes files it did not write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+
+import numpy as np
+
+from lava_retrieval.common.atomic import atomic_path, write_bytes, write_text
+from lava_retrieval.common.errors import LavaRetrievalError
+
+FORMAT = "lava-retrieval-index"
+FORMAT_VERSION = 2
+MANIFEST = "index.json"
+_VERSIONED = re.compile(r"^(?:\.)?[A-Za-z_]+-[0-9a-f]{8}\.[a-z]+(?:\.[0-9a-f]{8}\.tmp\.[a-z]+)?$")
+
+
+class RetrievalIndexError(LavaRetrievalError):
+    """Bad input to a :class:`CosineIndex` (dimension, k, empty index, unreadable files)."""
+
+
+def _as_matrix(vectors: np.ndarray, what: str, dim: int | None) -> np.ndarray:
+    vectors = np.asarray(vectors)
+    if vectors.ndim == 1:
+        vectors = vectors[None]
+    if vectors.ndim != 2:
+        raise RetrievalIndexError(f"{what} must be 2-D (n, dim), got shape {vectors.shape}")
+    if not (np.issubdtype(vectors.dtype, np.number) or vectors.dtype == np.bool_):
+        raise RetrievalIndexError(f"{what} must be numeric, got {vectors.dtype}")
+    if dim is not None and vectors.shape[1] != dim:
+        raise RetrievalIndexError(f"{what} have dimension {vectors.shape[1]}, the index has {dim}")
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        raise RetrievalIndexError(f"{what} contain NaN or infinite values")
+    return vectors
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), float32.
+
+    >>> normalize(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    """
+    vectors = np.asarray(vectors, dtype=np.float32)
+    # Norms in float64: integer membrane potentials can be large enough to overflow squares
+    # in float32.
+    norms = np.sqrt(np.square(vectors, dtype=np.float64).sum(1, keepdims=True))
+    return (vectors / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+
+
+class CosineIndex:
+    """Exact cosine k-nearest-neighbour index.
+
+    Parameters
+    ----------
+    dim : int, optional
+        Vector dimension; fixed by the first ``add`` when omitted.
+    chunk_size : int
+        Queries scored at once in ``search`` (memory: chunk_size x len(index) float32).
+    metadata : dict, optional
+        Stored unchanged and saved in ``index.json`` (readout, time steps, network hash, ...).
+
+    Attributes
+    ----------
+    dim_ : int or None
+        Vector dimension of the index (``dim``, or fixed by the first ``add``).
+    vectors_ : numpy.ndarray
+        Normalised float32 corpus, (len, dim).
+    ids_ : numpy.ndarray
+        int64 id per vector.
+    labels_ : numpy.ndarray or None
+        int64 label per vector, when given.
+
+    >>> index = CosineIndex().add(np.eye(3), labels=[0, 1, 2])
+    >>> scores, ids = index.search(np.array([[1.0, 0.1, 0.0]]), k=2)
+    >>> ids.tolist(), scores.astype(float).round(3).tolist()
+    ([[0, 1]], [[0.995, 0.1]])
+    """
+
+    def __init__(
+        self, dim: int | None = None, chunk_size: int = 512, metadata: dict | None = None
+    ) -> None:
+        # Parameters are stored as given; what adding vectors learns goes to ``dim_``.
+        self.dim = dim
+        self.chunk_size = chunk_size
+        self.metadata = metadata
+        self.dim_ = dim
+        self.vectors_ = np.zeros((0, dim or 0), np.float32)
+        self.ids_ = np.zeros(0, np.int64)
+        self.labels_: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids_)
+
+    @property
+    def ntotal(self) -> int:
+        """Number of vectors (faiss's name)."""
+        return len(self)
+
+    def add(
+        self,
+        embeddings: np.ndarray,
+        ids: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+    ) -> CosineIndex:
+        """Add vectors (default ids continue from the current count); returns ``self``."""
+        vectors = _as_matrix(embeddings, "embeddings", self.dim_)
+        n = len(vectors)
+        if ids is None:
+            ids = np.arange(len(self), len(self) + n, dtype=np.int64)
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if len(ids) != n:
+            raise RetrievalIndexError(f"{len(ids)} ids for {n} embeddings")
+        if labels is not None:
+            labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+            if len(labels) != n:
+                raise RetrievalIndexError(f"{len(labels)} labels for {n} embeddings")
+            if len(self) and self.labels_ is None:
+                raise RetrievalIndexError("this index was built without labels")
+        elif self.labels_ is not None:
+            raise RetrievalIndexError("this index has labels: pass labels= with the embeddings")
+        if len(self):
+            self.vectors_ = np.concatenate([self.vectors_, normalize(vectors)])
+            self.ids_ = np.concatenate([self.ids_, ids])
+            if labels is not None:
+                self.labels_ = np.concatenate([self.labels_, labels])
+        else:
+            self.vectors_, self.ids_, self.labels_ = normalize(vectors), ids, labels
+        self.dim_ = vectors.shape[1]
+        return self
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar corpus vectors of each query.
+
+        Returns
+        -------
+        (scores, ids)
+            float32 cosine similarities and int64 ids, both (n_queries, k), best first.
+        """
+        if len(self) == 0:
+            raise RetrievalIndexError("the index is empty: add embeddings before searching")
+        if not isinstance(k, (int, np.integer)) or k <= 0:
+            raise RetrievalIndexError(f"k must be a positive integer, got {k!r}")
+        if not isinstance(self.chunk_size, (int, np.integer)) or self.chunk_size < 1:
+            raise RetrievalIndexError(
+                f"chunk_size must be a positive integer, got {self.chunk_size!r}"
+            )
+        if k > len(self):
+            raise RetrievalIndexError(f"k={k} is larger than the index ({len(self)} vectors)")
+        queries = normalize(_as_matrix(queries, "queries", self.vectors_.shape[1]))
+        n = len(queries)
+        scores = np.empty((n, k), np.float32)
+        positions = np.empty((n, k), np.int64)
+        for start in range(0, n, self.chunk_size):
+            block = queries[start : start + self.chunk_size] @ self.vectors_.T
+            if k < len(self):
+                top = np.argpartition(-block, k - 1, axis=1)[:, :k]
+            else:
+                top = np.broadcast_to(np.arange(len(self)), block.shape).copy()
+            top_scores = np.take_along_axis(block, top, 1)
+            # Best first; equal scores by position (ids are added in order).
+            order = np.lexsort((top, -top_scores), axis=1)
+            positions[start : start + len(block)] = np.take_along_axis(top, order, 1)
+            scores[start : start + len(block)] = np.take_along_axis(top_scores, order, 1)
+        return scores, self.ids_[positions]
+
+    def labels_of(self, ids: np.ndarray) -> np.ndarray:
+        """Labels of the given ids (as returned by ``search``)."""
+        if self.labels_ is None:
+            raise RetrievalIndexError("this index has no labels")
+        lookup = dict(zip(self.ids_.tolist(), range(len(self)), strict=True))
+        flat = np.fromiter((lookup[i] for i in np.asarray(ids).ravel()), np.int64)
+        return self.labels_[flat].reshape(np.shape(ids))
+
+    def save(
+        self, directory: str | os.PathLike, extra_files: dict[str, bytes] | None = None
+    ) -> Path:
+        """Write the index into ``directory`` crash-consistently (replacing an older index
+        there); see the module docstring. ``extra_files`` (name -> bytes, names like
+        ``paths.json``) are versioned and replaced with the index."""
+        directory = Path(directory)
+        manifest_path = directory / MANIFEST
+        previous = check_index_directory(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        version = secrets.token_hex(4)
+        files: dict[str, str] = {}
+
+        def versioned(name: str) -> Path:
+            stem, _, suffix = name.partition(".")
+            files[name] = f"{stem}-{version}.{suffix}"
+            return directory / files[name]
+
+        arrays = {"embeddings.npy": self.vectors_, "ids.npy": self.ids_}
+        if self.labels_ is not None:
+            arrays["labels.npy"] = self.labels_
+        for name, array in arrays.items():
+            with atomic_path(versioned(name)) as tmp:
+                np.save(tmp, array)
+        for name, blob in (extra_files or {}).items():
+            if not re.fullmatch(r"[a-z_]+\.[a-z]+", name) or name in arrays:
+                raise RetrievalIndexError(f"bad extra index file name {name!r}")
+            write_bytes(versioned(name), blob)
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "dimension": self.dim_,
+            "count": len(self),
+            "has_labels": self.labels_ is not None,
+            "files": files,
+            "metadata": self.metadata or {},
+        }
+        write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")  # the commit point
+        keep = set(files.values()) | {MANIFEST}
+        for path in directory.iterdir():
+            if path.name not in keep and _VERSIONED.match(path.name) and previous:
+                path.unlink(missing_ok=True)
+        return directory
+
+    @staticmethod
+    def read_manifest(directory: str | os.PathLike) -> dict:
+        """The validated ``index.json`` of an index directory."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise RetrievalIndexError(f"{directory}: no such index directory")
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise RetrievalIndexError(f"{directory}: no {MANIFEST}, not an index") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: not valid JSON ({exc})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise RetrievalIndexError(f"{directory}: {MANIFEST} is not an index manifest")
+        if manifest.get("version") not in (1, FORMAT_VERSION):
+            raise RetrievalIndexError(
+                f"{directory}: index version {manifest.get('version')!r}, this package reads "
+                f"1 and {FORMAT_VERSION}"
+            )
+        dim, count = manifest.get("dimension"), manifest.get("count")
+        if not (isinstance(dim, int) and dim >= 1 and isinstance(count, int) and count >= 0):
+            raise RetrievalIndexError(
+                f"{directory}/{MANIFEST}: bad dimension {dim!r} or count {count!r}"
+            )
+        files = manifest.get("files") or {
+            name: name for name in ("embeddings.npy", "ids.npy", "labels.npy")
+        }
+        if not isinstance(files, dict) or not all(
+            isinstance(v, str) and "/" not in v and v not in ("", ".", "..") for v in files.values()
+        ):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad file list")
+        manifest["files"] = files
+        return manifest
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, chunk_size: int = 512) -> CosineIndex:
+        """Read an index written by :meth:`save`, validating every array against the manifest."""
+        directory = Path(directory)
+        manifest = cls.read_manifest(directory)
+        dim, count, files = manifest["dimension"], manifest["count"], manifest["files"]
+        index = cls(dim, chunk_size, manifest.get("metadata"))
+
+        def array(name: str, shape: tuple, kinds: str) -> np.ndarray:
+            path = directory / files.get(name, name)
+            try:
+                value = np.load(path, allow_pickle=False)
+            except FileNotFoundError:
+                raise RetrievalIndexError(f"{path}: missing") from None
+            except (OSError, ValueError, EOFError) as exc:
+                raise RetrievalIndexError(f"{path}: unreadable ({exc})") from None
+            if value.shape != shape or value.dtype.kind not in kinds:
+                raise RetrievalIndexError(
+                    f"{path}: {value.dtype} array of shape {value.shape}, the manifest says {shape}"
+                )
+            return value
+
+        index.vectors_ = array("embeddings.npy", (count, dim), "f").astype(np.float32)
+        if not np.isfinite(index.vectors_).all():
+            raise RetrievalIndexError(f"{directory}: embeddings contain NaN or infinite values")
+        index.ids_ = array("ids.npy", (count,), "iu").astype(np.int64)
+        if manifest.get("has_labels"):
+            index.labels_ = array("labels.npy", (count,), "iu").astype(np.int64)
+        return index
+
+
+def check_index_directory(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds an index (True), is missing or empty (False), or neither
+    (:class:`RetrievalIndexError`: an index is never written over other files)."""
+    directory = Path(directory)
+    if not directory.exists():
+        return False
+    if not directory.is_dir():
+        raise RetrievalIndexError(f"{directory}: exists and is not a directory")
+    if (directory / MANIFEST).is_file():
+        CosineIndex.read_manifest(directory)
+        return True
+    if any(directory.iterdir()):
+        raise RetrievalIndexError(
+            f"{directory}: a non-empty directory that is not an index; choose a new or empty "
+            "directory (nothing was written)"
+        )
+    return False

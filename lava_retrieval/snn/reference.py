@@ -1,0 +1,165 @@
+"""The executable specification of a :class:`~lava_retrieval.snn.network.SpikingNetwork`.
+
+:func:`simulate_reference` defines what running a spiking network means, in plain numpy, one
+time step after the other; every engine (:mod:`lava_retrieval.engines.dense`,
+:mod:`lava_retrieval.engines.events`),
+every ProcessModel of the Lava graph and the netx export are held to it bit for bit by one
+conformance suite (``tests/lava_retrieval/test_conformance.py``). It is written to be read, not
+to be fast.
+
+Presentation
+    Each image is presented for ``time_steps`` steps. Every layer's window starts from its
+    initial potential (``network.neuron(i).v_init``: 0, the paper's rest, or a fraction of the
+    threshold, ``network.initial_membrane``), with no spike of another image in flight.
+Neurons
+    Layer ``i`` follows :func:`lava_retrieval.snn.neuron.if_step` with ``network.neuron(i)``
+    (threshold, reset, 24-bit saturation) and its bias, every step.
+Input layer
+    Integrates the pixel current ``round(pixel * param_scale)`` every step
+    (:func:`lava_retrieval.snn.neuron.input_current`).
+Synapses
+    Every other layer integrates the integer synaptic input from the previous layer's spikes
+    (conv, pool or dense, :class:`lava_retrieval.snn.synapse.SynapticOp`) plus its bias.
+Timing
+    ``delay`` (Lava's, the paper's): a synapse layer delivers the spikes of step t-1 at step t,
+    as Lava's ``Dense``/``Conv``, netx blocks and the project's ``IFLayer`` do, and every layer's
+    window is the input's, so a network of L synapse layers gives its output layer no input for
+    its first L steps. ``no_delay``: every layer sees the spikes its predecessor emitted in the
+    same step. ``pipelined``: Lava's synapse delay, with the window of the layer at depth d
+    starting d steps after the input's, so that every layer integrates exactly the T steps of
+    its own input while images stream back to back, one every T steps (latency T + depth). Per
+    image, a layer then sees at its k-th step what its predecessor emitted at its own k-th step:
+    the integers are those of ``no_delay``, which is how this function computes them.
+Readouts (of the embedding layer, after the last step)
+    ``membrane`` (the paper's): the potentials; ``spike_count``: spikes per neuron;
+    ``integrated``: ``spike_count x threshold + membrane - v_init``, all the input the neuron
+    integrated in the window (exact with soft reset and no saturation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.snn.config import check_readout, check_timing
+from lava_retrieval.snn.network import SpikingNetwork
+from lava_retrieval.snn.neuron import if_step, input_current
+from lava_retrieval.snn.synapse import SynapticOp
+
+_UNSATURATED = 1 << 62
+
+
+@dataclass
+class SimResult:
+    """What a simulation returns, per layer, for a batch of N images.
+
+    Attributes
+    ----------
+    spike_counts : list of numpy.ndarray (int32)
+        Spikes of each neuron over the presentation, shape (N, *layer.output_shape) (None for
+        a layer that was not asked for).
+    membrane : list of numpy.ndarray (int64)
+        Membrane potentials after the last step (likewise).
+    spikes : list of numpy.ndarray (bool) or None
+        (T, N, *shape) spike trains when ``record_spikes`` was set.
+    """
+
+    spike_counts: list[np.ndarray | None]
+    membrane: list[np.ndarray | None]
+    spikes: list[np.ndarray] | None = None
+
+
+def simulate_reference(
+    network: SpikingNetwork,
+    images: np.ndarray,
+    time_steps: int,
+    timing: str = "delay",
+    record_spikes: bool = False,
+    saturate: bool = True,
+) -> SimResult:
+    """Simulate ``network`` step by step: the definition every engine is held to.
+
+    Parameters
+    ----------
+    network : SpikingNetwork
+    images : numpy.ndarray
+        (N, H, W) uint8 or float in [0, 1], H x W the input layer's map.
+    time_steps : int
+        Steps per image (T >= 1).
+    timing : {"delay", "no_delay", "pipelined"}
+    record_spikes : bool
+        Also return every layer's (T, N, *shape) spike train.
+    saturate : bool
+        ``False`` lifts the 24-bit saturation (the semantics of the floating-point Lava
+        models, which equal the network's wherever no potential reaches the bound).
+
+    Returns
+    -------
+    SimResult
+        Every layer's spike counts (int32) and final potentials (int64).
+
+    >>> result = simulate_reference(net, images[:2], 16)  # doctest: +SKIP
+    >>> readout_of(net, result, "membrane").shape  # doctest: +SKIP
+    (2, 1024)
+    """
+    check_timing(timing)
+    if time_steps < 1:
+        raise LavaRetrievalError(f"time_steps must be >= 1, got {time_steps}")
+    layers = network.layers
+    images = np.asarray(images)
+    n = len(images)
+    ops = [None] + [SynapticOp(layer) for layer in layers[1:]]
+    params = [network.neuron(i) for i in range(len(layers))]
+    if not saturate:
+        params = [replace(p, v_max=_UNSATURATED) for p in params]
+    biases = [
+        0
+        if layer.bias is None
+        else layer.bias.astype(np.int64).reshape((1, -1) + (1,) * (len(layer.output_shape) - 1))
+        for layer in layers
+    ]
+    v = [np.full((n, *x.output_shape), params[i].v_init, np.int64) for i, x in enumerate(layers)]
+    counts = [np.zeros_like(x) for x in v]
+    previous = [np.zeros(x.shape, bool) for x in v]
+    trains = [[] for _ in layers]
+    current = input_current(images, layers[0].param_scale).reshape(n, *layers[0].output_shape)
+    for _ in range(time_steps):
+        now = []
+        for i in range(len(layers)):
+            if i == 0:
+                a_in = current
+            else:
+                source = previous[i - 1] if timing == "delay" else now[i - 1]
+                a_in = np.rint(ops[i](source)).astype(np.int64)
+            v[i], spikes = if_step(v[i], a_in, biases[i], params[i])
+            counts[i] += spikes
+            now.append(spikes)
+            if record_spikes:
+                trains[i].append(spikes)
+        previous = now
+    return SimResult(
+        spike_counts=[c.astype(np.int32) for c in counts],
+        membrane=v,
+        spikes=[np.stack(t) for t in trains] if record_spikes else None,
+    )
+
+
+def readout_of(network: SpikingNetwork, result: SimResult, kind: str = "membrane") -> np.ndarray:
+    """The (N, D) embedding of a simulation: ``membrane``, ``spike_count`` or ``integrated``.
+
+    >>> readout_of(net, simulate_reference(net, images[:2], 16), "integrated")  # doctest: +SKIP
+    """
+    check_readout(kind)
+    i = network.embedding_layer
+    n = len(result.membrane[i])
+    if kind == "membrane":
+        out = result.membrane[i]
+    elif kind == "spike_count":
+        out = result.spike_counts[i]
+    else:
+        params = network.neuron(i)
+        out = result.spike_counts[i].astype(np.int64) * params.threshold
+        out = out + result.membrane[i] - params.v_init
+    return out.reshape(n, -1)

@@ -1,0 +1,66 @@
+"""The package reads as the pipeline: every subpackage imports only the layers below it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import lava_retrieval
+
+PACKAGE = Path(lava_retrieval.__file__).parent
+
+# What each subpackage may import (besides itself), as its docstring says.
+ALLOWED = {
+    "common": set(),
+    "data": {"common"},
+    "ann": {"common", "data"},
+    "snn": {"common"},
+    "loihi": {"common", "snn"},
+    "conversion": {"common", "data", "ann", "snn", "loihi"},
+    "engines": {"common", "snn"},
+    "lava_graph": {"common", "snn", "loihi", "engines"},
+    "search": {"common", "data", "snn", "engines", "lava_graph"},
+}
+BELOW_EVALUATION = set(ALLOWED) | {"ann", "conversion"}
+ALLOWED["evaluation"] = BELOW_EVALUATION
+ALLOWED["apps"] = BELOW_EVALUATION | {"evaluation"}
+ALLOWED["reproduce"] = ALLOWED["apps"] | {"apps"}
+ALLOWED["cli"] = ALLOWED["reproduce"] | {"reproduce"}
+TOP_LEVEL = {"__init__.py", "__main__.py"}
+
+
+def _imported_subpackages(path: Path) -> set[str]:
+    """The ``lava_retrieval`` subpackages a module imports, anywhere in it."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "lava_retrieval" and len(parts) > 1 and parts[1] in ALLOWED:
+                found.add(parts[1])
+    return found
+
+
+def test_every_module_is_in_a_subpackage_with_a_docstring_naming_its_imports():
+    loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.name not in TOP_LEVEL)
+    assert loose == []
+    for name in ALLOWED:
+        doc = ast.get_docstring(ast.parse((PACKAGE / name / "__init__.py").read_text()))
+        assert doc and "May import:" in doc, name
+    assert {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} == set(ALLOWED)
+
+
+@pytest.mark.parametrize("subpackage", sorted(ALLOWED))
+def test_no_layer_imports_a_higher_one(subpackage):
+    wrong = {
+        str(path.relative_to(PACKAGE)): sorted(bad)
+        for path in sorted((PACKAGE / subpackage).rglob("*.py"))
+        if (bad := _imported_subpackages(path) - ALLOWED[subpackage] - {subpackage})
+    }
+    assert wrong == {}
