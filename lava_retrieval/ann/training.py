@@ -103,8 +103,11 @@ def train(
     -------
     Checkpoint
 
-    >>> ckpt = train(TrainConfig("4-8-10", epochs=1, train_limit=256), load_fashion_mnist(),
-    ...              "/tmp/run")  # doctest: +SKIP
+    >>> import tempfile
+    >>> config = TrainConfig("4-8-10", epochs=1, train_limit=256)
+    >>> ckpt = train(config, load_fashion_mnist(), tempfile.mkdtemp(), progress=False)
+    >>> len(ckpt.history), str(ckpt.model.spec)
+    (1, '4-8-10')
     """
     from tqdm.auto import tqdm
 

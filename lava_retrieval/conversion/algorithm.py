@@ -566,9 +566,7 @@ def convert_checkpoint(
     dataset : lava_retrieval.data.fashion_mnist.FashionMNIST
     config : ConversionConfig, optional
 
-    >>> from lava_retrieval.data.fashion_mnist import load_fashion_mnist  # doctest: +SKIP
-    >>> from lava_retrieval.ann.checkpoint import load_checkpoint  # doctest: +SKIP
-    >>> convert_checkpoint(load_checkpoint(), load_fashion_mnist()).arch  # doctest: +SKIP
+    >>> convert_checkpoint(load_checkpoint(), load_fashion_mnist()).arch
     '32-64-10'
     """
     config = config or ConversionConfig()

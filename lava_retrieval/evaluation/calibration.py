@@ -61,8 +61,10 @@ def calibrate(
         seconds), ``best`` (the chosen percentile) and the protocol (split, images, time
         steps, timing, conversion settings).
 
-    >>> calibrate(load_checkpoint(), load_fashion_mnist(), limit=500)["best"]  # doctest: +SKIP
-    99.99
+    >>> result = calibrate(load_checkpoint(), load_fashion_mnist(), percentiles=(99.9, 100.0),
+    ...                    limit=200, progress=False)
+    >>> result["best"]
+    99.9
     """
     config = config or ConversionConfig()
     sim = sim or SimConfig()

@@ -53,7 +53,7 @@ def embed(
         Images per presentation window of the Lava graph.
     progress : bool
 
-    >>> embed(net, images[:4], SimConfig(time_steps=16)).shape  # doctest: +SKIP
+    >>> embed(net, images[:4], SimConfig(time_steps=16), progress=False).shape
     (4, 1024)
     """
     config = config or SimConfig()

@@ -107,7 +107,7 @@ def conv_kernel(layer: SpikingLayer) -> np.ndarray:
     """The weight of Lava's ``Conv`` for a conv layer: flipped (Lava's is a true convolution)
     and reordered from torch's (C_out, C_in, kH, kW) to (C_out, kW, kH, C_in).
 
-    >>> conv_kernel(layer).shape  # doctest: +SKIP
+    >>> conv_kernel(net.layers[3]).shape
     (64, 5, 5, 32)
     """
     return np.ascontiguousarray(layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
@@ -118,7 +118,7 @@ def dense_weights(layer: SpikingLayer) -> tuple[np.ndarray, int]:
     Lava's flattened (W, H, C) input, doubled with ``weight_exp = -1`` so that the dropped least
     significant bit of 8-bit mixed-sign weights is a zero.
 
-    >>> dense_weights(layer)[1]  # doctest: +SKIP
+    >>> dense_weights(net.layers[-1])[1]
     -1
     """
     weight = layer.weight.reshape(len(layer.weight), *_chw(layer.input_shape))
@@ -176,8 +176,8 @@ def problems(network: SpikingNetwork, target: str = "loihi") -> list[str]:
     """Every reason ``network`` cannot be lowered exactly onto ``target`` (``loihi``: Lava's
     Conv/Dense/LIF; ``netx``: a netx hdf5 file); empty when it can.
 
-    >>> problems(net, "netx")  # doctest: +SKIP
-    []
+    >>> len(problems(net, "netx"))
+    3
     """
     _check_target(target)
     found = []
@@ -244,8 +244,8 @@ def max_current(layer: SpikingLayer) -> int:
     included: it goes to ``v``, not to the current), the larger of each neuron's positive and
     negative weight sums; for the input layer, its largest pixel current.
 
-    >>> max_current(layer)  # doctest: +SKIP
-    30247
+    >>> max_current(net.layers[3])
+    15973
     """
     if layer.weight is None:
         return int(np.ceil(abs(layer.param_scale)))

@@ -90,8 +90,9 @@ def export_netx(network: SpikingNetwork, path: str | os.PathLike) -> Path:
     -------
     pathlib.Path
 
-    >>> export_netx(net, "net.h5")  # doctest: +SKIP
-    PosixPath('net.h5')
+    >>> export_netx(net, "/tmp/net.h5")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    NetxExportError: cannot export to netx: netx cannot load pooling layers (...); ...
     """
     check_exportable(network)
     path = Path(path)
@@ -156,7 +157,7 @@ def run_netx(
 def input_bias(network: SpikingNetwork, image: np.ndarray) -> np.ndarray:
     """The input layer's bias for one image, in netx's (W, H, C) order.
 
-    >>> input_bias(net, np.zeros((28, 28), np.uint8)).shape  # doctest: +SKIP
+    >>> input_bias(net, np.zeros((28, 28), np.uint8)).shape
     (28, 28, 1)
     """
     from lava_retrieval.snn.neuron import input_current

@@ -134,8 +134,8 @@ def check(network: SpikingNetwork, num_weight_bits: int | None = None) -> Resour
     num_weight_bits : int, optional
         Stored bits per synapse; default: the converter's ``num_weight_bits`` (9).
 
-    >>> report = check(net)  # doctest: +SKIP
-    >>> report.total_cores, report.deployable  # doctest: +SKIP
+    >>> report = check(net)
+    >>> report.total_cores, report.deployable
     (55, True)
     """
     if num_weight_bits is None:

@@ -11,12 +11,16 @@ Steps (each writes its files into the output directory and records the key of it
 ``table2``  ANN vs SNN(16), SNN(128) of the shipped 32-64-10 network on the full protocol.
 ``fig4``    SNN(T) for T = 4 ... 128 of five 32-64-10 networks (seeds 0-4), mean +- standard
             deviation, the ANNs' mean as a reference line.
+``sweeps``  the default method (``qcfs``: QCFS ANN, learned thresholds, pipelined timing,
+            integrated readout) against T = 4 ... 128 on the full protocol, beside its ANN:
+            ``sweep-qcfs-pipelined-integrated.{json,csv,md}``, whose accuracies the energy step
+            quotes.
 ``runtime`` Fig 5 and Table 3: per-example latency of the ANN (torch), the fast simulator and the
             Lava process graph on this machine, batch 1 and a large batch, against T.
 ``energy``  Tables 4 and 5: the machine's measured energy where it exposes counters, and the Loihi
             energy model (:mod:`lava_retrieval.evaluation.energy`) checked against the paper's
-            measurement
-            and applied to the low-latency methods.
+            measurement and applied to the default method (accuracies from ``table2`` and
+            ``sweeps`` in the same output directory).
 ``fig6``    the retrieval grid (query | three images of its class | ANN top-3 | SNN top-3).
 
 A step whose files exist with the same key (settings, checkpoints' hashes, package version) is
@@ -51,9 +55,12 @@ from lava_retrieval.evaluation import paper
 from lava_retrieval.snn.config import SimConfig
 
 PAPER_SIM = SimConfig(timing="delay", readout="membrane")
+DEFAULT_SIM = SimConfig(timing="pipelined", readout="integrated")
+"""How the default method runs (the settings of ``methods.METHODS["qcfs"]``)."""
+SWEEP_STEM = "sweep-qcfs-pipelined-integrated"
 """How the paper's method runs (the settings of ``methods.METHODS["paper"]``)."""
 
-STEPS = ("table1", "fig3", "table2", "fig4", "runtime", "energy", "fig6")
+STEPS = ("table1", "fig3", "table2", "fig4", "sweeps", "runtime", "energy", "fig6")
 SWEEP_STEPS = (4, 8, 16, 32, 64, 128)
 FIG4_METRICS = (
     ("classification", "classification accuracy"),
@@ -493,9 +500,22 @@ def step_runtime(ctx: Context) -> dict:
         if kind == "ann":
             row = ann_latency(checkpoint.model, images, batch, plan.repeats, device)
         elif kind == "sim":
-            row = sim_latency(network, images, steps, "delay", batch, plan.repeats, device)
+            row = sim_latency(
+                network,
+                images,
+                replace(PAPER_SIM, time_steps=steps),
+                batch_size=batch,
+                repeats=plan.repeats,
+                device=device,
+            )
         else:
-            row = lava_latency(network, images, steps, "delay", plan.lava_images, plan.repeats)
+            row = lava_latency(
+                network,
+                images,
+                replace(PAPER_SIM, time_steps=steps),
+                images_per_run=plan.lava_images,
+                repeats=plan.repeats,
+            )
         rows.append({**row, "model": kind, "device": device, "time_steps": steps})
     figure = plot_fig5(rows, ctx.out_dir / "fig5-runtime.png")
     return {"rows": rows, "figure": figure.name, "timing": "delay"}
@@ -556,9 +576,9 @@ def plot_fig5(rows: list[dict], out: Path) -> Path:
 ENERGY_CASES = (
     ("paper's method (Algorithm 1, Lava timing)", "paper", "delay", 16, "table2.json"),
     ("paper's method (Algorithm 1, Lava timing)", "paper", "delay", 128, "table2.json"),
-    ("QCFS (default method)", "qcfs", "pipelined", 4, "sweep-qcfs-pipelined-integrated.json"),
-    ("QCFS (default method)", "qcfs", "pipelined", 8, "sweep-qcfs-pipelined-integrated.json"),
-    ("QCFS (default method)", "qcfs", "pipelined", 16, "sweep-qcfs-pipelined-integrated.json"),
+    ("QCFS (default method)", "qcfs", "pipelined", 4, f"{SWEEP_STEM}.json"),
+    ("QCFS (default method)", "qcfs", "pipelined", 8, f"{SWEEP_STEM}.json"),
+    ("QCFS (default method)", "qcfs", "pipelined", 16, f"{SWEEP_STEM}.json"),
 )
 
 
@@ -576,10 +596,8 @@ def step_energy(ctx: Context) -> dict:
         ENERGY_CASES, desc="energy", disable=not ctx.progress
     ):
         network = ctx.network(get(method).checkpoint(), method)
-        counts = op_counts(network, images, steps, timing)
-        accuracy = _accuracy_from(ctx.out_dir / source, steps)
-        if accuracy is None:  # e.g. a quick run: the committed full-protocol result
-            accuracy = _accuracy_from(Path("results") / source, steps)
+        counts = op_counts(network, images, SimConfig(steps, timing=timing))
+        accuracy = _accuracy_from(ctx.out_dir / source, steps)  # None: run that step first
         rows.append(
             {
                 "label": label,
@@ -624,6 +642,43 @@ def _accuracy_from(path: Path, time_steps: int) -> dict | None:
     return {k: row[k] for k in ("classification", "top1", "top3", "mAP") if k in row}
 
 
+# --- the default method against T -------------------------------------------------------
+
+
+def step_sweeps(ctx: Context) -> dict:
+    """The default method at every T of the plan (one part per T, so an interrupted run
+    continues), written as ``sweep-qcfs-pipelined-integrated.{json,csv,md}``."""
+    from lava_retrieval.conversion.methods import get
+    from lava_retrieval.evaluation import table2 as experiments
+
+    checkpoint = get("qcfs").checkpoint()
+    network = ctx.network(checkpoint, "qcfs")
+    parts = []
+    for steps in ctx.plan.sweep_steps:
+        part = ctx.out_dir / "parts" / f"sweeps-T{steps}.json"
+        key = _key("sweeps", steps, asdict(ctx.plan), _sha(checkpoint))
+        result = _cached(part, key, ctx.force)
+        if result is None:
+            result = experiments.table2(
+                network,
+                checkpoint.model,
+                ctx.data,
+                DEFAULT_SIM,
+                time_steps=(steps,),
+                limit_corpus=ctx.plan.corpus,
+                limit_queries=ctx.plan.queries,
+                progress=ctx.progress,
+            )
+            result = _save(part, {"key": key, **result})
+        parts.append(result)
+    result = {k: v for k, v in parts[0].items() if k != "key"}
+    result["rows"] = [parts[0]["rows"][0]] + [part["rows"][1] for part in parts]
+    result["protocol"]["method"] = "qcfs"
+    result["command"] = [*COMMAND.split(), "--only", "sweeps"]
+    experiments.write(result, ctx.out_dir, SWEEP_STEM)
+    return {"file": f"{SWEEP_STEM}.json", "protocol": result["protocol"], "rows": result["rows"]}
+
+
 # --- Fig 6 -----------------------------------------------------------------------------------
 
 
@@ -650,6 +705,7 @@ RUNNERS = {
     "table2": step_table2,
     "fig4": step_fig4,
     "runtime": step_runtime,
+    "sweeps": step_sweeps,
     "energy": step_energy,
     "fig6": step_fig6,
 }
@@ -671,7 +727,16 @@ def _step_key(ctx: Context, step: str) -> str:
         except (OSError, ValueError):
             hashes[i] = None
     extra = ctx.device if step == "runtime" else None
+    if step == "energy":  # the accuracies it quotes
+        extra = sorted({_file_sha(ctx.out_dir / case[-1]) for case in ENERGY_CASES} - {None})
     return _key(step, plan, hashes, extra)
+
+
+def _file_sha(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def reproduce(
@@ -693,8 +758,11 @@ def reproduce(
     dict
         Step -> ``"done"`` or ``"up to date"``, and ``report``: the markdown file's path.
 
-    >>> reproduce("runs/reproduce-quick", Plan.quick(), only=("table1",))  # doctest: +SKIP
-    {'table1': 'done', 'report': 'runs/reproduce-quick/REPRODUCTION.md'}
+    >>> import tempfile
+    >>> status = reproduce(tempfile.mkdtemp(), Plan.quick(), only=("fig3",), progress=False,
+    ...                    log=lambda line: None)
+    >>> status["fig3"]
+    'done'
     """
     plan = plan or Plan()
     steps = tuple(only) if only else STEPS

@@ -152,12 +152,11 @@ class ImageIndex:
     preprocessing : Preprocessing, optional
         How image files become input (default: automatic inversion).
 
-    >>> from lava_retrieval.conversion.methods import get  # doctest: +SKIP
-    >>> net = get("qcfs").network(load_fashion_mnist())  # doctest: +SKIP
-    >>> index = ImageIndex(net, SimConfig(time_steps=8, timing="pipelined"))  # doctest: +SKIP
-    >>> index.add(read_source("my_photos/"))  # doctest: +SKIP
-    >>> index.search_files(["query.jpg"], k=5)[0][0].path  # doctest: +SKIP
-    'my_photos/shoe-3.jpg'
+    >>> index = ImageIndex(net, SimConfig(time_steps=16))
+    >>> len(index.add(read_source("fashion-mnist:test", limit=50, progress=False)))
+    50
+    >>> index.search(images[:1], k=1)[0][0].path
+    'fashion-mnist:test:0'
     """
 
     def __init__(

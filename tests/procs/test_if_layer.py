@@ -17,7 +17,7 @@ from lava.proc import io  # noqa: E402
 
 from procs.if_layer.process import IFLayer  # noqa: E402
 
-# Threshold 5: the hand-computed traces of tests/lava_retrieval/test_reference.py.
+# Threshold 5: the hand-computed traces of tests/lava_retrieval/snn/test_reference.py.
 INPUTS = [3, 3, 3, 0, 7, 12]
 HAND = {
     "subtract": ([3, 1, 4, 4, 6, 13], [0, 1, 0, 0, 1, 1]),

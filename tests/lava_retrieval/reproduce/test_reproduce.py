@@ -35,6 +35,7 @@ TITLES = (
     "## Fig 3",
     "## Table 2",
     "## Fig 4",
+    "## Fewer time steps",
     "## Fig 5 and Table 3",
     "## Tables 4 and 5",
     "## Fig 6",
@@ -90,6 +91,17 @@ def test_numbers_beside_the_papers(reproduced):
     assert fig4["summary"]["ANN"]["classification"]["std"] >= 0
     energy = json.loads((out / "energy.json").read_text())["result"]
     assert {c["time_steps"] for c in energy["checks"]} == {16, 128}
+    # The default method's sweep is reproduce's own, and the energy section quotes it.
+    sweep = json.loads((out / "sweep-qcfs-pipelined-integrated.json").read_text())
+    assert [r["model"] for r in sweep["rows"]] == ["ANN", "SNN(4)", "SNN(16)"]
+    assert (
+        sweep["protocol"]["timing"] == "pipelined" and sweep["protocol"]["readout"] == "integrated"
+    )
+    quoted = {r["time_steps"]: r["accuracy"] for r in energy["rows"] if r["method"] == "qcfs"}
+    for row in sweep["rows"][1:]:
+        steps = int(row["model"][4:-1])
+        assert quoted[steps]["classification"] == row["classification"]
+    assert quoted[8] is None  # not in this plan's sweep: not borrowed from elsewhere
     runtime = json.loads((out / "runtime.json").read_text())["result"]
     assert {r["model"] for r in runtime["rows"]} == {"ann", "sim", "lava"}
     assert all(r["ms"] > 0 for r in runtime["rows"])

@@ -14,7 +14,7 @@ from lava_retrieval.lava_graph.embedding import embed, embed_to_file
 from lava_retrieval.snn.config import SimConfig, cache_key
 from lava_retrieval.snn.network import SpikingNetwork
 
-GOLDEN = Path(__file__).parent / "golden" / "small-net.npz"
+GOLDEN = Path(__file__).parents[1] / "golden" / "small-net.npz"
 
 
 @pytest.fixture

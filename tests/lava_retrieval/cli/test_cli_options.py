@@ -34,3 +34,30 @@ def test_bad_options(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def _subparsers(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                for inner, subsub in _subparsers(sub):
+                    yield f"{name} {inner}", subsub
+
+
+def test_every_option_with_a_default_shows_it_in_help():
+    from lava_retrieval.cli import build_parser
+
+    commands = dict(_subparsers(build_parser()))
+    assert {"data", "train", "convert", "embed", "evaluate", "index build", "search"} <= set(
+        commands
+    )
+    for name, parser in commands.items():
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            if action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
+                helped = parser._get_formatter()._get_help_string(action)
+                assert "default" in helped, (name, action.option_strings)
+                assert " ".join(helped.split()[:3]) in text or helped in text, name

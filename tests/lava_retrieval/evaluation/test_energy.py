@@ -12,6 +12,7 @@ from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.conversion.algorithm import ConversionConfig, convert
 from lava_retrieval.evaluation import paper
 from lava_retrieval.evaluation.energy import EnergyMeter, LoihiEnergyModel, chip_steps, op_counts
+from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.reference import simulate_reference
 
 
@@ -47,7 +48,7 @@ def _fan_out(layer, c, y, x) -> int:
 def test_op_counts_equal_a_brute_force_count(small_network, fashion, timing):
     images = fashion.test_images[:3]
     time_steps = 6
-    counts = op_counts(small_network, images, time_steps, timing)
+    counts = op_counts(small_network, images, SimConfig(time_steps, timing=timing))
     reference = simulate_reference(small_network, images, time_steps, timing)
     layers = small_network.layers
     spikes = synops = 0
@@ -86,7 +87,7 @@ def test_model_matches_the_papers_measurement_at_t16(fashion):
     network = convert(
         load_checkpoint().model, fashion.train_images[:2000], ConversionConfig(initial_membrane=0)
     )
-    counts = op_counts(network, fashion.test_images[:200], 16, "delay")
+    counts = op_counts(network, fashion.test_images[:200], SimConfig(16))
     estimate = LoihiEnergyModel().estimate(counts)
     measured = paper.loihi_row(16)
     assert estimate["total_mj"] == pytest.approx(measured["mj"], rel=0.05)

@@ -90,7 +90,7 @@ def test_max_input_by_hand():
 @pytest.mark.parametrize("engine", ["events", "torch"])
 def test_images_that_are_not_pixels_are_refused(images, message, engine):
     """An int32 copy of uint8 pixels would otherwise be read as 255 times too bright."""
-    network = SpikingNetwork.load(Path(__file__).parent / "golden" / "small-net.npz")
+    network = SpikingNetwork.load(Path(__file__).parents[1] / "golden" / "small-net.npz")
     with pytest.raises(LavaRetrievalError, match=message):
         simulate(network, images, SimConfig(4, engine=engine))
 

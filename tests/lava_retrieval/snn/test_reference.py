@@ -20,7 +20,7 @@ from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
 from lava_retrieval.snn.neuron import V_MAX, NeuronParams, if_step
 from lava_retrieval.snn.reference import readout_of, simulate_reference
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 INPUTS = [3, 3, 3, 0, 7, 12]
 # Threshold 5. Soft reset: v = 3, 6 -> spike -> 1, 4, 4, 11 -> spike -> 6, 18 -> spike -> 13.

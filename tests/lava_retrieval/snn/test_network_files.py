@@ -12,7 +12,7 @@ import pytest
 from lava_retrieval.cli import main
 from lava_retrieval.snn.network import NetworkError, SpikingNetwork
 
-GOLDEN = Path(__file__).parent / "golden" / "small-net.npz"
+GOLDEN = Path(__file__).parents[1] / "golden" / "small-net.npz"
 
 
 def _arrays() -> tuple[dict, dict]:

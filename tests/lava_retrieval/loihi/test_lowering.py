@@ -14,7 +14,7 @@ from lava_retrieval.loihi import lowering
 from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
 from lava_retrieval.snn.neuron import V_MAX
 
-GOLDEN = Path(__file__).parent / "golden" / "small-net.npz"
+GOLDEN = Path(__file__).parents[1] / "golden" / "small-net.npz"
 
 
 def _dense_network(weight, threshold=5, bias=None, reset="zero") -> SpikingNetwork:
