@@ -28,8 +28,8 @@ test: $(STAMP)
 	$(PYTEST) -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lava_retrieval procs tests examples benchmarks
-	$(VENV)/bin/ruff format --check lava_retrieval procs tests examples benchmarks
+	$(VENV)/bin/ruff check lava_retrieval procs tests examples benchmarks conftest.py
+	$(VENV)/bin/ruff format --check lava_retrieval procs tests examples benchmarks conftest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

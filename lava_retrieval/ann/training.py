@@ -76,6 +76,7 @@ def train(
     config: TrainConfig,
     dataset: FashionMNIST,
     out: str | os.PathLike,
+    *,
     resume: bool = False,
     progress: bool = True,
     command: list[str] | None = None,

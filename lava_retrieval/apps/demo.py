@@ -55,6 +55,7 @@ def _corpus_embeddings(network, images, config: SimConfig, progress) -> np.ndarr
 
 def run(
     out: str | Path = "runs/demo-retrieval.png",
+    *,
     corpus_size: int = 60000,
     time_steps: int = 16,
     seed: int = 0,

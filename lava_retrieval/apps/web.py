@@ -217,7 +217,9 @@ def create_app(service: SearchService, k: int = 5, max_upload_bytes: int = DEFAU
                 if not number.isdigit():
                     return error("test_id must be a number", 400)
                 image = read_query(
-                    f"fashion-mnist:test:{number}", service.index.preprocessing, service.data_dir
+                    f"fashion-mnist:test:{number}",
+                    service.index.preprocessing,
+                    data_dir=service.data_dir,
                 )
             else:
                 return error("send an image file (field 'image') or a test_id", 400)

@@ -18,8 +18,8 @@ def run_demo(args: argparse.Namespace) -> None:
 
     result = run(
         args.out,
-        args.corpus,
-        args.time_steps,
+        corpus_size=args.corpus,
+        time_steps=args.time_steps,
         data_dir=args.data_dir,
         progress=not args.json,
         log=log(args),

@@ -54,10 +54,10 @@ def run_index_build(args: argparse.Namespace) -> None:
     source = read_source(
         args.source,
         _preprocessing(args),
-        args.data_dir,
-        args.max_bytes,
-        args.max_pixels,
-        args.limit,
+        data_dir=args.data_dir,
+        max_bytes=args.max_bytes,
+        max_pixels=args.max_pixels,
+        limit=args.limit,
         progress=not args.json,
     )
     chosen = resolve(
@@ -93,10 +93,10 @@ def run_index_add(args: argparse.Namespace) -> None:
     source = read_source(
         args.source,
         index.preprocessing,
-        args.data_dir,
-        args.max_bytes,
-        args.max_pixels,
-        args.limit,
+        data_dir=args.data_dir,
+        max_bytes=args.max_bytes,
+        max_pixels=args.max_pixels,
+        limit=args.limit,
         progress=not args.json,
     )
     _add_and_save(args, index, source, args.index)
@@ -121,7 +121,16 @@ def run_search(args: argparse.Namespace) -> None:
 
         check_output(args.png)
     images = np.stack(
-        [read_query(q, prep, args.data_dir, args.max_bytes, args.max_pixels) for q in args.images]
+        [
+            read_query(
+                q,
+                prep,
+                data_dir=args.data_dir,
+                max_bytes=args.max_bytes,
+                max_pixels=args.max_pixels,
+            )
+            for q in args.images
+        ]
     )
     start = time.perf_counter()
     results = index.search(images, args.k, args.backend)

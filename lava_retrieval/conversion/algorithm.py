@@ -442,6 +442,7 @@ def convert(
     ann: nn.Module,
     calibration_images: np.ndarray,
     config: ConversionConfig | None = None,
+    *,
     source_sha256: str | None = None,
     arch: str | None = None,
 ) -> SpikingNetwork:

@@ -15,6 +15,7 @@ def convert_to_file(
     dataset,
     config: ConversionConfig,
     out: str | os.PathLike,
+    *,
     export_netx: str | os.PathLike | None = None,
     loihi_report: str | os.PathLike | None = None,
     allow_undeployable: bool = False,

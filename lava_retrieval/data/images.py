@@ -283,6 +283,7 @@ def list_images(source: str | os.PathLike) -> list[Path]:
 
 def load_folder(
     source: str | os.PathLike,
+    *,
     invert: str | bool = "auto",
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,

@@ -52,7 +52,7 @@ def _measure(run: Callable[[], int], repeats: int, meter_kind: str) -> dict:
 
 
 def ann_latency(
-    model, images: np.ndarray, batch_size: int, repeats: int = 5, device: str = "cpu"
+    model, images: np.ndarray, batch_size: int, *, repeats: int = 5, device: str = "cpu"
 ) -> dict:
     """Per-example latency of the ANN at ``batch_size`` (see the module docstring).
 

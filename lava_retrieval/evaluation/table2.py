@@ -47,6 +47,7 @@ def retrieval_scores(
     corpus_labels: np.ndarray,
     queries: np.ndarray,
     query_labels: np.ndarray,
+    *,
     progress: bool = True,
 ) -> dict:
     """Top-1, top-3 (percent) and mAP (percent) of cosine retrieval."""
@@ -61,7 +62,7 @@ def retrieval_scores(
     }
 
 
-def ann_row(model, corpus_images, corpus_labels, query_images, query_labels, progress=True):
+def ann_row(model, corpus_images, corpus_labels, query_images, query_labels, *, progress=True):
     """Table 2's ANN row."""
     start = time.perf_counter()
     logits, queries = embed_and_classify(model, query_images)
@@ -69,7 +70,7 @@ def ann_row(model, corpus_images, corpus_labels, query_images, query_labels, pro
     row = {
         "model": "ANN",
         "classification": 100 * classification_accuracy(logits.argmax(1), query_labels),
-        **retrieval_scores(corpus, corpus_labels, queries, query_labels, progress),
+        **retrieval_scores(corpus, corpus_labels, queries, query_labels, progress=progress),
     }
     row["seconds"] = time.perf_counter() - start
     return row
@@ -99,7 +100,7 @@ def snn_row(
     row = {
         "model": f"SNN({config.time_steps})",
         "classification": 100 * classification_accuracy(predicted, query_labels),
-        **retrieval_scores(corpus, corpus_labels, queries, query_labels, progress),
+        **retrieval_scores(corpus, corpus_labels, queries, query_labels, progress=progress),
     }
     row["seconds"] = time.perf_counter() - start
     return row
@@ -126,7 +127,9 @@ def table2(
     query_images, query_labels = dataset.split("test")
     corpus_images, corpus_labels = corpus_images[:limit_corpus], corpus_labels[:limit_corpus]
     query_images, query_labels = query_images[:limit_queries], query_labels[:limit_queries]
-    rows = [ann_row(model, corpus_images, corpus_labels, query_images, query_labels, progress)]
+    rows = [
+        ann_row(model, corpus_images, corpus_labels, query_images, query_labels, progress=progress)
+    ]
     for t in time_steps:
         rows.append(
             snn_row(

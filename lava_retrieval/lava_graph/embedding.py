@@ -33,6 +33,7 @@ def embed(
     network: SpikingNetwork,
     images: np.ndarray,
     config: SimConfig | None = None,
+    *,
     backend: str = "sim",
     batch_size: int = 256,
     progress: bool = True,
@@ -74,6 +75,7 @@ def embed_to_file(
     images: np.ndarray,
     out: str | os.PathLike,
     config: SimConfig | None = None,
+    *,
     backend: str = "sim",
     batch_size: int = 256,
     progress: bool = True,
@@ -89,7 +91,9 @@ def embed_to_file(
     config = config or SimConfig()
     out = Path(out)
     start = time.perf_counter()
-    embeddings = embed(network, images, config, backend, batch_size, progress)
+    embeddings = embed(
+        network, images, config, backend=backend, batch_size=batch_size, progress=progress
+    )
     seconds = time.perf_counter() - start
     payload = {
         "embeddings": str(out),

@@ -498,7 +498,7 @@ def step_runtime(ctx: Context) -> dict:
     work += [("lava", "cpu", 1, t) for t in plan.runtime_steps]
     for kind, device, batch, steps in tqdm(work, desc="runtime", disable=not ctx.progress):
         if kind == "ann":
-            row = ann_latency(checkpoint.model, images, batch, plan.repeats, device)
+            row = ann_latency(checkpoint.model, images, batch, repeats=plan.repeats, device=device)
         elif kind == "sim":
             row = sim_latency(
                 network,

@@ -85,6 +85,7 @@ class Images:
 def read_source(
     source: str | os.PathLike,
     preprocessing: Preprocessing | None = None,
+    *,
     data_dir: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -109,7 +110,12 @@ def read_source(
         paths = [f"{text}:{i}" for i in range(len(images))]
         return Images(images, paths, labels.astype(np.int64), [], list(CLASS_NAMES))
     loaded = load_folder(
-        source, preprocessing.invert, max_bytes, max_pixels, progress=progress, limit=limit
+        source,
+        invert=preprocessing.invert,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        progress=progress,
+        limit=limit,
     )
     if not len(loaded.images):
         reasons = "; ".join(reason for _, reason in loaded.bad[:3])
@@ -120,6 +126,7 @@ def read_source(
 def read_query(
     query: str | os.PathLike,
     preprocessing: Preprocessing,
+    *,
     data_dir: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -197,7 +204,7 @@ class ImageIndex:
         """Embeddings of prepared (N, 28, 28) images with the index's network and settings."""
         from lava_retrieval.lava_graph.embedding import embed
 
-        return embed(self.network, images, self.config, backend, progress=progress)
+        return embed(self.network, images, self.config, backend=backend, progress=progress)
 
     def add(self, source: Images, backend: str = "sim", progress: bool = False) -> ImageIndex:
         """Embed and append images (labels only if the index has them or is empty)."""
@@ -272,6 +279,7 @@ class ImageIndex:
         self,
         queries: list[str | os.PathLike],
         k: int = 10,
+        *,
         backend: str = "sim",
         invert: str | bool | None = None,
         data_dir: str | None = None,
@@ -279,7 +287,7 @@ class ImageIndex:
         """:meth:`search` with image files (or ``fashion-mnist:SPLIT:I``), prepared like the
         corpus (``invert`` overrides the index's rule for these queries)."""
         prep = self.preprocessing if invert is None else Preprocessing(invert=invert)
-        images = np.stack([read_query(q, prep, data_dir) for q in queries])
+        images = np.stack([read_query(q, prep, data_dir=data_dir) for q in queries])
         return self.search(images, k, backend)
 
     def save(self, directory: str | os.PathLike) -> Path:

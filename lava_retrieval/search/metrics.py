@@ -86,6 +86,7 @@ def mean_average_precision(
     query_labels: np.ndarray,
     corpus: np.ndarray,
     corpus_labels: np.ndarray,
+    *,
     chunk_size: int = 256,
     progress: bool = False,
 ) -> float:

@@ -76,6 +76,7 @@ def simulate_reference(
     images: np.ndarray,
     time_steps: int,
     timing: str = "delay",
+    *,
     record_spikes: bool = False,
     saturate: bool = True,
 ) -> SimResult:

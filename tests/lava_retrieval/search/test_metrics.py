@@ -68,5 +68,5 @@ def test_map_ranks_the_whole_corpus():
     # query 1 ranks corpus 2, 4, 3, 1, 0 -> relevance 1,0,0,1,0 -> (1 + 2/4)/2
     expected = ((1 + 2 / 3 + 3 / 4) / 3 + (1 + 2 / 4) / 2) / 2
     for chunk in (1, 256):
-        got = mean_average_precision(queries, query_labels, corpus, corpus_labels, chunk)
+        got = mean_average_precision(queries, query_labels, corpus, corpus_labels, chunk_size=chunk)
         assert got == pytest.approx(expected)

@@ -78,7 +78,9 @@ def _two_neurons() -> SpikingNetwork:
 )
 def test_network_timing_by_hand(timing, spikes, potential):
     network = _two_neurons()
-    result = simulate_reference(network, np.full((1, 1, 1), 255, np.uint8), 5, timing, True)
+    result = simulate_reference(
+        network, np.full((1, 1, 1), 255, np.uint8), 5, timing, record_spikes=True
+    )
     assert result.spikes[1][:, 0, 0].astype(int).tolist() == spikes
     assert result.membrane[1].tolist() == [[potential]]
     assert result.spike_counts[1].tolist() == [[sum(spikes)]]
@@ -122,7 +124,9 @@ def test_initial_membrane_by_hand():
     still fires every step; the neuron (threshold 5) starts at 2: v = 2, 5>0, 3, 6>1, 4."""
     network = replace(_two_neurons(), initial_membrane=0.5)
     assert [network.neuron(i).v_init for i in range(3)] == [127, 2, 0]
-    result = simulate_reference(network, np.full((1, 1, 1), 255, np.uint8), 5, "delay", True)
+    result = simulate_reference(
+        network, np.full((1, 1, 1), 255, np.uint8), 5, "delay", record_spikes=True
+    )
     assert result.spikes[0][:, 0].ravel().tolist() == [True] * 5
     assert result.spikes[1][:, 0, 0].astype(int).tolist() == [0, 1, 0, 1, 0]
     assert result.membrane[1].tolist() == [[4]]
