@@ -19,7 +19,9 @@ class DefaultsFormatter(argparse.HelpFormatter):
         if (
             "default" not in text
             and action.option_strings
-            and default not in (None, False, argparse.SUPPRESS)
+            and default is not None
+            and default is not False
+            and default != argparse.SUPPRESS
         ):
             shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
             text = f"{text} (default: {shown})" if text else f"default: {shown}"
@@ -28,6 +30,13 @@ class DefaultsFormatter(argparse.HelpFormatter):
 
 class Parser(argparse.ArgumentParser):
     """Bad options give one line, ``error: COMMAND: problem``, and exit status 2."""
+
+    def add_argument(self, *args, **kwargs):
+        # An option without a text still gets a help line, for its default.
+        default = kwargs.get("default")
+        if "help" not in kwargs and default is not None and default is not False:
+            kwargs["help"] = "default: %(default)s"
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")

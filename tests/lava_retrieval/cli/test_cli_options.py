@@ -57,7 +57,12 @@ def test_every_option_with_a_default_shows_it_in_help():
     for name, parser in commands.items():
         text = " ".join(parser.format_help().split())
         for action in parser._actions:
-            if action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
-                helped = parser._get_formatter()._get_help_string(action)
+            default = action.default
+            if (
+                action.option_strings
+                and default not in (None, "==SUPPRESS==")
+                and default is not False
+            ):
+                helped = parser._get_formatter()._expand_help(action)
                 assert "default" in helped, (name, action.option_strings)
                 assert " ".join(helped.split()[:3]) in text or helped in text, name
