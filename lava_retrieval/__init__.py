@@ -1,11 +1,16 @@
 """lava-retrieval: content-based image retrieval with spiking-network embeddings on Lava.
 
-The pipeline of Liu et al. (PLoS ONE 2022): train a small CNN (:mod:`lava_retrieval.ann.training`),
-convert it with Algorithm 1 (:func:`lava_retrieval.convert`), run the spiking network
-(:func:`lava_retrieval.embed`, by any backend; its semantics are
-:func:`lava_retrieval.simulate_reference`) and take the membrane potentials of the layer before
-the output as image embeddings, and answer queries with cosine k-nearest-neighbour search
-(:class:`lava_retrieval.CosineIndex`).
+The pipeline of Liu et al. (PLoS ONE 2022), one subpackage a stage: train a small CNN
+(:mod:`~lava_retrieval.ann`), convert it with Algorithm 1 (:mod:`~lava_retrieval.conversion`,
+:func:`lava_retrieval.convert`) into a spiking network (:mod:`~lava_retrieval.snn`), run it by
+any backend (the simulator's :mod:`~lava_retrieval.engines` or the Lava process graph,
+:mod:`~lava_retrieval.lava_graph`; :func:`lava_retrieval.embed`; its semantics are
+:func:`lava_retrieval.simulate_reference`), take the state of the layer before the output as
+image embeddings, and answer queries with cosine k-nearest-neighbour search
+(:mod:`~lava_retrieval.search`, :class:`lava_retrieval.CosineIndex`). Below them:
+:mod:`~lava_retrieval.data` and :mod:`~lava_retrieval.common`; above them
+:mod:`~lava_retrieval.evaluation`, :mod:`~lava_retrieval.apps`,
+:mod:`~lava_retrieval.reproduce` and :mod:`~lava_retrieval.cli`.
 
 Heavy modules (torch, Lava) are imported on first use of the names below.
 
@@ -27,13 +32,14 @@ _LAZY = {
     "CosineIndex": "lava_retrieval.search.index",
     "load_fashion_mnist": "lava_retrieval.data.fashion_mnist",
     "load_checkpoint": "lava_retrieval.ann.checkpoint",
-    "TrainConfig": "lava_retrieval.ann.checkpoint",
+    "TrainConfig": "lava_retrieval.ann.config",
     "ConvNet": "lava_retrieval.ann.model",
     "export_netx": "lava_retrieval.loihi.netx",
     "simulate_reference": "lava_retrieval.snn.reference",
     "NeuronParams": "lava_retrieval.snn.neuron",
     "embed": "lava_retrieval.lava_graph.embedding",
-    "SimConfig": "lava_retrieval.engines.sim",
+    "SimConfig": "lava_retrieval.snn.config",
+    "resolve": "lava_retrieval.conversion.methods",
 }
 
 __all__ = sorted(_LAZY)

@@ -94,17 +94,45 @@ def register_train(sub) -> None:
     defaults = TrainConfig()
     p = add_command(sub, "train", run_train, "train an ANN of the paper's family on the CPU")
     p.add_argument("--arch", default=defaults.arch, help="spec such as 32-64-10")
-    p.add_argument("--epochs", type=count, default=defaults.epochs)
-    p.add_argument("--seed", type=natural, default=defaults.seed)
+    p.add_argument(
+        "--epochs", type=count, default=defaults.epochs, help="passes over the training split"
+    )
+    p.add_argument(
+        "--seed",
+        type=natural,
+        default=defaults.seed,
+        help="seeds initialisation, shuffling and dropout",
+    )
     p.add_argument("--out", required=True, help="checkpoint directory")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
-    p.add_argument("--batch-size", type=count, default=defaults.batch_size)
-    p.add_argument("--learning-rate", type=finite, default=defaults.learning_rate)
-    p.add_argument("--weight-decay", type=finite, default=defaults.weight_decay)
-    p.add_argument("--dropout", type=finite, default=defaults.dropout)
-    p.add_argument("--warmup-epochs", type=finite, default=defaults.warmup_epochs)
+    p.add_argument("--batch-size", type=count, default=defaults.batch_size, help="mini-batch size")
     p.add_argument(
-        "--validation-fraction", type=finite, default=defaults.validation_fraction, metavar="F"
+        "--learning-rate",
+        type=finite,
+        default=defaults.learning_rate,
+        help="peak AdamW learning rate",
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=finite,
+        default=defaults.weight_decay,
+        help="AdamW decoupled weight decay",
+    )
+    p.add_argument(
+        "--dropout", type=finite, default=defaults.dropout, help="dropout before the dense layer"
+    )
+    p.add_argument(
+        "--warmup-epochs",
+        type=finite,
+        default=defaults.warmup_epochs,
+        help="linear warm-up, then cosine decay to zero",
+    )
+    p.add_argument(
+        "--validation-fraction",
+        type=finite,
+        default=defaults.validation_fraction,
+        metavar="F",
+        help="held out for validation",
     )
     p.add_argument("--train-limit", type=count, help="train on the first N training images only")
     p.add_argument(

@@ -128,7 +128,11 @@ def register_convert(sub) -> None:
     )
     p.add_argument("--export-netx", metavar="H5", help="also write a lava-dl netx hdf5 file")
     p.add_argument("--loihi-report", metavar="PNG", help="draw the Loihi core map")
-    p.add_argument("--allow-undeployable", action="store_true")
+    p.add_argument(
+        "--allow-undeployable",
+        action="store_true",
+        help="write the network even if it does not fit one Loihi chip",
+    )
 
 
 def register_calibrate(sub) -> None:
@@ -150,7 +154,9 @@ def register_calibrate(sub) -> None:
         default=[16],
         help="one or more T; the mean validation accuracy over them decides",
     )
-    p.add_argument("--timing", choices=TIMINGS, default="delay")
+    p.add_argument(
+        "--timing", choices=TIMINGS, default="delay", help="the timing the network will run with"
+    )
     p.add_argument(
         "--percentiles",
         type=finite,

@@ -44,5 +44,9 @@ def register(sub) -> None:
     p.add_argument("--download", action="store_true", help="download missing files first")
     p.add_argument("--no-download", action="store_true", help="never download")
     p.add_argument(
-        "--validation-fraction", type=finite, default=DEFAULT_VALIDATION_FRACTION, metavar="F"
+        "--validation-fraction",
+        type=finite,
+        default=DEFAULT_VALIDATION_FRACTION,
+        metavar="F",
+        help="last fraction of the training images held out for validation",
     )

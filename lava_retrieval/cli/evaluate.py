@@ -55,7 +55,9 @@ def register(sub) -> None:
     method_options(p)
     p.add_argument("--network", help="spiking network (default: convert the method's ANN)")
     p.add_argument("--checkpoint", help="ANN checkpoint (default: the method's shipped one)")
-    p.add_argument("--time-steps", type=count, nargs="+", default=[16, 128])
+    p.add_argument(
+        "--time-steps", type=count, nargs="+", default=[16, 128], help="an SNN(T) row for each T"
+    )
     p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")
     p.add_argument("--limit-corpus", type=count, help="first N training images only (quick looks)")
     p.add_argument("--limit-queries", type=count, help="first N test images only")

@@ -128,7 +128,12 @@ def conversion_options(p: argparse.ArgumentParser) -> None:
         default=conv.param_percentile,
         help="parameter and activation percentile (100: the preprint's max-based variant)",
     )
-    p.add_argument("--pool-mode", choices=POOL_MODES, default=conv.pool_mode)
+    p.add_argument(
+        "--pool-mode",
+        choices=POOL_MODES,
+        default=conv.pool_mode,
+        help="separate: a layer of neurons per pooling (the paper's); folded: into the next layer",
+    )
     p.add_argument(
         "--reset",
         choices=RESET_MODES,
@@ -144,10 +149,27 @@ def conversion_options(p: argparse.ArgumentParser) -> None:
         "threshold (0: the paper's rest; 0.5: the conversion literature's choice; default: "
         "0.5 for an ANN trained with --activation qcfs, else 0)",
     )
-    p.add_argument("--weight-bits", type=count, default=conv.num_weight_bits)
-    p.add_argument("--bias-bits", type=count, default=conv.num_bias_bits)
-    p.add_argument("--calibration-size", type=count, default=conv.calibration_size)
-    p.add_argument("--calibration-seed", type=natural, default=conv.calibration_seed)
+    p.add_argument(
+        "--weight-bits",
+        type=count,
+        default=conv.num_weight_bits,
+        help="bits of the integer weights (8 for Loihi's synapses)",
+    )
+    p.add_argument(
+        "--bias-bits", type=count, default=conv.num_bias_bits, help="bits of the integer biases"
+    )
+    p.add_argument(
+        "--calibration-size",
+        type=count,
+        default=conv.calibration_size,
+        help="training images whose activations set the scales",
+    )
+    p.add_argument(
+        "--calibration-seed",
+        type=natural,
+        default=conv.calibration_seed,
+        help="which training images calibrate",
+    )
 
 
 def method_options(p: argparse.ArgumentParser) -> None:
