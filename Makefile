@@ -17,7 +17,8 @@ demo: $(STAMP)
 	$(VENV)/bin/lava-retrieval demo
 
 # Every table and figure of the paper into results/ and results/REPRODUCTION.md (about an
-# hour on 2 cores; steps already up to date are skipped). reproduce-quick: fewer images, minutes.
+# hour and a quarter on 2 cores; steps already up to date are skipped). reproduce-quick: fewer
+# images, minutes.
 reproduce: $(STAMP)
 	$(VENV)/bin/lava-retrieval reproduce
 

@@ -322,7 +322,9 @@ def reproduction() -> str:
     by = {(r["model"], r["batch_size"], r["time_steps"]): r["ms"] for r in runtime["rows"]}
     ann1 = next(r["ms"] for r in runtime["rows"] if r["model"] == "ann" and r["batch_size"] == 1)
     check = next(c for c in energy["checks"] if c["time_steps"] == 16)
-    steps = ("table1", "fig3", "table2-reproduce", "fig4", "runtime", "energy", "fig6")
+    from lava_retrieval.reproduce.steps import STEPS
+
+    steps = ["table2-reproduce" if step == "table2" else step for step in STEPS]
     records = [_load(f"{step}.json") for step in steps]
     run_minutes = sum(r["seconds"] for r in records) / 60
     checkpoints = sorted((ROOT / "checkpoints").glob("*/checkpoint.json"))

@@ -33,7 +33,7 @@ about an hour on 2 cores); every other step the full protocol.
 
 ``quick`` (:meth:`Plan.quick`) runs the same steps on fewer images (500 test queries, a 2,000-image
 corpus, 500 calibration images, fewer repeats) into ``runs/reproduce-quick``: minutes instead of
-about an hour, for checking that everything runs, not for its numbers.
+about 70 minutes, for checking that everything runs, not for its numbers.
 """
 
 from __future__ import annotations
