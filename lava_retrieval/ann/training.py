@@ -36,6 +36,7 @@ from lava_retrieval.ann.inference import evaluate, to_tensor
 from lava_retrieval.ann.model import ConvNet
 from lava_retrieval.common.atomic import check_output
 from lava_retrieval.common.errors import CheckpointError
+from lava_retrieval.common.locking import exclusive
 from lava_retrieval.data.fashion_mnist import FashionMNIST
 
 
@@ -110,12 +111,18 @@ def train(
     >>> len(ckpt.history), str(ckpt.model.spec)
     (1, '4-8-10')
     """
-    from tqdm.auto import tqdm
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"{out}: exists and is not a directory")
     check_output(out / META_FILE)  # before the first epoch
+    # One run at a time writes a checkpoint directory: a second fails at once.
+    with exclusive(out, wait=0, what="training into this checkpoint directory"):
+        return _train(config, dataset, out, resume, progress, command, log)
+
+
+def _train(config, dataset, out: Path, resume, progress, command, log) -> Checkpoint:
+    from tqdm.auto import tqdm
+
     torch.use_deterministic_algorithms(True)
     history: list[dict] = []
     command = list(command if command is not None else sys.argv)

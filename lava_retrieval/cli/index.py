@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from lava_retrieval.cli.options import (
     add_command,
     count,
     emit,
     image_options,
+    note,
     source_options,
 )
 
@@ -71,17 +73,14 @@ def run_index_build(args: argparse.Namespace) -> None:
         need_ann=False,
     )
     index = ImageIndex(chosen.network, chosen.config, _preprocessing(args))
-    _add_and_save(args, index, source, args.out)
-
-
-def _add_and_save(args: argparse.Namespace, index, source, directory) -> None:
-    """Embed ``source`` into ``index``, write it to ``directory`` and report (index build/add)."""
-    import time
-
     start = time.perf_counter()
     index.add(source, args.backend, progress=not args.json)
     seconds = time.perf_counter() - start
-    index.save(directory)
+    index.save(args.out, new=True)  # under the lock: of two builders, one fails
+    _report(args, index, args.out, source, seconds)
+
+
+def _report(args: argparse.Namespace, index, directory, source, seconds: float) -> None:
     payload = _index_payload(index, directory, len(source.paths), source.bad, seconds)
     emit(args, payload, _index_text)
 
@@ -89,17 +88,21 @@ def _add_and_save(args: argparse.Namespace, index, source, directory) -> None:
 def run_index_add(args: argparse.Namespace) -> None:
     from lava_retrieval.search.image_index import ImageIndex, read_source
 
-    index = ImageIndex.load(args.index)
+    settings = ImageIndex.load(args.index)
     source = read_source(
         args.source,
-        index.preprocessing,
+        settings.preprocessing,
         data_dir=args.data_dir,
         max_bytes=args.max_bytes,
         max_pixels=args.max_pixels,
         limit=args.limit,
         progress=not args.json,
     )
-    _add_and_save(args, index, source, args.index)
+    start = time.perf_counter()
+    index = ImageIndex.extend(
+        args.index, source, backend=args.backend, progress=not args.json, log=note
+    )
+    _report(args, index, args.index, source, time.perf_counter() - start)
 
 
 def run_search(args: argparse.Namespace) -> None:

@@ -51,6 +51,7 @@ from lava_retrieval import __version__
 from lava_retrieval.common.atomic import write_text
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.figures import pyplot, save_figure
+from lava_retrieval.common.locking import exclusive
 from lava_retrieval.evaluation import paper
 from lava_retrieval.snn.config import SimConfig
 
@@ -778,12 +779,19 @@ def reproduce(
             raise ReproduceError(f"device {device!r} is not available on this machine")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(out, Path(checkpoints), plan, device, progress, force, data_dir)
+    # One run at a time writes an output directory: a second fails at once.
+    with exclusive(out, wait=0, what="reproducing into this directory"):
+        ctx = Context(out, Path(checkpoints), plan, device, progress, force, data_dir)
+        return _run(ctx, steps, log)
+
+
+def _run(ctx: Context, steps: tuple[str, ...], log) -> dict:
+    out, plan = ctx.out_dir, ctx.plan
     status = {}
     for step in steps:
         key = _step_key(ctx, step)
         path = out / f"{step}.json" if step != "table2" else out / "table2-reproduce.json"
-        if _cached(path, key, force) is not None:
+        if _cached(path, key, ctx.force) is not None:
             status[step] = "up to date"
             log(f"{step}: up to date ({path})")
             continue

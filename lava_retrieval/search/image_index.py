@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.common.locking import exclusive
 from lava_retrieval.data.images import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -40,7 +42,12 @@ from lava_retrieval.data.images import (
     load_folder,
     load_image,
 )
-from lava_retrieval.search.index import CosineIndex, RetrievalIndexError, check_index_directory
+from lava_retrieval.search.index import (
+    CosineIndex,
+    RetrievalIndexError,
+    check_index_directory,
+    while_unchanged,
+)
 from lava_retrieval.snn.config import SimConfig, cache_key
 from lava_retrieval.snn.network import SpikingNetwork
 
@@ -208,6 +215,10 @@ class ImageIndex:
 
     def add(self, source: Images, backend: str = "sim", progress: bool = False) -> ImageIndex:
         """Embed and append images (labels only if the index has them or is empty)."""
+        self._check_addable(source)
+        return self._append(source, self.embed(source.images, backend, progress))
+
+    def _check_addable(self, source: Images) -> None:
         if len(self) and (source.labels is None) != (self.index.labels_ is None):
             raise RetrievalIndexError(
                 "this index "
@@ -218,12 +229,40 @@ class ImageIndex:
             )
         if source.class_names and self.class_names and source.class_names != self.class_names:
             raise RetrievalIndexError("these images' class names differ from the index's")
-        embeddings = self.embed(source.images, backend, progress)
+
+    def _append(self, source: Images, embeddings: np.ndarray) -> ImageIndex:
         self.index.add(embeddings, labels=source.labels)
         self.paths += list(source.paths)
         self.class_names = self.class_names or source.class_names
         self.sources.append({"count": len(source.paths), "skipped": len(source.bad)})
         return self
+
+    @classmethod
+    def extend(
+        cls,
+        directory: str | os.PathLike,
+        source: Images,
+        *,
+        backend: str = "sim",
+        progress: bool = False,
+        log: Callable[[str], None] | None = None,
+    ) -> ImageIndex:
+        """Embed ``source`` with the settings of the index in ``directory`` and append it there.
+
+        Writers of one index can run at once: each embeds outside the index's lock, then, holding
+        it, appends to the newest version and saves, so every writer's images are there exactly
+        once. ``log`` hears it if this writer waits for another.
+        """
+        index = cls.load(directory)
+        index._check_addable(source)
+        embeddings = index.embed(source.images, backend, progress)
+        with exclusive(directory, what="writing this index", log=log):
+            latest = cls.load(directory)
+            latest.check_network(index.network)
+            latest._check_addable(source)
+            latest._append(source, embeddings)
+            latest.save(directory)
+        return latest
 
     def search(self, queries: np.ndarray, k: int = 10, backend: str = "sim") -> list[list[Hit]]:
         """The ``k`` best corpus images of each prepared (N, 28, 28) query.
@@ -290,19 +329,29 @@ class ImageIndex:
         images = np.stack([read_query(q, prep, data_dir=data_dir) for q in queries])
         return self.search(images, k, backend)
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Write the index directory (see the module docstring); atomic and crash-consistent."""
+    def save(self, directory: str | os.PathLike, *, new: bool = False) -> Path:
+        """Write the index directory (see the module docstring); atomic and crash-consistent,
+        holding the directory's writer lock. ``new``: refuse a directory that already holds an
+        index (checked under the lock, so of two builders into one directory one fails)."""
         self.index.metadata = self.metadata
         extra = {
             "paths.json": json.dumps(self.paths).encode(),
             "network.npz": self.network.to_bytes(),
         }
-        return self.index.save(directory, extra)
+        with exclusive(directory, what="writing this index"):
+            if new:
+                self.check_new(directory)
+            return self.index.save(directory, extra)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> ImageIndex:
-        """Read an index directory, checking that its network is the one it was built with."""
+        """Read an index directory, checking that its network is the one it was built with (one
+        whole version, even while a writer replaces it)."""
         directory = Path(directory)
+        return while_unchanged(directory, lambda: cls._load(directory))
+
+    @classmethod
+    def _load(cls, directory: Path) -> ImageIndex:
         index = CosineIndex.load(directory)
         manifest = CosineIndex.read_manifest(directory)
         meta = index.metadata or {}

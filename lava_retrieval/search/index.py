@@ -16,24 +16,34 @@ version), itself atomically and last: whatever moment a crash or kill strikes, `
 names a complete set of files (the previous index or the new one). Files of older versions are
 removed afterwards. ``save`` refuses a directory that holds anything but an index, so it never
 deletes files it did not write.
+
+Writers exclude each other (:func:`lava_retrieval.common.locking.exclusive`): ``save`` holds the
+directory's lock, and refuses to replace a version other than the one this index was loaded
+from (another writer's change would be lost). A reader that meets a version being replaced
+under it reads again, so it always gets one whole version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from lava_retrieval.common.atomic import atomic_path, write_bytes, write_text
 from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.common.locking import exclusive
 
 FORMAT = "lava-retrieval-index"
 FORMAT_VERSION = 2
 MANIFEST = "index.json"
+T = TypeVar("T")
 _VERSIONED = re.compile(r"^(?:\.)?[A-Za-z_]+-[0-9a-f]{8}\.[a-z]+(?:\.[0-9a-f]{8}\.tmp\.[a-z]+)?$")
 
 
@@ -110,6 +120,7 @@ class CosineIndex:
         self.vectors_ = np.zeros((0, dim or 0), np.float32)
         self.ids_ = np.zeros(0, np.int64)
         self.labels_: np.ndarray | None = None
+        self.source_: tuple[Path, str] | None = None  # (directory, manifest digest) loaded
 
     def __len__(self) -> int:
         return len(self.ids_)
@@ -201,8 +212,22 @@ class CosineIndex:
         there); see the module docstring. ``extra_files`` (name -> bytes, names like
         ``paths.json``) are versioned and replaced with the index."""
         directory = Path(directory)
+        with exclusive(directory, what="writing this index"):
+            return self._save(directory, extra_files)
+
+    def _save(self, directory: Path, extra_files: dict[str, bytes] | None) -> Path:
         manifest_path = directory / MANIFEST
         previous = check_index_directory(directory)
+        if (
+            previous
+            and self.source_ is not None
+            and self.source_[0] == directory.resolve()
+            and manifest_digest(directory) != self.source_[1]
+        ):
+            raise RetrievalIndexError(
+                f"{directory}: another writer changed this index after it was loaded here; "
+                "load it again and repeat the change (nothing was written)"
+            )
         directory.mkdir(parents=True, exist_ok=True)
         version = secrets.token_hex(4)
         files: dict[str, str] = {}
@@ -236,6 +261,7 @@ class CosineIndex:
         for path in directory.iterdir():
             if path.name not in keep and _VERSIONED.match(path.name) and previous:
                 path.unlink(missing_ok=True)
+        self.source_ = (directory.resolve(), manifest_digest(directory))
         return directory
 
     @staticmethod
@@ -274,8 +300,14 @@ class CosineIndex:
 
     @classmethod
     def load(cls, directory: str | os.PathLike, chunk_size: int = 512) -> CosineIndex:
-        """Read an index written by :meth:`save`, validating every array against the manifest."""
+        """Read an index written by :meth:`save`, validating every array against the manifest
+        (one whole version, even while a writer replaces it)."""
         directory = Path(directory)
+        return while_unchanged(directory, lambda: cls._load(directory, chunk_size))
+
+    @classmethod
+    def _load(cls, directory: Path, chunk_size: int) -> CosineIndex:
+        digest = manifest_digest(directory)
         manifest = cls.read_manifest(directory)
         dim, count, files = manifest["dimension"], manifest["count"], manifest["files"]
         index = cls(dim, chunk_size, manifest.get("metadata"))
@@ -300,7 +332,30 @@ class CosineIndex:
         index.ids_ = array("ids.npy", (count,), "iu").astype(np.int64)
         if manifest.get("has_labels"):
             index.labels_ = array("labels.npy", (count,), "iu").astype(np.int64)
+        index.source_ = (directory.resolve(), digest)
         return index
+
+
+def manifest_digest(directory: str | os.PathLike) -> str | None:
+    """SHA-256 of an index directory's ``index.json`` (which names its version), or None."""
+    try:
+        return hashlib.sha256((Path(directory) / MANIFEST).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def while_unchanged(directory: Path, read: Callable[[], T], attempts: int = 5) -> T:
+    """``read()`` of an index directory, again if a writer replaced the version it was reading
+    (its files are removed once the new manifest is in place): a reader gets one whole version.
+    """
+    for attempt in range(attempts):
+        before = manifest_digest(directory)
+        try:
+            return read()
+        except RetrievalIndexError:
+            if attempt + 1 == attempts or manifest_digest(directory) == before:
+                raise
+    raise AssertionError("unreachable")
 
 
 def check_index_directory(directory: str | os.PathLike) -> bool:
