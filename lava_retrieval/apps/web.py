@@ -12,8 +12,15 @@ limit). ``GET /api/info`` describes the index; ``GET /healthz`` answers ``ok``.
 
 The ANN column needs the ANN the index's network was converted from: the shipped checkpoint of
 its method (:func:`lava_retrieval.conversion.methods.of_network`) or ``checkpoint=``; without one
-the
-column says so.
+the column says so.
+
+Served by waitress (:func:`make_server`), a production WSGI server: requests are read whole by
+its event loop before a worker thread sees them, so idle or slow clients hold no worker, and a
+connection idle for ``channel_timeout`` seconds is closed. Every answer carries a content
+security policy (the page's own inline script and style by hash, images as data URLs), no
+sniffing, no framing and no referrer; no ``Server`` header names the software. An upload's
+pixel count is checked from its header before it is decoded (``max_pixels``). Searches run one
+at a time (the simulator and matplotlib are shared).
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ from lava_retrieval.search.image_index import ImageIndex, read_query, read_sourc
 from lava_retrieval.snn.config import SimConfig
 
 DEFAULT_MAX_UPLOAD = 8 * 2**20  # 8 MiB
+DEFAULT_MAX_PIXELS = 12_000_000  # a 12-megapixel photo; decoding it takes a fraction of a second
+DEFAULT_THREADS = 4
+CHANNEL_TIMEOUT = 30  # seconds an idle connection is kept
 SILENT_WARNING = (
     "the query's embedding is all zeros (its embedding layer received no input in the time "
     "steps): every score is 0 and the ranking says nothing; index with more time steps or the "
@@ -160,13 +170,54 @@ class SearchService:
         return result
 
 
-def create_app(service: SearchService, k: int = 5, max_upload_bytes: int = DEFAULT_MAX_UPLOAD):
+def _inline_hash(tag: str) -> str:
+    """The CSP source of the page's inline ``<tag>`` element, by its SHA-256."""
+    import hashlib
+    import re
+
+    body = re.search(rf"<{tag}>(.*?)</{tag}>", PAGE, re.S).group(1)
+    return "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+
+
+def security_headers() -> dict[str, str]:
+    """The headers every answer carries (see the module docstring)."""
+    policy = (
+        "default-src 'none'; "
+        f"script-src {_inline_hash('script')}; style-src {_inline_hash('style')}; "
+        "img-src data:; connect-src 'self'; form-action 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+
+
+def create_app(
+    service: SearchService,
+    k: int = 5,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+):
     """The Flask application of :class:`SearchService` (see the module docstring)."""
+    import threading
+
     from flask import Flask, jsonify, request
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
     app = Flask("lava_retrieval.apps.web")
     app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes
+    headers = security_headers()
+    one_at_a_time = threading.Lock()
+
+    @app.after_request
+    def secure(response):
+        response.headers.update(headers)
+        return response
 
     def error(message: str, status: int):
         return jsonify({"error": message}), status
@@ -211,7 +262,7 @@ def create_app(service: SearchService, k: int = 5, max_upload_bytes: int = DEFAU
         upload = request.files.get("image")
         try:
             if upload is not None and upload.filename:
-                image = _read_upload(upload.read(), service.index.preprocessing.invert)
+                image = _read_upload(upload.read(), service.index.preprocessing.invert, max_pixels)
             elif request.form.get("test_id", "").strip():
                 number = request.form["test_id"].strip()
                 if not number.isdigit():
@@ -225,21 +276,51 @@ def create_app(service: SearchService, k: int = 5, max_upload_bytes: int = DEFAU
                 return error("send an image file (field 'image') or a test_id", 400)
         except (ImageError, LavaRetrievalError) as exc:
             return error(str(exc), 400)
-        return jsonify(service.search(image, wanted))
+        with one_at_a_time:
+            answer = service.search(image, wanted)
+        return jsonify(answer)
 
     return app
 
 
-def _read_upload(blob: bytes, invert) -> np.ndarray:
+def make_server(
+    app,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    threads: int = DEFAULT_THREADS,
+    max_request_bytes: int = DEFAULT_MAX_UPLOAD,
+):
+    """A waitress server of ``app`` (not started): ``server.run()`` serves until interrupted,
+    ``server.close()`` stops; ``server.effective_port`` is the port it listens on."""
+    from waitress.server import create_server
+
+    return create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        channel_timeout=CHANNEL_TIMEOUT,
+        cleanup_interval=min(CHANNEL_TIMEOUT, 10),
+        max_request_body_size=max_request_bytes + 2**16,  # the form around the upload
+        ident="",  # no Server header naming the software
+        clear_untrusted_proxy_headers=True,
+    )
+
+
+def _read_upload(blob: bytes, invert, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     if not blob:
         raise ImageError("the uploaded file is empty")
     try:
-        with Image.open(io.BytesIO(blob)) as image:
+        with Image.open(io.BytesIO(blob)) as image:  # reads the header only
             w, h = image.size
-            if w * h > 40_000_000:
-                raise ImageError(f"the upload has {w * h:,} pixels, more than 40,000,000")
+            if w * h > max_pixels:
+                raise ImageError(
+                    f"the upload has {w:,} x {h:,} = {w * h:,} pixels, more than the limit of "
+                    f"{max_pixels:,}"
+                )
             image.load()
             return prepare(image, invert)
     except UnidentifiedImageError:
@@ -269,6 +350,8 @@ def serve(
     port: int = 8000,
     k: int = 5,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    threads: int = DEFAULT_THREADS,
     checkpoint=None,
     corpus: int = 10000,
     data_dir: str | None = None,
@@ -281,9 +364,19 @@ def serve(
     else:
         index = ImageIndex.load(index_dir)
     service = SearchService(index, checkpoint, data_dir)
-    app = create_app(service, k, max_upload_bytes)
-    log(f"serving {len(index):,} images on http://{host}:{port}/ (Ctrl-C stops)")
-    app.run(host=host, port=port, threaded=False, use_reloader=False)
+    app = create_app(service, k, max_upload_bytes, max_pixels=max_pixels)
+    try:
+        server = make_server(
+            app, host=host, port=port, threads=threads, max_request_bytes=max_upload_bytes
+        )
+    except OSError as exc:
+        raise LavaRetrievalError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
+    log(f"serving {len(index):,} images on http://{host}:{server.effective_port}/ (Ctrl-C stops)")
+    try:
+        server.run()  # returns only when interrupted: waitress catches the KeyboardInterrupt
+    finally:
+        server.close()
+    raise KeyboardInterrupt  # so that the command ends as interrupted (exit 130), not 0
 
 
 PAGE = """<!doctype html>

@@ -21,6 +21,8 @@ def run_serve(args: argparse.Namespace) -> None:
         port=args.port,
         k=args.k,
         max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=args.max_pixels,
+        threads=args.threads,
         checkpoint=checkpoint,
         corpus=args.corpus,
         data_dir=args.data_dir,
@@ -30,6 +32,8 @@ def run_serve(args: argparse.Namespace) -> None:
 
 def register(sub) -> None:
     """Add the command to ``sub``."""
+    from lava_retrieval.apps.web import DEFAULT_MAX_PIXELS, DEFAULT_THREADS
+
     p = add_command(sub, "serve", run_serve, "a web page: search an index with your own image")
     p.add_argument(
         "--index", help="index directory (default: index the first --corpus training images)"
@@ -38,5 +42,12 @@ def register(sub) -> None:
     p.add_argument("--port", type=port, default=8000, help="port to listen on")
     p.add_argument("-k", type=count, default=5, help="results per query (default 5)")
     p.add_argument("--max-upload-mb", type=positive, default=8.0, help="largest upload, MiB")
+    p.add_argument(
+        "--max-pixels",
+        type=count,
+        default=DEFAULT_MAX_PIXELS,
+        help="largest upload in pixels, checked before decoding",
+    )
+    p.add_argument("--threads", type=count, default=DEFAULT_THREADS, help="worker threads")
     p.add_argument("--checkpoint", help="the ANN for the ANN column (default: the method's)")
     p.add_argument("--corpus", type=count, default=10000, help="images indexed without --index")

@@ -96,3 +96,36 @@ def test_a_signalled_command_leaves_nothing_behind(tmp_path, signum, whole_group
     finally:
         for line in _session(process.pid):
             os.kill(int(line.split()[0]), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_ends_as_interrupted(tmp_path, signum):
+    """The web server (waitress, which swallows the interrupt itself) ends with `interrupted`
+    and status 130, not 0, and leaves nothing of its session."""
+    from lava_retrieval.search.image_index import ImageIndex, read_source
+    from lava_retrieval.snn.config import SimConfig
+    from lava_retrieval.snn.network import SpikingNetwork
+
+    index = ImageIndex(SpikingNetwork.load(ROOT / "results" / "snn-32-64-10.npz"), SimConfig(8))
+    index.add(read_source("fashion-mnist:test", limit=20, progress=False)).save(tmp_path / "idx")
+    command = [
+        sys.executable,
+        "-m",
+        "lava_retrieval.cli",
+        "serve",
+        "--index",
+        str(tmp_path / "idx"),
+        "--port",
+        "0",
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert b"serving 20 images" in process.stdout.readline()
+        os.killpg(process.pid, signum)
+        _, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and err.decode().strip().endswith("interrupted")
+    assert _wait_for(lambda: not _session(process.pid), 10)

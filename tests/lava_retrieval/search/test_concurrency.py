@@ -45,12 +45,24 @@ def test_concurrent_index_adds_keep_every_image_exactly_once(index_dir):
     reader.start()
     writers = [
         subprocess.Popen(
-            [sys.executable, "-m", "lava_retrieval.cli", "index", "add", str(index_dir), source,
-             "--limit", str(limit), "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "lava_retrieval.cli",
+                "index",
+                "add",
+                str(index_dir),
+                source,
+                "--limit",
+                str(limit),
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for source, limit in SOURCES.items()
-    ]  # fmt: skip
+    ]
     results = [writer.communicate(timeout=300) + (writer.returncode,) for writer in writers]
     done.set()
     reader.join()
