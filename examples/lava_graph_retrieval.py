@@ -22,13 +22,9 @@ from lava_retrieval.lava_graph.graph import embed
 from lava_retrieval.snn.config import SimConfig
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=int, default=2000, help="training images in the corpus")
-    parser.add_argument("--queries", type=int, default=5, help="test images to answer")
-    parser.add_argument("--time-steps", type=int, default=16)
-    args = parser.parse_args()
-
+def answer(corpus_size: int, num_queries: int, time_steps: int) -> dict:
+    """The hand-wired graph's three nearest corpus images of the first test images, with what
+    produced them (the network, the corpus and its embeddings)."""
     data = load_fashion_mnist()
     train_images, _ = data.split("train")
     config = ConversionConfig()
@@ -38,10 +34,10 @@ def main() -> None:
         config,
     )
     corpus_images, corpus_labels = (
-        data.train_images[: args.corpus],
-        data.train_labels[: args.corpus],
+        data.train_images[:corpus_size],
+        data.train_labels[:corpus_size],
     )
-    corpus = embed(network, corpus_images, SimConfig(args.time_steps), batch_size=250)
+    corpus = embed(network, corpus_images, SimConfig(time_steps), batch_size=250)
 
     import_lava()
     from lava.magma.core.run_conditions import RunSteps
@@ -53,8 +49,8 @@ def main() -> None:
     from procs.image_encoder.process import ImageEncoder
     from procs.membrane_probe.process import MembraneProbe
 
-    queries, query_labels = data.test_images[: args.queries], data.test_labels[: args.queries]
-    batch, steps = len(queries), args.time_steps
+    queries, query_labels = data.test_images[:num_queries], data.test_labels[:num_queries]
+    batch, steps = len(queries), time_steps
     encoder = ImageEncoder(
         images=queries,
         batch_size=batch,
@@ -63,8 +59,10 @@ def main() -> None:
     )
     previous = encoder.out
     layers = []
-    for spec in network.layers:
-        layer = IFLayer.from_layer(spec, reset=network.reset, batch_size=batch, time_steps=steps)
+    for depth, spec in enumerate(network.layers):
+        layer = IFLayer.from_layer(
+            spec, neuron=network.neuron(depth), batch_size=batch, time_steps=steps
+        )
         previous.connect(layer.inp)
         previous = layer.out
         layers.append(layer)
@@ -86,8 +84,28 @@ def main() -> None:
     ids, scores = ids_sink.receive().astype(np.int64), scores_sink.receive()
     encoder.wait()
     encoder.stop()
+    return {
+        "ids": ids,
+        "scores": scores,
+        "network": network,
+        "corpus": corpus,
+        "corpus_labels": corpus_labels,
+        "queries": queries,
+        "query_labels": query_labels,
+    }
 
-    for q in range(batch):
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=int, default=2000, help="training images in the corpus")
+    parser.add_argument("--queries", type=int, default=5, help="test images to answer")
+    parser.add_argument("--time-steps", type=int, default=16, help="T, steps per image")
+    args = parser.parse_args()
+
+    result = answer(args.corpus, args.queries, args.time_steps)
+    ids, scores = result["ids"], result["scores"]
+    corpus_labels, query_labels = result["corpus_labels"], result["query_labels"]
+    for q in range(len(ids)):
         print(f"query {q} ({CLASS_NAMES[query_labels[q]]}):")
         for rank, (i, s) in enumerate(zip(ids[q], scores[q], strict=True), 1):
             print(f"  {rank}. corpus image {i:5d}  {CLASS_NAMES[corpus_labels[i]]:<12} cos {s:.3f}")
