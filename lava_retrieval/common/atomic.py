@@ -34,10 +34,14 @@ def check_output(path: str | os.PathLike) -> Path:
     lava_retrieval.common.atomic.OutputPathError: /: is a directory, not a file
     """
     path = Path(path)
-    if path.is_dir():
-        raise OutputPathError(f"{path}: is a directory, not a file")
+    # Names first: asking the file system about a name too long is itself an error.
     if len(os.fsencode(path.name)) > 240:  # room for the temporary name's suffix
         raise OutputPathError(f"{path}: the file name is too long")
+    for part in path.parent.parts:  # room for a lock file's name beside a directory, too
+        if len(os.fsencode(part)) > 240:
+            raise OutputPathError(f"{path}: the directory name {part[:20]}... is too long")
+    if path.is_dir():
+        raise OutputPathError(f"{path}: is a directory, not a file")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

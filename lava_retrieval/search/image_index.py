@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lava_retrieval.common.atomic import check_output
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.locking import exclusive
 from lava_retrieval.data.images import (
@@ -43,6 +44,7 @@ from lava_retrieval.data.images import (
     load_image,
 )
 from lava_retrieval.search.index import (
+    MANIFEST,
     CosineIndex,
     RetrievalIndexError,
     check_index_directory,
@@ -255,6 +257,7 @@ class ImageIndex:
         """
         index = cls.load(directory)
         index._check_addable(source)
+        check_output(Path(directory) / MANIFEST)  # before the long work
         embeddings = index.embed(source.images, backend, progress)
         with exclusive(directory, what="writing this index", log=log):
             latest = cls.load(directory)
@@ -388,7 +391,9 @@ class ImageIndex:
 
     @staticmethod
     def check_new(directory: str | os.PathLike) -> None:
-        """Refuse to build over an existing index or a non-empty directory."""
+        """Refuse to build over an existing index or a non-empty directory, or where an index
+        cannot be written (a file on the way, not writable, no space, a name too long)."""
+        check_output(Path(directory) / MANIFEST)
         if check_index_directory(directory):
             raise RetrievalIndexError(
                 f"{directory}: already holds an index; use `index add` to extend it or choose "

@@ -130,6 +130,12 @@ def test_cli_build_add_search(photos, network_file, tmp_path, capsys):
         (["search", "{idx}", "fashion-mnist:test:99999"], "has 10000 images"),
         (["index", "build", "{photos}", "--out", "{photos}"], "not an index"),
         (["index", "build", "{tmp}/nowhere", "--out", "{tmp}/x"], "no such folder"),
+        # Output paths that cannot work are refused before the work, nothing left behind.
+        (["index", "build", "{photos}", "--out", "{idx}/index.json/x"], "is not a directory"),
+        (["index", "build", "{photos}", "--out", "{tmp}/" + "n" * 300], "name nnnn"),
+        (["index", "build", "{photos}", "--out", "{tmp}/" + "n" * 300 + "/x"], "name nnnn"),
+        (["search", "{idx}", "{photos}/group0/00.png", "--png", "{tmp}/" + "p" * 300], "too long"),
+        (["search", "{idx}", "{photos}/group0/00.png", "--png", "{idx}/index.json/a.png"], "not a"),
     ],
 )
 def test_cli_errors(photos, network_file, tmp_path, capsys, argv, message):
@@ -152,6 +158,9 @@ def test_cli_errors(photos, network_file, tmp_path, capsys, argv, message):
     )
     capsys.readouterr()
     argv = [a.format(idx=idx, photos=photos, tmp=tmp_path) for a in argv]
+    before = sorted(p.name for p in tmp_path.iterdir())
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
