@@ -13,7 +13,8 @@ An index directory holds, all written crash-consistently by :meth:`CosineIndex.s
 ``embeddings-V.npy``, ``ids-V.npy``, ``labels-V.npy``
     The normalised embeddings, ids and labels (when known: Fashion-MNIST sources).
 ``paths-V.json``
-    One path (or ``fashion-mnist:SPLIT:I``) per embedding.
+    One absolute path (or ``fashion-mnist:SPLIT:I``) per embedding, so that an index answers
+    from any working directory.
 ``network-V.npz``
     The spiking network itself, so that a query is embedded by exactly the network, and with
     exactly the settings, of the corpus: a search never mixes embeddings of two networks.
@@ -234,7 +235,10 @@ class ImageIndex:
 
     def _append(self, source: Images, embeddings: np.ndarray) -> ImageIndex:
         self.index.add(embeddings, labels=source.labels)
-        self.paths += list(source.paths)
+        # Files by absolute path, so that the index answers from any working directory.
+        self.paths += [
+            p if p.startswith(FASHION_PREFIX) else os.path.abspath(p) for p in source.paths
+        ]
         self.class_names = self.class_names or source.class_names
         self.sources.append({"count": len(source.paths), "skipped": len(source.bad)})
         return self
@@ -364,7 +368,7 @@ class ImageIndex:
             paths = json.loads((directory / files["paths.json"]).read_text())
             config = SimConfig(**meta["simulation"])
             preprocessing = Preprocessing(**meta["preprocessing"])
-        except (KeyError, TypeError, ValueError, OSError) as exc:
+        except (KeyError, TypeError, ValueError, OSError, LavaRetrievalError) as exc:
             raise RetrievalIndexError(
                 f"{directory}: not an image index of this package ({type(exc).__name__}: {exc})"
             ) from None
@@ -374,10 +378,25 @@ class ImageIndex:
             raise RetrievalIndexError(f"{directory}: {len(paths)} paths for {len(index)} vectors")
         if not np.array_equal(index.ids_, np.arange(len(index))):
             raise RetrievalIndexError(f"{directory}: an image index's ids are 0, 1, 2, ...")
+        if not all(isinstance(p, str) for p in paths):
+            raise RetrievalIndexError(f"{directory}: {files['paths.json']} holds non-strings")
+        class_names, sources = meta.get("class_names"), meta.get("sources") or []
+        if class_names is not None and not (
+            isinstance(class_names, list) and all(isinstance(c, str) for c in class_names)
+        ):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: class_names is not a list of names")
+        if not isinstance(sources, list):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: sources is not a list")
+        if index.labels_ is not None and len(index) and class_names is not None:
+            if index.labels_.max() >= len(class_names):
+                raise RetrievalIndexError(
+                    f"{directory}: label {int(index.labels_.max())} is not one of the "
+                    f"{len(class_names)} classes of its manifest"
+                )
         out = cls(network, config, preprocessing)
-        out.index, out.paths = index, [str(p) for p in paths]
-        out.class_names = meta.get("class_names")
-        out.sources = list(meta.get("sources") or [])
+        out.index, out.paths = index, list(paths)
+        out.class_names = class_names
+        out.sources = list(sources)
         return out
 
     def check_network(self, network: SpikingNetwork) -> None:

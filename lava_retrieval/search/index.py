@@ -43,6 +43,7 @@ from lava_retrieval.common.locking import exclusive
 FORMAT = "lava-retrieval-index"
 FORMAT_VERSION = 2
 MANIFEST = "index.json"
+MAX_MANIFEST_CHARS = 1 << 26  # 64 MiB of metadata is no index manifest
 T = TypeVar("T")
 _VERSIONED = re.compile(r"^(?:\.)?[A-Za-z_]+-[0-9a-f]{8}\.[a-z]+(?:\.[0-9a-f]{8}\.tmp\.[a-z]+)?$")
 
@@ -271,11 +272,20 @@ class CosineIndex:
         if not directory.is_dir():
             raise RetrievalIndexError(f"{directory}: no such index directory")
         try:
-            manifest = json.loads((directory / MANIFEST).read_text())
+            text = (directory / MANIFEST).read_text()
+            if len(text) > MAX_MANIFEST_CHARS:
+                raise RetrievalIndexError(f"{directory}/{MANIFEST}: larger than an index manifest")
+            manifest = json.loads(text)
         except FileNotFoundError:
             raise RetrievalIndexError(f"{directory}: no {MANIFEST}, not an index") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RetrievalIndexError(f"{directory}/{MANIFEST}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: nested too deeply") from None
+        except OSError as exc:
+            raise RetrievalIndexError(
+                f"{directory}/{MANIFEST}: unreadable ({exc.strerror})"
+            ) from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise RetrievalIndexError(f"{directory}: {MANIFEST} is not an index manifest")
         if manifest.get("version") not in (1, FORMAT_VERSION):
@@ -284,7 +294,8 @@ class CosineIndex:
                 f"1 and {FORMAT_VERSION}"
             )
         dim, count = manifest.get("dimension"), manifest.get("count")
-        if not (isinstance(dim, int) and dim >= 1 and isinstance(count, int) and count >= 0):
+        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (dim, count))
+        if not (whole and 1 <= dim <= 1 << 20 and 0 <= count <= 1 << 40):
             raise RetrievalIndexError(
                 f"{directory}/{MANIFEST}: bad dimension {dim!r} or count {count!r}"
             )
@@ -295,6 +306,10 @@ class CosineIndex:
             isinstance(v, str) and "/" not in v and v not in ("", ".", "..") for v in files.values()
         ):
             raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad file list")
+        if not isinstance(manifest.get("metadata") or {}, dict):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: metadata is not an object")
+        if not isinstance(manifest.get("has_labels", False), bool):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: has_labels is not true or false")
         manifest["files"] = files
         return manifest
 
@@ -314,24 +329,31 @@ class CosineIndex:
 
         def array(name: str, shape: tuple, kinds: str) -> np.ndarray:
             path = directory / files.get(name, name)
-            try:
-                value = np.load(path, allow_pickle=False)
+            try:  # the header first (memory-mapped): nothing is allocated for a false shape
+                value = np.load(path, mmap_mode="r", allow_pickle=False)
             except FileNotFoundError:
                 raise RetrievalIndexError(f"{path}: missing") from None
             except (OSError, ValueError, EOFError) as exc:
                 raise RetrievalIndexError(f"{path}: unreadable ({exc})") from None
-            if value.shape != shape or value.dtype.kind not in kinds:
+            if value.shape != shape or value.dtype.kind not in kinds or value.dtype.itemsize > 8:
                 raise RetrievalIndexError(
                     f"{path}: {value.dtype} array of shape {value.shape}, the manifest says {shape}"
                 )
-            return value
+            return np.array(value)
 
         index.vectors_ = array("embeddings.npy", (count, dim), "f").astype(np.float32)
         if not np.isfinite(index.vectors_).all():
             raise RetrievalIndexError(f"{directory}: embeddings contain NaN or infinite values")
+        norms = np.linalg.norm(index.vectors_, axis=1)
+        if not np.all((np.abs(norms - 1) < 1e-3) | (norms == 0)):
+            raise RetrievalIndexError(
+                f"{directory}: embeddings are not unit length (an index stores normalised ones)"
+            )
         index.ids_ = array("ids.npy", (count,), "iu").astype(np.int64)
         if manifest.get("has_labels"):
             index.labels_ = array("labels.npy", (count,), "iu").astype(np.int64)
+            if count and index.labels_.min() < 0:
+                raise RetrievalIndexError(f"{directory}: negative labels")
         index.source_ = (directory.resolve(), digest)
         return index
 

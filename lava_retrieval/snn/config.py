@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from numbers import Integral
 
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.snn.network import SpikingNetwork
@@ -24,6 +25,8 @@ READOUTS = ("membrane", "spike_count", "integrated")
 """What the embedding layer gives after the last step."""
 ENGINES = ("auto", "events", "torch")
 """The simulator's implementations (:mod:`lava_retrieval.engines`)."""
+MAX_TIME_STEPS = 65_536
+"""The most time steps per image a simulation accepts (the paper goes to 128)."""
 
 
 def check_timing(timing: str) -> str:
@@ -76,8 +79,15 @@ class SimConfig:
         check_readout(self.readout)
         if self.engine not in ENGINES:
             raise LavaRetrievalError(f"engine must be one of {ENGINES}, got {self.engine!r}")
-        if self.time_steps < 1 or self.chunk_size < 1:
-            raise LavaRetrievalError("time_steps and chunk_size must be >= 1")
+        whole = all(
+            isinstance(v, Integral) and not isinstance(v, bool)
+            for v in (self.time_steps, self.chunk_size)
+        )
+        if not whole or not 1 <= self.time_steps <= MAX_TIME_STEPS or self.chunk_size < 1:
+            raise LavaRetrievalError(
+                f"time_steps must be a whole number in 1..{MAX_TIME_STEPS:,} and chunk_size >= 1,"
+                f" got {self.time_steps!r} and {self.chunk_size!r}"
+            )
 
     def settings(self) -> dict:
         """The settings that decide the result (not ``chunk_size`` or ``engine``, which only

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +165,19 @@ def test_cli_errors(photos, network_file, tmp_path, capsys, argv, message):
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_an_index_of_a_relative_folder_answers_from_any_directory(
+    photos, network_file, tmp_path, monkeypatch
+):
+    from lava_retrieval.search.image_index import read_query
+    from lava_retrieval.snn.network import SpikingNetwork
+
+    monkeypatch.chdir(photos)
+    index = ImageIndex(SpikingNetwork.load(network_file), CONFIG)
+    index.add(read_source("group1", progress=False)).save(tmp_path / "idx")
+    monkeypatch.chdir(tmp_path)
+    loaded = ImageIndex.load("idx")
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in loaded.paths)
+    first = read_query(loaded.paths[0], loaded.preprocessing)
+    assert first.shape == (28, 28) and first.any()

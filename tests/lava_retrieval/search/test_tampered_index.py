@@ -1,0 +1,106 @@
+"""A tampered index directory ends in one `error:` line naming it (a project exception from
+Python), never a traceback or a wrong answer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lava_retrieval.cli import main
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.snn.config import SimConfig
+from lava_retrieval.snn.network import SpikingNetwork
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    network = SpikingNetwork.load(ROOT / "results" / "snn-32-64-10.npz")
+    index = ImageIndex(network, SimConfig(time_steps=8))
+    index.add(read_source("fashion-mnist:test", limit=20, progress=False))
+    return index.save(tmp_path_factory.mktemp("built") / "idx")
+
+
+def _manifest(directory: Path, change) -> None:
+    path = directory / "index.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def _array(directory: Path, name: str, change) -> None:
+    path = directory / json.loads((directory / "index.json").read_text())["files"][name]
+    np.save(path, change(np.load(path)))
+
+
+def _set(*keys, value):
+    def change(manifest):
+        target = manifest
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+
+    return lambda d: _manifest(d, change)
+
+
+def _huge_header(directory: Path) -> None:
+    """An embeddings file whose header claims 10^12 rows (terabytes) over a few bytes of data."""
+    path = directory / json.loads((directory / "index.json").read_text())["files"]["embeddings.npy"]
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 1024)}
+        )
+        f.write(b"\0" * 64)
+
+
+def _paths(value):
+    def change(directory: Path):
+        name = json.loads((directory / "index.json").read_text())["files"]["paths.json"]
+        (directory / name).write_text(json.dumps(value))
+
+    return change
+
+
+TAMPERED = {
+    "manifest-not-object": lambda d: (d / "index.json").write_text("[1, 2]"),
+    "manifest-nested": lambda d: (d / "index.json").write_text("[" * 100_000 + "]" * 100_000),
+    "dimension-text": _set("dimension", value="1024"),
+    "dimension-bool": _set("dimension", value=True),
+    "count-negative": _set("count", value=-1),
+    "metadata-list": _set("metadata", value=[1]),
+    "has-labels-text": _set("has_labels", value="yes"),
+    "time-steps-absurd": _set("metadata", "simulation", "time_steps", value=10**12),
+    "simulation-text": _set("metadata", "simulation", value="fast"),
+    "class-names-numbers": _set("metadata", "class_names", value=[1, 2, 3]),
+    "sources-text": _set("metadata", "sources", value="everything"),
+    "label-beyond-classes": lambda d: _array(d, "labels.npy", lambda a: a + 99),
+    "label-negative": lambda d: _array(d, "labels.npy", lambda a: a - 100),
+    "embeddings-not-unit": lambda d: _array(d, "embeddings.npy", lambda a: a * 1e19),
+    "embeddings-huge-header": _huge_header,
+    "paths-not-strings": _paths([{"x": 1}] * 20),
+    "paths-not-list": _paths("a"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(TAMPERED))
+def test_a_tampered_index_is_one_clear_error(built, tmp_path, capsys, variant):
+    directory = tmp_path / "idx"
+    shutil.copytree(built, directory)
+    TAMPERED[variant](directory)
+    with pytest.raises(LavaRetrievalError, match=str(directory)):
+        ImageIndex.load(directory)
+    assert main(["search", str(directory), "fashion-mnist:test:0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and str(directory) in err[0]
+
+
+def test_the_untampered_copy_loads(built, tmp_path):
+    directory = tmp_path / "idx"
+    shutil.copytree(built, directory)
+    assert len(ImageIndex.load(directory)) == 20
