@@ -139,8 +139,10 @@ class IFLayer(AbstractProcess):
         """The IFLayer of one layer of a SpikingNetwork (weights, bias, geometry) with its
         neurons' parameters (``network.neuron(i)``: threshold, reset, initial potential).
 
-        >>> IFLayer.from_layer(net.layers[1], neuron=net.neuron(1), batch_size=8, time_steps=16)
-        ... # doctest: +SKIP
+        >>> layer = IFLayer.from_layer(net.layers[1], neuron=net.neuron(1), batch_size=8,
+        ...                            time_steps=16)
+        >>> layer.v.shape
+        (8, 32, 24, 24)
         """
         return cls(
             kind=layer.kind,
