@@ -106,8 +106,6 @@ def run_index_add(args: argparse.Namespace) -> None:
 
 
 def run_search(args: argparse.Namespace) -> None:
-    import time
-
     import numpy as np
 
     from lava_retrieval.data.images import Preprocessing
