@@ -33,7 +33,7 @@ import numpy as np
 
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.figures import pyplot
-from lava_retrieval.data.images import ImageError, prepare
+from lava_retrieval.data.images import ImageError, decode_image
 from lava_retrieval.search.image_index import ImageIndex, read_query, read_source
 from lava_retrieval.snn.config import SimConfig
 
@@ -309,24 +309,9 @@ def make_server(
 
 
 def _read_upload(blob: bytes, invert, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
     if not blob:
         raise ImageError("the uploaded file is empty")
-    try:
-        with Image.open(io.BytesIO(blob)) as image:  # reads the header only
-            w, h = image.size
-            if w * h > max_pixels:
-                raise ImageError(
-                    f"the upload has {w:,} x {h:,} = {w * h:,} pixels, more than the limit of "
-                    f"{max_pixels:,}"
-                )
-            image.load()
-            return prepare(image, invert)
-    except UnidentifiedImageError:
-        raise ImageError("the upload is not an image (PNG, JPEG, GIF, BMP, TIFF or WebP)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"the uploaded image cannot be decoded ({exc})") from None
+    return decode_image(io.BytesIO(blob), name="the upload", invert=invert, max_pixels=max_pixels)
 
 
 def default_index(

@@ -100,7 +100,7 @@ def run_index_add(args: argparse.Namespace) -> None:
     )
     start = time.perf_counter()
     index = ImageIndex.extend(
-        args.index, source, backend=args.backend, progress=not args.json, log=note
+        args.index, source, backend=args.backend, progress=not args.json, log=note, loaded=settings
     )
     _report(args, index, args.index, source, time.perf_counter() - start)
 

@@ -31,6 +31,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -208,7 +209,6 @@ def load_image(
         Missing, a directory, empty, larger than ``max_bytes`` or ``max_pixels``, not an image,
         or truncated; the message names the file.
     """
-    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if path.is_dir():
@@ -226,26 +226,54 @@ def load_image(
             f"{path}: {size:,} bytes is more than the limit of {max_bytes:,} (raise it with "
             "--max-bytes / max_bytes=)"
         )
+    return decode_image(
+        path,
+        name=str(path),
+        invert=invert,
+        max_pixels=max_pixels,
+        hint=" (raise it with --max-pixels / max_pixels=)",
+    )
+
+
+def decode_image(
+    source: str | os.PathLike | BinaryIO,
+    *,
+    name: str,
+    invert: bool | str = "auto",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    hint: str = "",
+) -> np.ndarray:
+    """Decode an image file or buffer into the network's input (:func:`prepare`), refusing one
+    of more than ``max_pixels`` from its header, before decoding; errors start with ``name``
+    (and a size error ends with ``hint``).
+
+    >>> import io
+    >>> decode_image(io.BytesIO(b"text"), name="the upload")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ImageError: the upload: not an image Pillow can read
+    """
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:  # reads the header only
                 w, h = image.size
                 if w * h > max_pixels:
                     raise ImageError(
-                        f"{path}: {w} x {h} = {w * h:,} pixels is more than the limit of "
-                        f"{max_pixels:,} (raise it with --max-pixels / max_pixels=)"
+                        f"{name}: {w:,} x {h:,} = {w * h:,} pixels is more than the limit of "
+                        f"{max_pixels:,}{hint}"
                     )
                 image.load()
                 return prepare(image, invert)
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image Pillow can read") from None
+        raise ImageError(f"{name}: not an image Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{path}: too many pixels ({exc})") from None
+        raise ImageError(f"{name}: too many pixels ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: cannot be decoded ({exc})") from None
+        raise ImageError(f"{name}: cannot be decoded ({exc})") from None
 
 
 @dataclass

@@ -252,14 +252,16 @@ class ImageIndex:
         backend: str = "sim",
         progress: bool = False,
         log: Callable[[str], None] | None = None,
+        loaded: ImageIndex | None = None,
     ) -> ImageIndex:
         """Embed ``source`` with the settings of the index in ``directory`` and append it there.
 
         Writers of one index can run at once: each embeds outside the index's lock, then, holding
         it, appends to the newest version and saves, so every writer's images are there exactly
-        once. ``log`` hears it if this writer waits for another.
+        once. ``log`` hears it if this writer waits for another. ``loaded``: the index as the
+        caller already read it from ``directory`` (its settings; not read again).
         """
-        index = cls.load(directory)
+        index = loaded or cls.load(directory)
         index._check_addable(source)
         check_output(Path(directory) / MANIFEST)  # before the long work
         embeddings = index.embed(source.images, backend, progress)
