@@ -13,6 +13,7 @@ May import: every other subpackage (the top layer).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from lava_retrieval.common.lava_runtime import terminate_as_interrupt
 
+    as_program = argv is None
     try:
         with terminate_as_interrupt():  # from the start: a signal during imports is handled too
             parser = build_parser()
@@ -83,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if as_program:  # ending anyway: a second Ctrl-C must not turn 130 into death by signal
+            for s in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(s, signal.SIG_IGN)
         print("interrupted", file=sys.stderr)
         return 130
     return 0

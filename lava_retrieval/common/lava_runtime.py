@@ -28,14 +28,45 @@ def import_lava() -> None:
     if multiprocessing.get_start_method(allow_none=True) is not None:
         multiprocessing.set_start_method(None, force=True)
     __import__(_MODULE)
-    os.register_at_fork(after_in_child=_in_child)
+    os.register_at_fork(
+        before=_hold_signals, after_in_parent=_release_signals, after_in_child=_in_child
+    )
+
+
+#: Ctrl-C and SIGTERM that arrived while a fork was under way (see :func:`_hold_signals`).
+_held_signals: list[int] = []
+_handlers_during_fork: dict = {}
+
+
+def _hold_signals() -> None:
+    """Before every fork: Ctrl-C and SIGTERM only get recorded until the fork is done. A
+    KeyboardInterrupt raised inside the handlers that run around ``os.fork`` is swallowed, and
+    raised inside ``logging``'s it leaves logging's module lock held, so that the next log call
+    hangs for good. Our hooks are registered last, so they run before the others' *before* and
+    after the others' *after*. :func:`checked_interrupts` raises what was recorded."""
+    if not _main_thread():
+        return
+    for s in (signal.SIGINT, signal.SIGTERM):
+        _handlers_during_fork[s] = signal.signal(s, _record)
+
+
+def _record(signum, frame) -> None:
+    _held_signals.append(signum)
+
+
+def _release_signals() -> None:
+    while _handlers_during_fork:
+        s, handler = _handlers_during_fork.popitem()
+        if handler is not None:
+            signal.signal(s, handler)
 
 
 def _in_child() -> None:
-    """In every process Lava forks: ignore Ctrl-C and SIGTERM sent to the whole process group (the
-    main process stops the runtime, which ends its processes in order) and die with the main
-    process, whatever kills it (SIGKILL included), so that no process of a run is ever
+    """In every process Lava forks: ignore Ctrl-C and SIGTERM sent to the whole process group
+    (the main process stops the runtime, which ends its processes in order) and die with the
+    main process, whatever kills it (SIGKILL included), so that no process of a run is ever
     orphaned; the shared memory is then released by multiprocessing's resource tracker."""
+    _handlers_during_fork.clear()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
@@ -91,6 +122,43 @@ def no_interrupts():
         for s, handler in handlers.items():
             signal.signal(s, handler)
     if pending:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def checked_interrupts():
+    """Ctrl-C and SIGTERM within the block raise KeyboardInterrupt as usual and are remembered:
+    one held during a fork (:func:`_hold_signals`) or swallowed where Python cannot raise (a
+    ``__del__``, a fork handler: reported as "Exception ignored" and carried on) is raised again
+    when the block ends, and its report is not printed. Lava's start-up forks a process per Lava
+    Process, so a signal sent during it lands in such a place often enough to matter.
+
+    >>> with checked_interrupts():
+    ...     pass
+    """
+    if not _main_thread():
+        yield
+        return
+    seen = []
+    _held_signals.clear()
+
+    def handler(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    def unraisable(report):
+        if not isinstance(report.exc_value, KeyboardInterrupt):
+            previous_hook(report)
+
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
+    handlers = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, previous in handlers.items():
+            signal.signal(s, previous)
+        sys.unraisablehook = previous_hook
+    if seen or _held_signals:
         raise KeyboardInterrupt
 
 

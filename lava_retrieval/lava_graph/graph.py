@@ -36,7 +36,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lava_retrieval.common.errors import LavaRetrievalError
-from lava_retrieval.common.lava_runtime import import_lava
+from lava_retrieval.common.lava_runtime import (
+    checked_interrupts,
+    import_lava,
+    no_interrupts,
+)
 from lava_retrieval.loihi import lowering
 from lava_retrieval.snn.config import GRAPH_TIMINGS, SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
@@ -102,19 +106,18 @@ class RetrievalGraph:
         from lava.magma.core.run_conditions import RunSteps
         from tqdm.auto import tqdm
 
-        from lava_retrieval.common.lava_runtime import no_interrupts
-
         n, b = self.num_images, self.batch_size
         embeddings, ids, scores, arrived = [], [], [], []
         start = time.perf_counter()
         try:
-            self.encoder.run(
-                condition=RunSteps(
-                    num_steps=self.num_windows * self.time_steps + self.offset, blocking=False
-                ),
-                run_cfg=self.run_config(),
-                compile_config={"pypy_channel_size": 2},
-            )
+            with checked_interrupts():  # compiling and forking: a signal may be swallowed
+                self.encoder.run(
+                    condition=RunSteps(
+                        num_steps=self.num_windows * self.time_steps + self.offset, blocking=False
+                    ),
+                    run_cfg=self.run_config(),
+                    compile_config={"pypy_channel_size": 2},
+                )
         except KeyboardInterrupt:
             with no_interrupts():
                 _stop(self.encoder)
@@ -142,15 +145,46 @@ class RetrievalGraph:
         )
 
 
+#: Seconds a runtime may take to stop before its processes are killed.
+STOP_SECONDS = 10.0
+
+
 def _stop(process) -> None:
-    """Stop the runtime of ``process`` if it started (also after an interrupted start-up)."""
+    """Stop the runtime of ``process`` if it started, also after an interrupted start-up: Lava's
+    ``stop`` joins every process it forked, and one forked before the runtime started is never
+    told to end, so those are killed first; a stop that takes longer than ``STOP_SECONDS`` kills
+    what is left."""
+    import threading
+
     runtime = getattr(process, "runtime", None)
     if runtime is None:
         return
+    infrastructure = getattr(runtime, "_messaging_infrastructure", None)
+    actors = list(getattr(infrastructure, "actors", ()))
+    if not getattr(runtime, "_is_started", False):
+        _kill(actors)
+    watchdog = threading.Timer(STOP_SECONDS, _kill, args=(actors,))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         process.stop()
-    except Exception:  # noqa: BLE001 - already stopped or never started: nothing to end
+    except Exception:  # noqa: BLE001 - already stopped or half started: nothing more to end
         pass
+    finally:
+        watchdog.cancel()
+    # A shared-memory server interrupted while starting is not shut down by ``stop`` and ignores
+    # signals; left alive, the interpreter would wait for it at exit.
+    manager = getattr(getattr(infrastructure, "_smm", None), "_manager", None)
+    _kill([getattr(manager, "_process", None)])
+
+
+def _kill(actors) -> None:
+    for actor in actors:
+        try:
+            if actor is not None and actor.is_alive():
+                actor.kill()
+        except (ValueError, OSError, AssertionError):  # closed or not ours: nothing to kill
+            pass
 
 
 def _check_loihi(
@@ -242,75 +276,78 @@ def build(
     from procs.image_encoder.process import ImageEncoder
     from procs.membrane_probe.process import MembraneProbe
 
-    layout = "whc" if loihi else "bchw"
-    encoder = ImageEncoder(
-        images=images,
-        batch_size=batch_size,
-        time_steps=time_steps,
-        param_scale=network.layers[0].param_scale,
-        layout=layout,
-    )
-    layers = []
-    for depth, spec in enumerate(network.layers):
-        layer = IFLayer.from_layer(
-            spec,
-            neuron=network.neuron(depth),
+    # Deferred signals: a process interrupted half-way through its constructor raises from its
+    # __del__ at exit (Lava's AbstractProcess.stop reads an attribute not yet set).
+    with no_interrupts():
+        layout = "whc" if loihi else "bchw"
+        encoder = ImageEncoder(
+            images=images,
             batch_size=batch_size,
             time_steps=time_steps,
-            timing=timing,
-            depth=depth,
+            param_scale=network.layers[0].param_scale,
             layout=layout,
         )
-        source = layers[-1].out if layers else encoder.out
-        if loihi and spec.kind == "dense" and len(source.shape) > 1:
-            source = source.flatten()
-        source.connect(layer.inp)
-        layers.append(layer)
-    offset = network.embedding_layer if timing == "pipelined" else 0
-    embedding_layer = layers[network.embedding_layer]
-    probe = MembraneProbe(
-        state_shape=embedding_layer.v.shape,
-        time_steps=time_steps,
-        readout=readout,
-        threshold=network.layers[network.embedding_layer].threshold,
-        v_init=network.neuron(network.embedding_layer).v_init,
-        v_scale=lowering.V_SCALE if loihi else 1,
-        layout=layout,
-        offset=offset,
-    )
-    probe.v_ref.connect_var(embedding_layer.v)
-    if not loihi:
-        probe.count_ref.connect_var(embedding_layer.spike_count)
-    embedding_sink = HostSink(shape=probe.out.shape, time_steps=time_steps, offset=offset)
-    probe.out.connect(embedding_sink.inp)
-    graph = RetrievalGraph(
-        encoder,
-        layers,
-        probe,
-        embedding_sink,
-        len(images),
-        batch_size,
-        time_steps,
-        backend,
-        offset=offset,
-    )
-    if corpus is not None:
-        knn = CosineKNN(
-            corpus=corpus,
-            k=k,
-            batch_size=batch_size,
+        layers = []
+        for depth, spec in enumerate(network.layers):
+            layer = IFLayer.from_layer(
+                spec,
+                neuron=network.neuron(depth),
+                batch_size=batch_size,
+                time_steps=time_steps,
+                timing=timing,
+                depth=depth,
+                layout=layout,
+            )
+            source = layers[-1].out if layers else encoder.out
+            if loihi and spec.kind == "dense" and len(source.shape) > 1:
+                source = source.flatten()
+            source.connect(layer.inp)
+            layers.append(layer)
+        offset = network.embedding_layer if timing == "pipelined" else 0
+        embedding_layer = layers[network.embedding_layer]
+        probe = MembraneProbe(
+            state_shape=embedding_layer.v.shape,
             time_steps=time_steps,
-            labels=corpus_labels,
+            readout=readout,
+            threshold=network.layers[network.embedding_layer].threshold,
+            v_init=network.neuron(network.embedding_layer).v_init,
+            v_scale=lowering.V_SCALE if loihi else 1,
+            layout=layout,
             offset=offset,
         )
-        probe.out.connect(knn.query)
-        sinks = []
-        for port in (knn.ids, knn.scores):
-            sink = HostSink(shape=port.shape, time_steps=time_steps, offset=offset)
-            port.connect(sink.inp)
-            sinks.append(sink)
-        graph.knn, graph.result_sinks = knn, tuple(sinks)
-    return graph
+        probe.v_ref.connect_var(embedding_layer.v)
+        if not loihi:
+            probe.count_ref.connect_var(embedding_layer.spike_count)
+        embedding_sink = HostSink(shape=probe.out.shape, time_steps=time_steps, offset=offset)
+        probe.out.connect(embedding_sink.inp)
+        graph = RetrievalGraph(
+            encoder,
+            layers,
+            probe,
+            embedding_sink,
+            len(images),
+            batch_size,
+            time_steps,
+            backend,
+            offset=offset,
+        )
+        if corpus is not None:
+            knn = CosineKNN(
+                corpus=corpus,
+                k=k,
+                batch_size=batch_size,
+                time_steps=time_steps,
+                labels=corpus_labels,
+                offset=offset,
+            )
+            probe.out.connect(knn.query)
+            sinks = []
+            for port in (knn.ids, knn.scores):
+                sink = HostSink(shape=port.shape, time_steps=time_steps, offset=offset)
+                port.connect(sink.inp)
+                sinks.append(sink)
+            graph.knn, graph.result_sinks = knn, tuple(sinks)
+        return graph
 
 
 def embed(

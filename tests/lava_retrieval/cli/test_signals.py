@@ -1,5 +1,6 @@
 """Ctrl-C and SIGTERM stop a command within seconds with `interrupted` and status 130, also in a
-Lava run; nothing of its session survives (SIGKILL included) and no shared memory leaks."""
+Lava run, at any moment of its start-up, run and shutdown; nothing of its session survives
+(SIGKILL included) and no shared memory leaks."""
 
 from __future__ import annotations
 
@@ -23,9 +24,23 @@ def _session(sid: int) -> list[str]:
     return [line for line in lines if int(line.split()[1]) == sid and "Z" not in line.split()[2]]
 
 
-def _start(tmp_path: Path, backend: str) -> subprocess.Popen:
-    out = tmp_path / "embeddings.npy"
-    command = [
+def _in_session(sid: int) -> int:
+    """Live processes of session ``sid``, read from /proc (fast enough to catch a start-up)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        count += fields[0] != "Z" and int(fields[3]) == sid
+    return count
+
+
+def _embed_command(out: Path, backend: str = "lava") -> list[str]:
+    return [
         sys.executable,
         "-m",
         "lava_retrieval.cli",
@@ -44,9 +59,16 @@ def _start(tmp_path: Path, backend: str) -> subprocess.Popen:
         str(out),
         "--json",
     ]
+
+
+def _popen(command: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
+
+
+def _start(tmp_path: Path, backend: str) -> subprocess.Popen:
+    return _popen(_embed_command(tmp_path / "embeddings.npy", backend))
 
 
 def _wait_for(condition, seconds: float) -> bool:
@@ -93,6 +115,81 @@ def test_a_signalled_command_leaves_nothing_behind(tmp_path, signum, whole_group
         if shm:
             assert _wait_for(lambda: not (set(os.listdir("/dev/shm")) - shm), 10)
         assert not any(tmp_path.iterdir())  # no output, no temporary file
+    finally:
+        for line in _session(process.pid):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+
+
+#: The Lava graph of the small network forks this many processes (shared memory server, one per
+#: Lava Process, the runtime service).
+LAVA_CHILDREN = 10
+
+#: Moments of a Lava run's life: ("after", seconds from launch, still importing), ("children", n:
+#: as soon as n processes are forked), ("running", seconds after all are up), ("stopping",
+#: seconds between a first and a second signal, which lands in the shutdown).
+MOMENTS = [
+    ("after", 0.3),
+    *[("children", n) for n in range(1, LAVA_CHILDREN + 1)],
+    ("running", 0.3),
+    ("stopping", 0.5),
+]
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory) -> Path:
+    from lava_retrieval.search.image_index import ImageIndex, read_source
+    from lava_retrieval.snn.config import SimConfig
+    from lava_retrieval.snn.network import SpikingNetwork
+
+    directory = tmp_path_factory.mktemp("signals") / "idx"
+    index = ImageIndex(SpikingNetwork.load(NETWORK), SimConfig(8))
+    index.add(read_source("fashion-mnist:test", limit=20, progress=False)).save(directory)
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("command", "moment"),
+    [("embed", m) for m in MOMENTS] + [("search", ("children", n)) for n in (2, 5, LAVA_CHILDREN)],
+    ids=lambda v: v if isinstance(v, str) else f"{v[0]}-{v[1]}",
+)
+def test_a_signal_at_any_moment_of_a_lava_run(tmp_path, small_index, command, moment):
+    """Ctrl-C to the group (or, every other moment, SIGTERM to the command alone) at moments
+    swept across the Lava runtime's start-up: forks of its processes, half-built shared memory,
+    a process built but not yet started. Each ends within seconds as `interrupted`, 130."""
+    if command == "embed":
+        argv = _embed_command(tmp_path / "out" / "embeddings.npy")
+        (tmp_path / "out").mkdir()
+    else:
+        argv = [sys.executable, "-m", "lava_retrieval.cli", "search", str(small_index)]
+        argv += ["fashion-mnist:test:3", "fashion-mnist:test:4", "--backend", "lava", "--json"]
+    kind, value = moment
+    signum = (signal.SIGINT, signal.SIGTERM)[MOMENTS.index(moment) % 2 if moment in MOMENTS else 0]
+    send = os.killpg if signum == signal.SIGINT else os.kill
+    shm = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    process = _popen(argv)
+    try:
+        deadline = time.monotonic() + 60
+        want = 1 + (value if kind == "children" else LAVA_CHILDREN)
+        while kind != "after" and _in_session(process.pid) < want:
+            assert process.poll() is None, process.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "Lava did not start"
+            time.sleep(0.003)
+        if kind in ("after", "running"):
+            time.sleep(value)
+        assert process.poll() is None, process.communicate()[1].decode()[-2000:]
+        send(process.pid, signum)
+        if kind == "stopping":
+            time.sleep(value)
+            send(process.pid, signum)
+        _, err = process.communicate(timeout=20)
+        err = err.decode()
+        assert process.returncode == 130, err[-2000:]
+        assert err.rstrip().endswith("interrupted") and "Traceback" not in err, err[-2000:]
+        assert "leaked" not in err, err[-2000:]
+        assert _wait_for(lambda: not _in_session(process.pid), 10), _session(process.pid)
+        if shm:
+            assert _wait_for(lambda: not (set(os.listdir("/dev/shm")) - shm), 10)
+        assert not any((tmp_path / "out").glob("*")) if command == "embed" else True
     finally:
         for line in _session(process.pid):
             os.kill(int(line.split()[0]), signal.SIGKILL)
