@@ -13,11 +13,13 @@ May import: every other subpackage (the top layer).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from lava_retrieval.cli.options import Parser
+from lava_retrieval.common.atomic import FULL
 from lava_retrieval.common.errors import LavaRetrievalError
 
 
@@ -83,6 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.handler(args)
     except LavaRetrievalError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk outside the atomic writers (a directory, a lock file)
+        if exc.errno not in FULL:
+            raise
+        print(f"error: {exc.filename or 'writing'}: {os.strerror(exc.errno)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if as_program:  # ending anyway: a second Ctrl-C must not turn 130 into death by signal

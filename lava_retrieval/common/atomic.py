@@ -5,12 +5,14 @@ checkpoints, indexes, netx files, figures, caches) is written through :func:`ato
 :func:`write_bytes`/:func:`write_text`: the content goes to a temporary name in the same
 directory, is flushed to disk, and is renamed over the target in one step, so a crash or a kill
 mid-write leaves the previous version (or nothing) there, never half a file. A failed write
-removes its temporary file.
+removes its temporary file; one that fails because the file system is full (or the file too
+large for it) is an :class:`OutputPathError` naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -23,6 +25,29 @@ MIN_FREE_BYTES = 1 << 20  # below this, a file system is full for any output of 
 
 class OutputPathError(LavaRetrievalError):
     """An output path cannot be written as a file."""
+
+
+#: Errors of a file system that has no room for what is written.
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def no_room(path: str | os.PathLike, exc: OSError) -> OutputPathError:
+    """The error to raise when writing ``path`` failed with ``exc`` for want of room."""
+    return OutputPathError(f"{path}: cannot be written: {os.strerror(errno.ENOSPC)}")
+
+
+def is_full(exc: OSError, directory: str | os.PathLike) -> bool:
+    """Whether writing into ``directory`` failed with ``exc`` because its file system is full:
+    by the error number, or (a short write, which numpy reports without one) by the room left."""
+    if exc.errno in FULL:
+        return True
+    if exc.errno is not None:
+        return False
+    try:
+        stats = os.statvfs(directory)
+    except OSError:  # pragma: no cover - the directory went away meanwhile
+        return False
+    return stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES
 
 
 def check_output(path: str | os.PathLike) -> Path:
@@ -88,11 +113,19 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             break
         except FileExistsError:  # pragma: no cover - a name clash of 32 random bits
             continue
+        except OSError as exc:
+            if is_full(exc, path.parent):
+                raise no_room(path, exc) from None
+            raise
     try:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if is_full(exc, path.parent):
+            raise no_room(path, exc) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -25,6 +25,7 @@ under it reads again, so it always gets one whole version.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -36,7 +37,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from lava_retrieval.common.atomic import atomic_path, write_bytes, write_text
+from lava_retrieval.common.atomic import atomic_path, is_full, no_room, write_bytes, write_text
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.locking import exclusive
 
@@ -45,7 +46,12 @@ FORMAT_VERSION = 2
 MANIFEST = "index.json"
 MAX_MANIFEST_CHARS = 1 << 26  # 64 MiB of metadata is no index manifest
 T = TypeVar("T")
-_VERSIONED = re.compile(r"^(?:\.)?[A-Za-z_]+-[0-9a-f]{8}\.[a-z]+(?:\.[0-9a-f]{8}\.tmp\.[a-z]+)?$")
+#: Files of some version of an index, and the temporaries of a writer killed mid-save (of a
+#: versioned file or of the manifest): everything a save removes that its manifest does not name.
+_VERSIONED = re.compile(
+    r"^(?:\.)?[A-Za-z_]+-[0-9a-f]{8}\.[a-z]+(?:\.[0-9a-f]{8}\.tmp\.[a-z]+)?$"
+    r"|^\.index\.json\.[0-9a-f]{8}\.tmp\.json$"
+)
 
 
 class RetrievalIndexError(LavaRetrievalError):
@@ -217,7 +223,6 @@ class CosineIndex:
             return self._save(directory, extra_files)
 
     def _save(self, directory: Path, extra_files: dict[str, bytes] | None) -> Path:
-        manifest_path = directory / MANIFEST
         previous = check_index_directory(directory)
         if (
             previous
@@ -229,9 +234,41 @@ class CosineIndex:
                 f"{directory}: another writer changed this index after it was loaded here; "
                 "load it again and repeat the change (nothing was written)"
             )
-        directory.mkdir(parents=True, exist_ok=True)
+        created = not directory.exists()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if is_full(exc, directory.parent):
+                raise no_room(directory, exc) from None
+            raise
         version = secrets.token_hex(4)
         files: dict[str, str] = {}
+        try:
+            self._write_version(directory, version, files, extra_files)
+        except BaseException:  # a full disk, Ctrl-C: what this save wrote goes, the old stays
+            if not _names(directory, files):  # (unless its manifest made it to disk)
+                for name in files.values():
+                    (directory / name).unlink(missing_ok=True)
+                if created:
+                    with contextlib.suppress(OSError):
+                        directory.rmdir()
+            raise
+        keep = set(files.values()) | {MANIFEST}
+        for path in directory.iterdir():
+            if path.name not in keep and _VERSIONED.match(path.name) and previous:
+                path.unlink(missing_ok=True)
+        self.source_ = (directory.resolve(), manifest_digest(directory))
+        return directory
+
+    def _write_version(
+        self,
+        directory: Path,
+        version: str,
+        files: dict[str, str],
+        extra_files: dict[str, bytes] | None,
+    ) -> None:
+        """Write the files of one version, then the manifest that names them (the commit
+        point); ``files`` collects their names as they are written."""
 
         def versioned(name: str) -> Path:
             stem, _, suffix = name.partition(".")
@@ -257,13 +294,7 @@ class CosineIndex:
             "files": files,
             "metadata": self.metadata or {},
         }
-        write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")  # the commit point
-        keep = set(files.values()) | {MANIFEST}
-        for path in directory.iterdir():
-            if path.name not in keep and _VERSIONED.match(path.name) and previous:
-                path.unlink(missing_ok=True)
-        self.source_ = (directory.resolve(), manifest_digest(directory))
-        return directory
+        write_text(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
     @staticmethod
     def read_manifest(directory: str | os.PathLike) -> dict:
@@ -397,3 +428,11 @@ def check_index_directory(directory: str | os.PathLike) -> bool:
             "directory (nothing was written)"
         )
     return False
+
+
+def _names(directory: Path, files: dict[str, str]) -> bool:
+    """Whether the manifest in ``directory`` names exactly ``files`` (a version committed)."""
+    try:
+        return json.loads((directory / MANIFEST).read_text()).get("files") == files
+    except (OSError, ValueError, AttributeError):
+        return False
