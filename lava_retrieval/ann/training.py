@@ -150,8 +150,13 @@ def _train(config, dataset, out: Path, resume, progress, command, log) -> Checkp
             raise CheckpointError(f"{resume_path}: cannot be read ({exc})") from None
         model, history = previous.model, previous.history
         optimizer = _optimizer(model, config)
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
+        try:  # a file of the right kind with the wrong content is one error too
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{resume_path}: not a resume state of this run ({type(exc).__name__}: {exc})"
+            ) from None
         command = previous.meta.get("command", command)
     else:
         torch.manual_seed(config.seed)

@@ -86,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LavaRetrievalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`... --json | head`): end quietly, as
+        # tools killed by SIGPIPE do; what is still buffered goes nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as exc:  # a full disk outside the atomic writers (a directory, a lock file)
         if exc.errno not in FULL:
             raise

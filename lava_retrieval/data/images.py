@@ -28,6 +28,7 @@ returns the images it could read and the reasons for the others.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,14 +212,17 @@ def load_image(
     """
 
     path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory, not an image")
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
-    except OSError as exc:
+    except OSError as exc:  # unreadable folder, a name too long, a symlink loop
         raise ImageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageError(f"{path}: is a directory, not an image")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the reader; a device never ends
+        raise ImageError(f"{path}: not a regular file (a pipe, socket or device)")
+    size = info.st_size
     if size == 0:
         raise ImageError(f"{path}: the file is empty")
     if size > max_bytes:
@@ -288,25 +292,47 @@ class Loaded:
 def list_images(source: str | os.PathLike) -> list[Path]:
     """The image files of a folder (recursive, by extension, sorted) or of a list file (one path
     per line, relative to the list's folder; blank lines and ``#`` comments skipped)."""
+    return _walk(source)[0]
+
+
+def _walk(source: str | os.PathLike) -> tuple[list[Path], list[tuple[str, str]]]:
+    """:func:`list_images`, and the folders it could not read, with the reason. Every name
+    with an image extension that is not a folder counts (a pipe or a link to a device too:
+    reading it then says why it is skipped)."""
     source = Path(source)
-    if source.is_dir():
-        files = [p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS]
-        return sorted(files)
-    if source.is_file():
+    try:
+        info = source.stat()
+    except FileNotFoundError:
+        raise ImageError(f"{source}: no such folder or list file") from None
+    except OSError as exc:
+        raise ImageError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        files, unreadable = [], []
+
+        def failed(exc: OSError) -> None:
+            unreadable.append((str(exc.filename), f"cannot be read ({exc.strerror or exc})"))
+
+        for folder, dirs, names in os.walk(source, onerror=failed):
+            dirs.sort()
+            files += [Path(folder, n) for n in names if Path(n).suffix.lower() in EXTENSIONS]
+        return sorted(files), unreadable
+    if stat.S_ISREG(info.st_mode):
         try:
             lines = source.read_text().splitlines()
         except UnicodeDecodeError:
             raise ImageError(
                 f"{source}: neither a folder nor a list file of image paths (one per line)"
             ) from None
+        except OSError as exc:
+            raise ImageError(f"{source}: cannot be read ({exc.strerror or exc})") from None
         paths = []
         for line in lines:
             line = line.strip()
             if line and not line.startswith("#"):
                 path = Path(line)
                 paths.append(path if path.is_absolute() else source.parent / path)
-        return paths
-    raise ImageError(f"{source}: no such folder or list file")
+        return paths, []
+    raise ImageError(f"{source}: neither a folder nor a list file")
 
 
 def load_folder(
@@ -322,10 +348,11 @@ def load_folder(
     are listed, not fatal."""
     from tqdm.auto import tqdm
 
-    paths = list_images(source)[:limit]
+    paths, unreadable = _walk(source)
+    paths = paths[:limit]
     if not paths:
         raise ImageError(f"{source}: no image files ({', '.join(EXTENSIONS)})")
-    images, good, bad = [], [], []
+    images, good, bad = [], [], list(unreadable)
     for path in tqdm(paths, unit="img", desc="reading", disable=not progress):
         try:
             images.append(load_image(path, invert, max_bytes, max_pixels))

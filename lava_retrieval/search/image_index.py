@@ -25,8 +25,10 @@ Sources are a folder of images (recursive), a list file, or a Fashion-MNIST spli
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +108,7 @@ def read_source(
     preprocessing = preprocessing or Preprocessing()
     text = str(source)
     if text.startswith(FASHION_PREFIX):
-        from lava_retrieval.data.fashion_mnist import CLASS_NAMES, load_fashion_mnist
+        from lava_retrieval.data.fashion_mnist import CLASS_NAMES
 
         split = text[len(FASHION_PREFIX) :]
         if split not in SPLITS:
@@ -114,7 +116,7 @@ def read_source(
                 f"{text}: unknown split {split!r}; use "
                 + ", ".join(FASHION_PREFIX + s for s in SPLITS)
             )
-        images, labels = load_fashion_mnist(data_dir).split(split)
+        images, labels = _fashion(None if data_dir is None else str(data_dir)).split(split)
         if limit is not None:
             images, labels = images[:limit], labels[:limit]
         paths = [f"{text}:{i}" for i in range(len(images))]
@@ -133,6 +135,19 @@ def read_source(
     return Images(loaded.images, loaded.paths, None, loaded.bad)
 
 
+@functools.lru_cache(maxsize=2)
+def _fashion(data_dir: str | None):
+    """Fashion-MNIST, read and verified once per process (many queries name its images)."""
+    from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+
+    dataset = load_fashion_mnist(data_dir)
+    for array in (dataset.train_images, dataset.train_labels):
+        array.flags.writeable = False  # shared by every caller: nobody may change it
+    for array in (dataset.test_images, dataset.test_labels):
+        array.flags.writeable = False
+    return dataset
+
+
 def read_query(
     query: str | os.PathLike,
     preprocessing: Preprocessing,
@@ -144,14 +159,12 @@ def read_query(
     """One query: an image file, or ``fashion-mnist:SPLIT:I`` (image I of a split)."""
     text = str(query)
     if text.startswith(FASHION_PREFIX):
-        from lava_retrieval.data.fashion_mnist import load_fashion_mnist
-
         split, _, number = text[len(FASHION_PREFIX) :].partition(":")
-        if split not in SPLITS or not number.isdigit():
+        if split not in SPLITS or not re.fullmatch("[0-9]{1,9}", number):
             raise LavaRetrievalError(
                 f"{text}: use fashion-mnist:SPLIT:I, e.g. fashion-mnist:test:0"
             )
-        images, _ = load_fashion_mnist(data_dir).split(split)
+        images, _ = _fashion(None if data_dir is None else str(data_dir)).split(split)
         if int(number) >= len(images):
             raise LavaRetrievalError(f"{text}: the {split} split has {len(images)} images")
         return images[int(number)]

@@ -246,6 +246,27 @@ def test_resume_state_is_never_unpickled(tiny_run, fashion, tmp_path, capsys):
     assert "code ran" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "state", [{}, {"optimizer": 1, "torch_rng": 2}, [1, 2], {"optimizer": {"state": {}}}]
+)
+def test_a_resume_state_of_the_wrong_structure_is_one_error(tiny_run, fashion, tmp_path, state):
+    import hashlib
+    import io
+    import shutil
+
+    import torch
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run.path, copy)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    meta = json.loads((copy / META_FILE).read_text())
+    (copy / checkpoint_files(meta)["resume"]).write_bytes(buffer.getvalue())
+    _set_meta(copy, resume_sha256=hashlib.sha256(buffer.getvalue()).hexdigest())
+    with pytest.raises(CheckpointError, match=r"resume-0002.pt: not a resume state of this run"):
+        train(TrainConfig(**TINY.__dict__), fashion, copy, resume=True, progress=False)
+
+
 def test_a_kill_between_the_files_of_an_epoch_leaves_the_last_epoch_whole(
     fashion, tiny_run, tmp_path, monkeypatch
 ):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-NETWORK = Path(__file__).parents[1] / "golden" / "small-net.npz"
+ROOT = Path(__file__).resolve().parents[2]
+NETWORK = ROOT / "tests" / "lava_retrieval" / "golden" / "small-net.npz"
 
 
 def _session(sid: int) -> list[str]:
