@@ -141,10 +141,9 @@ def _fashion(data_dir: str | None):
     from lava_retrieval.data.fashion_mnist import load_fashion_mnist
 
     dataset = load_fashion_mnist(data_dir)
-    for array in (dataset.train_images, dataset.train_labels):
+    arrays = (dataset.train_images, dataset.train_labels, dataset.test_images, dataset.test_labels)
+    for array in arrays:
         array.flags.writeable = False  # shared by every caller: nobody may change it
-    for array in (dataset.test_images, dataset.test_labels):
-        array.flags.writeable = False
     return dataset
 
 
