@@ -12,20 +12,9 @@ from PIL import Image
 
 from lava_retrieval.cli import main
 from lava_retrieval.data.images import ImageError, load_folder, load_image
-from lava_retrieval.search.image_index import ImageIndex, read_source
-from lava_retrieval.snn.config import SimConfig
-from lava_retrieval.snn.network import SpikingNetwork
 
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK = ROOT / "tests" / "lava_retrieval" / "golden" / "small-net.npz"
-
-
-@pytest.fixture(scope="module")
-def index(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("bad-input") / "idx"
-    built = ImageIndex(SpikingNetwork.load(NETWORK), SimConfig(4))
-    built.add(read_source("fashion-mnist:test", limit=10, progress=False)).save(directory)
-    return directory
 
 
 @pytest.mark.parametrize(
@@ -40,8 +29,8 @@ def index(tmp_path_factory) -> Path:
         ("/dev/null", "not a regular file"),
     ],
 )
-def test_odd_queries_are_one_error_line(index, tmp_path, capsys, query, message):
-    assert main(["search", str(index), query.format(tmp=tmp_path)]) == 2
+def test_odd_queries_are_one_error_line(small_index, tmp_path, capsys, query, message):
+    assert main(["search", str(small_index), query.format(tmp=tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
 
@@ -84,14 +73,14 @@ def test_an_empty_step_list_is_refused(capsys):
     assert "none given" in capsys.readouterr().err
 
 
-def test_a_reader_that_goes_away_ends_the_command_quietly(index):
+def test_a_reader_that_goes_away_ends_the_command_quietly(small_index):
     """`lava-retrieval search ... --json | head -c 10`: no BrokenPipeError traceback; the status
     is that of a command ended by SIGPIPE."""
     import subprocess
     import sys
 
     queries = [f"fashion-mnist:test:{i}" for i in range(300)]
-    command = [sys.executable, "-m", "lava_retrieval.cli", "search", str(index), *queries]
+    command = [sys.executable, "-m", "lava_retrieval.cli", "search", str(small_index), *queries]
     process = subprocess.Popen(
         [*command, "-k", "10", "--json"],
         cwd=ROOT,

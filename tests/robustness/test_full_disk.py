@@ -38,15 +38,10 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> Path:
+def setup(small_index, tmp_path_factory) -> Path:
     """What is on the disk before each command: an index of 20 images."""
-    from lava_retrieval.search.image_index import ImageIndex, read_source
-    from lava_retrieval.snn.config import SimConfig
-    from lava_retrieval.snn.network import SpikingNetwork
-
     directory = tmp_path_factory.mktemp("disk")
-    index = ImageIndex(SpikingNetwork.load(NETWORK), SimConfig(8))
-    index.add(read_source("fashion-mnist:test", limit=20, progress=False)).save(directory / "idx")
+    shutil.copytree(small_index, directory / "idx")
     return directory
 
 

@@ -5,6 +5,7 @@ next writer, so no temporary file outlives it."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,8 +15,6 @@ from pathlib import Path
 import pytest
 
 from lava_retrieval.search.image_index import ImageIndex, read_source
-from lava_retrieval.snn.config import SimConfig
-from lava_retrieval.snn.network import SpikingNetwork
 
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK = ROOT / "tests" / "lava_retrieval" / "golden" / "small-net.npz"
@@ -30,12 +29,6 @@ LEFTOVERS = [
 ]
 
 
-def _index(directory: Path, count: int = 20) -> Path:
-    index = ImageIndex(SpikingNetwork.load(NETWORK), SimConfig(8))
-    index.add(read_source("fashion-mnist:test", limit=count, progress=False)).save(directory)
-    return directory
-
-
 def _only_the_manifests_files(directory: Path) -> None:
     manifest = json.loads((directory / "index.json").read_text())
     assert sorted(p.name for p in directory.iterdir()) == sorted(
@@ -44,8 +37,8 @@ def _only_the_manifests_files(directory: Path) -> None:
     assert not list(directory.parent.glob(".*.lock"))
 
 
-def test_the_next_writer_removes_what_a_killed_one_left(tmp_path):
-    directory = _index(tmp_path / "idx")
+def test_the_next_writer_removes_what_a_killed_one_left(tmp_path, small_index):
+    directory = shutil.copytree(small_index, tmp_path / "idx")
     for name in LEFTOVERS:
         (directory / name).write_bytes(b"half")
     added = read_source("fashion-mnist:validation", limit=3, progress=False)
@@ -55,8 +48,8 @@ def test_the_next_writer_removes_what_a_killed_one_left(tmp_path):
 
 
 @pytest.mark.parametrize("delay", [0.5, 1.5, 2.0, 2.5, 3.0, 3.5])
-def test_a_killed_index_add_leaves_a_whole_version(tmp_path, delay):
-    directory = _index(tmp_path / "idx")
+def test_a_killed_index_add_leaves_a_whole_version(tmp_path, small_index, delay):
+    directory = shutil.copytree(small_index, tmp_path / "idx")
     command = [sys.executable, "-m", "lava_retrieval.cli", "index", "add", str(directory)]
     process = subprocess.Popen(
         [*command, "fashion-mnist:full_train", "--limit", "20000"],

@@ -135,18 +135,6 @@ MOMENTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def small_index(tmp_path_factory) -> Path:
-    from lava_retrieval.search.image_index import ImageIndex, read_source
-    from lava_retrieval.snn.config import SimConfig
-    from lava_retrieval.snn.network import SpikingNetwork
-
-    directory = tmp_path_factory.mktemp("signals") / "idx"
-    index = ImageIndex(SpikingNetwork.load(NETWORK), SimConfig(8))
-    index.add(read_source("fashion-mnist:test", limit=20, progress=False)).save(directory)
-    return directory
-
-
 @pytest.mark.parametrize(
     ("command", "moment"),
     [("embed", m) for m in MOMENTS] + [("search", ("children", n)) for n in (2, 5, LAVA_CHILDREN)],
