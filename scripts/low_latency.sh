@@ -53,6 +53,9 @@ evaluate sweep-initial-half-pipelined-integrated \
     --network results/snn-32-64-10-initial-half.npz --timing pipelined --readout integrated
 # The default method's sweep is a step of `lava-retrieval reproduce` (its energy model quotes it).
 [ -f results/sweeps.json ] || $LR reproduce --only sweeps --no-progress > /dev/null
+# The QCFS network under the exact-count schedule (every layer integrates T steps, then fires T).
+STEPS="1 2 4 8 16 32" evaluate sweep-qcfs-exact_count-integrated --method qcfs \
+    --network results/snn-32-64-10-qcfs16.npz --timing exact_count --readout integrated
 # The spike-count readout of the same network, at the small T where readouts differ most.
 for readout in spike_count; do
     STEPS="4 8 16" evaluate "sweep-qcfs-pipelined-$readout" --method qcfs \

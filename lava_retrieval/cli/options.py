@@ -190,8 +190,9 @@ def method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timing",
         choices=TIMINGS,
-        help="delay (the paper's), pipelined or no_delay (the same numbers as pipelined); "
-        "default: the method's",
+        help="delay (the paper's), pipelined or no_delay (the same numbers as pipelined), "
+        "exact_count (each layer integrates T steps, then fires T: its count is that of its "
+        "whole input); default: the method's",
     )
 
 

@@ -20,7 +20,8 @@ Per layer and image, the kernel runs all T steps before moving on to the next la
 network is feed-forward), keeping each step's spikes as a list of neuron indices. The neuron
 step is that of :func:`lava_retrieval.snn.neuron.if_step` with the layer's
 :class:`~lava_retrieval.snn.neuron.NeuronParams`: add synaptic input and bias, saturate at
-``+-v_max``, spike at ``v >= threshold``, subtract the threshold or reset to zero. The engine is
+``+-v_max``, spike at ``v >= threshold``, subtract the threshold or reset to zero (with the
+``exact_count`` timing: T steps that only integrate, then T that only fire). The engine is
 held to :func:`lava_retrieval.snn.reference.simulate_reference` by the conformance suite.
 """
 
@@ -216,6 +217,15 @@ def _integrate(v, acc, bias, v_max, flags, threshold):
 
 
 @_jit
+def _accumulate(v, acc, bias, v_max):
+    """v = clip(v + acc, -v_max, v_max); acc = bias: an integrating step without firing."""
+    lo, hi = np.int32(-v_max), np.int32(v_max)
+    for n in range(len(v)):
+        v[n] = min(max(np.int32(v[n] + acc[n]), lo), hi)
+        acc[n] = bias[n]
+
+
+@_jit
 def _kernel(
     table,
     weights,
@@ -227,6 +237,7 @@ def _kernel(
     currents,
     time_steps,
     delay,
+    two_phase,
     reset_zero,
     v_max,
     out_off,
@@ -240,7 +251,9 @@ def _kernel(
 
     Writes the final potentials and spike counts of layer l to ``v_out`` / ``count_out`` at
     column ``out_off[l]`` (not at all where it is -1), and, if ``record``, every spike to
-    ``spikes_out`` (N, T, all neurons).
+    ``spikes_out`` (N, T, all neurons). ``two_phase`` (the ``exact_count`` timing): every
+    layer integrates its T steps without firing, then fires T steps with no input, which are
+    the steps its successor integrates.
     """
     n_layers = table.shape[0]
     acc = np.zeros(max_neurons, np.int32)
@@ -307,6 +320,9 @@ def _kernel(
                                 acc[out] += weights[base]
                             else:
                                 _add(acc[out : out + cout_pg], weights[base:])
+                if two_phase:  # integrate only; the firing follows the window
+                    _accumulate(v[:n_out], acc[:n_out], bias, v_max)
+                    continue
                 # Neurons: integrate, saturate, fire, reset.
                 _integrate(v[:n_out], acc[:n_out], bias, v_max, flags[:n_out], threshold)
                 spikes_so_far = cur_ptr[t]
@@ -326,6 +342,22 @@ def _kernel(
                         if record:
                             spikes_out[image, t, n_off + n] = 1
                 cur_ptr[t + 1] = spikes_so_far
+            if two_phase:  # fire for T steps with no input
+                spikes_so_far = 0
+                for t in range(time_steps):
+                    for n in range(n_out):
+                        if v[n] < threshold:
+                            continue
+                        cur_idx[spikes_so_far] = n
+                        spikes_so_far += 1
+                        count[n] += 1
+                        if reset_zero:
+                            v[n] = 0
+                        else:
+                            v[n] -= threshold
+                        if record:
+                            spikes_out[image, t, n_off + n] = 1
+                    cur_ptr[t + 1] = spikes_so_far
             if out_off[layer] >= 0:
                 v_out[image, out_off[layer] : out_off[layer] + n_out] = v[:n_out]
                 count_out[image, out_off[layer] : out_off[layer] + n_out] = count[:n_out]
@@ -371,6 +403,7 @@ def simulate_events(
     count_out = np.empty((n, kept), np.int32)
     spikes_out = np.zeros((n, time_steps, packed.num_neurons) if record else (1, 1, 1), np.uint8)
     delay = 1 if timing == "delay" else 0
+    two_phase = timing == "exact_count"
     workers = min(threads_for(threads), n)
     bounds = [n * part // workers for part in range(workers + 1)]
 
@@ -387,6 +420,7 @@ def simulate_events(
             currents[lo:hi],
             time_steps,
             delay,
+            two_phase,
             packed.reset_zero,
             packed.v_max,
             out_off,

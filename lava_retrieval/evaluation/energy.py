@@ -8,8 +8,10 @@ Operation counts (:func:`op_counts`), from the simulator's spike counts, per ima
   of the emitting neuron: kernel taps that fall inside the next layer's map, every output of a
   dense layer). Computed exactly as the next layer's synaptic input with every weight set to 1.
 * ``neuron_updates``: every neuron of every layer is updated once per chip step; a presentation
-  takes ``T`` steps with Lava's timing (``delay``/``no_delay``) and ``T + depth`` steps for one
-  image with ``pipelined`` timing (its last layer finishes ``depth`` steps after the input).
+  takes ``T`` steps with Lava's timing (``delay``/``no_delay``), ``T + depth`` steps for one
+  image with ``pipelined`` timing (its last layer finishes ``depth`` steps after the input) and
+  ``T x (layers + 1)`` with ``exact_count`` (the input integrates T steps, then every layer
+  fires T steps while its successor integrates them).
 
 Loihi model (:class:`LoihiEnergyModel`): ``E = P_static x t + E_dynamic`` with
 
@@ -95,10 +97,12 @@ class LoihiEnergyModel:
 def chip_steps(network: SpikingNetwork, time_steps: int, timing: str) -> int:
     """Chip steps one image occupies (see the module docstring).
 
-    >>> chip_steps(net, 16, "pipelined")
-    21
+    >>> chip_steps(net, 16, "pipelined"), chip_steps(net, 16, "exact_count")
+    (21, 112)
     """
     depth = len(network.layers) - 1
+    if timing == "exact_count":
+        return time_steps * (len(network.layers) + 1)
     return time_steps + depth if timing == "pipelined" else time_steps
 
 

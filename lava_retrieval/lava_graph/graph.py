@@ -187,6 +187,19 @@ def _kill(actors) -> None:
             pass
 
 
+def _offset(depth: int, time_steps: int, timing: str) -> int:
+    """Steps from an image's first step to the end of the first window of the layer at
+    ``depth``, less T: ``pipelined`` shifts each layer by one step, ``exact_count`` by a window
+    and a step, plus the window in which the layer fires what it integrated.
+
+    >>> _offset(5, 16, "delay"), _offset(5, 16, "pipelined"), _offset(5, 16, "exact_count")
+    (0, 5, 101)
+    """
+    if timing == "exact_count":
+        return depth * (time_steps + 1) + time_steps
+    return depth if timing == "pipelined" else 0
+
+
 def _check_loihi(
     network: SpikingNetwork, images: np.ndarray, readout: str, timing: str = "delay"
 ) -> None:
@@ -303,7 +316,7 @@ def build(
                 source = source.flatten()
             source.connect(layer.inp)
             layers.append(layer)
-        offset = network.embedding_layer if timing == "pipelined" else 0
+        offset = _offset(network.embedding_layer, time_steps, timing)
         embedding_layer = layers[network.embedding_layer]
         probe = MembraneProbe(
             state_shape=embedding_layer.v.shape,

@@ -16,9 +16,9 @@ from numbers import Integral
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.snn.network import SpikingNetwork
 
-TIMINGS = ("delay", "no_delay", "pipelined")
+TIMINGS = ("delay", "no_delay", "pipelined", "exact_count")
 """When each layer's window starts (see :mod:`lava_retrieval.snn.reference`)."""
-GRAPH_TIMINGS = ("delay", "pipelined")
+GRAPH_TIMINGS = ("delay", "pipelined", "exact_count")
 """The timings a Lava process graph runs (``no_delay`` has no synapse delay; ``pipelined``
 computes its integers)."""
 READOUTS = ("membrane", "spike_count", "integrated")
@@ -52,9 +52,9 @@ class SimConfig:
     time_steps : int
         Steps per image (T). Default 16.
     timing : str
-        ``delay`` (Lava's with one window for all layers, the paper's; default), ``no_delay`` or
-        ``pipelined`` (each layer's window shifted by its depth; see
-        :mod:`lava_retrieval.snn.reference`).
+        ``delay`` (Lava's with one window for all layers, the paper's; default), ``no_delay``,
+        ``pipelined`` (each layer's window shifted by its depth) or ``exact_count`` (each layer
+        integrates T steps, then fires T; see :mod:`lava_retrieval.snn.reference`).
     readout : str
         ``membrane`` (default, the paper's), ``spike_count`` or ``integrated``.
     chunk_size : int

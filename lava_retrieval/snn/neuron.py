@@ -114,13 +114,25 @@ def if_step(
     >>> if_step(np.array([9]), np.array([3]), 0, NeuronParams(8, reset="zero"))[0].tolist()
     [0]
     """
-    v = np.clip(np.asarray(v, np.int64) + a_in + bias, -params.v_max, params.v_max)
+    v = integrate(v, a_in, bias, params)
     spikes = v >= params.threshold
     if params.reset == "subtract":
         v = v - params.threshold * spikes
     else:
         v = np.where(spikes, 0, v)
     return v, spikes
+
+
+def integrate(
+    v: np.ndarray, a_in: np.ndarray, bias: np.ndarray | int, params: NeuronParams
+) -> np.ndarray:
+    """The first half of :func:`if_step`: ``clip(v + a_in + bias, -v_max, v_max)`` (int64),
+    without firing (a layer's integrate phase in the ``exact_count`` timing).
+
+    >>> integrate(np.array([131070]), np.array([5]), 0, NeuronParams(threshold=8)).tolist()
+    [131071]
+    """
+    return np.clip(np.asarray(v, np.int64) + a_in + bias, -params.v_max, params.v_max)
 
 
 def input_current(images: np.ndarray, param_scale: float) -> np.ndarray:

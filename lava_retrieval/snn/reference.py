@@ -30,7 +30,17 @@ Timing
     its own input while images stream back to back, one every T steps (latency T + depth). Per
     image, a layer then sees at its k-th step what its predecessor emitted at its own k-th step:
     the integers are those of ``no_delay``, which is how this function computes them.
-Readouts (of the embedding layer, after the last step)
+    ``exact_count``: every layer first integrates a window of T steps without firing (its
+    input and its bias, saturating as always: :func:`lava_retrieval.snn.neuron.integrate`),
+    then fires for T steps with no input (:func:`lava_retrieval.snn.neuron.if_step` with no
+    input and no bias), and it integrates while its predecessor fires: at its k-th integrating
+    step it sees what the predecessor emitted at its k-th firing step. Each layer's count is
+    then that of its whole input, ``clip(floor((v_init + S) / threshold), 0, T)`` with soft
+    reset and no saturation, ``S = W . (previous counts) + T x bias`` (the input layer: ``T x``
+    its current): with ``v_init`` half the threshold, the QCFS activation with L = T, and no
+    error from spikes arriving unevenly. Streamed, a layer holds two potentials (it integrates
+    image i+1 while it fires image i): one image every T steps, latency T x (layers + 1).
+Readouts (of the embedding layer, after the last step; ``exact_count``: after its firing)
     ``membrane`` (the paper's): the potentials; ``spike_count``: spikes per neuron;
     ``integrated``: ``spike_count x threshold + membrane - v_init``, all the input the neuron
     integrated in the window (exact with soft reset and no saturation).
@@ -45,7 +55,7 @@ import numpy as np
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.snn.config import check_readout, check_timing
 from lava_retrieval.snn.network import SpikingNetwork
-from lava_retrieval.snn.neuron import if_step, input_current
+from lava_retrieval.snn.neuron import if_step, input_current, integrate
 from lava_retrieval.snn.synapse import SynapticOp
 
 _UNSATURATED = 1 << 62
@@ -89,7 +99,7 @@ def simulate_reference(
         (N, H, W) uint8 or float in [0, 1], H x W the input layer's map.
     time_steps : int
         Steps per image (T >= 1).
-    timing : {"delay", "no_delay", "pipelined"}
+    timing : {"delay", "no_delay", "pipelined", "exact_count"}
     record_spikes : bool
         Also return every layer's (T, N, *shape) spike train.
     saturate : bool
@@ -126,20 +136,31 @@ def simulate_reference(
     previous = [np.zeros(x.shape, bool) for x in v]
     trains = [[] for _ in layers]
     current = input_current(images, layers[0].param_scale).reshape(n, *layers[0].output_shape)
-    for _ in range(time_steps):
-        now = []
+    if timing == "exact_count":
         for i in range(len(layers)):
-            if i == 0:
-                a_in = current
-            else:
-                source = previous[i - 1] if timing == "delay" else now[i - 1]
-                a_in = np.rint(ops[i](source)).astype(np.int64)
-            v[i], spikes = if_step(v[i], a_in, biases[i], params[i])
-            counts[i] += spikes
-            now.append(spikes)
-            if record_spikes:
+            inputs = trains[i - 1] if i else [current] * time_steps
+            for k in range(time_steps):  # integrate, not firing
+                a_in = np.rint(ops[i](inputs[k])).astype(np.int64) if i else inputs[k]
+                v[i] = integrate(v[i], a_in, biases[i], params[i])
+            for _ in range(time_steps):  # fire, no input
+                v[i], spikes = if_step(v[i], 0, 0, params[i])
+                counts[i] += spikes
                 trains[i].append(spikes)
-        previous = now
+    else:
+        for _ in range(time_steps):
+            now = []
+            for i in range(len(layers)):
+                if i == 0:
+                    a_in = current
+                else:
+                    source = previous[i - 1] if timing == "delay" else now[i - 1]
+                    a_in = np.rint(ops[i](source)).astype(np.int64)
+                v[i], spikes = if_step(v[i], a_in, biases[i], params[i])
+                counts[i] += spikes
+                now.append(spikes)
+                if record_spikes:
+                    trains[i].append(spikes)
+            previous = now
     return SimResult(
         spike_counts=[c.astype(np.int32) for c in counts],
         membrane=v,

@@ -13,7 +13,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_retrieval.loihi import lowering
 from lava_retrieval.snn.network import SpikingLayer
-from lava_retrieval.snn.neuron import NeuronParams, if_step
+from lava_retrieval.snn.neuron import NeuronParams, if_step, integrate
 from lava_retrieval.snn.synapse import SynapticOp
 from procs.if_layer.process import IFLayer
 
@@ -49,19 +49,35 @@ class _BatchedIFLayer(PyLoihiProcessModel):
         self.neuron = NeuronParams(
             threshold=layer.threshold, reset=proc_params["reset"], v_init=proc_params["v_init"]
         )
-        self.pipelined = proc_params["timing"] == "pipelined"
-        self.offset = proc_params["depth"] if self.pipelined else 0
+        self.pipelined = proc_params["timing"] in ("pipelined", "exact_count")
+        # exact_count: two potentials, one integrating image i+1 while the other fires image
+        # i; a layer's window starts T + 1 steps after its predecessor's (one window to fire,
+        # one step of synapse delay).
+        self.exact = proc_params["timing"] == "exact_count"
+        depth = proc_params["depth"]
+        self.offset = depth * (self.time_steps + 1) if self.exact else depth * self.pipelined
         self.synapse = None if layer.kind == "input" else SynapticOp(layer)
         shape = (proc_params["batch_size"], *layer.output_shape)
         bias = np.zeros(layer.output_shape[0], np.int64) if layer.bias is None else layer.bias
         self.bias = bias.astype(np.int64).reshape((1, -1) + (1,) * (len(shape) - 2))
         self.pending = np.zeros(shape, self.state_dtype)
+        self.integrating = np.full(shape, self.neuron.v_init, self.state_dtype)
 
     state_dtype = np.int64
 
+    def step(self, v: np.ndarray, a_in: np.ndarray, bias) -> tuple[np.ndarray, np.ndarray]:
+        """One neuron step of potentials ``v``: (new potentials, spikes)."""
+        raise NotImplementedError
+
+    def accumulate(self, v: np.ndarray, a_in: np.ndarray) -> np.ndarray:
+        """One integrating step without firing (the ``exact_count`` timing)."""
+        raise NotImplementedError
+
     def integrate(self, a_in: np.ndarray) -> np.ndarray:
         """Advance the membrane potentials by one step; returns the spikes."""
-        raise NotImplementedError
+        v, spikes = self.step(self.v, a_in, self.bias)
+        self.v[:] = v
+        return spikes.astype(self.v.dtype)
 
     def synaptic_input(self, spikes: np.ndarray) -> np.ndarray:
         """Synaptic input of the next step from this step's presynaptic spikes."""
@@ -75,6 +91,9 @@ class _BatchedIFLayer(PyLoihiProcessModel):
             received = self.inp.recv()
             if self.kind != "input":
                 self.pending = self.synaptic_input(received)
+            return
+        if self.exact:
+            self.integrate_then_fire(step)
             return
         if step % self.time_steps == 0:
             # A new window: the initial potential, no spike counted; with one window for all
@@ -94,6 +113,23 @@ class _BatchedIFLayer(PyLoihiProcessModel):
             # Lava's synapse timing: spikes received now reach the neurons at the next step.
             self.pending = self.synaptic_input(self.inp.recv())
 
+    def integrate_then_fire(self, step: int) -> None:
+        """``exact_count``: integrate this window's input into one potential while the other,
+        which integrated the previous window, fires with no input; they swap every window."""
+        if step % self.time_steps == 0:
+            self.v[:] = self.integrating
+            self.integrating = np.full_like(self.integrating, self.neuron.v_init)
+            self.spike_count[:] = 0
+        a_in = self.inp.recv() if self.kind == "input" else self.pending
+        self.integrating = self.accumulate(self.integrating, a_in)
+        v, spikes = self.step(self.v, 0, 0)  # no input, no bias
+        self.v[:] = v
+        spikes = spikes.astype(self.v.dtype)
+        self.spike_count[:] += spikes
+        self.out.send(spikes)
+        if self.kind != "input":
+            self.pending = self.synaptic_input(self.inp.recv())
+
 
 @implements(proc=IFLayer, protocol=LoihiProtocol)
 @requires(CPU)
@@ -107,10 +143,11 @@ class PyIFLayerModelFixed(_BatchedIFLayer):
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     spike_count: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
-    def integrate(self, a_in: np.ndarray) -> np.ndarray:
-        v, spikes = if_step(self.v, a_in, self.bias, self.neuron)
-        self.v[:] = v
-        return spikes.astype(np.int32)
+    def step(self, v, a_in, bias):
+        return if_step(v, a_in, bias, self.neuron)
+
+    def accumulate(self, v, a_in):
+        return integrate(v, a_in, self.bias, self.neuron)
 
     def synaptic_input(self, spikes: np.ndarray) -> np.ndarray:
         return np.rint(self.synapse(spikes)).astype(np.int64)
@@ -130,16 +167,18 @@ class PyIFLayerModelFloat(_BatchedIFLayer):
 
     state_dtype = np.float64
 
-    def integrate(self, a_in: np.ndarray) -> np.ndarray:
+    def step(self, v, a_in, bias):
         threshold = self.neuron.threshold
-        v = self.v + a_in + self.bias
+        v = v + a_in + bias
         spikes = v >= threshold
         if self.neuron.reset == "subtract":
             v = v - threshold * spikes
         else:
             v = np.where(spikes, 0.0, v)
-        self.v[:] = v
-        return spikes.astype(float)
+        return v, spikes
+
+    def accumulate(self, v, a_in):
+        return v + a_in + self.bias
 
     def synaptic_input(self, spikes: np.ndarray) -> np.ndarray:
         return self.synapse(spikes).astype(np.float64)

@@ -39,7 +39,7 @@ from lava_retrieval.ann.model import ConvNet
 from lava_retrieval.conversion.algorithm import ConversionConfig, calibration_indices, convert
 from lava_retrieval.engines import events
 from lava_retrieval.loihi import lowering
-from lava_retrieval.snn.config import READOUTS, TIMINGS, SimConfig
+from lava_retrieval.snn.config import GRAPH_TIMINGS, READOUTS, TIMINGS, SimConfig
 from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
 from lava_retrieval.snn.neuron import V_MAX
 from lava_retrieval.snn.reference import readout_of, simulate_reference
@@ -338,8 +338,8 @@ ENGINES = {
     "torch": Engine(_simulator("torch")),
     "torch-cuda": Engine(_simulator("torch", "cuda"), needs_cuda=True),
     "events": Engine(_simulator("events"), needs_int32=True),
-    "lava": Engine(_graph("lava"), timings=("delay", "pipelined")),
-    "lava-float": Engine(_graph("lava-float"), timings=("delay", "pipelined"), saturates=False),
+    "lava": Engine(_graph("lava"), timings=GRAPH_TIMINGS),
+    "lava-float": Engine(_graph("lava-float"), timings=GRAPH_TIMINGS, saturates=False),
     "loihi": Engine(_loihi, timings=("delay",), max_images=2, lowers_to="loihi"),
     "netx": Engine(None, timings=("delay",), max_images=1, lowers_to="netx"),
 }

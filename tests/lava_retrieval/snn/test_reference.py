@@ -74,6 +74,9 @@ def _two_neurons() -> SpikingNetwork:
         ("delay", [0, 0, 1, 0, 1], 2),
         # no_delay: it arrives at once: v = 3, 6>1, 4, 7>2, 5>0.
         ("no_delay", [0, 1, 0, 1, 1], 0),
+        # exact_count: the pixel integrates 5 x 255 and fires all 5 steps; the neuron integrates
+        # 5 x 3 = 15 without firing, then fires floor(15 / 5) = 3 times in a row, to 0.
+        ("exact_count", [1, 1, 1, 0, 0], 0),
     ],
 )
 def test_network_timing_by_hand(timing, spikes, potential):
