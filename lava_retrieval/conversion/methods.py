@@ -10,6 +10,10 @@ how it is converted, the timing and the readout. ``evaluate`` and ``demo`` take 
     window at half its threshold, pipelined timing (each layer integrates exactly T steps of its
     own input), integrated readout (spike count x threshold + membrane - initial potential). The
     method of the README's "Fewer time steps" section, close to its ANN from T = 8 on.
+``qcfs-exact``
+    The same network under the exact-count schedule (``exact_count``: each layer integrates T
+    steps, then fires T; its count is the QCFS activation of its whole input with L = T), the
+    integrated readout: no error from the timing of spikes, at a latency of T x (layers + 1).
 ``paper``
     Liu et al. 2022 as published: the ReLU 32-64-10 ANN, Algorithm 1 with the paper's
     percentiles, Lava's timing (``delay``), the membrane readout. Table 2 of the README.
@@ -47,7 +51,7 @@ class Method:
         Directory under ``lava_retrieval/pretrained``.
     conversion : ConversionConfig
     timing : str
-        ``delay`` or ``pipelined``.
+        ``delay``, ``pipelined`` or ``exact_count``.
     readout : str
         ``membrane``, ``spike_count`` or ``integrated``.
 
@@ -83,6 +87,15 @@ METHODS = {
         "32-64-10-qcfs16",
         ConversionConfig(initial_membrane=0.5),
         "pipelined",
+        "integrated",
+    ),
+    "qcfs-exact": Method(
+        "qcfs-exact",
+        "QCFS-trained 32-64-10 as qcfs, exact-count schedule (each layer integrates T steps, "
+        "then fires T), integrated",
+        "32-64-10-qcfs16",
+        ConversionConfig(initial_membrane=0.5),
+        "exact_count",
         "integrated",
     ),
     "paper": Method(

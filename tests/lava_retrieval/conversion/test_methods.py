@@ -45,6 +45,19 @@ def test_its_spiking_network_classifies_like_its_ann_at_16_steps(qcfs_network, f
     assert snn >= ann - 1.0
 
 
+def test_the_exact_count_method_classifies_like_its_ann(qcfs_network, fashion):
+    """An accuracy floor on real data for ``qcfs-exact``: the same network, the exact-count
+    schedule; at 16 steps within half a point of its ANN on 1,000 test images."""
+    method = get("qcfs-exact")
+    assert (method.timing, method.readout) == ("exact_count", "integrated")
+    assert method.checkpoint_path == get("qcfs").checkpoint_path
+    images, labels = fashion.test_images[:1000], fashion.test_labels[:1000]
+    ann = 100 * accuracy(method.checkpoint().model, images, labels)
+    result = simulate(qcfs_network, images, SimConfig(16, timing="exact_count"), layers=(-1,))
+    snn = 100 * np.mean(predict_classes(result.spike_counts[-1], result.membrane[-1]) == labels)
+    assert snn >= ann - 0.5
+
+
 def test_unknown_method():
     from lava_retrieval.common.errors import LavaRetrievalError
 
