@@ -193,7 +193,8 @@ def method_options(p: argparse.ArgumentParser) -> None:
         choices=TIMINGS,
         help="delay (the paper's), pipelined or no_delay (the same numbers as pipelined), "
         "exact_count (each layer integrates T steps, then fires T: its count is that of its "
-        "whole input); default: the method's",
+        "whole input), graded (each layer sends that count as one graded message: T levels, "
+        "one step a layer); default: the method's",
     )
 
 

@@ -49,18 +49,19 @@ class _Synapses:
             and bool((weight == weight.flat[0]).all())
         )
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The synaptic input of spikes (or, with ``dtype`` float64, of counts) ``x``."""
         layer = self.layer
-        x = x.to(self.dtype)
+        dtype = dtype or self.dtype
+        x = x.to(dtype)
+        weight = self.weight.to(dtype)
         if layer.kind == "dense":
-            return x.flatten(1) @ self.weight.T
+            return x.flatten(1) @ weight.T
         if self.pool:
             # Equal weights, non-overlapping windows: a sum pool times the weight.
             k = layer.stride
             return F.avg_pool2d(x, k) * (float(layer.weight.flat[0]) * k * k)
-        return F.conv2d(
-            x, self.weight, stride=layer.stride, padding=layer.padding, groups=layer.groups
-        )
+        return F.conv2d(x, weight, stride=layer.stride, padding=layer.padding, groups=layer.groups)
 
 
 def _fire(
@@ -139,7 +140,7 @@ def _integrate_then_fire(
     the firing is closed-form: soft reset spikes ``floor(v / threshold)`` times (at most T),
     in the first steps; zero reset once. Returns (spikes (T, N, ...) 0/1, potentials,
     counts)."""
-    steps, v_max, threshold = len(inputs), params.v_max, params.threshold
+    steps, v_max = len(inputs), params.v_max
     u = inputs
     if bias is not None:
         u.add_(bias)
@@ -161,14 +162,48 @@ def _integrate_then_fire(
         for t in range(steps):
             vs.add_(current[t]).clamp_(-v_max, v_max)
         v.view(-1)[idx] = vs
+    counts = _fire_without_input(v, params, steps)
+    order = torch.arange(steps, device=v.device, dtype=v.dtype).view(-1, *([1] * v.dim()))
+    return (counts.unsqueeze(0) > order).to(inputs.dtype), v, counts
+
+
+def _fire_without_input(v: torch.Tensor, params: NeuronParams, steps: int) -> torch.Tensor:
+    """``steps`` steps of firing with no input, in closed form: soft reset spikes ``floor(v /
+    threshold)`` times (at most ``steps``), zero reset once. Updates ``v``; returns the counts."""
+    threshold = params.threshold
     if params.reset == "subtract":
         counts = torch.div(v, threshold, rounding_mode="floor").clamp_(0, steps)
         v.sub_(counts * threshold)
     else:
         counts = (v >= threshold).to(v.dtype)
         v.masked_fill_(counts.bool(), 0)
-    order = torch.arange(steps, device=v.device, dtype=v.dtype).view(-1, *([1] * v.dim()))
-    return (counts.unsqueeze(0) > order).to(inputs.dtype), v, counts
+    return counts
+
+
+def _simulate_graded(prepared: Prepared, images: np.ndarray, levels: int, record: bool):
+    """Graded spikes: each layer integrates its predecessor's counts through its synapses and
+    ``levels`` x its bias in one step, then fires without input (closed form)."""
+    layers, synapses, params = prepared.layers, prepared.synapses, prepared.params
+    current = input_current(images, layers[0].param_scale).astype(np.float64)[:, None]
+    result = SimResult([], [], [] if record else None)
+    counts = None
+    for index in range(len(layers)):
+        syn = synapses[index]
+        if index == 0:
+            total = torch.from_numpy(levels * current).to(prepared.device)
+        else:  # counts up to T times the weights: float64 holds them exactly
+            total = syn(counts, torch.float64)
+        if index and syn.bias is not None:
+            total = total + levels * syn.bias.to(torch.float64)
+        neuron = params[index]
+        v = (total + neuron.v_init).clamp_(-neuron.v_max, neuron.v_max)
+        counts = _fire_without_input(v, neuron, levels)
+        result.spike_counts.append(counts)
+        result.membrane.append(v)
+        if record:
+            order = torch.arange(levels, device=v.device, dtype=v.dtype)
+            result.spikes.append(counts.unsqueeze(0) > order.view(-1, *([1] * v.dim())))
+    return result
 
 
 def _simulate_exact_count(prepared: Prepared, images: np.ndarray, time_steps: int, record: bool):
@@ -203,6 +238,8 @@ def _simulate_chunk(
 ) -> SimResult:
     if timing == "exact_count":
         return _simulate_exact_count(prepared, images, time_steps, record)
+    if timing == "graded":
+        return _simulate_graded(prepared, images, time_steps, record)
     layers, synapses, params = prepared.layers, prepared.synapses, prepared.params
     n = len(images)
     current = torch.from_numpy(

@@ -60,9 +60,14 @@ def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return tuple(shape) if len(shape) == 3 else (int(np.prod(shape)), 1, 1)
 
 
-def supports(network: SpikingNetwork) -> bool:
-    """Whether the compiled engine can run ``network`` exactly (int32 never overflows)."""
-    return AVAILABLE and packed(network).fits_int32
+def supports(network: SpikingNetwork, graded_levels: int = 0) -> bool:
+    """Whether the compiled engine can run ``network`` exactly (int32 never overflows), also
+    with graded messages of ``graded_levels`` levels (a step's input up to that many times
+    larger) where given."""
+    if not AVAILABLE:
+        return False
+    prepared = packed(network)
+    return prepared.fits_int32 and graded_levels * prepared.largest_input < _INT32_LIMIT
 
 
 def _taps(layer: SpikingLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -159,6 +164,14 @@ class Packed:
         self.reset_zero = params[0].reset == "zero"
         self.v_max = params[0].v_max
         assert all((p.reset, p.v_max) == (params[0].reset, self.v_max) for p in params)
+        # The largest input of one step, plus the potential it meets (graded messages: times T).
+        self.largest_input = max(
+            layer.max_input
+            + (0 if layer.bias is None else int(np.abs(layer.bias).max(initial=0)))
+            + self.v_max
+            + abs(p.v_init)
+            for layer, p in zip(network.layers, params, strict=True)
+        )
         # Thresholds above int32 cannot be compared in the kernel's int32 arithmetic.
         self.fits_int32 = all(
             layer.max_input + self.v_max + abs(p.v_init) < _INT32_LIMIT
@@ -238,6 +251,7 @@ def _kernel(
     time_steps,
     delay,
     two_phase,
+    graded,
     reset_zero,
     v_max,
     out_off,
@@ -253,7 +267,9 @@ def _kernel(
     column ``out_off[l]`` (not at all where it is -1), and, if ``record``, every spike to
     ``spikes_out`` (N, T, all neurons). ``two_phase`` (the ``exact_count`` timing): every
     layer integrates its T steps without firing, then fires T steps with no input, which are
-    the steps its successor integrates.
+    the steps its successor integrates. ``graded`` (with ``two_phase``): a layer integrates all
+    of its predecessor's spikes and T x its bias in one step instead (the count as one graded
+    message: every spike of the window adds its weights once).
     """
     n_layers = table.shape[0]
     acc = np.zeros(max_neurons, np.int32)
@@ -284,13 +300,20 @@ def _kernel(
             acc[:n_out] = bias
             count[:n_out] = 0
             cur_ptr[0] = 0
-            for t in range(time_steps):
+            if graded:
+                for n in range(n_out):
+                    acc[n] = bias[n] * time_steps
+            for t in range(1 if graded else time_steps):
                 # Synaptic input of this step.
                 if kind == _INPUT:
-                    acc[:n_out] = currents[image]
+                    for n in range(n_out):
+                        acc[n] = currents[image, n] * (time_steps if graded else 1)
                 elif t - delay >= 0:
                     s = t - delay
-                    for e in range(prev_ptr[s], prev_ptr[s + 1]):
+                    first, last = prev_ptr[s], prev_ptr[s + 1]
+                    if graded:  # the whole window's spikes at once
+                        first, last = prev_ptr[0], prev_ptr[time_steps]
+                    for e in range(first, last):
                         i = prev_idx[e]
                         if kind == _DENSE:
                             _add(acc[:n_out], weights[w_off + i * n_out :])
@@ -403,7 +426,8 @@ def simulate_events(
     count_out = np.empty((n, kept), np.int32)
     spikes_out = np.zeros((n, time_steps, packed.num_neurons) if record else (1, 1, 1), np.uint8)
     delay = 1 if timing == "delay" else 0
-    two_phase = timing == "exact_count"
+    two_phase = timing in ("exact_count", "graded")
+    graded = timing == "graded"
     workers = min(threads_for(threads), n)
     bounds = [n * part // workers for part in range(workers + 1)]
 
@@ -421,6 +445,7 @@ def simulate_events(
             time_steps,
             delay,
             two_phase,
+            graded,
             packed.reset_zero,
             packed.v_max,
             out_off,

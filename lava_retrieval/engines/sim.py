@@ -52,20 +52,22 @@ __all__ = [
 ]
 
 
-def _engine(network: SpikingNetwork, engine: str) -> str:
-    """The engine that runs ``network``: ``events`` or ``torch``."""
+def _engine(network: SpikingNetwork, engine: str, config: SimConfig | None = None) -> str:
+    """The engine that runs ``network`` (with ``config``'s timing): ``events`` or ``torch``."""
     from lava_retrieval.engines import events
 
     if engine == "torch":
         return "torch"
     if engine == "events" and not events.AVAILABLE:
         raise LavaRetrievalError("engine 'events' needs numba: pip install numba")
-    if events.supports(network):
+    graded = config.time_steps if config is not None and config.timing == "graded" else 0
+    if events.supports(network, graded):
         return "events"
     if engine == "events":
         raise LavaRetrievalError(
             "engine 'events' computes in int32, and this network's synaptic input per step "
-            "or one of its thresholds could pass 2**31; use engine='torch'"
+            "(with graded messages: times the levels) or one of its thresholds could pass "
+            "2**31; use engine='torch'"
         )
     return "torch"
 
@@ -171,7 +173,7 @@ def simulate(
         if kind == "cuda" and not torch.cuda.is_available():
             raise LavaRetrievalError(f"device {device!r}: this machine has no CUDA GPU")
         engine = "torch"
-    run = _runner(network, _engine(network, engine), device)
+    run = _runner(network, _engine(network, engine, config), device)
     parts: list[SimResult] = []
     with tqdm(total=len(images), unit="img", disable=not progress, desc="sim") as bar:
         for start in range(0, len(images), chunk_size):

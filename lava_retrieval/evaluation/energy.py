@@ -11,7 +11,8 @@ Operation counts (:func:`op_counts`), from the simulator's spike counts, per ima
   takes ``T`` steps with Lava's timing (``delay``/``no_delay``), ``T + depth`` steps for one
   image with ``pipelined`` timing (its last layer finishes ``depth`` steps after the input) and
   ``T x (layers + 1)`` with ``exact_count`` (the input integrates T steps, then every layer
-  fires T steps while its successor integrates them).
+  fires T steps while its successor integrates them) and ``layers`` with ``graded`` messages
+  (one step a layer; its ``spikes`` count the levels it sends, as if fired one by one).
 
 Loihi model (:class:`LoihiEnergyModel`): ``E = P_static x t + E_dynamic`` with
 
@@ -99,10 +100,14 @@ def chip_steps(network: SpikingNetwork, time_steps: int, timing: str) -> int:
 
     >>> chip_steps(net, 16, "pipelined"), chip_steps(net, 16, "exact_count")
     (21, 112)
+    >>> chip_steps(net, 16, "graded")
+    6
     """
     depth = len(network.layers) - 1
     if timing == "exact_count":
         return time_steps * (len(network.layers) + 1)
+    if timing == "graded":
+        return depth + 1
     return time_steps + depth if timing == "pipelined" else time_steps
 
 

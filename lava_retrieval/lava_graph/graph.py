@@ -189,15 +189,16 @@ def _kill(actors) -> None:
 
 def _offset(depth: int, time_steps: int, timing: str) -> int:
     """Steps from an image's first step to the end of the first window of the layer at
-    ``depth``, less T: ``pipelined`` shifts each layer by one step, ``exact_count`` by a window
-    and a step, plus the window in which the layer fires what it integrated.
+    ``depth``, less T: ``pipelined`` (and ``graded``, whose window is one step) shifts each
+    layer by one step, ``exact_count`` by a window and a step, plus the window in which the
+    layer fires what it integrated.
 
     >>> _offset(5, 16, "delay"), _offset(5, 16, "pipelined"), _offset(5, 16, "exact_count")
     (0, 5, 101)
     """
     if timing == "exact_count":
         return depth * (time_steps + 1) + time_steps
-    return depth if timing == "pipelined" else 0
+    return depth if timing in ("pipelined", "graded") else 0
 
 
 def _check_loihi(
@@ -293,10 +294,12 @@ def build(
     # __del__ at exit (Lava's AbstractProcess.stop reads an attribute not yet set).
     with no_interrupts():
         layout = "whc" if loihi else "bchw"
+        # A presentation window: T steps; with graded messages one step (T is the levels).
+        window = 1 if timing == "graded" else time_steps
         encoder = ImageEncoder(
             images=images,
             batch_size=batch_size,
-            time_steps=time_steps,
+            time_steps=window,
             param_scale=network.layers[0].param_scale,
             layout=layout,
         )
@@ -320,7 +323,7 @@ def build(
         embedding_layer = layers[network.embedding_layer]
         probe = MembraneProbe(
             state_shape=embedding_layer.v.shape,
-            time_steps=time_steps,
+            time_steps=window,
             readout=readout,
             threshold=network.layers[network.embedding_layer].threshold,
             v_init=network.neuron(network.embedding_layer).v_init,
@@ -331,7 +334,7 @@ def build(
         probe.v_ref.connect_var(embedding_layer.v)
         if not loihi:
             probe.count_ref.connect_var(embedding_layer.spike_count)
-        embedding_sink = HostSink(shape=probe.out.shape, time_steps=time_steps, offset=offset)
+        embedding_sink = HostSink(shape=probe.out.shape, time_steps=window, offset=offset)
         probe.out.connect(embedding_sink.inp)
         graph = RetrievalGraph(
             encoder,
@@ -340,7 +343,7 @@ def build(
             embedding_sink,
             len(images),
             batch_size,
-            time_steps,
+            window,
             backend,
             offset=offset,
         )
@@ -349,14 +352,14 @@ def build(
                 corpus=corpus,
                 k=k,
                 batch_size=batch_size,
-                time_steps=time_steps,
+                time_steps=window,
                 labels=corpus_labels,
                 offset=offset,
             )
             probe.out.connect(knn.query)
             sinks = []
             for port in (knn.ids, knn.scores):
-                sink = HostSink(shape=port.shape, time_steps=time_steps, offset=offset)
+                sink = HostSink(shape=port.shape, time_steps=window, offset=offset)
                 port.connect(sink.inp)
                 sinks.append(sink)
             graph.knn, graph.result_sinks = knn, tuple(sinks)

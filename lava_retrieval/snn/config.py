@@ -16,9 +16,9 @@ from numbers import Integral
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.snn.network import SpikingNetwork
 
-TIMINGS = ("delay", "no_delay", "pipelined", "exact_count")
+TIMINGS = ("delay", "no_delay", "pipelined", "exact_count", "graded")
 """When each layer's window starts (see :mod:`lava_retrieval.snn.reference`)."""
-GRAPH_TIMINGS = ("delay", "pipelined", "exact_count")
+GRAPH_TIMINGS = ("delay", "pipelined", "exact_count", "graded")
 """The timings a Lava process graph runs (``no_delay`` has no synapse delay; ``pipelined``
 computes its integers)."""
 READOUTS = ("membrane", "spike_count", "integrated")
@@ -53,8 +53,9 @@ class SimConfig:
         Steps per image (T). Default 16.
     timing : str
         ``delay`` (Lava's with one window for all layers, the paper's; default), ``no_delay``,
-        ``pipelined`` (each layer's window shifted by its depth) or ``exact_count`` (each layer
-        integrates T steps, then fires T; see :mod:`lava_retrieval.snn.reference`).
+        ``pipelined`` (each layer's window shifted by its depth), ``exact_count`` (each layer
+        integrates T steps, then fires T) or ``graded`` (each layer sends its count as one graded
+        message; T is the number of levels); see :mod:`lava_retrieval.snn.reference`.
     readout : str
         ``membrane`` (default, the paper's), ``spike_count`` or ``integrated``.
     chunk_size : int

@@ -40,7 +40,17 @@ Timing
     its current): with ``v_init`` half the threshold, the QCFS activation with L = T, and no
     error from spikes arriving unevenly. Streamed, a layer holds two potentials (it integrates
     image i+1 while it fires image i): one image every T steps, latency T x (layers + 1).
-Readouts (of the embedding layer, after the last step; ``exact_count``: after its firing)
+    ``graded``: graded spikes (Loihi 2's graded messages), T the number of levels. A layer
+    receives its predecessor's count as one message, integrates it through its synapses and T x
+    its bias in one step (``W . (previous counts) + T x bias``; the input layer T x its
+    current), from ``v_init``, and its count is what T steps of firing with no input would give
+    (:func:`lava_retrieval.snn.neuron.if_step` run T times with no input: ``clip(floor(v /
+    threshold), 0, T)`` with soft reset), which it sends on. The counts equal ``exact_count``'s
+    wherever that one's sum stays inside the saturation bounds (it clips once, not every step);
+    streamed, one image per step, latency layers + 1. ``spikes`` records each count as
+    ``exact_count`` would fire it (in the first steps of a window of T).
+Readouts (of the embedding layer, after the last step; ``exact_count``, ``graded``: after its
+firing)
     ``membrane`` (the paper's): the potentials; ``spike_count``: spikes per neuron;
     ``integrated``: ``spike_count x threshold + membrane - v_init``, all the input the neuron
     integrated in the window (exact with soft reset and no saturation).
@@ -99,7 +109,7 @@ def simulate_reference(
         (N, H, W) uint8 or float in [0, 1], H x W the input layer's map.
     time_steps : int
         Steps per image (T >= 1).
-    timing : {"delay", "no_delay", "pipelined", "exact_count"}
+    timing : {"delay", "no_delay", "pipelined", "exact_count", "graded"}
     record_spikes : bool
         Also return every layer's (T, N, *shape) spike train.
     saturate : bool
@@ -136,12 +146,19 @@ def simulate_reference(
     previous = [np.zeros(x.shape, bool) for x in v]
     trains = [[] for _ in layers]
     current = input_current(images, layers[0].param_scale).reshape(n, *layers[0].output_shape)
-    if timing == "exact_count":
+    if timing in ("exact_count", "graded"):
         for i in range(len(layers)):
-            inputs = trains[i - 1] if i else [current] * time_steps
-            for k in range(time_steps):  # integrate, not firing
-                a_in = np.rint(ops[i](inputs[k])).astype(np.int64) if i else inputs[k]
-                v[i] = integrate(v[i], a_in, biases[i], params[i])
+            if timing == "graded":  # one message: the predecessor's count
+                if i:
+                    a_in = np.rint(ops[i](counts[i - 1])).astype(np.int64)
+                else:
+                    a_in = time_steps * current
+                v[i] = integrate(v[i], a_in, time_steps * biases[i], params[i])
+            else:
+                inputs = trains[i - 1] if i else [current] * time_steps
+                for k in range(time_steps):  # integrate, not firing
+                    a_in = np.rint(ops[i](inputs[k])).astype(np.int64) if i else inputs[k]
+                    v[i] = integrate(v[i], a_in, biases[i], params[i])
             for _ in range(time_steps):  # fire, no input
                 v[i], spikes = if_step(v[i], 0, 0, params[i])
                 counts[i] += spikes

@@ -319,7 +319,7 @@ class Engine:
     needs_int32: bool = False
     needs_cuda: bool = False
 
-    def why_not(self, network: SpikingNetwork) -> str | None:
+    def why_not(self, network: SpikingNetwork, timing: str = "delay", steps: int = 1) -> str | None:
         if self.needs_cuda:
             import torch
 
@@ -329,7 +329,7 @@ class Engine:
             found = lowering.problems(network, self.lowers_to)
             if found:
                 return "; ".join(found)
-        if self.needs_int32 and not events.supports(network):
+        if self.needs_int32 and not events.supports(network, steps if timing == "graded" else 0):
             return "int32 cannot hold this network's synaptic input"
         return None
 
@@ -396,7 +396,7 @@ def expected(built):
 def test_engine_matches_the_reference(engine, case, timing, built, expected, tmp_path):
     spec = ENGINES[engine]
     network, images = built(case)
-    reason = spec.why_not(network)
+    reason = spec.why_not(network, timing, CASES[case].time_steps)
     if reason:
         pytest.skip(f"{engine}: {reason}")
     images = images[: spec.max_images]

@@ -1,5 +1,6 @@
-"""The exact-count schedule in closed form: with the ``exact_count`` timing every layer's spike
-count is an integer forward pass of the network, computed here from the network file alone
+"""The exact-count schedule and graded spikes in closed form: with the ``exact_count`` and the
+``graded`` timings every layer's spike count is an integer forward pass of the network,
+computed here from the network file alone
 (its weights, biases, thresholds and initial potential; no engine, no step function):
 
     S = W . (previous layer's counts) + T x bias      (the input layer: S = T x its current)
@@ -67,14 +68,15 @@ def forward_pass(path: Path, images: np.ndarray, steps: int) -> list[np.ndarray]
 @pytest.mark.parametrize("name", list(NETWORKS))
 @pytest.mark.parametrize("steps", [1, 4, 16])
 @pytest.mark.parametrize("engine", ["reference", "events", "torch"])
-def test_counts_are_an_integer_forward_pass(fashion, name, steps, engine):
+@pytest.mark.parametrize("timing", ["exact_count", "graded"])
+def test_counts_are_an_integer_forward_pass(fashion, name, steps, engine, timing):
     images = fashion.test_images[:64] if name != "golden" else fashion.test_images[:8]
     network = SpikingNetwork.load(NETWORKS[name])
     if engine == "reference":
-        result = simulate_reference(network, images[:8], steps, "exact_count")
+        result = simulate_reference(network, images[:8], steps, timing)
         images = images[:8]
     else:
-        result = simulate(network, images, SimConfig(steps, "exact_count", engine=engine))
+        result = simulate(network, images, SimConfig(steps, timing, engine=engine))
     for i, expected in enumerate(forward_pass(NETWORKS[name], images, steps)):
         np.testing.assert_array_equal(result.spike_counts[i], expected, err_msg=f"layer {i}")
     if steps >= 4:  # not a vacuous equality (at T = 1 the small networks may stay silent)

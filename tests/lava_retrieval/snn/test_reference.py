@@ -77,6 +77,9 @@ def _two_neurons() -> SpikingNetwork:
         # exact_count: the pixel integrates 5 x 255 and fires all 5 steps; the neuron integrates
         # 5 x 3 = 15 without firing, then fires floor(15 / 5) = 3 times in a row, to 0.
         ("exact_count", [1, 1, 1, 0, 0], 0),
+        # graded: the pixel's count, 5, arrives as one message: 3 x 5 = 15, count 3 (recorded
+        # as if fired in the window's first steps), to 0.
+        ("graded", [1, 1, 1, 0, 0], 0),
     ],
 )
 def test_network_timing_by_hand(timing, spikes, potential):
