@@ -56,6 +56,9 @@ evaluate sweep-initial-half-pipelined-integrated \
 # The QCFS network under the exact-count schedule (every layer integrates T steps, then fires T).
 STEPS="1 2 4 8 16 32" evaluate sweep-qcfs-exact_count-integrated --method qcfs \
     --network results/snn-32-64-10-qcfs16.npz --timing exact_count --readout integrated
+# The same network with graded spikes (T levels sent as one message, one step a layer).
+STEPS="1 2 4 8 16 32" evaluate sweep-qcfs-graded-integrated --method qcfs-graded \
+    --network results/snn-32-64-10-qcfs16.npz
 # The spike-count readout of the same network, at the small T where readouts differ most.
 for readout in spike_count; do
     STEPS="4 8 16" evaluate "sweep-qcfs-pipelined-$readout" --method qcfs \

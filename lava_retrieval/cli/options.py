@@ -182,8 +182,9 @@ def method_options(p: argparse.ArgumentParser) -> None:
         choices=METHODS,
         help=f"qcfs: the QCFS-trained ANN, learned thresholds, initial membrane 0.5, "
         "pipelined timing, integrated readout; qcfs-exact: the same network under the "
-        "exact-count schedule (exact_count timing); paper: Liu et al. 2022 as published (ReLU "
-        "ANN, Algorithm 1, Lava timing, membrane readout). Default: the method whose ANN "
+        "exact-count schedule (exact_count timing); qcfs-graded: with graded spikes; paper: "
+        "Liu et al. 2022 as published (ReLU ANN, Algorithm 1, Lava timing, membrane "
+        "readout). Default: the method whose ANN "
         f"--network was converted from, else {DEFAULT_METHOD}. The flags below override "
         "its parts.",
     )

@@ -14,6 +14,10 @@ how it is converted, the timing and the readout. ``evaluate`` and ``demo`` take 
     The same network under the exact-count schedule (``exact_count``: each layer integrates T
     steps, then fires T; its count is the QCFS activation of its whole input with L = T), the
     integrated readout: no error from the timing of spikes, at a latency of T x (layers + 1).
+``qcfs-graded``
+    The same network with graded spikes (``graded``: each layer sends its count, of T levels, as
+    one graded message, as Loihi 2 can): the counts of ``qcfs-exact`` (wherever its sums stay
+    inside the 24-bit bound), one step a layer.
 ``paper``
     Liu et al. 2022 as published: the ReLU 32-64-10 ANN, Algorithm 1 with the paper's
     percentiles, Lava's timing (``delay``), the membrane readout. Table 2 of the README.
@@ -51,7 +55,7 @@ class Method:
         Directory under ``lava_retrieval/pretrained``.
     conversion : ConversionConfig
     timing : str
-        ``delay``, ``pipelined`` or ``exact_count``.
+        One of :data:`lava_retrieval.snn.config.TIMINGS`.
     readout : str
         ``membrane``, ``spike_count`` or ``integrated``.
 
@@ -96,6 +100,15 @@ METHODS = {
         "32-64-10-qcfs16",
         ConversionConfig(initial_membrane=0.5),
         "exact_count",
+        "integrated",
+    ),
+    "qcfs-graded": Method(
+        "qcfs-graded",
+        "QCFS-trained 32-64-10 as qcfs, graded spikes (each layer sends its count as one "
+        "message), integrated",
+        "32-64-10-qcfs16",
+        ConversionConfig(initial_membrane=0.5),
+        "graded",
         "integrated",
     ),
     "paper": Method(

@@ -51,6 +51,8 @@ def test_the_exact_count_method_classifies_like_its_ann(qcfs_network, fashion):
     method = get("qcfs-exact")
     assert (method.timing, method.readout) == ("exact_count", "integrated")
     assert method.checkpoint_path == get("qcfs").checkpoint_path
+    graded = get("qcfs-graded")
+    assert (graded.timing, graded.checkpoint_path) == ("graded", method.checkpoint_path)
     images, labels = fashion.test_images[:1000], fashion.test_labels[:1000]
     ann = 100 * accuracy(method.checkpoint().model, images, labels)
     result = simulate(qcfs_network, images, SimConfig(16, timing="exact_count"), layers=(-1,))
