@@ -85,6 +85,7 @@ runs = {
     "initial membrane 0.5, pipelined": "sweep-initial-half-pipelined",
     "initial membrane 0.5, pipelined, integrated": "sweep-initial-half-pipelined-integrated",
     "QCFS-trained, pipelined, integrated": "sweep-qcfs-pipelined-integrated",
+    "QCFS-trained, exact-count schedule (graded: the same)": "sweep-qcfs-exact_count-integrated",
 }
 results = {label: json.load(open(f"results/{stem}.json")) for label, stem in runs.items()}
 print(plot_time_steps(results, "results/time-steps.png", "32-64-10 on Fashion-MNIST"))

@@ -36,6 +36,7 @@ def import_lava() -> None:
 #: Ctrl-C and SIGTERM that arrived while a fork was under way (see :func:`_hold_signals`).
 _held_signals: list[int] = []
 _handlers_during_fork: dict = {}
+_checking = 0  # how many checked_interrupts() blocks are open (they raise what was held)
 
 
 def _hold_signals() -> None:
@@ -55,10 +56,17 @@ def _record(signum, frame) -> None:
 
 
 def _release_signals() -> None:
+    """After a fork, in the parent: the handlers again; a signal held meanwhile is sent again
+    unless a :func:`checked_interrupts` block will raise it (a fork outside Lava's start-up)."""
     while _handlers_during_fork:
         s, handler = _handlers_during_fork.popitem()
         if handler is not None:
             signal.signal(s, handler)
+    if _held_signals and not _checking:
+        pending = list(dict.fromkeys(_held_signals))
+        _held_signals.clear()  # first: the signal sent below raises at once
+        for s in pending:
+            os.kill(os.getpid(), s)
 
 
 def _in_child() -> None:
@@ -136,6 +144,7 @@ def checked_interrupts():
     >>> with checked_interrupts():
     ...     pass
     """
+    global _checking
     if not _main_thread():
         yield
         return
@@ -152,13 +161,17 @@ def checked_interrupts():
 
     previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     handlers = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    _checking += 1
     try:
         yield
     finally:
+        _checking -= 1
         for s, previous in handlers.items():
             signal.signal(s, previous)
         sys.unraisablehook = previous_hook
-    if seen or _held_signals:
+    held = bool(_held_signals)
+    _held_signals.clear()
+    if seen or held:
         raise KeyboardInterrupt
 
 
