@@ -64,6 +64,25 @@ class _Synapses:
         return F.conv2d(x, weight, stride=layer.stride, padding=layer.padding, groups=layer.groups)
 
 
+def _running_sums(inputs: torch.Tensor, bias: torch.Tensor | None, v_init: int) -> torch.Tensor:
+    """U_t = v_init + the sum of the inputs and the bias of steps 0..t, in place in ``inputs``
+    (T, N, ...) where float32 holds every sum exactly, else in a float64 copy."""
+    u = inputs
+    if bias is not None:
+        u.add_(bias)
+    if v_init:
+        # The window's initial potential, as if it were input before the first step.
+        u[0].add_(v_init)
+    if u.dtype == torch.float32:
+        # The running sums stay exact in float32 only below 2**24.
+        largest = max(float(u.amax()), -float(u.amin()))
+        if len(u) * largest >= _FLOAT32_EXACT:
+            u = u.double()
+    for t in range(1, len(u)):
+        u[t].add_(u[t - 1])
+    return u
+
+
 def _fire(
     inputs: torch.Tensor, bias: torch.Tensor | None, params: NeuronParams, silent: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
@@ -80,20 +99,8 @@ def _fire(
     first step with a spike (T if none)).
     """
     steps = len(inputs)
-    u = inputs
-    u[:silent] = 0
-    if bias is not None:
-        u.add_(bias)
-    if params.v_init:
-        # The window's initial potential, as if it were input before the first step.
-        u[0].add_(params.v_init)
-    if u.dtype == torch.float32:
-        # The running sums stay exact in float32 only below 2**24.
-        largest = max(float(u.amax()), -float(u.amin()))
-        if steps * largest >= _FLOAT32_EXACT:
-            u = u.double()
-    for t in range(1, steps):
-        u[t].add_(u[t - 1])
+    inputs[:silent] = 0
+    u = _running_sums(inputs, bias, params.v_init)
     # A neuron leaves the shortcut when its running sum reaches the threshold or either
     # saturation bound (with a threshold above v_max, saturation happens without a spike).
     threshold, v_max = params.threshold, params.v_max
@@ -141,16 +148,7 @@ def _integrate_then_fire(
     in the first steps; zero reset once. Returns (spikes (T, N, ...) 0/1, potentials,
     counts)."""
     steps, v_max = len(inputs), params.v_max
-    u = inputs
-    if bias is not None:
-        u.add_(bias)
-    u[0].add_(params.v_init)
-    if u.dtype == torch.float32:
-        largest = max(float(u.amax()), -float(u.amin()))
-        if steps * largest >= _FLOAT32_EXACT:
-            u = u.double()
-    for t in range(1, steps):
-        u[t].add_(u[t - 1])
+    u = _running_sums(inputs, bias, params.v_init)
     v = u[-1].clone()
     outside = (u.amax(0) > v_max) | (u.amin(0) < -v_max)
     idx = outside.flatten().nonzero().squeeze(1)

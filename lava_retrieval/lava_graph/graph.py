@@ -31,6 +31,7 @@ leaks into the next.
 
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,6 +109,7 @@ class RetrievalGraph:
 
         n, b = self.num_images, self.batch_size
         embeddings, ids, scores, arrived = [], [], [], []
+        before = set(multiprocessing.active_children())  # what this run forks is not in it
         start = time.perf_counter()
         try:
             with checked_interrupts():  # compiling and forking: a signal may be swallowed
@@ -120,7 +122,7 @@ class RetrievalGraph:
                 )
         except KeyboardInterrupt:
             with no_interrupts():
-                _stop(self.encoder)
+                _stop(self.encoder, before)
             raise
         try:
             with tqdm(total=n, unit="img", disable=not progress, desc=self.backend) as bar:
@@ -135,7 +137,7 @@ class RetrievalGraph:
             self.encoder.wait()
         finally:
             with no_interrupts():
-                _stop(self.encoder)
+                _stop(self.encoder, before)
         return GraphResult(
             embeddings=np.concatenate(embeddings),
             ids=np.concatenate(ids).astype(np.int64) if ids else None,
@@ -149,11 +151,12 @@ class RetrievalGraph:
 STOP_SECONDS = 10.0
 
 
-def _stop(process) -> None:
+def _stop(process, before: set | None = None) -> None:
     """Stop the runtime of ``process`` if it started, also after an interrupted start-up: Lava's
     ``stop`` joins every process it forked, and one forked before the runtime started is never
     told to end, so those are killed first; a stop that takes longer than ``STOP_SECONDS`` kills
-    what is left."""
+    what is left, and so is any process the run forked (those alive before it, ``before``, are
+    left alone) that is still there after the stop."""
     import threading
 
     runtime = getattr(process, "runtime", None)
@@ -176,6 +179,10 @@ def _stop(process) -> None:
     # signals; left alive, the interpreter would wait for it at exit.
     manager = getattr(getattr(infrastructure, "_smm", None), "_manager", None)
     _kill([getattr(manager, "_process", None)])
+    # A process forked by the run but not yet listed as one of its actors when the interrupt
+    # came (between its start and Lava's bookkeeping) is known to multiprocessing only.
+    if before is not None:
+        _kill([child for child in multiprocessing.active_children() if child not in before])
 
 
 def _kill(actors) -> None:
