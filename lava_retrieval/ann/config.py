@@ -43,6 +43,9 @@ class TrainConfig:
         :mod:`lava_retrieval.ann.model`).
     levels : int or None
         L of the QCFS activations; required with ``qcfs``, ``None`` with ``relu``.
+    input_levels : int or None
+        Levels of the input image's quantiser with ``qcfs`` (default ``None``: ``levels``; 255
+        keeps the 8-bit image, for a network converted with an analog input).
     init_from : str or None
         Start from this checkpoint's weights (same architecture; e.g. a ReLU network to be
         fine-tuned with QCFS activations, whose thresholds then start at the 99.9th percentile
@@ -65,6 +68,7 @@ class TrainConfig:
     activation: str = "relu"
     levels: int | None = None
     init_from: str | None = None
+    input_levels: int | None = None
 
     def __post_init__(self) -> None:
         ArchSpec.parse(self.arch)
@@ -89,6 +93,12 @@ class TrainConfig:
                 if self.activation == "relu"
                 else isinstance(self.levels, int) and 1 <= self.levels <= 1024
             ),
+            "input_levels": self.input_levels is None
+            or (
+                self.activation == "qcfs"
+                and isinstance(self.input_levels, int)
+                and 1 <= self.input_levels <= 1024
+            ),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -97,7 +107,7 @@ class TrainConfig:
 
     def model(self) -> ConvNet:
         """A freshly initialised network of this configuration."""
-        return ConvNet(self.arch, self.dropout, self.activation, self.levels)
+        return ConvNet(self.arch, self.dropout, self.activation, self.levels, self.input_levels)
 
     def learning_rate_at(self, step: int, steps_per_epoch: int) -> float:
         """The learning rate of optimiser step ``step`` (0-based).

@@ -194,6 +194,9 @@ class ConvNet(nn.Module):
         ``relu`` (the paper's) or ``qcfs`` (trained for conversion, see the module docstring).
     levels : int, optional
         L of every QCFS activation; required with ``qcfs``.
+    input_levels : int, optional
+        Levels of the input image's quantiser (``qcfs`` only; default ``levels``). 255 keeps
+        the 8-bit image as it is: the ANN a network with an analog input converts from.
 
     >>> net = ConvNet("32-64-10")
     >>> net(torch.zeros(2, 1, 28, 28)).shape
@@ -208,6 +211,7 @@ class ConvNet(nn.Module):
         dropout: float = 0.5,
         activation: str = "relu",
         levels: int | None = None,
+        input_levels: int | None = None,
     ) -> None:
         super().__init__()
         self.spec = spec if isinstance(spec, ArchSpec) else ArchSpec.parse(spec)
@@ -217,14 +221,17 @@ class ConvNet(nn.Module):
             raise SpecError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         if (activation == "qcfs") != (levels is not None):
             raise SpecError("levels is required with activation 'qcfs' and only with it")
+        if input_levels is not None and not (activation == "qcfs" and input_levels >= 1):
+            raise SpecError("input_levels is a positive number of levels, with 'qcfs' only")
         self.activation, self.levels = activation, levels
+        self.input_levels = input_levels if input_levels is not None else levels
         qcfs = activation == "qcfs"
 
         def act() -> list[nn.Module]:
             return [QCFS(levels)] if qcfs else [nn.ReLU()]
 
         channels = (INPUT_SHAPE[0], *self.spec.conv_channels)
-        layers: list[nn.Module] = [QCFS(levels, 1.0, trainable=False)] if qcfs else []
+        layers: list[nn.Module] = [QCFS(self.input_levels, 1.0, trainable=False)] if qcfs else []
         for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:], strict=True)):
             if i < 2:
                 layers += [nn.Conv2d(c_in, c_out, 5), *act(), nn.AvgPool2d(2)]

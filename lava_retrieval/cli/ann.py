@@ -33,6 +33,7 @@ def run_train(args: argparse.Namespace) -> None:
         activation=args.activation,
         levels=args.levels if args.activation == "qcfs" else None,
         init_from=args.init_from,
+        input_levels=args.input_levels,
     )
     dataset = load_fashion_mnist(args.data_dir)
     ckpt = train(
@@ -154,6 +155,13 @@ def register_train(sub) -> None:
         default=8,
         metavar="L",
         help="quantisation levels of --activation qcfs (default 8)",
+    )
+    p.add_argument(
+        "--input-levels",
+        type=count,
+        metavar="P",
+        help="levels of the input image's quantiser with --activation qcfs (default: L); 255 "
+        "keeps the 8-bit image, the ANN of a network converted with --analog-input",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -75,6 +75,8 @@ def _conversion_config(args: argparse.Namespace):
         pool_mode=args.pool_mode,
         reset=args.reset,
         initial_membrane=args.initial_membrane,
+        analog_input=args.analog_input,
+        input_levels=args.input_levels,
     )
 
 

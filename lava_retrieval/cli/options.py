@@ -150,6 +150,19 @@ def conversion_options(p: argparse.ArgumentParser) -> None:
         "0.5 for an ANN trained with --activation qcfs, else 0)",
     )
     p.add_argument(
+        "--analog-input",
+        action="store_true",
+        help="the image enters the first synapse layer as a graded pixel current instead of "
+        "through a layer of input neurons",
+    )
+    p.add_argument(
+        "--input-levels",
+        type=count,
+        metavar="P",
+        help="levels of the analog pixel current, 1..255 (default: those of the ANN's input "
+        "quantiser, else the largest weight)",
+    )
+    p.add_argument(
         "--weight-bits",
         type=count,
         default=conv.num_weight_bits,

@@ -64,9 +64,15 @@ from torch.nn import functional as F
 from lava_retrieval.ann.model import INPUT_SHAPE, QCFS, ConvNet
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
-from lava_retrieval.snn.neuron import RESET_MODES
+from lava_retrieval.snn.neuron import RESET_MODES, V_MAX
 
 POOL_MODES = ("separate", "folded")
+ANALOG_STEPS = 32
+"""After an analog input, the first synapse layer's threshold is kept at most
+``V_MAX // (ANALOG_STEPS + 1)`` (its weights made coarser where needed), so that the
+``exact_count`` and ``graded`` timings count up to T = ANALOG_STEPS spikes in its 24-bit membrane
+without saturating."""
+ANALOG_THRESHOLD = V_MAX // (ANALOG_STEPS + 1)
 
 
 class ConversionError(LavaRetrievalError):
@@ -98,6 +104,14 @@ class ConversionConfig:
         Every neuron's potential at the start of each window, as a fraction of its threshold
         in [0, 1): 0 (the paper's) or 0.5 (the conversion literature's choice). ``None``
         (default): 0.5 for an ANN trained with QCFS activations, else 0.
+    analog_input : bool
+        The image enters the first synapse layer directly, as a graded current of
+        ``input_levels`` levels per pixel, instead of through a layer of input neurons
+        (default ``False``); see the module docstring.
+    input_levels : int or None
+        Levels of the analog pixel current (1..255). ``None`` (default): the levels of the
+        ANN's input quantiser (an ANN trained with QCFS activations; 255 for one trained with
+        ``--input-levels 255``), else W_MAX.
 
     >>> ConversionConfig().w_max, ConversionConfig(num_weight_bits=8).w_max
     (255, 127)
@@ -112,6 +126,8 @@ class ConversionConfig:
     pool_mode: str = "separate"
     reset: str = "subtract"
     initial_membrane: float | None = None
+    analog_input: bool = False
+    input_levels: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -130,6 +146,12 @@ class ConversionConfig:
             problems.append(f"reset={self.reset!r} ({' or '.join(RESET_MODES)})")
         if self.initial_membrane is not None and not 0.0 <= self.initial_membrane < 1.0:
             problems.append(f"initial_membrane={self.initial_membrane} (0 <= f < 1)")
+        if self.input_levels is not None and not (
+            self.analog_input
+            and isinstance(self.input_levels, int)
+            and 1 <= self.input_levels <= 255
+        ):
+            problems.append(f"input_levels={self.input_levels} (1..255, with analog_input only)")
         if problems:
             raise ConversionError("invalid conversion configuration: " + ", ".join(problems))
 
@@ -482,18 +504,39 @@ def convert(
         ann_layers = fold_pooling(ann_layers, INPUT_SHAPE)
 
     w_max, b_max = config.w_max, config.b_max
-    # Input layer (Algorithm 1, lines 4-6).
-    dvdt = np.rint(images * w_max)
-    threshold = _threshold(dvdt, config, "input", None if not learned else input_lam * w_max)
-    spikerate = np.minimum(dvdt / threshold, 1.0)
-    slope = 1.0 * w_max / threshold
-    layers = [
-        SpikingLayer(
-            "input", "input", INPUT_SHAPE, INPUT_SHAPE, None, None, threshold, float(w_max), slope
-        )
-    ]
+    if config.analog_input:
+        # No input neurons: the first synapse layer integrates the pixel current
+        # round(pixel * P) itself, P units per unit of pixel (its slope).
+        levels = config.input_levels or _input_levels(ann) or w_max
+        spikerate = np.rint(images * levels)
+        slope = float(levels)
+        layers = [
+            SpikingLayer(
+                "input", "input", INPUT_SHAPE, INPUT_SHAPE, None, None, levels, levels, slope
+            )
+        ]
+    else:
+        # Input layer (Algorithm 1, lines 4-6).
+        dvdt = np.rint(images * w_max)
+        threshold = _threshold(dvdt, config, "input", None if not learned else input_lam * w_max)
+        spikerate = np.minimum(dvdt / threshold, 1.0)
+        slope = 1.0 * w_max / threshold
+        layers = [
+            SpikingLayer(
+                "input",
+                "input",
+                INPUT_SHAPE,
+                INPUT_SHAPE,
+                None,
+                None,
+                threshold,
+                float(w_max),
+                slope,
+            )
+        ]
     shape: tuple[int, ...] = INPUT_SHAPE
     counts = {"conv": 0, "pool": 0, "dense": 0}
+    reduction = 1.0  # of the first layer's scale, after an analog input
     for layer in ann_layers:
         counts[layer.kind] += 1
         name = f"{layer.kind}{counts[layer.kind]}"
@@ -502,20 +545,32 @@ def convert(
         if weight_norm == 0.0:
             raise ConversionError(f"{name}: all weights are zero")
         ratio = w_max / weight_norm
+        # After an analog input the bias is in units of the pixel current (P times wider).
+        analog_first = config.analog_input and len(layers) == 1
+        bias_max = b_max * (slope if analog_first else 1)
         bias = None
         if layer.bias is not None:
             bias = layer.bias * slope
             bias_norm = float(np.percentile(np.abs(bias), config.param_percentile))
             if bias_norm > 0.0:
-                ratio = min(ratio, b_max / bias_norm)
+                ratio = min(ratio, bias_max / bias_norm)
         param_scale = ratio
-        weight_int = np.clip(np.trunc(layer.weight * param_scale), -w_max, w_max)
-        bias_int = None if bias is None else np.clip(np.trunc(bias * param_scale), -b_max, b_max)
-        # Line 16: simulate the rate of the integer layer.
-        dvdt = _input_rates(layer, weight_int, bias_int, spikerate)
-        # Lines 18-21 (a QCFS network's threshold is its learned lambda in integer units).
-        scaled = None if layer.lam is None else layer.lam * param_scale * slope
-        threshold = _threshold(dvdt, config, name, scaled)
+        for _ in range(2):
+            weight_int = np.clip(np.trunc(layer.weight * param_scale), -w_max, w_max)
+            bias_int = None
+            if bias is not None:
+                bias_int = np.clip(np.trunc(bias * param_scale), -bias_max, bias_max)
+            # Line 16: simulate the rate of the integer layer.
+            dvdt = _input_rates(layer, weight_int, bias_int, spikerate)
+            # Lines 18-21 (a QCFS network's threshold is its learned lambda in integer units).
+            scaled = None if layer.lam is None else layer.lam * param_scale * slope
+            threshold = _threshold(dvdt, config, name, scaled)
+            if not analog_first or threshold <= ANALOG_THRESHOLD:
+                break
+            # The first layer after an analog input would need more than the 24-bit membrane
+            # to count up to ANALOG_STEPS spikes in one window: coarser weights instead.
+            reduction = ANALOG_THRESHOLD / threshold
+            param_scale *= reduction
         spikerate = np.minimum(dvdt / threshold, 1.0)
         slope = slope * param_scale / threshold
         out_shape = _output_shape(layer, shape)
@@ -545,6 +600,12 @@ def convert(
         "algorithm": "Liu et al. 2022, Algorithm 1",
         "thresholds": "learned (QCFS)" if learned else "activation percentile",
     }
+    if config.analog_input:
+        manifest["analog_input"] = {
+            "levels": int(layers[0].param_scale),
+            "exact_count_steps": ANALOG_STEPS,
+            "first_layer_scale_factor": reduction,
+        }
     return SpikingNetwork(
         layers=tuple(layers),
         embedding_layer=len(layers) - 2,
@@ -553,7 +614,16 @@ def convert(
         arch=arch,
         manifest=manifest,
         initial_membrane=config.initial_membrane,
+        analog_input=config.analog_input,
     )
+
+
+def _input_levels(ann: nn.Module) -> int | None:
+    """The levels of the ANN's input quantiser (its first module, a QCFS), if it has one."""
+    leaves = _leaf_modules(ann)
+    if leaves and isinstance(leaves[0], QCFS):
+        return min(int(leaves[0].levels), 255)
+    return None
 
 
 def convert_checkpoint(

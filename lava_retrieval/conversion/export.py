@@ -50,6 +50,7 @@ def convert_to_file(
             reset=config.reset,
             weight_bits=config.num_weight_bits,
             initial_membrane=config.initial_membrane,
+            analog_input=config.analog_input,
         )
         if found:
             raise NetxExportError("cannot export to netx: " + "; ".join(found))

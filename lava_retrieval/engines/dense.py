@@ -187,6 +187,14 @@ def _simulate_graded(prepared: Prepared, images: np.ndarray, levels: int, record
     counts = None
     for index in range(len(layers)):
         syn = synapses[index]
+        if index == 0 and prepared.analog:  # no neurons: the current goes on as it is
+            silent, v = _silent_input(prepared, current, levels, record)
+            result.spike_counts.append(torch.zeros_like(v))
+            result.membrane.append(v)
+            if record:
+                result.spikes.append(silent)
+            counts = torch.from_numpy(levels * current).to(prepared.device)
+            continue
         if index == 0:
             total = torch.from_numpy(levels * current).to(prepared.device)
         else:  # counts up to T times the weights: float64 holds them exactly
@@ -204,17 +212,55 @@ def _simulate_graded(prepared: Prepared, images: np.ndarray, levels: int, record
     return result
 
 
+def _silent_input(
+    prepared: Prepared, current: np.ndarray, time_steps: int, record: bool
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """An analog input layer's result: no spikes (their trains if ``record``), potentials at
+    the initial value."""
+    shape = (len(current), *prepared.layers[0].output_shape)
+    v = torch.full(shape, float(prepared.params[0].v_init), device=prepared.device)
+    silent = torch.zeros((time_steps, *shape), dtype=torch.bool) if record else None
+    return silent, v
+
+
+def _constant_input(
+    prepared: Prepared, current: np.ndarray, time_steps: int, first: int
+) -> torch.Tensor:
+    """The first synapse layer's input (T, N, ...) from an analog input: ``W . current``,
+    computed once per image, in steps ``first`` .. T - 1 (zeros before)."""
+    syn, layer = prepared.synapses[1], prepared.layers[1]
+    once = syn(torch.from_numpy(current.astype(np.float64)).to(prepared.device), torch.float64)
+    dtype = syn.dtype if float(once.abs().amax()) < _FLOAT32_EXACT else torch.float64
+    inputs = torch.zeros(
+        (time_steps, len(current), *layer.output_shape), dtype=dtype, device=prepared.device
+    )
+    inputs[first:] = once.to(dtype)
+    return inputs
+
+
 def _simulate_exact_count(prepared: Prepared, images: np.ndarray, time_steps: int, record: bool):
     """Every layer integrates what its predecessor fires (see :func:`_integrate_then_fire`)."""
     layers, synapses, params = prepared.layers, prepared.synapses, prepared.params
     n = len(images)
-    current = torch.from_numpy(
-        input_current(images, layers[0].param_scale).astype(np.float32)[:, None]
-    ).to(prepared.device)
-    inputs = current.unsqueeze(0).repeat(time_steps, 1, 1, 1, 1)
-    spikes, v, counts = _integrate_then_fire(inputs, None, params[0])
-    result = SimResult([counts], [v], [spikes.bool()] if record else None)
-    for index, (layer, syn) in enumerate(zip(layers[1:], synapses[1:], strict=True), 1):
+    pixels = input_current(images, layers[0].param_scale)[:, None]
+    if prepared.analog:
+        spikes, v = _silent_input(prepared, pixels, time_steps, record)
+        result = SimResult([torch.zeros_like(v)], [v], [spikes] if record else None)
+        inputs = _constant_input(prepared, pixels, time_steps, 0)
+        spikes, v, counts = _integrate_then_fire(inputs, synapses[1].bias, params[1])
+        result.spike_counts.append(counts)
+        result.membrane.append(v)
+        if record:
+            result.spikes.append(spikes.bool())
+        start = 2
+    else:
+        current = torch.from_numpy(pixels.astype(np.float32)).to(prepared.device)
+        inputs = current.unsqueeze(0).repeat(time_steps, 1, 1, 1, 1)
+        spikes, v, counts = _integrate_then_fire(inputs, None, params[0])
+        result = SimResult([counts], [v], [spikes.bool()] if record else None)
+        start = 1
+    for index in range(start, len(layers)):
+        layer, syn = layers[index], synapses[index]
         inputs = torch.zeros(
             (time_steps, n, *layer.output_shape), dtype=syn.dtype, device=prepared.device
         )
@@ -240,13 +286,26 @@ def _simulate_chunk(
         return _simulate_graded(prepared, images, time_steps, record)
     layers, synapses, params = prepared.layers, prepared.synapses, prepared.params
     n = len(images)
-    current = torch.from_numpy(
-        input_current(images, layers[0].param_scale).astype(np.float32)[:, None]
-    ).to(prepared.device)
-    inputs = current.unsqueeze(0).repeat(time_steps, 1, 1, 1, 1)
-    spikes, v, counts, first = _fire(inputs, None, params[0])
-    result = SimResult([counts], [v], [spikes.bool()] if record else None)
-    for index, (layer, syn) in enumerate(zip(layers[1:], synapses[1:], strict=True), 1):
+    pixels = input_current(images, layers[0].param_scale)[:, None]
+    start = 1
+    if prepared.analog:
+        spikes, v = _silent_input(prepared, pixels, time_steps, record)
+        result = SimResult([torch.zeros_like(v)], [v], [spikes] if record else None)
+        offset = 1 if timing == "delay" else 0
+        inputs = _constant_input(prepared, pixels, time_steps, offset)
+        spikes, v, counts, first = _fire(inputs, synapses[1].bias, params[1], offset)
+        result.spike_counts.append(counts)
+        result.membrane.append(v)
+        if record:
+            result.spikes.append(spikes.bool())
+        start = 2
+    else:
+        current = torch.from_numpy(pixels.astype(np.float32)).to(prepared.device)
+        inputs = current.unsqueeze(0).repeat(time_steps, 1, 1, 1, 1)
+        spikes, v, counts, first = _fire(inputs, None, params[0])
+        result = SimResult([counts], [v], [spikes.bool()] if record else None)
+    for index in range(start, len(layers)):
+        layer, syn = layers[index], synapses[index]
         source = spikes[: time_steps - 1] if timing == "delay" else spikes
         offset = 1 if timing == "delay" else 0
         inputs = torch.empty(
@@ -288,6 +347,7 @@ class Prepared:
         # No reference to the network itself: it is the key of the caller's weak cache.
         self.device = torch.device(device)
         self.layers = network.layers
+        self.analog = network.analog_input
         self.params = [network.neuron(i) for i in range(len(network.layers))]
         self.synapses = [None] + [_Synapses(layer, device) for layer in network.layers[1:]]
 

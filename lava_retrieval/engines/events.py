@@ -36,6 +36,7 @@ from lava_retrieval.common.cores import threads_for
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
 from lava_retrieval.snn.neuron import input_current
+from lava_retrieval.snn.synapse import SynapticOp
 
 try:  # pragma: no cover - exercised by whichever branch the platform takes
     import numba
@@ -160,23 +161,31 @@ class Packed:
         self.sizes = [c * h * w for c, h, w in self.shapes]
         self.num_neurons, self.max_neurons = sum(self.sizes), max(self.sizes)
         self.param_scale = network.layers[0].param_scale
+        self.analog = network.analog_input
+        self.first_synapses = _RoundedSynapses(network.layers[1]) if self.analog else None
         # One reset and one saturation bound per network: the kernel takes them as scalars.
         self.reset_zero = params[0].reset == "zero"
         self.v_max = params[0].v_max
         assert all((p.reset, p.v_max) == (params[0].reset, self.v_max) for p in params)
-        # The largest input of one step, plus the potential it meets (graded messages: times T).
+        # The largest input of one step (an analog input's first synapse layer: its weights
+        # times the largest pixel current), plus the potential it meets (graded messages:
+        # times T).
+        pixel = int(np.ceil(abs(network.layers[0].param_scale)))
+        steps = [
+            layer.max_input * (pixel if self.analog and i == 1 else 1)
+            for i, layer in enumerate(network.layers)
+        ]
         self.largest_input = max(
-            layer.max_input
+            step
             + (0 if layer.bias is None else int(np.abs(layer.bias).max(initial=0)))
             + self.v_max
             + abs(p.v_init)
-            for layer, p in zip(network.layers, params, strict=True)
+            for step, layer, p in zip(steps, network.layers, params, strict=True)
         )
         # Thresholds above int32 cannot be compared in the kernel's int32 arithmetic.
         self.fits_int32 = all(
-            layer.max_input + self.v_max + abs(p.v_init) < _INT32_LIMIT
-            and p.threshold < _INT32_LIMIT
-            for layer, p in zip(network.layers, params, strict=True)
+            step + self.v_max + abs(p.v_init) < _INT32_LIMIT and p.threshold < _INT32_LIMIT
+            for step, p in zip(steps, params, strict=True)
         )
 
     def torch_order(self, states: np.ndarray, layer: int, offset: int) -> np.ndarray:
@@ -187,6 +196,16 @@ class Packed:
         part = states[..., offset : offset + c * h * w]
         chw = part.reshape(*lead, h, w, c).transpose(*range(len(lead)), -1, -3, -2)
         return chw.reshape(*lead, *self.output_shapes[layer])
+
+
+class _RoundedSynapses:
+    """A layer's synaptic input of integer maps as exact int64 (for an analog input)."""
+
+    def __init__(self, layer: SpikingLayer) -> None:
+        self.op = SynapticOp(layer)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.rint(self.op(x)).astype(np.int64)
 
 
 _PACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -248,6 +267,7 @@ def _kernel(
     tap_out,
     tap_k,
     currents,
+    analog,
     time_steps,
     delay,
     two_phase,
@@ -269,7 +289,9 @@ def _kernel(
     layer integrates its T steps without firing, then fires T steps with no input, which are
     the steps its successor integrates. ``graded`` (with ``two_phase``): a layer integrates all
     of its predecessor's spikes and T x its bias in one step instead (the count as one graded
-    message: every spike of the window adds its weights once).
+    message: every spike of the window adds its weights once). ``analog``: the input layer
+    has no neurons, and ``currents`` (N, n_layer1) is the first synapse layer's input of every
+    step, computed once per image (its weights times the pixel currents, channels-last).
     """
     n_layers = table.shape[0]
     acc = np.zeros(max_neurons, np.int32)
@@ -303,11 +325,24 @@ def _kernel(
             if graded:
                 for n in range(n_out):
                     acc[n] = bias[n] * time_steps
+            if kind == _INPUT and analog:  # no neurons: silent, potentials at v_init
+                cur_ptr[:] = 0
+                if out_off[layer] >= 0:
+                    v_out[image, out_off[layer] : out_off[layer] + n_out] = v[:n_out]
+                    count_out[image, out_off[layer] : out_off[layer] + n_out] = 0
+                prev_idx, cur_idx = cur_idx, prev_idx
+                prev_ptr, cur_ptr = cur_ptr, prev_ptr
+                continue
             for t in range(1 if graded else time_steps):
                 # Synaptic input of this step.
                 if kind == _INPUT:
                     for n in range(n_out):
                         acc[n] = currents[image, n] * (time_steps if graded else 1)
+                elif analog and layer == 1:  # the constant current of an analog input
+                    if t - delay >= 0:
+                        scale = time_steps if graded else 1
+                        for n in range(n_out):
+                            acc[n] += currents[image, n] * scale
                 elif t - delay >= 0:
                     s = t - delay
                     first, last = prev_ptr[s], prev_ptr[s + 1]
@@ -416,7 +451,11 @@ def simulate_events(
     if not AVAILABLE:
         raise LavaRetrievalError("the compiled engine needs numba (pip install numba)")
     n = len(images)
-    currents = input_current(images, packed.param_scale).reshape(n, -1).astype(np.int32)
+    currents = input_current(images, packed.param_scale)
+    if packed.analog:  # the first synapse layer's constant input, channels-last
+        first = packed.first_synapses(currents.reshape(n, *packed.output_shapes[0]))
+        currents = first.reshape(n, *packed.shapes[1]).transpose(0, 2, 3, 1)
+    currents = np.ascontiguousarray(currents.reshape(n, -1), np.int32)
     keep = range(len(packed.sizes)) if layers is None else sorted(set(layers))
     out_off = np.full(len(packed.sizes), -1, np.int64)
     kept = 0
@@ -442,6 +481,7 @@ def simulate_events(
             packed.tap_out,
             packed.tap_k,
             currents[lo:hi],
+            packed.analog,
             time_steps,
             delay,
             two_phase,

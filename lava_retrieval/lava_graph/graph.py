@@ -320,6 +320,7 @@ def build(
                 timing=timing,
                 depth=depth,
                 layout=layout,
+                analog=network.analog_input and depth == 0,
             )
             source = layers[-1].out if layers else encoder.out
             if loihi and spec.kind == "dense" and len(source.shape) > 1:

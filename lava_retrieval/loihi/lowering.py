@@ -60,6 +60,10 @@ V_SCALE = 1 << FRACTION_BITS
 TARGETS = ("loihi", "netx")
 _NO_POOLING = "netx cannot load pooling layers (convert with --pool-mode folded)"
 _NO_INITIAL = "netx neurons start every run at 0 (convert with --initial-membrane 0)"
+_NO_ANALOG = (
+    "the input is analog (a graded pixel current), which Lava's LIF input layer and netx's "
+    "input block cannot send (convert without --analog-input)"
+)
 _ZERO_RESET = (
     "Lava's LIF resets to zero, this network resets by subtraction (convert with --reset zero)"
 )
@@ -149,7 +153,13 @@ def _chw(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def config_problems(
-    target: str, *, pool_mode: str, reset: str, weight_bits: int, initial_membrane: float = 0.0
+    target: str,
+    *,
+    pool_mode: str,
+    reset: str,
+    weight_bits: int,
+    initial_membrane: float = 0.0,
+    analog_input: bool = False,
 ) -> list[str]:
     """What conversion settings would make a network that ``target`` cannot run exactly.
 
@@ -162,6 +172,8 @@ def config_problems(
         problems.append(_NO_POOLING)
     if target == "netx" and initial_membrane:
         problems.append(_NO_INITIAL)
+    if analog_input:
+        problems.append(_NO_ANALOG)
     if reset != "zero":
         problems.append(_ZERO_RESET)
     if weight_bits > 8:
@@ -187,6 +199,8 @@ def problems(network: SpikingNetwork, target: str = "loihi") -> list[str]:
         found.append(_NO_POOLING)
     if target == "netx" and network.initial_membrane:
         found.append(_NO_INITIAL)
+    if network.analog_input:
+        found.append(_NO_ANALOG)
     return found + _neuron_problems(network.layers, network.reset)
 
 

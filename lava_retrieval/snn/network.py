@@ -9,6 +9,9 @@ Layer kinds:
 
 ``input``
     One neuron per pixel, driven by a bias current of ``round(pixel * W_MAX)``; no weights.
+    With an analog input (``SpikingNetwork.analog_input``) it has no neurons: it sends the
+    current ``round(pixel * param_scale)`` itself, a graded value every step, to the first
+    synapse layer (whose threshold and bias the converter scaled to that unit).
 ``conv``
     Convolution (``stride``, ``padding``) + bias + integrate-and-fire neurons.
 ``pool``
@@ -261,6 +264,11 @@ class SpikingNetwork:
         threshold in [0, 1): 0 (default) is the paper's rest, 0.5 the conversion literature's
         choice. Each layer's integer value is
         :func:`~lava_retrieval.snn.neuron.initial_potential` of it.
+    analog_input : bool
+        ``False`` (default): the input layer is a layer of integrate-and-fire neurons driven by
+        the pixel currents. ``True``: the image enters the first synapse layer directly: the
+        input layer sends its pixel current every step as a graded value instead of spikes
+        (no input neuron fires; their potentials stay at the initial value).
     """
 
     layers: tuple[SpikingLayer, ...]
@@ -270,8 +278,11 @@ class SpikingNetwork:
     arch: str
     manifest: dict = field(default_factory=dict)
     initial_membrane: float = 0.0
+    analog_input: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.analog_input, bool):
+            raise NetworkError(f"analog_input must be true or false, got {self.analog_input!r}")
         if self.reset not in RESET_MODES:
             raise NetworkError(f"reset must be one of {RESET_MODES}, got {self.reset!r}")
         if not self.layers or self.layers[0].kind != "input":
@@ -307,8 +318,9 @@ class SpikingNetwork:
 
         It covers every array with its shape and dtype, each layer's kind, shapes, threshold and
         geometry, the input layer's ``param_scale`` (it scales the pixel currents), the reset,
-        the initial membrane potential and the embedding layer; not the layer names, the
-        ``slope`` and ``param_scale`` bookkeeping of the other layers, or the manifest. Two
+        the initial membrane potential, an analog input and the embedding layer; not the layer
+        names, the ``slope`` and ``param_scale`` bookkeeping of the other layers, or the
+        manifest. Two
         networks with the same fingerprint give the same spikes and potentials for every input
         and setting; saving and loading keeps it. Caches of embeddings key on it (with the
         simulation settings).
@@ -324,6 +336,8 @@ class SpikingNetwork:
         add({"format": FORMAT, "reset": self.reset, "embedding_layer": self.embedding_layer})
         if self.initial_membrane:  # (absent when 0, so older fingerprints stay valid)
             add({"initial_membrane": self.initial_membrane})
+        if self.analog_input:  # (likewise absent when False)
+            add({"analog_input": True})
         for i, layer in enumerate(self.layers):
             add(
                 {
@@ -363,6 +377,7 @@ class SpikingNetwork:
             and (self.embedding_layer, self.reset, self.pool_mode, self.arch)
             == (other.embedding_layer, other.reset, other.pool_mode, other.arch)
             and self.initial_membrane == other.initial_membrane
+            and self.analog_input == other.analog_input
             and self.manifest == other.manifest
         )
 
@@ -380,6 +395,7 @@ class SpikingNetwork:
             "pool_mode": self.pool_mode,
             "arch": self.arch,
             "initial_membrane": self.initial_membrane,
+            "analog_input": self.analog_input,
             "manifest": self.manifest,
             "layers": [layer.scalars() for layer in self.layers],
         }
@@ -449,6 +465,7 @@ class SpikingNetwork:
                 arch=header["arch"],
                 manifest=header["manifest"],
                 initial_membrane=header.get("initial_membrane", 0.0),
+                analog_input=header.get("analog_input", False),
             )
         except NetworkError as exc:
             raise NetworkError(f"{path}: {exc}") from None

@@ -16,7 +16,11 @@ Neurons
     (threshold, reset, 24-bit saturation) and its bias, every step.
 Input layer
     Integrates the pixel current ``round(pixel * param_scale)`` every step
-    (:func:`lava_retrieval.snn.neuron.input_current`).
+    (:func:`lava_retrieval.snn.neuron.input_current`). With an analog input
+    (``network.analog_input``) it has no neurons that fire: in every step in which it would
+    send spikes it sends the current itself, a graded value (its potentials stay at
+    ``v_init``, its counts at 0), and the first synapse layer integrates ``W . current``: a
+    constant input over the window.
 Synapses
     Every other layer integrates the integer synaptic input from the previous layer's spikes
     (conv, pool or dense, :class:`lava_retrieval.snn.synapse.SynapticOp`) plus its bias.
@@ -146,16 +150,25 @@ def simulate_reference(
     previous = [np.zeros(x.shape, bool) for x in v]
     trains = [[] for _ in layers]
     current = input_current(images, layers[0].param_scale).reshape(n, *layers[0].output_shape)
+    analog = network.analog_input
+    silent = np.zeros(current.shape, bool)
     if timing in ("exact_count", "graded"):
         for i in range(len(layers)):
+            if i == 0 and analog:  # no neurons: the current is sent as it is
+                trains[0] = [silent] * time_steps
+                continue
             if timing == "graded":  # one message: the predecessor's count
-                if i:
+                if i == 1 and analog:
+                    a_in = np.rint(ops[1](time_steps * current)).astype(np.int64)
+                elif i:
                     a_in = np.rint(ops[i](counts[i - 1])).astype(np.int64)
                 else:
                     a_in = time_steps * current
                 v[i] = integrate(v[i], a_in, time_steps * biases[i], params[i])
             else:
                 inputs = trains[i - 1] if i else [current] * time_steps
+                if i == 1 and analog:
+                    inputs = [current] * time_steps
                 for k in range(time_steps):  # integrate, not firing
                     a_in = np.rint(ops[i](inputs[k])).astype(np.int64) if i else inputs[k]
                     v[i] = integrate(v[i], a_in, biases[i], params[i])
@@ -167,6 +180,11 @@ def simulate_reference(
         for _ in range(time_steps):
             now = []
             for i in range(len(layers)):
+                if i == 0 and analog:  # the current itself, as the input layer's output
+                    now.append(current)
+                    if record_spikes:
+                        trains[0].append(silent)
+                    continue
                 if i == 0:
                     a_in = current
                 else:

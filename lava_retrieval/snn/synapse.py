@@ -4,7 +4,8 @@ ProcessModels, which run in forked processes).
 ``SynapticOp(layer)(spikes)`` returns the integer input of every neuron for a batch of spike maps
 (or rates, for the floating-point models). Convolutions are one matrix product over sliding
 windows (im2col). The product runs in float32 when every possible sum is an integer below 2**24
-(exact in float32, and twice as fast as float64), otherwise in float64 (exact below 2**53).
+(exact in float32, and twice as fast as float64), otherwise in float64 (exact below 2**53);
+inputs other than spikes (counts, an analog input's currents) are taken into the bound.
 """
 
 from __future__ import annotations
@@ -40,8 +41,14 @@ class SynapticOp:
         self.output_shape = tuple(layer.output_shape)
         self.stride, self.padding, self.groups = layer.stride, layer.padding, layer.groups
         weight = np.asarray(layer.weight, dtype=np.int64)
-        worst = np.abs(weight).reshape(len(weight), -1).sum(1).max()
-        self.dtype = np.float32 if worst < _FLOAT32_EXACT else np.float64
+        self.worst = int(np.abs(weight).reshape(len(weight), -1).sum(1).max())
+        self.dtype = np.float32 if self.worst < _FLOAT32_EXACT else np.float64
+        self.weight = weight
+        self._wide = None  # a float64 copy, for inputs too large for float32
+        self._build()
+
+    def _build(self) -> None:
+        weight = self.weight
         if self.kind == "dense":
             self.matrix = weight.T.astype(self.dtype)  # (in, out)
         else:
@@ -57,7 +64,18 @@ class SynapticOp:
             self.matrix = per_group.transpose(0, 2, 1).astype(self.dtype)
 
     def __call__(self, spikes: np.ndarray) -> np.ndarray:
-        """Synaptic input (float array holding exact integers) for a batch of spike maps."""
+        """Synaptic input (float array holding exact integers) for a batch of spike maps (or
+        of integer counts or currents)."""
+        spikes = np.asarray(spikes)
+        if spikes.dtype != bool and spikes.size and self.dtype == np.float32:
+            largest = float(np.abs(spikes).max())
+            if largest > 1 and largest * self.worst >= _FLOAT32_EXACT:
+                if self._wide is None:
+                    self._wide = SynapticOp.__new__(SynapticOp)
+                    self._wide.__dict__.update(self.__dict__)
+                    self._wide.dtype = np.float64
+                    self._wide._build()
+                return self._wide(spikes)
         x = np.asarray(spikes, dtype=self.dtype)
         batch = x.shape[0]
         if self.kind == "dense":

@@ -65,6 +65,11 @@ class _BatchedIFLayer(PyLoihiProcessModel):
         self.pending = np.zeros(shape, self.state_dtype)
         self.integrating = np.full(shape, self.neuron.v_init, self.state_dtype)
         self.levels_bias = self.time_steps * self.bias
+        # An analog input layer sends the encoder's current itself (exact_count: the previous
+        # window's, while the current window's arrives).
+        self.analog = bool(proc_params.get("analog", False))
+        self.sending = np.zeros(shape, self.pending.dtype)
+        self.arriving = np.zeros(shape, self.pending.dtype)
 
     state_dtype = np.int64
 
@@ -95,6 +100,9 @@ class _BatchedIFLayer(PyLoihiProcessModel):
             if self.kind != "input":
                 self.pending = self.synaptic_input(received)
             return
+        if self.analog:
+            self.send_current(step)
+            return
         if self.exact:
             self.integrate_then_fire(step)
             return
@@ -118,6 +126,24 @@ class _BatchedIFLayer(PyLoihiProcessModel):
         if self.kind != "input":
             # Lava's synapse timing: spikes received now reach the neurons at the next step.
             self.pending = self.synaptic_input(self.inp.recv())
+
+    def send_current(self, step: int) -> None:
+        """An analog input layer: potentials at ``v_init``, no spikes; it sends the current
+        in every step of its window (``exact_count``: in its firing window, the previous
+        image's; ``graded``: T times the current, once per image)."""
+        received = self.inp.recv().astype(self.pending.dtype)
+        if step % self.time_steps == 0 or self.graded:
+            self.v[:] = self.neuron.v_init
+        if self.graded:
+            sent = self.time_steps * received
+        elif self.exact:
+            if step % self.time_steps == 0:
+                self.sending, self.arriving = self.arriving, self.sending
+            self.arriving[:] = received
+            sent = self.sending
+        else:
+            sent = received
+        self.out.send(sent.astype(self.v.dtype))
 
     def integrate_then_fire(self, step: int) -> None:
         """``exact_count``: integrate this window's input into one potential while the other,

@@ -65,6 +65,10 @@ class IFLayer(AbstractProcess):
     layout : {"bchw", "whc"}
         ``whc`` (batch 1, Lava's (W, H, C) order, dense input flattened in that order) is the
         layout of the hierarchical Loihi model.
+    analog : bool
+        An analog input layer (``kind="input"`` only): no neuron fires; in every step in which
+        it would send spikes it sends the encoder's current itself, a graded message (with
+        ``graded`` timing, T times the current).
     """
 
     def __init__(
@@ -87,7 +91,10 @@ class IFLayer(AbstractProcess):
         groups: int = 1,
         layout: str = "bchw",
         name: str | None = None,
+        analog: bool = False,
     ) -> None:
+        if analog and kind != "input":
+            raise ValueError("only the input layer can be analog")
         super().__init__(
             kind=kind,
             input_shape=tuple(input_shape),
@@ -106,6 +113,7 @@ class IFLayer(AbstractProcess):
             groups=groups,
             layout=layout,
             name=name,
+            analog=bool(analog),
         )
         if timing not in GRAPH_TIMINGS:
             raise ValueError(f"timing must be one of {GRAPH_TIMINGS}, got {timing!r}")
@@ -135,9 +143,11 @@ class IFLayer(AbstractProcess):
         timing: str = "delay",
         depth: int = 0,
         layout: str = "bchw",
+        analog: bool = False,
     ) -> IFLayer:
         """The IFLayer of one layer of a SpikingNetwork (weights, bias, geometry) with its
-        neurons' parameters (``network.neuron(i)``: threshold, reset, initial potential).
+        neurons' parameters (``network.neuron(i)``: threshold, reset, initial potential);
+        ``analog`` for the input layer of a network with an analog input.
 
         >>> layer = IFLayer.from_layer(net.layers[1], neuron=net.neuron(1), batch_size=8,
         ...                            time_steps=16)
@@ -162,4 +172,5 @@ class IFLayer(AbstractProcess):
             groups=layer.groups,
             layout=layout,
             name=layer.name,
+            analog=analog,
         )

@@ -146,6 +146,25 @@ def _saturation(weight: int, threshold: int, reset: str) -> Callable:
     return build
 
 
+def _analog(build: Callable) -> Callable:
+    """The same network with an analog input (its first layer sees the pixel currents)."""
+    return lambda fashion: replace(build(fashion), analog_input=True)
+
+
+def _qcfs_analog(fashion) -> SpikingNetwork:
+    """The shipped QCFS network converted with an analog input (16 pixel levels)."""
+    return SpikingNetwork.load(ROOT / "results" / "snn-32-64-10-qcfs16-analog.npz")
+
+
+def _small_analog(fashion) -> SpikingNetwork:
+    """A converted random 4-8-16-10 with an analog input of 255 levels (its first layer's
+    weights made coarser to keep its threshold within the exact-count budget)."""
+    torch.manual_seed(4)
+    images = np.random.default_rng(4).random((40, 28, 28))
+    config = ConversionConfig(activation_percentile=99.0, analog_input=True)
+    return convert(ConvNet("4-8-16-10"), images, config)
+
+
 def _golden(fashion) -> SpikingNetwork:
     return SpikingNetwork.load(GOLDEN.with_name("small-net.npz"))
 
@@ -216,6 +235,13 @@ CASES = {
     "saturation-initial-half": Case(
         _starting_at(_saturation(255, 10**9, "subtract"), 0.5), _white(1), 6
     ),
+    # An analog input: the first synapse layer integrates the pixel currents themselves.
+    "qcfs-analog": Case(_qcfs_analog, _test_images(8, 24), 8),
+    "small-analog": Case(_small_analog, _test_images(6, 12), 12),
+    "golden-analog-zero": Case(
+        _analog(lambda f: replace(_golden(f), reset="zero")), _golden_images, 9
+    ),
+    "saturation-analog": Case(_analog(_saturation(255, 10**9, "subtract")), _white(1), 4),
 }
 
 
