@@ -3,10 +3,13 @@
     .venv/bin/python benchmarks/method_throughput.py [--out results/bench-methods.json]
 
 Images/s at T = 16 of every method (``paper``: Lava timing; ``qcfs``: pipelined;
-``qcfs-exact``: the exact-count schedule) with each simulator engine, on the same 10,000 test
-images in chunks of 1,024, best of three runs, measured in one run on one machine so that the
-ratios compare; with each method's spikes and synaptic operations per image from the same
-simulation, and the chip steps one image occupies.
+``qcfs-exact``: the exact-count schedule; ``qcfs-graded``: graded spikes; ``qcfs8-analog``, the
+default: an analog input, whose first layer's constant current is computed once per image, and
+the exact-count schedule; ``qcfs8-analog-graded``) with each simulator engine, on the same
+10,000 test images in chunks of 1,024, best of three runs, measured in one run on one machine
+so that the ratios compare; with each method's spikes (messages, for graded spikes and an
+analog input) and synaptic operations per image from the same simulation, and the chip steps
+one image occupies.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ NETWORKS = {
     "paper": "results/snn-32-64-10.npz",
     "qcfs": "results/snn-32-64-10-qcfs16.npz",
     "qcfs-exact": "results/snn-32-64-10-qcfs16.npz",
+    "qcfs-graded": "results/snn-32-64-10-qcfs16.npz",
+    "qcfs8-analog": "results/snn-32-64-10-qcfs8-analog.npz",
+    "qcfs8-analog-graded": "results/snn-32-64-10-qcfs8-analog.npz",
 }
 
 

@@ -51,14 +51,31 @@ evaluate sweep-initial-half-pipelined --network results/snn-32-64-10-initial-hal
     --timing pipelined
 evaluate sweep-initial-half-pipelined-integrated \
     --network results/snn-32-64-10-initial-half.npz --timing pipelined --readout integrated
-# The default method's sweep is a step of `lava-retrieval reproduce` (its energy model quotes it).
-[ -f results/sweeps.json ] || $LR reproduce --only sweeps --no-progress > /dev/null
+# The default method's sweep (qcfs8-analog) is a step of `lava-retrieval reproduce` (its energy
+# model quotes it).
+[ -f results/sweep-qcfs8-analog-exact_count-integrated.json ] || $LR reproduce --only sweeps --no-progress > /dev/null
 # The QCFS network under the exact-count schedule (every layer integrates T steps, then fires T).
 STEPS="1 2 4 8 16 32" evaluate sweep-qcfs-exact_count-integrated --method qcfs \
     --network results/snn-32-64-10-qcfs16.npz --timing exact_count --readout integrated
 # The same network with graded spikes (T levels sent as one message, one step a layer).
 STEPS="1 2 4 8 16 32" evaluate sweep-qcfs-graded-integrated --method qcfs-graded \
     --network results/snn-32-64-10-qcfs16.npz
+# The analog-input networks: the QCFS ANNs fine-tuned at L = 8 and L = 4 levels with the 8-bit
+# image as their input (lava_retrieval/pretrained/32-64-10-qcfs{8,4}a, each trained in about 9
+# minutes on 2 cores by the command in its checkpoint.json), converted with --analog-input. The
+# default method (qcfs8-analog, exact-count schedule) is swept by `reproduce --only sweeps` above.
+for L in 8 4; do
+    [ -f "results/snn-32-64-10-qcfs$L-analog.npz" ] || $LR convert --analog-input \
+        --checkpoint "lava_retrieval/pretrained/32-64-10-qcfs${L}a" \
+        --out "results/snn-32-64-10-qcfs$L-analog.npz" --json \
+        > "results/convert-32-64-10-qcfs$L-analog.json"
+done
+STEPS="1 2 4 8 16 32" evaluate sweep-qcfs8-analog-graded-integrated --method qcfs8-analog-graded \
+    --network results/snn-32-64-10-qcfs8-analog.npz
+STEPS="1 2 4 8 16 32" evaluate sweep-qcfs4-analog-exact_count-integrated --method qcfs4-analog \
+    --network results/snn-32-64-10-qcfs4-analog.npz
+# The QCFS network pipelined (the default method before the analog input).
+evaluate sweep-qcfs-pipelined-integrated --method qcfs --network results/snn-32-64-10-qcfs16.npz
 # The spike-count readout of the same network, at the small T where readouts differ most.
 for readout in spike_count; do
     STEPS="4 8 16" evaluate "sweep-qcfs-pipelined-$readout" --method qcfs \
@@ -77,16 +94,43 @@ done
 $PY - <<'PY'
 import json
 
+from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+from lava_retrieval.evaluation.energy import cost_curve
 from lava_retrieval.evaluation.table2 import plot_time_steps
+from lava_retrieval.snn.network import SpikingNetwork
 
-runs = {
-    "paper's method, Lava timing": "sweep-paper-delay",
-    "paper's method, pipelined": "sweep-paper-pipelined",
-    "initial membrane 0.5, pipelined": "sweep-initial-half-pipelined",
-    "initial membrane 0.5, pipelined, integrated": "sweep-initial-half-pipelined-integrated",
-    "QCFS-trained, pipelined, integrated": "sweep-qcfs-pipelined-integrated",
-    "QCFS-trained, exact-count schedule (graded: the same)": "sweep-qcfs-exact_count-integrated",
+runs = {  # label: (result stem, network, timing)
+    "paper's method, Lava timing": ("sweep-paper-delay", "snn-32-64-10", "delay"),
+    "paper's method, pipelined": ("sweep-paper-pipelined", "snn-32-64-10", "pipelined"),
+    "initial membrane 0.5, pipelined": (
+        "sweep-initial-half-pipelined", "snn-32-64-10-initial-half", "pipelined"
+    ),
+    "initial membrane 0.5, pipelined, integrated": (
+        "sweep-initial-half-pipelined-integrated", "snn-32-64-10-initial-half", "pipelined"
+    ),
+    "QCFS-trained, pipelined, integrated": (
+        "sweep-qcfs-pipelined-integrated", "snn-32-64-10-qcfs16", "pipelined"
+    ),
+    "QCFS-trained, exact-count schedule": (
+        "sweep-qcfs-exact_count-integrated", "snn-32-64-10-qcfs16", "exact_count"
+    ),
+    "QCFS-8 analog input, exact count (default)": (
+        "sweep-qcfs8-analog-exact_count-integrated", "snn-32-64-10-qcfs8-analog", "exact_count"
+    ),
+    "QCFS-8 analog input, graded": (
+        "sweep-qcfs8-analog-graded-integrated", "snn-32-64-10-qcfs8-analog", "graded"
+    ),
+    "QCFS-4 analog input, exact count": (
+        "sweep-qcfs4-analog-exact_count-integrated", "snn-32-64-10-qcfs4-analog", "exact_count"
+    ),
 }
-results = {label: json.load(open(f"results/{stem}.json")) for label, stem in runs.items()}
-print(plot_time_steps(results, "results/time-steps.png", "32-64-10 on Fashion-MNIST"))
+results = {label: json.load(open(f"results/{stem}.json")) for label, (stem, _, _) in runs.items()}
+# Latency and the Loihi energy model's mJ per image, from 200 test images' operation counts.
+images = load_fashion_mnist().test_images[:200]
+costs = {}
+for label, (stem, network, timing) in runs.items():
+    steps = [int(r["model"][4:-1]) for r in results[label]["rows"] if r["model"] != "ANN"]
+    net = SpikingNetwork.load(f"results/{network}.npz")
+    costs[label] = cost_curve(net, images, timing, steps)
+print(plot_time_steps(results, "results/time-steps.png", "32-64-10 on Fashion-MNIST", costs))
 PY

@@ -1,8 +1,7 @@
 """The main demo: image retrieval with spiking-network embeddings, end to end.
 
 1. Convert the method's shipped 32-64-10 ANN (:mod:`lava_retrieval.conversion.methods`; default
-``qcfs``,
-   ``paper`` for Algorithm 1 with the paper's settings).
+   ``qcfs8-analog``, ``paper`` for Algorithm 1 with the paper's settings).
 2. Embed the corpus (training images) with the fast simulator with the method's timing and
    readout; the embeddings are cached under the user cache directory, keyed by the network's
    fingerprint, the simulation settings and the corpus images.
@@ -57,7 +56,7 @@ def run(
     out: str | Path = "runs/demo-retrieval.png",
     *,
     corpus_size: int = 60000,
-    time_steps: int = 16,
+    time_steps: int | None = None,
     seed: int = 0,
     data_dir: str | None = None,
     progress: bool = True,
@@ -69,6 +68,7 @@ def run(
     data = load_fashion_mnist(data_dir)
     log(f"converting the shipped {chosen.checkpoint_name} ANN ({chosen.description}) ...")
     resolved = resolve(method=method, dataset=data, time_steps=time_steps)
+    time_steps = resolved.config.time_steps
     network, config, ckpt = resolved.network, resolved.config, resolved.checkpoint()
     corpus_images = data.train_images[:corpus_size]
     corpus_labels = data.train_labels[:corpus_size]

@@ -82,7 +82,9 @@ def activity_figure(network, image: np.ndarray, time_steps: int, timing: str) ->
         ax.set_ylim(-1, max(len(shown), 1))
         if not count:
             ax.set_yticks([])
-        ax.set_title(f"{layer.name}\n{count:,} spikes", fontsize=8)
+        analog = layer.kind == "input" and network.analog_input
+        title = "analog: a current\nevery step" if analog else f"{count:,} spikes"
+        ax.set_title(f"{layer.name}\n{title}", fontsize=8)
         ax.set_xlabel("time step", fontsize=7)
         ax.tick_params(labelsize=6)
     axes[0, 0].set_ylabel("active neurons", fontsize=7)
@@ -315,7 +317,10 @@ def _read_upload(blob: bytes, invert, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
 
 
 def default_index(
-    corpus: int = 10000, time_steps: int = 16, data_dir: str | None = None, progress=True
+    corpus: int = 10000,
+    time_steps: int | None = None,
+    data_dir: str | None = None,
+    progress=True,
 ) -> ImageIndex:
     """An in-memory index of the first ``corpus`` training images with the default method."""
     from lava_retrieval.conversion.methods import resolve

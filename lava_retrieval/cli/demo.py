@@ -38,7 +38,9 @@ def register(sub) -> None:
     )
     p.add_argument("--out", default="runs/demo-retrieval.png", help="the Fig. 6-style PNG")
     p.add_argument("--corpus", type=count, default=60000, help="training images in the corpus")
-    p.add_argument("--time-steps", type=count, default=16, help="T, steps per image")
+    p.add_argument(
+        "--time-steps", type=count, help="T, steps per image (default: the method's; see evaluate)"
+    )
     p.add_argument(
         "--method",
         choices=METHODS,

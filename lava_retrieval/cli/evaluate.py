@@ -33,7 +33,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         chosen.checkpoint().model,
         dataset,
         chosen.config,
-        time_steps=tuple(args.time_steps),
+        time_steps=tuple(args.time_steps or chosen.method.time_steps),
         limit_corpus=args.limit_corpus,
         limit_queries=args.limit_queries,
         progress=not args.no_progress,
@@ -56,7 +56,11 @@ def register(sub) -> None:
     p.add_argument("--network", help="spiking network (default: convert the method's ANN)")
     p.add_argument("--checkpoint", help="ANN checkpoint (default: the method's shipped one)")
     p.add_argument(
-        "--time-steps", type=count, nargs="+", default=[16, 128], help="an SNN(T) row for each T"
+        "--time-steps",
+        type=count,
+        nargs="+",
+        help="an SNN(T) row for each T (default: the method's: 8 for qcfs8-analog, 4 for "
+        "qcfs4-analog, 16 and 128 for paper, else 16)",
     )
     p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")
     p.add_argument("--limit-corpus", type=count, help="first N training images only (quick looks)")

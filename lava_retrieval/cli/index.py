@@ -192,7 +192,9 @@ def register_index(sub) -> None:
     p.add_argument(
         "--method", choices=METHODS, help=f"default {DEFAULT_METHOD} (see `evaluate --help`)"
     )
-    p.add_argument("--time-steps", type=count, default=16, help="T, steps per image")
+    p.add_argument(
+        "--time-steps", type=count, help="T, steps per image (default: the method's; see evaluate)"
+    )
     p.add_argument("--readout", choices=READOUTS, help="default: the method's")
     p.add_argument("--timing", choices=TIMINGS, help="default: the method's")
     p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")

@@ -193,9 +193,12 @@ def method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method",
         choices=METHODS,
-        help=f"qcfs: the QCFS-trained ANN, learned thresholds, initial membrane 0.5, "
-        "pipelined timing, integrated readout; qcfs-exact: the same network under the "
-        "exact-count schedule (exact_count timing); qcfs-graded: with graded spikes; paper: "
+        help="qcfs8-analog: the ANN trained with QCFS activations at 8 levels, an analog "
+        "input (the image enters the first synapse layer as a graded current), learned "
+        "thresholds, initial membrane 0.5, the exact-count schedule, integrated readout; "
+        "qcfs8-analog-graded: the same with graded spikes; qcfs4-analog: trained at 4 levels, "
+        "for T = 4; qcfs: the QCFS ANN at 16 levels, pipelined timing; qcfs-exact, qcfs-graded: "
+        "that network under the exact-count schedule, with graded spikes; paper: "
         "Liu et al. 2022 as published (ReLU ANN, Algorithm 1, Lava timing, membrane "
         "readout). Default: the method whose ANN "
         f"--network was converted from, else {DEFAULT_METHOD}. The flags below override "

@@ -50,6 +50,14 @@ pre-activation, so this threshold makes its rate ``activation / lambda``); the i
 defaults to half the threshold, the shift of the QCFS floor. Weights and biases are still scaled
 with ``param_percentile``; the output layer, which has no QCFS, keeps the percentile threshold.
 Such an ANN must be converted with separate pooling (its pooling layers are quantised too).
+
+With an analog input (``analog_input=True``) there are no input neurons: the first synapse layer
+integrates the pixel current ``round(pixel * P)`` itself, P units per unit of pixel (the slope
+after the input is P, and the first layer's bias may use P times ``b_MAX``, being in that unit).
+Its threshold then grows with P; to count up to ``ANALOG_STEPS`` spikes under the
+``exact_count``/``graded`` timings without saturating the 24-bit membrane it must stay at most
+``V_MAX // (ANALOG_STEPS + 1)``: the converter lowers P (when it was not given) and, failing
+that, the first layer's weight scale. The manifest records P and that scale factor.
 """
 
 from __future__ import annotations
@@ -111,7 +119,8 @@ class ConversionConfig:
     input_levels : int or None
         Levels of the analog pixel current (1..255). ``None`` (default): the levels of the
         ANN's input quantiser (an ANN trained with QCFS activations; 255 for one trained with
-        ``--input-levels 255``), else W_MAX.
+        ``--input-levels 255``), else W_MAX, lowered to the most that keep the first layer's
+        threshold within the 24-bit budget (:data:`ANALOG_STEPS`) at full weight precision.
 
     >>> ConversionConfig().w_max, ConversionConfig(num_weight_bits=8).w_max
     (255, 127)
@@ -504,6 +513,7 @@ def convert(
         ann_layers = fold_pooling(ann_layers, INPUT_SHAPE)
 
     w_max, b_max = config.w_max, config.b_max
+    levels = 0  # of an analog input's pixel current
     if config.analog_input:
         # No input neurons: the first synapse layer integrates the pixel current
         # round(pixel * P) itself, P units per unit of pixel (its slope).
@@ -544,18 +554,18 @@ def convert(
         weight_norm = float(np.percentile(np.abs(layer.weight), config.param_percentile))
         if weight_norm == 0.0:
             raise ConversionError(f"{name}: all weights are zero")
-        ratio = w_max / weight_norm
         # After an analog input the bias is in units of the pixel current (P times wider).
         analog_first = config.analog_input and len(layers) == 1
-        bias_max = b_max * (slope if analog_first else 1)
-        bias = None
-        if layer.bias is not None:
-            bias = layer.bias * slope
-            bias_norm = float(np.percentile(np.abs(bias), config.param_percentile))
-            if bias_norm > 0.0:
-                ratio = min(ratio, bias_max / bias_norm)
-        param_scale = ratio
-        for _ in range(2):
+        for attempt in range(4):
+            bias_max = b_max * (slope if analog_first else 1)
+            ratio = w_max / weight_norm
+            bias = None
+            if layer.bias is not None:
+                bias = layer.bias * slope
+                bias_norm = float(np.percentile(np.abs(bias), config.param_percentile))
+                if bias_norm > 0.0:
+                    ratio = min(ratio, bias_max / bias_norm)
+            param_scale = ratio * reduction
             weight_int = np.clip(np.trunc(layer.weight * param_scale), -w_max, w_max)
             bias_int = None
             if bias is not None:
@@ -568,9 +578,14 @@ def convert(
             if not analog_first or threshold <= ANALOG_THRESHOLD:
                 break
             # The first layer after an analog input would need more than the 24-bit membrane
-            # to count up to ANALOG_STEPS spikes in one window: coarser weights instead.
-            reduction = ANALOG_THRESHOLD / threshold
-            param_scale *= reduction
+            # to count up to ANALOG_STEPS spikes in one window: fewer pixel levels (unless
+            # they were given), else coarser weights.
+            if config.input_levels is None and attempt < 2 and levels > 1:
+                levels = max(1, int(levels * ANALOG_THRESHOLD / threshold))
+                spikerate, slope = np.rint(images * levels), float(levels)
+                layers[0] = replace(layers[0], threshold=levels, param_scale=levels, slope=slope)
+            else:
+                reduction *= ANALOG_THRESHOLD / threshold
         spikerate = np.minimum(dvdt / threshold, 1.0)
         slope = slope * param_scale / threshold
         out_shape = _output_shape(layer, shape)
@@ -602,7 +617,7 @@ def convert(
     }
     if config.analog_input:
         manifest["analog_input"] = {
-            "levels": int(layers[0].param_scale),
+            "levels": levels,
             "exact_count_steps": ANALOG_STEPS,
             "first_layer_scale_factor": reduction,
         }

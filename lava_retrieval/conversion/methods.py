@@ -18,6 +18,17 @@ how it is converted, the timing and the readout. ``evaluate`` and ``demo`` take 
     The same network with graded spikes (``graded``: each layer sends its count, of T levels, as
     one graded message, as Loihi 2 can): the counts of ``qcfs-exact`` (wherever its sums stay
     inside the 24-bit bound), one step a layer.
+``qcfs8-analog``
+    The 32-64-10 ANN fine-tuned with QCFS activations at L = 8 levels and the 8-bit image as
+    its input (``train --levels 8 --input-levels 255``), converted with an analog input (the
+    image enters the first synapse layer as a graded pixel current, no input neurons), under
+    the exact-count schedule with the integrated readout.
+``qcfs8-analog-graded``
+    The same network with graded spikes (one step a layer). Both run at T = 8 (the levels the
+    ANN was trained for) unless told otherwise: at T = 16 the network loses accuracy (the
+    README's tables); ``qcfs-exact`` is the method for T = 16.
+``qcfs4-analog``
+    As ``qcfs8-analog``, the ANN fine-tuned at L = 4 levels: for T = 4.
 ``paper``
     Liu et al. 2022 as published: the ReLU 32-64-10 ANN, Algorithm 1 with the paper's
     percentiles, Lava's timing (``delay``), the membrane readout. Table 2 of the README.
@@ -58,9 +69,12 @@ class Method:
         One of :data:`lava_retrieval.snn.config.TIMINGS`.
     readout : str
         ``membrane``, ``spike_count`` or ``integrated``.
+    time_steps : tuple of int
+        The T it runs at unless told otherwise (the first; ``evaluate`` reports them all): the
+        levels its ANN was trained for, or the paper's 16 (and 128).
 
-    >>> METHODS["paper"].timing, METHODS["qcfs"].timing
-    ('delay', 'pipelined')
+    >>> METHODS["paper"].timing, METHODS["qcfs"].timing, METHODS["qcfs8-analog"].time_steps
+    ('delay', 'pipelined', (8,))
     """
 
     name: str
@@ -69,6 +83,7 @@ class Method:
     conversion: ConversionConfig
     timing: str
     readout: str
+    time_steps: tuple[int, ...] = (16,)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -111,6 +126,35 @@ METHODS = {
         "graded",
         "integrated",
     ),
+    "qcfs8-analog": Method(
+        "qcfs8-analog",
+        "QCFS-trained 32-64-10 at 8 levels with an 8-bit input, analog input, learned "
+        "thresholds, initial membrane 0.5, exact-count schedule, integrated",
+        "32-64-10-qcfs8a",
+        ConversionConfig(initial_membrane=0.5, analog_input=True),
+        "exact_count",
+        "integrated",
+        (8,),
+    ),
+    "qcfs8-analog-graded": Method(
+        "qcfs8-analog-graded",
+        "QCFS-trained 32-64-10 as qcfs8-analog, graded spikes (each layer sends its count as "
+        "one message), integrated",
+        "32-64-10-qcfs8a",
+        ConversionConfig(initial_membrane=0.5, analog_input=True),
+        "graded",
+        "integrated",
+        (8,),
+    ),
+    "qcfs4-analog": Method(
+        "qcfs4-analog",
+        "QCFS-trained 32-64-10 at 4 levels with an 8-bit input, as qcfs8-analog (for T = 4)",
+        "32-64-10-qcfs4a",
+        ConversionConfig(initial_membrane=0.5, analog_input=True),
+        "exact_count",
+        "integrated",
+        (4,),
+    ),
     "paper": Method(
         "paper",
         "Liu et al. 2022: ReLU 32-64-10, Algorithm 1, Lava timing, membrane readout",
@@ -118,9 +162,10 @@ METHODS = {
         ConversionConfig(initial_membrane=0.0),
         "delay",
         "membrane",
+        (16, 128),
     ),
 }
-DEFAULT_METHOD = "qcfs"
+DEFAULT_METHOD = "qcfs8-analog"
 
 
 def of_network(network: SpikingNetwork) -> Method | None:
@@ -133,11 +178,21 @@ def of_network(network: SpikingNetwork) -> Method | None:
     source = network.manifest.get("source_sha256")
     if not source:
         return None
+    sources: dict[Path, str | None] = {}
+    matches = []
     for method in METHODS.values():
-        meta = read_meta(method.checkpoint_path, missing_ok=True)
-        if meta is not None and meta.get("weights_sha256") == source:
-            return method
-    return None
+        path = method.checkpoint_path
+        if path not in sources:
+            meta = read_meta(path, missing_ok=True)
+            sources[path] = None if meta is None else meta.get("weights_sha256")
+        if sources[path] == source:
+            matches.append(method)
+    # Of the methods sharing that ANN: one converted like the network (an analog input or
+    # not), the default first.
+    matches.sort(
+        key=lambda m: (m.conversion.analog_input != network.analog_input, m.name != DEFAULT_METHOD)
+    )
+    return matches[0] if matches else None
 
 
 @dataclass(frozen=True)
@@ -171,7 +226,7 @@ def resolve(
     network: str | os.PathLike | SpikingNetwork | None = None,
     checkpoint: str | os.PathLike | None = None,
     dataset=None,
-    time_steps: int = 16,
+    time_steps: int | None = None,
     timing: str | None = None,
     readout: str | None = None,
     engine: str = "auto",
@@ -188,8 +243,8 @@ def resolve(
       network's own ANN); without it, a network whose ANN is not known has none.
     - Without ``network`` the ANN is converted with the method's settings (``dataset`` is
       needed then).
-    - ``timing`` and ``readout`` override the method's; ``time_steps`` and ``engine`` complete
-      the :class:`SimConfig`.
+    - ``timing``, ``readout`` and ``time_steps`` override the method's (its first T);
+      ``engine`` completes the :class:`SimConfig`.
 
     Errors are :class:`LavaRetrievalError`; notes (a network without provenance, a conversion)
     go to ``log``.
@@ -226,7 +281,7 @@ def resolve(
         log(f"converting {ann.name} for method {chosen.name!r} (--network to use another)")
         network = chosen.network(dataset, load_checkpoint(ann))
     config = SimConfig(
-        time_steps=time_steps,
+        time_steps=time_steps or chosen.time_steps[0],
         timing=timing or chosen.timing,
         readout=readout or chosen.readout,
         engine=engine,

@@ -328,16 +328,19 @@ def _simulate_chunk(
 @contextlib.contextmanager
 def _exact_float32():
     """Full-precision float32 products (no reduced-precision fast paths: TF32 matrix products
-    and convolutions on a GPU would round the integers)."""
+    and convolutions on a GPU would round the integers, and so do cuDNN's Winograd and FFT
+    convolutions, even without TF32: on a GPU convolutions run without cuDNN, as im2col and
+    full-precision matrix products)."""
     previous = torch.get_float32_matmul_precision()
-    previous_cudnn = torch.backends.cudnn.allow_tf32
+    previous_cudnn = torch.backends.cudnn.allow_tf32, torch.backends.cudnn.enabled
     torch.set_float32_matmul_precision("highest")
     torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.enabled = False
     try:
         yield
     finally:
         torch.set_float32_matmul_precision(previous)
-        torch.backends.cudnn.allow_tf32 = previous_cudnn
+        torch.backends.cudnn.allow_tf32, torch.backends.cudnn.enabled = previous_cudnn
 
 
 class Prepared:

@@ -12,7 +12,14 @@ Operation counts (:func:`op_counts`), from the simulator's spike counts, per ima
   image with ``pipelined`` timing (its last layer finishes ``depth`` steps after the input) and
   ``T x (layers + 1)`` with ``exact_count`` (the input integrates T steps, then every layer
   fires T steps while its successor integrates them) and ``layers`` with ``graded`` messages
-  (one step a layer; its ``spikes`` count the levels it sends, as if fired one by one).
+  (one step a layer).
+* Graded messages (an assumption, not a measurement): with ``graded`` timing a neuron whose
+  count is not 0 sends one message per image, and with an analog input every non-zero pixel
+  current is one message per step it is sent (once per image with ``graded``). A message is
+  counted in ``spikes`` and causes one synaptic operation per outgoing synapse, costed like a
+  binary spike's: Loihi 2 carries graded spikes (Orchard et al., "Efficient neuromorphic signal
+  processing with Loihi 2", IEEE SiPS 2021), and no per-operation energy of them has been
+  published, so this is a first-order assumption.
 
 Loihi model (:class:`LoihiEnergyModel`): ``E = P_static x t + E_dynamic`` with
 
@@ -124,9 +131,9 @@ def op_counts(
     Returns
     -------
     dict
-        ``spikes``, ``synaptic_ops``, ``neuron_updates``, ``steps`` (per image) and ``layers``:
-        one record per layer with its neurons, spikes and the synaptic operations its spikes
-        cause in the next layer.
+        ``spikes`` (messages: spikes, or graded messages), ``synaptic_ops``,
+        ``neuron_updates``, ``steps`` (per image) and ``layers``: one record per layer with its
+        neurons, spikes and the synaptic operations its spikes cause in the next layer.
 
     >>> round(op_counts(net, images[:10], SimConfig(16))["synaptic_ops"])
     2926760
@@ -134,6 +141,7 @@ def op_counts(
     from tqdm.auto import tqdm
 
     from lava_retrieval.engines.sim import simulate
+    from lava_retrieval.snn.neuron import input_current
     from lava_retrieval.snn.synapse import SynapticOp
 
     time_steps, timing, chunk_size = config.time_steps, config.timing, config.chunk_size
@@ -150,9 +158,16 @@ def op_counts(
             chunk = images[start : start + chunk_size]
             result = simulate(network, chunk, config)
             for i, counts in enumerate(result.spike_counts):
-                spikes[i] += float(counts.sum(dtype=np.int64))
+                sent = np.asarray(counts)  # messages: spikes, or graded messages
+                if i == 0 and network.analog_input:  # the non-zero pixel currents, every step
+                    current = input_current(chunk, layers[0].param_scale)
+                    repeats = 1 if timing == "graded" else time_steps
+                    sent = (current > 0).reshape(len(chunk), *layers[0].output_shape) * repeats
+                elif timing == "graded":  # one message per neuron with a non-zero count
+                    sent = sent > 0
+                spikes[i] += float(sent.sum(dtype=np.int64))
                 if i < len(fan_out):
-                    synops[i] += float(fan_out[i](counts).sum(dtype=np.float64))
+                    synops[i] += float(fan_out[i](sent.astype(np.float32)).sum(dtype=np.float64))
             bar.update(len(chunk))
     n = len(images)
     steps = chip_steps(network, time_steps, timing)
@@ -175,6 +190,23 @@ def op_counts(
             for i, layer in enumerate(layers)
         ],
     }
+
+
+def cost_curve(
+    network: SpikingNetwork, images: np.ndarray, timing: str, time_steps: list[int]
+) -> dict[int, dict]:
+    """Latency in chip steps and the Loihi model's energy per image at each T: ``{T: {"steps":
+    chip steps, "mj": total mJ}}`` (operation counts from ``images``).
+
+    >>> cost_curve(net, images[:2], "delay", [16])[16]["steps"]
+    16
+    """
+    model = LoihiEnergyModel()
+    curve = {}
+    for steps in time_steps:
+        counts = op_counts(network, images, SimConfig(steps, timing=timing))
+        curve[int(steps)] = {"steps": counts["steps"], "mj": model.estimate(counts)["total_mj"]}
+    return curve
 
 
 def _rapl_files(root: Path = RAPL_ROOT) -> list[Path]:

@@ -190,7 +190,12 @@ def write(result: dict, out_dir: str | Path, stem: str = "table2") -> list[Path]
     return paths
 
 
-def plot_time_steps(results: dict[str, dict], out: str | Path, title: str = "") -> Path:
+def plot_time_steps(
+    results: dict[str, dict],
+    out: str | Path,
+    title: str = "",
+    costs: dict[str, dict[int, dict]] | None = None,
+) -> Path:
     """Classification, top-1, top-3 and mAP against T for several methods, in the layout of
     the paper's Fig 4 (one panel per metric, T on a log axis), each method's ANN as a horizontal
     line (one line per distinct ANN, in the colour of the first method converted from it).
@@ -201,6 +206,11 @@ def plot_time_steps(results: dict[str, dict], out: str | Path, title: str = "") 
         Label -> a result of :func:`table2` (its SNN rows give the curve, its ANN row the line).
     out : path
         PNG to write (atomically).
+    costs : dict, optional
+        Label -> ``{T: {"steps": chip steps per image, "mj": mJ per image}}``
+        (:func:`lava_retrieval.evaluation.energy.cost_curve`): adds a row of panels with
+        classification and top-1 against latency in chip steps and against the Loihi energy
+        model's mJ per image.
     """
     plt = pyplot()
 
@@ -210,20 +220,59 @@ def plot_time_steps(results: dict[str, dict], out: str | Path, title: str = "") 
         ("top3", "top-3 retrieval"),
         ("mAP", "mAP"),
     ]
-    fig, grid = plt.subplots(2, 4, figsize=(16, 8.4))
+    n_rows = 3 if costs else 2
+    fig, grid = plt.subplots(n_rows, 4, figsize=(16, 4.2 * n_rows))
     anns: dict[tuple, tuple[str, str]] = {}  # ANN row values -> (first method, colour)
     for label, result in results.items():
         rows = [r for r in result["rows"] if r["model"].startswith("SNN(")]
         steps = [int(r["model"][4:-1]) for r in rows]
         ann = next(r for r in result["rows"] if r["model"] == "ANN")
         for column, (key, _) in enumerate(metrics):
-            for ax in grid[:, column]:
+            for ax in grid[:2, column]:
                 (line,) = ax.plot(steps, [r[key] for r in rows], marker="o", label=label)
         values = tuple(ann[key] for key, _ in metrics)
         anns.setdefault(values, (label, line.get_color()))
+        if costs and label in costs:
+            kept = [
+                (r, costs[label][t]) for r, t in zip(rows, steps, strict=True) if t in costs[label]
+            ]
+            for column, (cost, key) in enumerate(
+                (
+                    ("steps", "classification"),
+                    ("steps", "top1"),
+                    ("mj", "classification"),
+                    ("mj", "top1"),
+                )
+            ):
+                grid[2, column].plot(
+                    [c[cost] for _, c in kept],
+                    [r[key] for r, _ in kept],
+                    marker="o",
+                    color=line.get_color(),
+                )
+    if costs:
+        for column, (cost, key) in enumerate(
+            (
+                ("steps", "classification"),
+                ("steps", "top1"),
+                ("mj", "classification"),
+                ("mj", "top1"),
+            )
+        ):
+            ax = grid[2, column]
+            ax.set_xscale("log", base=2 if cost == "steps" else 10)
+            ax.set_xlabel(
+                "latency (chip steps per image)" if cost == "steps" else "Loihi model: mJ per image"
+            )
+            ax.set_title(
+                f"{dict(metrics)[key]} against {'latency' if cost == 'steps' else 'energy'}"
+            )
+            top = max(values[0 if key == "classification" else 1] for values in anns)
+            ax.set_ylim(top - 15, top + 1)
+            ax.grid(alpha=0.3, which="both")
     for column, (_, name) in enumerate(metrics):
         lines = [values[column] for values in anns]
-        for row, ax in enumerate(grid[:, column]):
+        for row, ax in enumerate(grid[:2, column]):
             for values, (label, colour) in anns.items():
                 name_of = "ANN" if len(anns) == 1 else f"ANN of: {label}"
                 ax.axhline(values[column], color=colour, linestyle="--", linewidth=1, label=name_of)
@@ -233,7 +282,8 @@ def plot_time_steps(results: dict[str, dict], out: str | Path, title: str = "") 
             ax.grid(alpha=0.3)
         grid[1, column].set_ylim(min(lines) - 5, max(lines) + 1)
     axes = grid[0]
-    grid[1, 0].set_ylabel("percent")
+    for row in grid[1:]:
+        row[0].set_ylabel("percent")
     axes[0].set_ylabel("percent")
     handles, labels = axes[0].get_legend_handles_labels()
     columns = min(len(labels), 4)

@@ -279,9 +279,9 @@ def sweeps(out: Path) -> str:
     rows = {r["model"]: r for r in result["rows"]}
     lines = [
         f"## {title}\n",
-        "Not in the paper: the default method (`qcfs`: the ANN trained with quantised "
-        "activations, its learned thresholds, every neuron starting at half its threshold, "
-        f"{protocol['timing']} timing, {protocol['readout']} readout), corpus "
+        f"Not in the paper: the default method (`{protocol.get('method', 'qcfs')}`: the ANN "
+        "trained with quantised activations, its learned thresholds, every neuron starting at "
+        f"half its threshold, {protocol['timing']} timing, {protocol['readout']} readout), corpus "
         f"{protocol['corpus']:,} training images, {protocol['queries']:,} test queries. Its "
         "accuracies are the ones the energy section quotes.\n",
         "| model | classification | top-1 | top-3 | mAP | classification vs ANN |",
@@ -450,6 +450,13 @@ def energy(out: Path) -> str:
         "this network, and every neuron update is counted as active: a first-order model, "
         "within the measured dynamic energy's order of magnitude at both T, not a substitute "
         "for a measurement."
+    )
+    lines.append(
+        "- Graded messages (the rows with graded timing, and the analog input's pixel currents) "
+        "are an assumption, not a measurement: each message is costed like a binary spike and "
+        "each synaptic operation it causes like a spike's. Loihi 2 carries graded spikes "
+        "(Orchard et al., IEEE SiPS 2021), and no per-operation energy of them has been "
+        "published. The latency column of a graded row is one step a layer."
     )
     for row in paper.HARDWARE_ROWS:
         ratio = row["mj"] / (row["total_w"] * row["ms"])

@@ -11,10 +11,11 @@ Steps (each writes its files into the output directory and records the key of it
 ``table2``  ANN vs SNN(16), SNN(128) of the shipped 32-64-10 network on the full protocol.
 ``fig4``    SNN(T) for T = 4 ... 128 of five 32-64-10 networks (seeds 0-4), mean +- standard
             deviation, the ANNs' mean as a reference line.
-``sweeps``  the default method (``qcfs``: QCFS ANN, learned thresholds, pipelined timing,
-            integrated readout) against T = 4 ... 128 on the full protocol, beside its ANN:
-            ``sweep-qcfs-pipelined-integrated.{json,csv,md}``, whose accuracies the energy step
-            quotes.
+``sweeps``  the default method (``qcfs8-analog``: the QCFS ANN trained at 8 levels, an analog
+            input, the exact-count schedule, integrated readout) against T = 1 ... 32 on the
+            full protocol, beside its ANN:
+            ``sweep-qcfs8-analog-exact_count-integrated.{json,csv,md}``, whose accuracies the
+            energy step quotes.
 ``runtime`` Fig 5 and Table 3: per-example latency of the ANN (torch), the fast simulator and the
             Lava process graph on this machine, batch 1 and a large batch, against T.
 ``energy``  Tables 4 and 5: the machine's measured energy where it exposes counters, and the Loihi
@@ -56,10 +57,14 @@ from lava_retrieval.evaluation import paper
 from lava_retrieval.snn.config import SimConfig
 
 PAPER_SIM = SimConfig(timing="delay", readout="membrane")
-DEFAULT_SIM = SimConfig(timing="pipelined", readout="integrated")
-"""How the default method runs (the settings of ``methods.METHODS["qcfs"]``)."""
-SWEEP_STEM = "sweep-qcfs-pipelined-integrated"
 """How the paper's method runs (the settings of ``methods.METHODS["paper"]``)."""
+DEFAULT = "qcfs8-analog"
+"""The default method (``methods.DEFAULT_METHOD``, which a test holds this to)."""
+DEFAULT_SIM = SimConfig(timing="exact_count", readout="integrated")
+"""How the default method runs (the settings of ``methods.METHODS[DEFAULT]``)."""
+SWEEP_STEM = f"sweep-{DEFAULT}-{DEFAULT_SIM.timing}-{DEFAULT_SIM.readout}"
+DEFAULT_STEPS = (1, 2, 4, 8, 16, 32)
+"""T of the default method's sweep (the exact-count schedule is exact up to T = 32)."""
 
 STEPS = ("table1", "fig3", "table2", "fig4", "sweeps", "runtime", "energy", "fig6")
 SWEEP_STEPS = (4, 8, 16, 32, 64, 128)
@@ -92,6 +97,8 @@ class Plan:
         T of Table 1's SNN column (the paper does not state it: 128 and 16).
     sweep_steps : tuple of int
         Fig 4's T.
+    default_steps : tuple of int
+        T of the default method's sweep.
     corpus, queries : int or None
         Corpus (training) and query (test) images; None: all 60,000 / 10,000.
     fig4_corpus : int or None
@@ -122,6 +129,7 @@ class Plan:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     table1_steps: tuple[int, ...] = (128, 16)
     sweep_steps: tuple[int, ...] = SWEEP_STEPS
+    default_steps: tuple[int, ...] = DEFAULT_STEPS
     corpus: int | None = None
     queries: int | None = None
     fig4_corpus: int | None = 10000
@@ -574,12 +582,22 @@ def plot_fig5(rows: list[dict], out: Path) -> Path:
 
 #: The spiking networks whose energy the model estimates: label, method, timing, T, the result
 #: file holding their accuracy (relative to the output directory's parent, the repository).
+_ENERGY_METHODS = (  # label, method, stem of its sweep's file, timing, T
+    ("QCFS, pipelined", "qcfs", "qcfs", "pipelined", (4, 8, 16)),
+    ("QCFS, exact count", "qcfs-exact", "qcfs", "exact_count", (4, 8, 16)),
+    ("QCFS, graded", "qcfs-graded", "qcfs", "graded", (4, 8, 16)),
+    ("QCFS-8 analog, exact count (default)", DEFAULT, DEFAULT, "exact_count", (4, 8, 16)),
+    ("QCFS-8 analog, graded", "qcfs8-analog-graded", DEFAULT, "graded", (4, 8, 16)),
+    ("QCFS-4 analog, exact count", "qcfs4-analog", "qcfs4-analog", "exact_count", (4,)),
+)
 ENERGY_CASES = (
     ("paper's method (Algorithm 1, Lava timing)", "paper", "delay", 16, "table2.json"),
     ("paper's method (Algorithm 1, Lava timing)", "paper", "delay", 128, "table2.json"),
-    ("QCFS (default method)", "qcfs", "pipelined", 4, f"{SWEEP_STEM}.json"),
-    ("QCFS (default method)", "qcfs", "pipelined", 8, f"{SWEEP_STEM}.json"),
-    ("QCFS (default method)", "qcfs", "pipelined", 16, f"{SWEEP_STEM}.json"),
+    *(
+        (label, method, timing, steps, f"sweep-{stem}-{timing}-integrated.json")
+        for label, method, stem, timing, all_steps in _ENERGY_METHODS
+        for steps in all_steps
+    ),
 )
 
 
@@ -648,14 +666,14 @@ def _accuracy_from(path: Path, time_steps: int) -> dict | None:
 
 def step_sweeps(ctx: Context) -> dict:
     """The default method at every T of the plan (one part per T, so an interrupted run
-    continues), written as ``sweep-qcfs-pipelined-integrated.{json,csv,md}``."""
+    continues), written as ``SWEEP_STEM.{json,csv,md}``."""
     from lava_retrieval.conversion.methods import get
     from lava_retrieval.evaluation import table2 as experiments
 
-    checkpoint = get("qcfs").checkpoint()
-    network = ctx.network(checkpoint, "qcfs")
+    checkpoint = get(DEFAULT).checkpoint()
+    network = ctx.network(checkpoint, DEFAULT)
     parts = []
-    for steps in ctx.plan.sweep_steps:
+    for steps in ctx.plan.default_steps:
         part = ctx.out_dir / "parts" / f"sweeps-T{steps}.json"
         key = _key("sweeps", steps, asdict(ctx.plan), _sha(checkpoint))
         result = _cached(part, key, ctx.force)
@@ -674,7 +692,7 @@ def step_sweeps(ctx: Context) -> dict:
         parts.append(result)
     result = {k: v for k, v in parts[0].items() if k != "key"}
     result["rows"] = [parts[0]["rows"][0]] + [part["rows"][1] for part in parts]
-    result["protocol"]["method"] = "qcfs"
+    result["protocol"]["method"] = DEFAULT
     result["command"] = [*COMMAND.split(), "--only", "sweeps"]
     experiments.write(result, ctx.out_dir, SWEEP_STEM)
     return {"file": f"{SWEEP_STEM}.json", "protocol": result["protocol"], "rows": result["rows"]}

@@ -9,6 +9,7 @@ from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.ann.inference import accuracy
 from lava_retrieval.conversion.methods import DEFAULT_METHOD, METHODS, get, of_network
 from lava_retrieval.engines.sim import simulate
+from lava_retrieval.reproduce import steps
 from lava_retrieval.search.metrics import predict_classes
 from lava_retrieval.snn.config import SimConfig
 
@@ -33,7 +34,7 @@ def test_its_conversion_uses_the_learned_thresholds(qcfs_network):
     assert qcfs_network.manifest["thresholds"] == "learned (QCFS)"
     assert qcfs_network.initial_membrane == 0.5
     assert of_network(qcfs_network) is METHODS["qcfs"]
-    assert DEFAULT_METHOD == "qcfs" and get("qcfs").timing == "pipelined"
+    assert get("qcfs").timing == "pipelined"
 
 
 def test_its_spiking_network_classifies_like_its_ann_at_16_steps(qcfs_network, fashion):
@@ -92,14 +93,18 @@ def test_a_network_brings_its_method_and_flags_override_its_parts():
     assert chosen.method is METHODS["paper"]
 
 
-def test_without_a_network_the_methods_ann_is_converted(qcfs_network, fashion):
+def test_without_a_network_the_methods_ann_is_converted(analog_network, fashion):
     from lava_retrieval.conversion.methods import resolve
 
     notes = []
     chosen = resolve(dataset=fashion, log=notes.append)
     assert chosen.method is METHODS[DEFAULT_METHOD]
-    assert chosen.network.fingerprint() == qcfs_network.fingerprint()
-    assert len(notes) == 1 and "converting 32-64-10-qcfs16" in notes[0]
+    assert chosen.network.fingerprint() == analog_network.fingerprint()
+    assert len(notes) == 1 and "converting 32-64-10-qcfs8a" in notes[0]
+    # The method's own T unless told otherwise: the levels its ANN was trained for.
+    assert chosen.config.time_steps == 8
+    assert resolve(network=PAPER_NET).config.time_steps == 16
+    assert resolve(network=analog_network, time_steps=16).config.time_steps == 16
     with pytest.raises(Exception, match="needs the dataset"):
         resolve()
 
@@ -145,3 +150,47 @@ def test_the_method_is_read_from_metadata_not_weights(monkeypatch):
 
     monkeypatch.setattr(checkpoint_module, "load_checkpoint", refuse)
     assert of_network(SpikingNetwork.load(PAPER_NET)) is METHODS["paper"]
+
+
+@pytest.mark.parametrize("name", ["qcfs8-analog", "qcfs4-analog"])
+def test_the_analog_checkpoints_are_shipped_with_their_commands(name, fashion):
+    """Each ANN trained at L = T with the 8-bit image as its input: its recorded command, its
+    levels, and its test accuracy (the default's at most half a point below the ReLU one's)."""
+    images, labels = fashion.split("test")
+    checkpoint = get(name).checkpoint()
+    levels = int(name[4])
+    assert (checkpoint.config.levels, checkpoint.config.input_levels) == (levels, 255)
+    assert checkpoint.meta["command"][:2] == ["lava-retrieval", "train"]
+    assert "--input-levels" in checkpoint.meta["command"]
+    ours = 100 * accuracy(checkpoint.model, images, labels)
+    assert ours == pytest.approx(checkpoint.final["test_accuracy"], abs=1e-3)
+    if name == DEFAULT_METHOD:
+        assert ours >= load_checkpoint().final["test_accuracy"] - 0.5
+
+
+@pytest.fixture(scope="module")
+def analog_network(fashion):
+    return get("qcfs8-analog").network(fashion)
+
+
+def test_the_default_method_has_an_analog_input(analog_network):
+    """The default: the analog-input network under the exact-count schedule; the reproduce
+    report sweeps the same method; a network converted like it is recognised as it."""
+    method = get(DEFAULT_METHOD)
+    assert DEFAULT_METHOD == steps.DEFAULT == "qcfs8-analog"
+    assert (method.timing, method.readout) == (steps.DEFAULT_SIM.timing, steps.DEFAULT_SIM.readout)
+    assert analog_network.analog_input and analog_network.layers[0].param_scale > 1
+    assert analog_network.manifest["analog_input"]["first_layer_scale_factor"] == 1.0
+    assert of_network(analog_network) is method
+    graded = get("qcfs8-analog-graded")
+    assert (graded.timing, graded.checkpoint_path) == ("graded", method.checkpoint_path)
+
+
+def test_the_analog_method_classifies_like_its_ann(analog_network, fashion):
+    """An accuracy floor on real data for the default method: at 8 steps (the levels its ANN
+    was trained at) within half a point of its ANN on 1,000 test images."""
+    images, labels = fashion.test_images[:1000], fashion.test_labels[:1000]
+    ann = 100 * accuracy(get(DEFAULT_METHOD).checkpoint().model, images, labels)
+    result = simulate(analog_network, images, SimConfig(8, timing="exact_count"), layers=(-1,))
+    snn = 100 * np.mean(predict_classes(result.spike_counts[-1], result.membrane[-1]) == labels)
+    assert snn >= ann - 0.5

@@ -12,13 +12,21 @@ import pytest
 
 from lava_retrieval.cli import main
 from lava_retrieval.evaluation import paper
-from lava_retrieval.reproduce.steps import STEPS, Plan, ReproduceError, reproduce
+from lava_retrieval.reproduce.steps import (
+    DEFAULT,
+    STEPS,
+    SWEEP_STEM,
+    Plan,
+    ReproduceError,
+    reproduce,
+)
 
 TINY = replace(
     Plan.quick(),
     archs=("4-8-10", "32-64-128-256-10"),
     seeds=(0, 1),
     sweep_steps=(4, 16),
+    default_steps=(4, 16),
     table1_steps=(16,),
     corpus=200,
     fig4_corpus=None,
@@ -92,12 +100,19 @@ def test_numbers_beside_the_papers(reproduced):
     energy = json.loads((out / "energy.json").read_text())["result"]
     assert {c["time_steps"] for c in energy["checks"]} == {16, 128}
     # The default method's sweep is reproduce's own, and the energy section quotes it.
-    sweep = json.loads((out / "sweep-qcfs-pipelined-integrated.json").read_text())
+    sweep = json.loads((out / f"{SWEEP_STEM}.json").read_text())
+    assert SWEEP_STEM == "sweep-qcfs8-analog-exact_count-integrated"
     assert [r["model"] for r in sweep["rows"]] == ["ANN", "SNN(4)", "SNN(16)"]
-    assert (
-        sweep["protocol"]["timing"] == "pipelined" and sweep["protocol"]["readout"] == "integrated"
+    assert sweep["protocol"]["method"] == DEFAULT
+    assert (sweep["protocol"]["timing"], sweep["protocol"]["readout"]) == (
+        "exact_count",
+        "integrated",
     )
-    quoted = {r["time_steps"]: r["accuracy"] for r in energy["rows"] if r["method"] == "qcfs"}
+    quoted = {r["time_steps"]: r["accuracy"] for r in energy["rows"] if r["method"] == DEFAULT}
+    # Every method's energy row: one per method and T, graded rows one step a layer.
+    graded = [r for r in energy["rows"] if r["timing"] == "graded"]
+    assert graded and all(r["counts"]["steps"] == 6 for r in graded)
+    assert {r["method"] for r in energy["rows"]} >= {"paper", "qcfs", DEFAULT, "qcfs4-analog"}
     for row in sweep["rows"][1:]:
         steps = int(row["model"][4:-1])
         assert quoted[steps]["classification"] == row["classification"]
