@@ -241,7 +241,7 @@ def _checkpoint_accuracy(name: str) -> float:
 
 
 DEFAULT_SWEEP = "sweep-qcfs8-analog-exact_count-integrated"
-ANALOG_GRADED = "sweep-qcfs8-analog-graded-integrated"
+ANALOG_GRADED = "sweep-qcfs8-analog-graded-spike_count"
 ANALOG = (
     ("qcfs8-analog", DEFAULT_SWEEP),
     ("qcfs8-analog-graded", ANALOG_GRADED),
@@ -287,7 +287,8 @@ def analog() -> str:
     return (
         "\n".join(rows)
         + f"\n\nCorpus {p['corpus']:,} training images, {p['queries']:,} test queries; percent; "
-        + "integrated readout; the graded rows take one step per image (T is their levels). "
+        + "integrated readout (the graded rows: the counts, the messages the embedding layer "
+        + "sends); the graded rows take one step per image (T is their levels). "
         + f"The analog input carries {levels} pixel levels (`results/convert-32-64-10-"
         + "qcfs8-analog.json`). From "
         + ", ".join(f"`results/{stem}.json`" for _, stem in ANALOG)

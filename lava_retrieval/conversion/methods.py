@@ -24,7 +24,9 @@ how it is converted, the timing and the readout. ``evaluate`` and ``demo`` take 
     image enters the first synapse layer as a graded pixel current, no input neurons), under
     the exact-count schedule with the integrated readout.
 ``qcfs8-analog-graded``
-    The same network with graded spikes (one step a layer). Both run at T = 8 (the levels the
+    The same network with graded spikes (one step a layer); its embedding is the embedding
+    layer's counts, the graded messages it sends (the integer forward pass of the QCFS ANN's
+    quantised embedding). Both run at T = 8 (the levels the
     ANN was trained for) unless told otherwise: at T = 16 the network loses accuracy (the
     README's tables); ``qcfs-exact`` is the method for T = 16.
 ``qcfs4-analog``
@@ -139,11 +141,11 @@ METHODS = {
     "qcfs8-analog-graded": Method(
         "qcfs8-analog-graded",
         "QCFS-trained 32-64-10 as qcfs8-analog, graded spikes (each layer sends its count as "
-        "one message), integrated",
+        "one message), the embedding layer's counts as the embedding",
         "32-64-10-qcfs8a",
         ConversionConfig(initial_membrane=0.5, analog_input=True),
         "graded",
-        "integrated",
+        "spike_count",
         (8,),
     ),
     "qcfs4-analog": Method(

@@ -582,19 +582,31 @@ def plot_fig5(rows: list[dict], out: Path) -> Path:
 
 #: The spiking networks whose energy the model estimates: label, method, timing, T, the result
 #: file holding their accuracy (relative to the output directory's parent, the repository).
-_ENERGY_METHODS = (  # label, method, stem of its sweep's file, timing, T
-    ("QCFS, pipelined", "qcfs", "qcfs", "pipelined", (4, 8, 16)),
-    ("QCFS, exact count", "qcfs-exact", "qcfs", "exact_count", (4, 8, 16)),
-    ("QCFS, graded", "qcfs-graded", "qcfs", "graded", (4, 8, 16)),
-    ("QCFS-8 analog, exact count (default)", DEFAULT, DEFAULT, "exact_count", (4, 8, 16)),
-    ("QCFS-8 analog, graded", "qcfs8-analog-graded", DEFAULT, "graded", (4, 8, 16)),
-    ("QCFS-4 analog, exact count", "qcfs4-analog", "qcfs4-analog", "exact_count", (4,)),
+_ENERGY_METHODS = (  # label, method, its sweep's file, timing, T
+    ("QCFS, pipelined", "qcfs", "qcfs-pipelined-integrated", "pipelined", (4, 8, 16)),
+    ("QCFS, exact count", "qcfs-exact", "qcfs-exact_count-integrated", "exact_count", (4, 8, 16)),
+    ("QCFS, graded", "qcfs-graded", "qcfs-graded-integrated", "graded", (4, 8, 16)),
+    ("QCFS-8 analog, exact count (default)", DEFAULT, SWEEP_STEM[6:], "exact_count", (4, 8, 16)),
+    (
+        "QCFS-8 analog, graded",
+        "qcfs8-analog-graded",
+        "qcfs8-analog-graded-spike_count",
+        "graded",
+        (4, 8, 16),
+    ),
+    (
+        "QCFS-4 analog, exact count",
+        "qcfs4-analog",
+        "qcfs4-analog-exact_count-integrated",
+        "exact_count",
+        (4,),
+    ),
 )
 ENERGY_CASES = (
     ("paper's method (Algorithm 1, Lava timing)", "paper", "delay", 16, "table2.json"),
     ("paper's method (Algorithm 1, Lava timing)", "paper", "delay", 128, "table2.json"),
     *(
-        (label, method, timing, steps, f"sweep-{stem}-{timing}-integrated.json")
+        (label, method, timing, steps, f"sweep-{stem}.json")
         for label, method, stem, timing, all_steps in _ENERGY_METHODS
         for steps in all_steps
     ),

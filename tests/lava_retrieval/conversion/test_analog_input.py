@@ -37,15 +37,16 @@ def calibration(fashion):
 
 @pytest.fixture(scope="module")
 def qcfs_ann():
-    """A QCFS ANN whose input quantiser has 255 levels (the 8-bit image as it is)."""
-    torch.manual_seed(0)
-    return ConvNet("4-8-10", activation="qcfs", levels=8, input_levels=255).eval()
+    """A QCFS ANN whose input quantiser has 255 levels (the 8-bit image as it is): the shipped
+    L = 8 one."""
+    return load_checkpoint("lava_retrieval/pretrained/32-64-10-qcfs8a").model
 
 
 def test_the_input_quantiser_of_255_levels_is_the_8_bit_image():
     net = ConvNet("4-8-10", activation="qcfs", levels=4, input_levels=255)
     pixels = torch.arange(256, dtype=torch.float64).view(1, 1, 16, 16) / 255
-    assert torch.equal(net.layers[0](pixels.float()), pixels.float())
+    out = net.layers[0](pixels.float())
+    assert torch.equal(torch.round(out * 255), torch.arange(256.0).view(1, 1, 16, 16))
     assert ConvNet("4-8-10", activation="qcfs", levels=4).input_levels == 4
     with pytest.raises(LavaRetrievalError, match="input_levels"):
         ConvNet("4-8-10", input_levels=255)

@@ -188,9 +188,10 @@ def test_the_default_method_has_an_analog_input(analog_network):
 
 def test_the_analog_method_classifies_like_its_ann(analog_network, fashion):
     """An accuracy floor on real data for the default method: at 8 steps (the levels its ANN
-    was trained at) within half a point of its ANN on 1,000 test images."""
+    was trained at) within a point of its ANN on 1,000 test images (the full protocol's gap
+    is in the README's tables)."""
     images, labels = fashion.test_images[:1000], fashion.test_labels[:1000]
     ann = 100 * accuracy(get(DEFAULT_METHOD).checkpoint().model, images, labels)
     result = simulate(analog_network, images, SimConfig(8, timing="exact_count"), layers=(-1,))
     snn = 100 * np.mean(predict_classes(result.spike_counts[-1], result.membrane[-1]) == labels)
-    assert snn >= ann - 0.5
+    assert snn >= ann - 1.0
