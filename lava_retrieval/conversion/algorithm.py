@@ -517,7 +517,7 @@ def convert(
     if config.analog_input:
         # No input neurons: the first synapse layer integrates the pixel current
         # round(pixel * P) itself, P units per unit of pixel (its slope).
-        levels = config.input_levels or _input_levels(ann) or w_max
+        levels = config.input_levels or _input_levels(ann) or min(w_max, 255)
         spikerate = np.rint(images * levels)
         slope = float(levels)
         layers = [
@@ -565,7 +565,7 @@ def convert(
                 bias_norm = float(np.percentile(np.abs(bias), config.param_percentile))
                 if bias_norm > 0.0:
                     ratio = min(ratio, bias_max / bias_norm)
-            param_scale = ratio * reduction
+            param_scale = ratio * (reduction if analog_first else 1.0)
             weight_int = np.clip(np.trunc(layer.weight * param_scale), -w_max, w_max)
             bias_int = None
             if bias is not None:

@@ -71,6 +71,9 @@ def test_the_pixel_current_is_p_units_and_the_first_threshold_fits_the_budget(
     assert coarse.manifest["analog_input"]["first_layer_scale_factor"] < 1.0
     assert coarse.layers[1].threshold <= ANALOG_THRESHOLD
     assert (33 * coarse.layers[1].threshold) <= V_MAX
+    # Only the first layer: every later one keeps the full weight range.
+    for later in coarse.layers[2:]:
+        assert int(np.abs(later.weight).max()) == ConversionConfig().w_max, later.name
 
 
 def test_a_threshold_scales_with_the_levels(qcfs_ann, calibration):
