@@ -189,10 +189,7 @@ def _simulate_graded(prepared: Prepared, images: np.ndarray, levels: int, record
         syn = synapses[index]
         if index == 0 and prepared.analog:  # no neurons: the current goes on as it is
             silent, v = _silent_input(prepared, current, levels, record)
-            result.spike_counts.append(torch.zeros_like(v))
-            result.membrane.append(v)
-            if record:
-                result.spikes.append(silent)
+            _keep(result, silent, v, torch.zeros_like(v))
             counts = torch.from_numpy(levels * current).to(prepared.device)
             continue
         if index == 0:
@@ -238,20 +235,33 @@ def _constant_input(
     return inputs
 
 
+def _analog_start(
+    prepared: Prepared, pixels: np.ndarray, time_steps: int, first: int, record: bool
+) -> tuple[SimResult, torch.Tensor]:
+    """An analog input's (silent) layer as the start of a result, and the first synapse
+    layer's constant input (see :func:`_constant_input`)."""
+    spikes, v = _silent_input(prepared, pixels, time_steps, record)
+    result = SimResult([torch.zeros_like(v)], [v], [spikes] if record else None)
+    return result, _constant_input(prepared, pixels, time_steps, first)
+
+
+def _keep(result: SimResult, spikes: torch.Tensor, v: torch.Tensor, counts: torch.Tensor) -> None:
+    """Append one layer's counts, potentials and (where recorded) spikes to ``result``."""
+    result.spike_counts.append(counts)
+    result.membrane.append(v)
+    if result.spikes is not None:
+        result.spikes.append(spikes.bool())
+
+
 def _simulate_exact_count(prepared: Prepared, images: np.ndarray, time_steps: int, record: bool):
     """Every layer integrates what its predecessor fires (see :func:`_integrate_then_fire`)."""
     layers, synapses, params = prepared.layers, prepared.synapses, prepared.params
     n = len(images)
     pixels = input_current(images, layers[0].param_scale)[:, None]
     if prepared.analog:
-        spikes, v = _silent_input(prepared, pixels, time_steps, record)
-        result = SimResult([torch.zeros_like(v)], [v], [spikes] if record else None)
-        inputs = _constant_input(prepared, pixels, time_steps, 0)
+        result, inputs = _analog_start(prepared, pixels, time_steps, 0, record)
         spikes, v, counts = _integrate_then_fire(inputs, synapses[1].bias, params[1])
-        result.spike_counts.append(counts)
-        result.membrane.append(v)
-        if record:
-            result.spikes.append(spikes.bool())
+        _keep(result, spikes, v, counts)
         start = 2
     else:
         current = torch.from_numpy(pixels.astype(np.float32)).to(prepared.device)
@@ -270,10 +280,7 @@ def _simulate_exact_count(prepared: Prepared, images: np.ndarray, time_steps: in
             inputs[:firing] = out.view(firing, n, *layer.output_shape)
             del out
         spikes, v, counts = _integrate_then_fire(inputs, syn.bias, params[index])
-        result.spike_counts.append(counts)
-        result.membrane.append(v)
-        if record:
-            result.spikes.append(spikes.bool())
+        _keep(result, spikes, v, counts)
     return result
 
 
@@ -289,15 +296,10 @@ def _simulate_chunk(
     pixels = input_current(images, layers[0].param_scale)[:, None]
     start = 1
     if prepared.analog:
-        spikes, v = _silent_input(prepared, pixels, time_steps, record)
-        result = SimResult([torch.zeros_like(v)], [v], [spikes] if record else None)
         offset = 1 if timing == "delay" else 0
-        inputs = _constant_input(prepared, pixels, time_steps, offset)
+        result, inputs = _analog_start(prepared, pixels, time_steps, offset, record)
         spikes, v, counts, first = _fire(inputs, synapses[1].bias, params[1], offset)
-        result.spike_counts.append(counts)
-        result.membrane.append(v)
-        if record:
-            result.spikes.append(spikes.bool())
+        _keep(result, spikes, v, counts)
         start = 2
     else:
         current = torch.from_numpy(pixels.astype(np.float32)).to(prepared.device)
@@ -318,10 +320,7 @@ def _simulate_chunk(
         del source, spikes
         silent = min(first + offset, time_steps)
         spikes, v, counts, first = _fire(inputs, syn.bias, params[index], silent)
-        result.spike_counts.append(counts)
-        result.membrane.append(v)
-        if record:
-            result.spikes.append(spikes.bool())
+        _keep(result, spikes, v, counts)
     return result
 
 
