@@ -28,22 +28,19 @@ held to :func:`lava_retrieval.snn.reference.simulate_reference` by the conforman
 from __future__ import annotations
 
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from lava_retrieval.common.cores import threads_for
 from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.engines import compiled, window
+from lava_retrieval.engines.compiled import jit as _jit
+from lava_retrieval.engines.compiled import pool as _pool
 from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
 from lava_retrieval.snn.neuron import input_current
 from lava_retrieval.snn.synapse import SynapticOp
 
-try:  # pragma: no cover - exercised by whichever branch the platform takes
-    import numba
-except ImportError:  # pragma: no cover
-    numba = None
-
-AVAILABLE = numba is not None
+AVAILABLE = compiled.AVAILABLE
 _INT32_LIMIT = (1 << 31) - 1
 
 # Columns of the per-layer table handed to the kernel.
@@ -163,6 +160,7 @@ class Packed:
         self.param_scale = network.layers[0].param_scale
         self.analog = network.analog_input
         self.first_synapses = _RoundedSynapses(network.layers[1]) if self.analog else None
+        self.windows = window.Windows(network)
         # One reset and one saturation bound per network: the kernel takes them as scalars.
         self.reset_zero = params[0].reset == "zero"
         self.v_max = params[0].v_max
@@ -218,17 +216,6 @@ def packed(network: SpikingNetwork) -> Packed:
     return _PACKED[network]
 
 
-def _jit(function):
-    """Compile with numba (lazily, at the first call; cached on disk), GIL released."""
-    if numba is None:  # pragma: no cover
-        return function
-    options = dict(nogil=True, boundscheck=False, error_model="numpy")
-    try:
-        return numba.njit(cache=True, **options)(function)
-    except RuntimeError:  # pragma: no cover - no writable cache directory: compile per process
-        return numba.njit(**options)(function)
-
-
 @_jit
 def _add(dst, src):
     """dst += src[: len(dst)] (a view each, so that the loop vectorizes)."""
@@ -275,6 +262,7 @@ def _kernel(
     reset_zero,
     v_max,
     out_off,
+    snaps,
     v_out,
     count_out,
     record,
@@ -283,13 +271,17 @@ def _kernel(
 ):
     """Simulate images ``currents`` (N, n_input) int32.
 
-    Writes the final potentials and spike counts of layer l to ``v_out`` / ``count_out`` at
-    column ``out_off[l]`` (not at all where it is -1), and, if ``record``, every spike to
-    ``spikes_out`` (N, T, all neurons). ``two_phase`` (the ``exact_count`` timing): every
-    layer integrates its T steps without firing, then fires T steps with no input, which are
-    the steps its successor integrates. ``graded`` (with ``two_phase``): a layer integrates all
-    of its predecessor's spikes and T x its bias in one step instead (the count as one graded
-    message: every spike of the window adds its weights once). ``analog``: the input layer
+    Writes the potentials and spike counts of layer l after step ``snaps[s]`` (ascending, the
+    last T) to ``v_out`` / ``count_out`` (N, len(snaps), kept neurons) at ``[:, s,
+    out_off[l]:]`` (not at all where ``out_off[l]`` is -1): a run of T steps is the prefix of a
+    longer one, except under ``two_phase``, which has one snapshot, the last. If ``record``,
+    every spike goes to ``spikes_out`` (N, T, all neurons).
+
+    ``two_phase`` (the ``exact_count`` timing): every layer integrates its T steps without
+    firing, then fires T steps with no input, which are the steps its successor integrates.
+    ``graded`` (with ``two_phase``): a layer integrates all of its predecessor's spikes and T x
+    its bias in one step instead (the count as one graded message: every spike of the window
+    adds its weights once). ``analog``: the input layer
     has no neurons, and ``currents`` (N, n_layer1) is the first synapse layer's input of every
     step, computed once per image (its weights times the pixel currents, channels-last).
     """
@@ -325,11 +317,14 @@ def _kernel(
             if graded:
                 for n in range(n_out):
                     acc[n] = bias[n] * time_steps
+            off = out_off[layer]
+            snap = 0
             if kind == _INPUT and analog:  # no neurons: silent, potentials at v_init
                 cur_ptr[:] = 0
-                if out_off[layer] >= 0:
-                    v_out[image, out_off[layer] : out_off[layer] + n_out] = v[:n_out]
-                    count_out[image, out_off[layer] : out_off[layer] + n_out] = 0
+                if off >= 0:
+                    for s in range(len(snaps)):
+                        v_out[image, s, off : off + n_out] = v[:n_out]
+                        count_out[image, s, off : off + n_out] = 0
                 prev_idx, cur_idx = cur_idx, prev_idx
                 prev_ptr, cur_ptr = cur_ptr, prev_ptr
                 continue
@@ -400,6 +395,10 @@ def _kernel(
                         if record:
                             spikes_out[image, t, n_off + n] = 1
                 cur_ptr[t + 1] = spikes_so_far
+                if off >= 0 and snap < len(snaps) and t + 1 == snaps[snap]:
+                    v_out[image, snap, off : off + n_out] = v[:n_out]
+                    count_out[image, snap, off : off + n_out] = count[:n_out]
+                    snap += 1
             if two_phase:  # fire for T steps with no input
                 spikes_so_far = 0
                 for t in range(time_steps):
@@ -416,21 +415,11 @@ def _kernel(
                         if record:
                             spikes_out[image, t, n_off + n] = 1
                     cur_ptr[t + 1] = spikes_so_far
-            if out_off[layer] >= 0:
-                v_out[image, out_off[layer] : out_off[layer] + n_out] = v[:n_out]
-                count_out[image, out_off[layer] : out_off[layer] + n_out] = count[:n_out]
+            if two_phase and off >= 0:
+                v_out[image, 0, off : off + n_out] = v[:n_out]
+                count_out[image, 0, off : off + n_out] = count[:n_out]
             prev_idx, cur_idx = cur_idx, prev_idx
             prev_ptr, cur_ptr = cur_ptr, prev_ptr
-
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A thread pool of ``workers`` threads, kept for the next call."""
-    if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="lava-retrieval-sim")
-    return _POOLS[workers]
 
 
 def simulate_events(
@@ -441,16 +430,48 @@ def simulate_events(
     record: bool,
     layers: tuple[int, ...] | None = None,
     threads: int | None = None,
+    closed_form: bool = True,
 ) -> tuple[list[np.ndarray | None], list[np.ndarray | None], list[np.ndarray] | None]:
     """Final potentials, spike counts (and spike trains) of the layers asked for, (C, H, W) order.
 
     Returns (membrane, counts, spikes): lists over layers of (N, *shape) int32 arrays (None for
     a layer not in ``layers``; default all), and of every layer's (T, N, *shape) bool spike
-    trains when ``record``.
+    trains when ``record``. The two-phase timings are computed per window in closed form
+    (:mod:`lava_retrieval.engines.window`), step by step for the images where that is not
+    proven exact, and for all with ``closed_form=False``.
     """
     if not AVAILABLE:
         raise LavaRetrievalError("the compiled engine needs numba (pip install numba)")
-    n = len(images)
+    if closed_form and timing in window.TIMINGS and packed.windows.applicable:
+        return _simulate_windows(packed, images, time_steps, timing, record, layers, threads)
+    (membrane, counts), spikes = _run_kernel(
+        packed, images, (time_steps,), timing, record, layers, threads
+    )
+    return membrane[0], counts[0], spikes
+
+
+def simulate_events_at(
+    packed: Packed,
+    images: np.ndarray,
+    steps: tuple[int, ...],
+    timing: str,
+    layers: tuple[int, ...] | None = None,
+    threads: int | None = None,
+) -> list[tuple[list[np.ndarray | None], list[np.ndarray | None]]]:
+    """(membrane, counts) as :func:`simulate_events` gives them, for each T of ``steps``
+    (ascending), from one run of ``max(steps)`` steps where the timing makes a run of T steps
+    the prefix of a longer one (all but the two-phase timings), else one run per T."""
+    if timing in window.TIMINGS:
+        return [
+            simulate_events(packed, images, t, timing, False, layers, threads)[:2] for t in steps
+        ]
+    (membrane, counts), _ = _run_kernel(packed, images, steps, timing, False, layers, threads)
+    return list(zip(membrane, counts, strict=True))
+
+
+def _run_kernel(packed, images, snaps, timing, record, layers, threads):
+    """Run the kernel for ``snaps[-1]`` steps: ((membrane, counts) per snapshot, spikes)."""
+    n, time_steps = len(images), int(snaps[-1])
     currents = input_current(images, packed.param_scale)
     if packed.analog:  # the first synapse layer's constant input, channels-last
         first = packed.first_synapses(currents.reshape(n, *packed.output_shapes[0]))
@@ -461,8 +482,9 @@ def simulate_events(
     kept = 0
     for i in keep:
         out_off[i], kept = kept, kept + packed.sizes[i]
-    v_out = np.empty((n, kept), np.int32)
-    count_out = np.empty((n, kept), np.int32)
+    snaps = np.asarray(snaps, np.int64)
+    v_out = np.empty((n, len(snaps), kept), np.int32)
+    count_out = np.empty((n, len(snaps), kept), np.int32)
     spikes_out = np.zeros((n, time_steps, packed.num_neurons) if record else (1, 1, 1), np.uint8)
     delay = 1 if timing == "delay" else 0
     two_phase = timing in ("exact_count", "graded")
@@ -489,6 +511,7 @@ def simulate_events(
             packed.reset_zero,
             packed.v_max,
             out_off,
+            snaps,
             v_out[lo:hi],
             count_out[lo:hi],
             record,
@@ -501,10 +524,13 @@ def simulate_events(
     else:
         list(_pool(workers).map(run, range(workers)))
 
-    membrane = [packed.torch_order(v_out, i, o) if o >= 0 else None for i, o in enumerate(out_off)]
-    counts = [
-        packed.torch_order(count_out, i, o) if o >= 0 else None for i, o in enumerate(out_off)
-    ]
+    def layers_at(states, snap):
+        return [
+            packed.torch_order(states[:, snap], i, o) if o >= 0 else None
+            for i, o in enumerate(out_off)
+        ]
+
+    per_snap = [(layers_at(v_out, s), layers_at(count_out, s)) for s in range(len(snaps))]
     spikes = None
     if record:
         starts = np.cumsum([0] + packed.sizes)
@@ -512,4 +538,30 @@ def simulate_events(
             packed.torch_order(spikes_out, i, starts[i]).astype(bool).swapaxes(0, 1)
             for i in range(len(packed.sizes))
         ]
+    return tuple(zip(*per_snap, strict=True)), spikes
+
+
+def _simulate_windows(packed, images, time_steps, timing, record, layers, threads):
+    """:func:`simulate_events` of a two-phase timing in closed form: the images whose windows
+    are not proven exact go through the kernel step by step."""
+    every = tuple(range(len(packed.sizes)))
+    wanted = every if record or layers is None else tuple(layers)
+    membrane, counts, unproven = window.simulate_windows(
+        packed.windows, images, time_steps, timing, wanted
+    )
+    if unproven.any():
+        exact = simulate_events(
+            packed, images[unproven], time_steps, timing, False, wanted, threads, False
+        )
+        for mine, theirs in zip((membrane, counts), exact[:2], strict=True):
+            for layer, rows in zip(mine, theirs, strict=True):
+                if layer is not None:
+                    layer[unproven] = rows
+    spikes = None
+    if record:  # the firing phase spikes in the window's first ``count`` steps
+        steps = np.arange(time_steps).reshape(-1, 1, 1)
+        spikes = [(c.reshape(1, len(c), -1) > steps).reshape(time_steps, *c.shape) for c in counts]
+    if layers is not None:
+        membrane = [m if i in layers else None for i, m in enumerate(membrane)]
+        counts = [c if i in layers else None for i, c in enumerate(counts)]
     return membrane, counts, spikes

@@ -17,7 +17,10 @@ Engines:
     Event-driven and compiled (:mod:`lava_retrieval.engines.events`): every spike adds its outgoing
     weights to the next layer's input, in exact int32 arithmetic, one image per thread at a time.
     Spikes are sparse (a few percent of a hidden layer's neurons fire in a step), so this does a
-    small fraction of the work of dense convolutions.
+    small fraction of the work of dense convolutions. The two-phase timings (``exact_count``,
+    ``graded``) have a closed form per window: one dense product per layer over the whole chunk
+    (:mod:`lava_retrieval.engines.window`), step by step only for an image whose running sums
+    might saturate. :func:`simulate_at` gives several T from one run.
 ``torch``
     Dense, layer by layer (:mod:`lava_retrieval.engines.dense`): one convolution over all T x B
     spike
@@ -49,6 +52,7 @@ __all__ = [
     "embed",
     "readout_of",
     "simulate",
+    "simulate_at",
 ]
 
 
@@ -104,6 +108,79 @@ def _runner(network: SpikingNetwork, engine: str, device: str = "cpu"):
     return run
 
 
+def _checked(network: SpikingNetwork, images, layers) -> tuple[np.ndarray, set[int]]:
+    """``images`` as (N, H, W) and the set of layer indices asked for, or a clear error."""
+    images = np.asarray(images)
+    if images.ndim == 4:
+        images = images[:, 0]
+    if images.ndim != 3 or len(images) == 0:
+        raise LavaRetrievalError(f"images must be (N, 28, 28), got {images.shape}")
+    if images.shape[1:] != tuple(network.layers[0].output_shape[-2:]):
+        raise LavaRetrievalError(
+            f"images are {images.shape[1]} x {images.shape[2]}, the network's input layer is "
+            f"{network.layers[0].output_shape[-2]} x {network.layers[0].output_shape[-1]}"
+        )
+    count = len(network.layers)
+    if layers is not None and not all(-count <= int(i) < count for i in layers):
+        raise LavaRetrievalError(f"layers must be indices below {count}, got {tuple(layers)}")
+    wanted = set(range(count)) if layers is None else {int(i) % count for i in layers}
+    return images, wanted
+
+
+def simulate_at(
+    network: SpikingNetwork,
+    images: np.ndarray,
+    config: SimConfig,
+    steps: tuple[int, ...],
+    *,
+    layers: tuple[int, ...] | None = None,
+) -> dict[int, SimResult]:
+    """:func:`simulate` at every T of ``steps`` (``config.time_steps`` is not used), from one
+    run of ``max(steps)`` steps where it can: under ``delay``, ``no_delay`` and ``pipelined`` a
+    run of T steps is the prefix of a longer one, and the ``events`` engine keeps the states at
+    each T on the way. The two-phase timings and the ``torch`` engine run once per T. The
+    results are those of :func:`simulate` at each T, bit for bit.
+
+    >>> sorted(simulate_at(net, images[:2], SimConfig(), (4, 16), layers=(-1,)))
+    [4, 16]
+    """
+    from dataclasses import replace
+
+    steps = tuple(sorted({int(t) for t in steps}))
+    if not steps or steps[0] < 1:
+        raise LavaRetrievalError(f"steps must be >= 1, got {steps}")
+    images, wanted = _checked(network, images, layers)
+    longest = replace(config, time_steps=steps[-1])
+    engine = _engine(network, config.engine, longest)
+    if engine != "events" or config.timing in ("exact_count", "graded"):
+        return {
+            t: simulate(network, images, replace(config, time_steps=t), layers=layers)
+            for t in steps
+        }
+    from lava_retrieval.engines import events
+
+    packed = events.packed(network)
+    parts = []
+    for start in range(0, len(images), config.chunk_size):
+        chunk = images[start : start + config.chunk_size]
+        at = events.simulate_events_at(packed, chunk, steps, config.timing, tuple(sorted(wanted)))
+        parts.append(at)
+
+    def join(per_chunk, dtype):
+        return [
+            np.concatenate([p[i] for p in per_chunk]).astype(dtype) if i in wanted else None
+            for i in range(len(network.layers))
+        ]
+
+    return {
+        t: SimResult(
+            spike_counts=join([p[k][1] for p in parts], np.int32),
+            membrane=join([p[k][0] for p in parts], np.int64),
+        )
+        for k, t in enumerate(steps)
+    }
+
+
 def simulate(
     network: SpikingNetwork,
     images: np.ndarray,
@@ -145,22 +222,9 @@ def simulate(
         config.chunk_size,
         config.engine,
     )
-    images = np.asarray(images)
-    if images.ndim == 4:
-        images = images[:, 0]
-    if images.ndim != 3 or len(images) == 0:
-        raise LavaRetrievalError(f"images must be (N, 28, 28), got {images.shape}")
-    if images.shape[1:] != tuple(network.layers[0].output_shape[-2:]):
-        raise LavaRetrievalError(
-            f"images are {images.shape[1]} x {images.shape[2]}, the network's input layer is "
-            f"{network.layers[0].output_shape[-2]} x {network.layers[0].output_shape[-1]}"
-        )
+    images, wanted = _checked(network, images, layers)
     from tqdm.auto import tqdm
 
-    count = len(network.layers)
-    if layers is not None and not all(-count <= int(i) < count for i in layers):
-        raise LavaRetrievalError(f"layers must be indices below {count}, got {tuple(layers)}")
-    wanted = set(range(count)) if layers is None else {int(i) % count for i in layers}
     if device != "cpu":
         import torch
 

@@ -10,7 +10,11 @@ the reference's integers exactly:
 engine         what runs                                                   observes
 =============  ==========================================================  =================
 ``torch``      the simulator's dense engine                                every layer
-``events``     the simulator's compiled event-driven engine                every layer
+``events``     the simulator's compiled engine: event-driven; two-phase    every layer
+               timings per window in closed form (step by step where
+               that is not proven exact)
+events-steps   the event kernel step by step, also under the two-phase     every layer
+               timings
 ``lava``       the Lava process graph, fixed-point models, images          the readouts
                streaming in windows of 3                                   (taking turns)
 ``lava-float`` the same, float models (held to the reference without       the readouts
@@ -37,7 +41,7 @@ import torch
 from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.ann.model import ConvNet
 from lava_retrieval.conversion.algorithm import ConversionConfig, calibration_indices, convert
-from lava_retrieval.engines import events
+from lava_retrieval.engines import events, window
 from lava_retrieval.loihi import lowering
 from lava_retrieval.snn.config import GRAPH_TIMINGS, READOUTS, TIMINGS, SimConfig
 from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
@@ -280,6 +284,17 @@ def _simulator(engine: str, device: str = "cpu") -> Callable:
     return run
 
 
+def _event_steps(network, images, steps, timing, readouts) -> Observed:
+    """The event kernel step by step, also where the two-phase timings have a closed form."""
+    from lava_retrieval.snn.reference import SimResult
+
+    membrane, counts, spikes = events.simulate_events(
+        events.packed(network), images, steps, timing, True, closed_form=False
+    )
+    result = SimResult(counts, membrane, spikes)
+    return Observed(spikes, counts, membrane, {r: readout_of(network, result, r) for r in READOUTS})
+
+
 def _graph(backend: str) -> Callable:
     def run(network, images, steps, timing, readouts) -> Observed:
         from lava_retrieval.lava_graph.graph import embed
@@ -364,6 +379,7 @@ ENGINES = {
     "torch": Engine(_simulator("torch")),
     "torch-cuda": Engine(_simulator("torch", "cuda"), needs_cuda=True),
     "events": Engine(_simulator("events"), needs_int32=True),
+    "events-steps": Engine(_event_steps, timings=window.TIMINGS, max_images=4, needs_int32=True),
     "lava": Engine(_graph("lava"), timings=GRAPH_TIMINGS),
     "lava-float": Engine(_graph("lava-float"), timings=GRAPH_TIMINGS, saturates=False),
     "loihi": Engine(_loihi, timings=("delay",), max_images=2, lowers_to="loihi"),

@@ -107,3 +107,29 @@ def test_device_errors_are_clear(small_network, fashion):
     if not torch.cuda.is_available():
         with pytest.raises(LavaRetrievalError, match="no CUDA GPU"):
             simulate(small_network, images, SimConfig(4), device="cuda")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("timing", ["delay", "pipelined", "exact_count"])
+def test_several_time_steps_from_one_run(small_network, fashion, engine, timing):
+    """simulate_at gives, at every T, what simulate gives at that T (one run of the longest T
+    for the prefix timings, chunk by chunk)."""
+    from lava_retrieval.engines.sim import simulate_at
+
+    images = fashion.test_images[:11]
+    config = SimConfig(99, timing=timing, chunk_size=4, engine=engine)
+    layers = (small_network.embedding_layer, -1)
+    at = simulate_at(small_network, images, config, (12, 3, 7, 12), layers=layers)
+    assert sorted(at) == [3, 7, 12]
+    for steps, result in at.items():
+        alone = simulate(small_network, images, SimConfig(steps, timing=timing), layers=layers)
+        for mine, theirs in zip(
+            result.spike_counts + result.membrane, alone.spike_counts + alone.membrane, strict=True
+        ):
+            if theirs is None:
+                assert mine is None
+            else:
+                np.testing.assert_array_equal(mine, theirs)
+    assert int(at[12].spike_counts[-1].sum()) > int(at[3].spike_counts[-1].sum())
+    with pytest.raises(LavaRetrievalError, match="steps must be >= 1"):
+        simulate_at(small_network, images, config, (0, 4))
