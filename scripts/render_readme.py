@@ -375,28 +375,70 @@ def graded() -> str:
 
 def bench_sim() -> str:
     bench = _load("bench-sim.json")
-    engines = list(bench["sim_best_images_per_second"])
-    rate = {(r["engine"], r["batch_size"]): r["images_per_second"] for r in bench["sim"]}
+    best = bench["sim_best_images_per_second"]
+    methods = list(best)
+    engines = list(best[methods[0]])
+    rate = {(r["method"], r["engine"], r["batch_size"]): r for r in bench["sim"]}
     batches = sorted({r["batch_size"] for r in bench["sim"]})
+    columns = [(m, e) for m in methods for e in engines]
     rows = [
-        "| batch | " + " | ".join(f"`{e}` images/s" for e in engines) + " |",
-        "| ---: |" + " ---: |" * len(engines),
+        "| batch | " + " | ".join(f"`{m}`, `{e}` images/s" for m, e in columns) + " |",
+        "| ---: |" + " ---: |" * len(columns),
     ]
     rows += [
-        f"| {b} | " + " | ".join(f"{rate[e, b]:,.0f}" for e in engines) + " |" for b in batches
+        f"| {b} | "
+        + " | ".join(f"{rate[m, e, b]['images_per_second']:,.0f}" for m, e in columns)
+        + " |"
+        for b in batches
     ]
-    best = bench["sim_best_images_per_second"]
+
+    def ops(method):
+        top = max(
+            (r for r in bench["sim"] if r["method"] == method and r["engine"] == "events"),
+            key=lambda r: r["images_per_second"],
+        )
+        return top["synaptic_ops_per_second_per_core"] / 1e9
+
+    summary = "; ".join(
+        f"`{m}` ({bench['methods'][m]['timing']} timing) best {best[m]['events']:,.0f} images/s "
+        f"with `events`, {best[m]['events'] / best[m]['torch']:.1f} × `torch`, "
+        f"{ops(m):.1f} G synaptic operations per second per core"
+        for m in methods
+    )
     return (
         "\n".join(rows)
         + f"\n\nSimulator at T = {bench['time_steps']} on {bench['machine']['cpus']} CPU cores "
-        + f"({bench['threads']} threads); best `events` {best['events']:,.0f} images/s, "
-        + f"{best['events'] / best['torch']:.1f} × `torch`. In the same run the Lava graph did "
-        + f"{bench['lava_graph']['images_per_second']:.0f} images/s and an exact "
+        + f"({bench['threads']} threads), best of {bench['repeats']}: {summary} (target "
+        + f"{bench['target_images_per_second']:,} images/s for both). In the same run the Lava "
+        + f"graph did {bench['lava_graph']['images_per_second']:.0f} images/s and an exact "
         + "10,000 × 60,000 search took "
         + f"{bench['search_10000x60000_seconds']:.1f} s (the paper's Loihi chip: "
-        + f"{bench['paper_loihi_images_per_second']:.0f} images/s; target "
-        + f"{bench['target_images_per_second']:,}). From `results/bench-sim.json`, produced by "
-        + "`python benchmarks/sim_throughput.py`."
+        + f"{bench['paper_loihi_images_per_second']:.0f} images/s). From "
+        + "`results/bench-sim.json`, produced by `python benchmarks/sim_throughput.py`."
+    )
+
+
+def bench_web() -> str:
+    bench = _load("bench-web.json")
+    sim = bench["simulation"]
+    rows = [
+        "| search | requests | median | p90 | max |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key, label in (("by_test_id", "by test image number"), ("by_upload", "by uploaded PNG")):
+        r = bench[key]
+        rows.append(
+            f"| {label} | {r['requests']} | {r['median_ms']:.0f} ms | {r['p90_ms']:.0f} ms | "
+            f"{r['max_ms']:.0f} ms |"
+        )
+    return (
+        "\n".join(rows)
+        + "\n\nThrough HTTP on 127.0.0.1, one request at a time, the whole JSON answer read "
+        + f"(median {bench['answer_bytes_median'] / 1000:.0f} kB: both columns, the input, the "
+        + f"rasters' spikes); {bench['corpus']:,} indexed images, T = {sim['time_steps']}, "
+        + f"`{sim['timing']}` timing, {bench['machine']['cpus']} CPU cores; target: a median of "
+        + f"{bench['target_median_ms']} ms. From `results/bench-web.json`, produced by "
+        + "`python benchmarks/web_latency.py`."
     )
 
 
@@ -538,6 +580,7 @@ BLOCKS = {
     "graded": graded,
     "analog": analog,
     "bench-methods": bench_methods,
+    "bench-web": bench_web,
     "bench-index": bench_index,
     "bench-memory": bench_memory,
 }

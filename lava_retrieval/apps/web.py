@@ -3,10 +3,12 @@
 The page takes an uploaded image (any format :mod:`lava_retrieval.data.images` reads) or a test
 image of Fashion-MNIST and shows: the 28 x 28 input as the network sees it, the spiking
 network's top-k and the ANN's top-k side by side (class and cosine score under each image), and
-the spiking activity of the query (a raster of every layer's spikes over the time steps).
+the spiking activity of the query (a raster of every layer's spikes over the time steps, drawn
+by the browser from the spikes the answer carries).
 
 JSON API: ``POST /api/search`` (multipart field ``image``, or form field ``test_id``; optional
-``k``) answers ``{"input", "snn", "ann", "activity", ...}`` with images as PNG data URLs, or
+``k``) answers ``{"input", "snn", "ann", "activity", ...}`` with images as PNG data URLs and
+the activity as spike coordinates (:func:`activity`), or
 ``{"error": ...}`` with status 400 (not an image, bad field) or 413 (upload larger than the
 limit). ``GET /api/info`` describes the index; ``GET /healthz`` answers ``ok``.
 
@@ -32,7 +34,6 @@ import os
 import numpy as np
 
 from lava_retrieval.common.errors import LavaRetrievalError
-from lava_retrieval.common.figures import pyplot
 from lava_retrieval.data.images import ImageError, decode_image
 from lava_retrieval.search.image_index import ImageIndex, read_query, read_source
 from lava_retrieval.snn.config import SimConfig
@@ -58,41 +59,40 @@ def png_data_url(image: np.ndarray, scale: int = 3) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def activity_figure(network, image: np.ndarray, time_steps: int, timing: str) -> tuple[str, list]:
-    """A raster of every layer's spikes for one image (PNG data URL) and spikes per layer."""
-    plt = pyplot()
+RASTER_NEURONS = 400  # active neurons shown per layer
 
+
+def activity(network, image: np.ndarray, time_steps: int, timing: str) -> list[dict]:
+    """Every layer's spikes for one image, for the page to draw as rasters: per layer its name,
+    a title, its spikes and neurons, the time steps, and the (row, step) of every spike of its
+    first :data:`RASTER_NEURONS` active neurons, ordered by their first spike (row 0 first)."""
     from lava_retrieval.engines.sim import simulate
 
     result = simulate(
         network, image[None], SimConfig(time_steps, timing=timing), record_spikes=True
     )
-    layers = network.layers
-    fig, axes = plt.subplots(1, len(layers), figsize=(2.1 * len(layers), 2.6), squeeze=False)
-    totals = []
-    for ax, layer, spikes in zip(axes[0], layers, result.spikes, strict=True):
+    layers = []
+    for layer, spikes in zip(network.layers, result.spikes, strict=True):
         trains = spikes[:, 0].reshape(spikes.shape[0], -1)  # (T, neurons)
         active = np.flatnonzero(trains.any(0))
+        first = trains[:, active].argmax(0)
+        shown = active[np.argsort(first, kind="stable")][:RASTER_NEURONS]
+        row, step = np.nonzero(trains[:, shown].T)
         count = int(trains.sum())
-        totals.append({"layer": layer.name, "spikes": count, "neurons": trains.shape[1]})
-        shown = active[np.argsort([np.argmax(trains[:, n]) for n in active], kind="stable")][:400]
-        neuron, step = np.nonzero(trains[:, shown].T)
-        ax.scatter(step + 1, neuron, s=1.5, c="black", marker="s", linewidths=0)
-        ax.set_xlim(0.5, trains.shape[0] + 0.5)
-        ax.set_ylim(-1, max(len(shown), 1))
-        if not count:
-            ax.set_yticks([])
         analog = layer.kind == "input" and network.analog_input
-        title = "analog: a current\nevery step" if analog else f"{count:,} spikes"
-        ax.set_title(f"{layer.name}\n{title}", fontsize=8)
-        ax.set_xlabel("time step", fontsize=7)
-        ax.tick_params(labelsize=6)
-    axes[0, 0].set_ylabel("active neurons", fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(), totals
+        layers.append(
+            {
+                "layer": layer.name,
+                "title": "analog: a current every step" if analog else f"{count:,} spikes",
+                "spikes": count,
+                "neurons": int(trains.shape[1]),
+                "steps": int(trains.shape[0]),
+                "rows": len(shown),
+                "row": row.tolist(),
+                "step": step.tolist(),
+            }
+        )
+    return layers
 
 
 class SearchService:
@@ -166,9 +166,10 @@ class SearchService:
             pairs = enumerate(zip(ids[0], scores[0], strict=True), 1)
             result["ann"] = self._hits([self.index.hit(r, i, s) for r, (i, s) in pairs])
         config = self.index.config
-        result["activity"], result["spikes"] = activity_figure(
-            self.index.network, image, config.time_steps, config.timing
-        )
+        result["activity"] = activity(self.index.network, image, config.time_steps, config.timing)
+        result["spikes"] = [
+            {k: layer[k] for k in ("layer", "spikes", "neurons")} for layer in result["activity"]
+        ]
         return result
 
 
@@ -387,7 +388,8 @@ PAGE = """<!doctype html>
  figure img { display: block; background: #000; image-rendering: pixelated; width: 84px; }
  #input img { width: 168px; image-rendering: pixelated; }
  #warning { color: #8a5a00; }
- #activity img { max-width: 100%; }
+ #rasters { display: flex; gap: 0.8em; flex-wrap: wrap; }
+ #rasters canvas { display: block; border: 1px solid #ccc; background: #fff; }
  .hidden { display: none; }
 </style>
 </head>
@@ -415,7 +417,9 @@ PAGE = """<!doctype html>
    <p id="warning" role="status"></p>
   </div>
  </div>
- <div id="activity"><h2>Spiking activity of the query</h2><img alt="spike raster"></div>
+ <div id="activity"><h2>Spiking activity of the query</h2>
+  <p>Active neurons (by first spike) against the time step, one raster per layer.</p>
+  <div id="rasters"></div></div>
 </div>
 <script>
 const $ = (id) => document.getElementById(id);
@@ -440,6 +444,26 @@ function tiles(target, hits) {
     target.append(fig);
   }
 }
+function rasters(target, layers) {
+  target.replaceChildren();
+  for (const layer of layers) {
+    const fig = document.createElement("figure");
+    fig.className = "raster";
+    const canvas = document.createElement("canvas");
+    canvas.width = 170; canvas.height = 200;
+    canvas.setAttribute("aria-label", `${layer.layer}: ${layer.title}`);
+    const g = canvas.getContext("2d");
+    const dx = canvas.width / layer.steps, dy = canvas.height / Math.max(layer.rows, 1);
+    g.fillStyle = "#000";
+    for (let i = 0; i < layer.row.length; i++) {
+      g.fillRect(layer.step[i] * dx, layer.row[i] * dy, Math.max(dx - 0.5, 1), Math.max(dy, 1));
+    }
+    const caption = document.createElement("figcaption");
+    caption.textContent = `${layer.layer}: ${layer.title} (${layer.steps} steps)`;
+    fig.append(canvas, caption);
+    target.append(fig);
+  }
+}
 $("form").onsubmit = async (event) => {
   event.preventDefault();
   $("error").textContent = ""; $("status").textContent = "searching…";
@@ -456,7 +480,7 @@ $("form").onsubmit = async (event) => {
     if (answer.ann) tiles($("ann"), answer.ann);
     else $("ann").textContent = answer.ann_note;
     document.querySelectorAll(".k").forEach((e) => { e.textContent = answer.k; });
-    $("activity").querySelector("img").src = answer.activity;
+    rasters($("rasters"), answer.activity);
     $("warning").textContent = answer.warning || "";
     $("results").classList.remove("hidden");
     $("status").textContent = "done";

@@ -243,8 +243,9 @@ def build(
     Parameters
     ----------
     network : SpikingNetwork
-    images : numpy.ndarray
-        (N, 28, 28) uint8 or float in [0, 1].
+    images : numpy.ndarray or None
+        (N, 28, 28) uint8 or float in [0, 1]; None: the encoder takes its images from the host
+        as the graph runs (:class:`lava_retrieval.lava_graph.resident.ResidentGraph`).
     config : SimConfig, optional
         T (steps per image), the timing and the readout; default ``SimConfig()``. Timing
         ``delay``: one window for all layers (the paper's); ``pipelined``: the window of the
@@ -271,13 +272,17 @@ def build(
             f"the Lava graph runs the timings {GRAPH_TIMINGS}, not {timing!r} (no_delay has no "
             "synaptic delay, which Lava's synapses always have: use pipelined, its equal)"
         )
-    images = np.asarray(images)
     side = tuple(network.layers[0].output_shape[-2:])
-    if images.ndim != 3 or images.shape[1:] != side or len(images) == 0:
-        raise GraphError(f"images must be (N, {side[0]}, {side[1]}), got {images.shape}")
+    host = images is None  # the images come from the host as the graph runs
+    if not host:
+        images = np.asarray(images)
+        if images.ndim != 3 or images.shape[1:] != side or len(images) == 0:
+            raise GraphError(f"images must be (N, {side[0]}, {side[1]}), got {images.shape}")
     if batch_size < 1:
         raise GraphError("batch_size must be >= 1")
     loihi = backend.startswith("loihi")
+    if loihi and host:
+        raise GraphError("the Loihi backends take one image per graph: they cannot stay resident")
     if loihi:
         _check_loihi(network, images, readout, timing)
         if backend == "loihi-hw":
@@ -289,7 +294,7 @@ def build(
                     " --backend loihi simulates the same process graph on the CPU"
                 ) from None
         batch_size = 1
-    batch_size = min(batch_size, len(images))
+    batch_size = batch_size if host else min(batch_size, len(images))
     import_lava()
     from procs.cosine_knn.process import CosineKNN
     from procs.host_sink.process import HostSink
@@ -309,6 +314,7 @@ def build(
             time_steps=window,
             param_scale=network.layers[0].param_scale,
             layout=layout,
+            side=side,
         )
         layers = []
         for depth, spec in enumerate(network.layers):
@@ -349,7 +355,7 @@ def build(
             layers,
             probe,
             embedding_sink,
-            len(images),
+            0 if host else len(images),
             batch_size,
             window,
             backend,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyOutPort
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
@@ -21,12 +21,16 @@ class _Encoder(PyLoihiProcessModel):
         self.batch = proc_params["batch_size"]
         self.time_steps = proc_params["time_steps"]
         self.whc = proc_params["layout"] == "whc"
+        self.host = proc_params.get("host", False)
         self.window = -1
         self.frame = None
 
     def run_spk(self) -> None:
         window = (self.time_step - 1) // self.time_steps
-        if window != self.window:
+        if window != self.window and self.host:  # the host's next batch (waits for it)
+            self.window = window
+            self.frame = self.frames.recv().astype(self.dtype)
+        elif window != self.window:
             self.window = window
             chunk = self.currents[window * self.batch : (window + 1) * self.batch]
             frame = np.zeros((self.batch, 1, *self.currents.shape[1:]), self.dtype)
@@ -42,6 +46,7 @@ class PyImageEncoderModelFixed(_Encoder):
     """Integer currents."""
 
     out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    frames: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     dtype = np.int32
 
 
@@ -52,4 +57,5 @@ class PyImageEncoderModelFloat(_Encoder):
     """The same currents as floats."""
 
     out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    frames: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     dtype = np.float64

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from lava.magma.core.process.ports.ports import OutPort
+from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 
 from lava_retrieval.loihi.lowering import whc_shape
@@ -18,10 +18,15 @@ class ImageEncoder(AbstractProcess):
 
         out[t] = current[images of window (t - 1) // T]     every step of the window
 
+    With ``images=None`` the images come from the program that runs the graph instead, a
+    batch at a time: at the first step of every window the encoder waits for one
+    (:meth:`send`, the currents of B images as ``out``'s shape), which a resident graph
+    (:class:`lava_retrieval.lava_graph.resident.ResidentGraph`) feeds as queries come.
+
     Parameters
     ----------
-    images : numpy.ndarray
-        (N, 28, 28) uint8 or float in [0, 1]; held by the process.
+    images : numpy.ndarray or None
+        (N, 28, 28) uint8 or float in [0, 1]; held by the process. None: sent by the host.
     batch_size : int
         B images per window.
     time_steps : int
@@ -35,27 +40,45 @@ class ImageEncoder(AbstractProcess):
     def __init__(
         self,
         *,
-        images: np.ndarray,
+        images: np.ndarray | None,
         batch_size: int,
         time_steps: int,
         param_scale: float,
         layout: str = "bchw",
+        side: tuple[int, int] = (28, 28),
+        buffer_size: int = 4,
         name: str | None = None,
     ) -> None:
         from lava_retrieval.snn.neuron import input_current
 
-        currents = input_current(np.asarray(images), param_scale).astype(np.int32)
+        host = images is None
+        currents = (
+            np.zeros((0, *side), np.int32)
+            if host
+            else input_current(np.asarray(images), param_scale).astype(np.int32)
+        )
         super().__init__(
             currents=currents,
             batch_size=batch_size,
             time_steps=time_steps,
             layout=layout,
+            host=host,
             name=name,
         )
         h, w = currents.shape[1:]
         self.out = OutPort(
             shape=(batch_size, 1, h, w) if layout == "bchw" else whc_shape((1, h, w))
         )
+        self.frames = InPort(shape=self.out.shape)
+        if host:
+            self.frames.flag_external_pipe(buffer_size=buffer_size)
+
+    def send(self, frame: np.ndarray) -> None:
+        """Hand the next window's currents (``out``'s shape) to the running encoder."""
+        port = getattr(self.frames, "external_pipe_csp_send_port", None)
+        if port is None:
+            raise RuntimeError("start the graph's runtime before sending it images")
+        port.send(np.asarray(frame).reshape(self.out.shape))
 
     @property
     def num_windows(self) -> int:
