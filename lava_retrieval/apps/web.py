@@ -41,6 +41,7 @@ from lava_retrieval.snn.config import SimConfig
 DEFAULT_MAX_UPLOAD = 8 * 2**20  # 8 MiB
 DEFAULT_MAX_PIXELS = 12_000_000  # a 12-megapixel photo; decoding it takes a fraction of a second
 DEFAULT_THREADS = 4
+SERVE_BACKENDS = ("sim", "lava", "lava-float")
 CHANNEL_TIMEOUT = 30  # seconds an idle connection is kept
 SILENT_WARNING = (
     "the query's embedding is all zeros (its embedding layer received no input in the time "
@@ -98,9 +99,18 @@ def activity(network, image: np.ndarray, time_steps: int, timing: str) -> list[d
 class SearchService:
     """The index, the corpus images and the ANN, loaded once; what the routes call."""
 
-    def __init__(self, index: ImageIndex, checkpoint=None, data_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        index: ImageIndex,
+        checkpoint=None,
+        data_dir: str | None = None,
+        backend: str = "sim",
+    ) -> None:
+        if backend not in SERVE_BACKENDS:
+            raise LavaRetrievalError(f"backend must be one of {SERVE_BACKENDS}, got {backend!r}")
         self.index = index
         self.data_dir = data_dir
+        self.backend = backend
         self.corpus = self._corpus_images()
         self.ann = None
         self.ann_note = "no ANN is known for this index's network (serve --checkpoint DIR)"
@@ -115,6 +125,13 @@ class SearchService:
             from lava_retrieval.search.index import CosineIndex
 
             self.ann_index = CosineIndex().add(self._ann_embed(self.corpus))
+        # The Lava backends: one graph, compiled and started now, for every query.
+        self.graph = index.resident_graph(backend) if backend != "sim" else None
+
+    def close(self) -> None:
+        """Stop the resident Lava graph, if any."""
+        if self.graph is not None:
+            self.graph.close()
 
     def _corpus_images(self) -> np.ndarray:
         """The indexed images as the network saw them (read back from their paths)."""
@@ -152,7 +169,7 @@ class SearchService:
 
     def search(self, image: np.ndarray, k: int) -> dict:
         k = max(1, min(int(k), len(self.index)))
-        snn = self.index.search(image[None], k)[0]
+        snn = self.index.search(image[None], k, graph=self.graph)[0]
         result = {
             "warning": SILENT_WARNING if snn.silent else None,
             "input": png_data_url(image, 6),
@@ -249,6 +266,7 @@ def create_app(
                 "count": len(service.index),
                 "k": k,
                 "simulation": config.settings(),
+                "backend": service.backend,
                 "network": service.index.metadata["network"],
                 "ann": service.ann_note,
             }
@@ -346,27 +364,37 @@ def serve(
     checkpoint=None,
     corpus: int = 10000,
     data_dir: str | None = None,
+    backend: str = "sim",
     log=print,
 ) -> None:
-    """Load (or build) the index and serve the page until interrupted."""
+    """Load (or build) the index and serve the page until interrupted; ``backend`` embeds the
+    queries (``lava``, ``lava-float``: one resident Lava graph for the life of the server)."""
     if index_dir is None:
         log(f"no --index: indexing the first {corpus:,} training images (default method) ...")
         index = default_index(corpus, data_dir=data_dir)
     else:
         index = ImageIndex.load(index_dir)
-    service = SearchService(index, checkpoint, data_dir)
-    app = create_app(service, k, max_upload_bytes, max_pixels=max_pixels)
+    if backend != "sim":
+        log(f"starting the Lava graph ({backend}) ...")
+    service = SearchService(index, checkpoint, data_dir, backend)
     try:
-        server = make_server(
-            app, host=host, port=port, threads=threads, max_request_bytes=max_upload_bytes
+        app = create_app(service, k, max_upload_bytes, max_pixels=max_pixels)
+        try:
+            server = make_server(
+                app, host=host, port=port, threads=threads, max_request_bytes=max_upload_bytes
+            )
+        except OSError as exc:
+            raise LavaRetrievalError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
+        log(
+            f"serving {len(index):,} images on http://{host}:{server.effective_port}/ "
+            f"({backend} backend; Ctrl-C stops)"
         )
-    except OSError as exc:
-        raise LavaRetrievalError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
-    log(f"serving {len(index):,} images on http://{host}:{server.effective_port}/ (Ctrl-C stops)")
-    try:
-        server.run()  # returns only when interrupted: waitress catches the KeyboardInterrupt
+        try:
+            server.run()  # returns only when interrupted: waitress catches the KeyboardInterrupt
+        finally:
+            server.close()
     finally:
-        server.close()
+        service.close()
     raise KeyboardInterrupt  # so that the command ends as interrupted (exit 130), not 0
 
 

@@ -26,13 +26,14 @@ def run_serve(args: argparse.Namespace) -> None:
         checkpoint=checkpoint,
         corpus=args.corpus,
         data_dir=args.data_dir,
+        backend=args.backend,
         log=log(args),
     )
 
 
 def register(sub) -> None:
     """Add the command to ``sub``."""
-    from lava_retrieval.apps.web import DEFAULT_MAX_PIXELS, DEFAULT_THREADS
+    from lava_retrieval.apps.web import DEFAULT_MAX_PIXELS, DEFAULT_THREADS, SERVE_BACKENDS
 
     p = add_command(sub, "serve", run_serve, "a web page: search an index with your own image")
     p.add_argument(
@@ -49,5 +50,12 @@ def register(sub) -> None:
         help="largest upload in pixels, checked before decoding",
     )
     p.add_argument("--threads", type=count, default=DEFAULT_THREADS, help="worker threads")
+    p.add_argument(
+        "--backend",
+        choices=SERVE_BACKENDS,
+        default="sim",
+        help="what embeds the queries: the simulator, or one Lava process graph kept running "
+        "for the life of the server (the same answers)",
+    )
     p.add_argument("--checkpoint", help="the ANN for the ANN column (default: the method's)")
     p.add_argument("--corpus", type=count, default=10000, help="images indexed without --index")

@@ -138,13 +138,18 @@ class ResidentGraph:
             rows = []
             try:
                 encoder.run(condition=RunSteps(num_steps=windows * self.window, blocking=False))
-                for frame in frames:
-                    encoder.send(frame)
+                # Both channels hold a few messages: the frames go in from a thread while the
+                # embeddings come out here, or the graph would wait on a full channel.
+                feeder = threading.Thread(
+                    target=lambda: [encoder.send(frame) for frame in frames], daemon=True
+                )
+                feeder.start()
                 for _ in range(expected):
                     message = sink.receive()
                     kind = self._kinds.pop(0)
                     if kind:
                         rows.append(message[:kind])
+                feeder.join()
                 encoder.wait()
             except BaseException:
                 self._close()

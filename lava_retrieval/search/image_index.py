@@ -285,12 +285,17 @@ class ImageIndex:
             latest.save(directory)
         return latest
 
-    def search(self, queries: np.ndarray, k: int = 10, backend: str = "sim") -> list[list[Hit]]:
+    def search(
+        self, queries: np.ndarray, k: int = 10, backend: str = "sim", graph=None
+    ) -> list[list[Hit]]:
         """The ``k`` best corpus images of each prepared (N, 28, 28) query.
 
         ``backend="lava"`` answers through the Lava process graph (encoder, layers, probe and a
         CosineKNN process over the index's embeddings); ``sim`` embeds with the simulator and
-        searches on the host. Both give the same answer.
+        searches on the host. ``graph``, a :class:`~lava_retrieval.lava_graph.resident.
+        ResidentGraph` of the index's network and settings (:meth:`resident_graph`), embeds
+        instead, without starting a graph per call, and the host searches. All give the same
+        answer.
         """
         if backend not in SEARCH_BACKENDS:
             raise LavaRetrievalError(f"backend must be one of {SEARCH_BACKENDS}, got {backend!r}")
@@ -301,7 +306,14 @@ class ImageIndex:
         queries = np.asarray(queries)
         if queries.ndim == 2:
             queries = queries[None]
-        if backend == "lava":
+        if graph is not None:
+            if graph.network is not self.network or graph.config != self.config:
+                raise LavaRetrievalError(
+                    "the resident graph runs another network or other settings than the index"
+                )
+            embeddings = graph.embed(queries)
+            scores, ids = self.index.search(embeddings.astype(np.float32), k)
+        elif backend == "lava":
             from lava_retrieval.lava_graph.graph import build
 
             graph = build(
@@ -327,6 +339,14 @@ class ImageIndex:
             hits.silent = not np.any(row)
             results.append(hits)
         return results
+
+    def resident_graph(self, backend: str = "lava"):
+        """A :class:`~lava_retrieval.lava_graph.resident.ResidentGraph` of the index's network
+        and settings, started now and kept running until closed (``with`` or ``close()``), for
+        :meth:`search`'s ``graph``."""
+        from lava_retrieval.lava_graph.resident import ResidentGraph
+
+        return ResidentGraph(self.network, self.config, backend=backend)
 
     def hit(self, rank: int, id_: int, score: float) -> Hit:
         """The result record of indexed image ``id_`` (an image's id is its position)."""

@@ -183,14 +183,22 @@ def test_a_signal_at_any_moment_of_a_lava_run(tmp_path, small_index, command, mo
             os.kill(int(line.split()[0]), signal.SIGKILL)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_serve_ends_as_interrupted(tmp_path, signum):
+@pytest.mark.parametrize(
+    ("signum", "backend"),
+    [(signal.SIGINT, "sim"), (signal.SIGTERM, "sim"), (signal.SIGTERM, "lava")],
+)
+def test_serve_ends_as_interrupted(tmp_path, signum, backend):
     """The web server (waitress, which swallows the interrupt itself) ends with `interrupted`
-    and status 130, not 0, and leaves nothing of its session."""
+    and status 130, not 0, and leaves nothing of its session: with the Lava backend, after a
+    search through its resident graph, none of the graph's processes and no shared memory."""
+    import http.client
+    import json
+
     from lava_retrieval.search.image_index import ImageIndex, read_source
     from lava_retrieval.snn.config import SimConfig
     from lava_retrieval.snn.network import SpikingNetwork
 
+    shm = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
     index = ImageIndex(SpikingNetwork.load(ROOT / "results" / "snn-32-64-10.npz"), SimConfig(8))
     index.add(read_source("fashion-mnist:test", limit=20, progress=False)).save(tmp_path / "idx")
     command = [
@@ -202,15 +210,39 @@ def test_serve_ends_as_interrupted(tmp_path, signum):
         str(tmp_path / "idx"),
         "--port",
         "0",
+        "--backend",
+        backend,
     ]
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
     try:
-        assert b"serving 20 images" in process.stdout.readline()
+        line = process.stdout.readline()
+        if backend == "lava":
+            assert b"starting the Lava graph" in line
+            line = process.stdout.readline()
+        assert b"serving 20 images" in line, line
+        if backend == "lava":
+            assert len(_session(process.pid)) >= 6  # the graph's processes are up
+            port = int(line.split(b"http://127.0.0.1:")[1].split(b"/")[0])
+            boundary = "b"
+            body = f'--{boundary}\r\nContent-Disposition: form-data; name="test_id"\r\n\r\n3\r\n'
+            body += f"--{boundary}--\r\n"
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            connection.request(
+                "POST",
+                "/api/search",
+                body.encode(),
+                {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
+            answer = json.loads(connection.getresponse().read())
+            assert len(answer["snn"]) == 5, answer
         os.killpg(process.pid, signum)
-        _, err = process.communicate(timeout=20)
+        _, err = process.communicate(timeout=30)
     finally:
         process.kill()
     assert process.returncode == 130 and err.decode().strip().endswith("interrupted")
+    assert "Traceback" not in err.decode()
     assert _wait_for(lambda: not _session(process.pid), 10)
+    if shm:
+        assert _wait_for(lambda: not (set(os.listdir("/dev/shm")) - shm), 10)

@@ -1,0 +1,87 @@
+"""The resident Lava graph: started once, fed query after query, the simulator's integers bit
+for bit under every timing the graph runs, and nothing left when it is closed."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lava_retrieval.engines.sim import readout_of, simulate
+from lava_retrieval.lava_graph.graph import GraphError
+from lava_retrieval.lava_graph.resident import ResidentGraph
+from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.snn.config import SimConfig
+from lava_retrieval.snn.network import SpikingNetwork
+
+RESULTS = Path(__file__).parents[3] / "results"
+PAPER = RESULTS / "snn-32-64-10.npz"
+DEFAULT = RESULTS / "snn-32-64-10-qcfs8-analog.npz"
+
+
+def _shm() -> set[str]:
+    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+
+
+@pytest.mark.parametrize(
+    ("path", "config", "batch_size"),
+    [
+        (PAPER, SimConfig(10, "delay"), 1),
+        (PAPER, SimConfig(5, "pipelined", "integrated"), 2),
+        (DEFAULT, SimConfig(4, "exact_count", "integrated"), 1),
+        (DEFAULT, SimConfig(4, "graded", "spike_count"), 1),
+    ],
+    ids=["delay", "pipelined-batch-2", "exact-count-analog", "graded-analog"],
+)
+def test_query_after_query_gives_the_simulators_integers(fashion, path, config, batch_size):
+    network = SpikingNetwork.load(path)
+    images = fashion.test_images[:5]
+    want = readout_of(network, simulate(network, images, config), config.readout)
+    children, shm = set(multiprocessing.active_children()), _shm()
+    with ResidentGraph(network, config, batch_size=batch_size) as graph:
+        one_by_one = np.concatenate([graph.embed(image) for image in images[:3]])
+        together = graph.embed(images)  # several windows in one call, the last one part-full
+        again = graph.embed(images[4:5])
+    np.testing.assert_array_equal(one_by_one, want[:3])
+    np.testing.assert_array_equal(together, want)
+    np.testing.assert_array_equal(again, want[4:5])
+    assert np.abs(want).sum() > 0
+    # Closed: every process it forked has ended, its shared memory is gone.
+    assert set(multiprocessing.active_children()) <= children
+    assert _shm() <= shm
+    with pytest.raises(GraphError, match="closed"):
+        graph.embed(images[:1])
+    graph.close()  # twice: nothing more to do
+
+
+def test_the_index_searches_through_a_resident_graph(fashion):
+    network = SpikingNetwork.load(PAPER)
+    index = ImageIndex(network, SimConfig(6, "pipelined", "integrated"))
+    index.add(read_source("fashion-mnist:test", limit=60))
+    queries = fashion.test_images[100:103]
+    with index.resident_graph() as graph:
+        through_graph = index.search(queries, 4, graph=graph)
+        other = ImageIndex(network, SimConfig(7)).add(read_source("fashion-mnist:test", limit=5))
+        with pytest.raises(Exception, match="another network or other settings"):
+            other.search(queries, 2, graph=graph)
+    simulated = index.search(queries, 4)
+    assert [[h.id for h in hits] for hits in through_graph] == [
+        [h.id for h in hits] for hits in simulated
+    ]
+    assert [[h.score for h in hits] for hits in through_graph] == [
+        [h.score for h in hits] for hits in simulated
+    ]
+
+
+def test_what_a_resident_graph_refuses(fashion):
+    network = SpikingNetwork.load(PAPER)
+    with pytest.raises(GraphError, match="resident graph runs on the backends"):
+        ResidentGraph(network, SimConfig(4), backend="loihi")
+    with ResidentGraph(network, SimConfig(4)) as graph:
+        with pytest.raises(GraphError, match=r"images must be \(N, 28, 28\)"):
+            graph.embed(np.zeros((2, 14, 14), np.uint8))
+        # A bad call leaves the graph running.
+        assert graph.embed(fashion.test_images[:1]).shape == (1, 1024)
