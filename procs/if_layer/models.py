@@ -11,6 +11,7 @@ from lava.magma.core.model.sub.model import AbstractSubProcessModel
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from lava_retrieval.engines.scatter import EventSynapses, if_step_in_place
 from lava_retrieval.loihi import lowering
 from lava_retrieval.snn.network import SpikingLayer
 from lava_retrieval.snn.neuron import NeuronParams, if_step, integrate
@@ -195,14 +196,24 @@ class PyIFLayerModelFixed(_BatchedIFLayer):
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     spike_count: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        # Compiled, event by event: the synaptic input and the neuron step of a batch.
+        layer = layer_of(proc_params)
+        self.events = None if layer.kind == "input" else EventSynapses(layer)
+        self.bias_per_channel = self.bias.reshape(-1)
+
     def step(self, v, a_in, bias):
         return if_step(v, a_in, bias, self.neuron)
+
+    def integrate(self, a_in: np.ndarray) -> np.ndarray:
+        return if_step_in_place(self.v, a_in, self.bias_per_channel, self.neuron)
 
     def accumulate(self, v, a_in, bias):
         return integrate(v, a_in, bias, self.neuron)
 
     def synaptic_input(self, spikes: np.ndarray) -> np.ndarray:
-        return np.rint(self.synapse(spikes)).astype(np.int64)
+        return self.events(spikes)
 
 
 @implements(proc=IFLayer, protocol=LoihiProtocol)
