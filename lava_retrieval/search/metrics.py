@@ -81,6 +81,20 @@ def average_precision(relevant_in_rank_order: np.ndarray) -> np.ndarray:
     return np.where(total > 0, precision_sum / np.maximum(total, 1), 0.0)
 
 
+def _best_first(sims: np.ndarray) -> np.ndarray:
+    """Each row's positions best first, equal scores by position: what ``np.argsort(-sims,
+    kind="stable")`` gives, several times faster. Each score becomes an order-preserving
+    32-bit key (negated, for best first) above its 32-bit position, and the unique 64-bit keys
+    are sorted, which numpy does with its vectorised sort."""
+    bits = (np.asarray(sims, np.float32) + np.float32(0.0)).view(np.uint32)  # -0.0 -> 0.0
+    ascending = np.where(bits >> 31, ~bits, bits | np.uint32(0x80000000))
+    keys = (~ascending).astype(np.uint64) << np.uint64(32)
+    keys |= np.arange(sims.shape[1], dtype=np.uint64)
+    keys.sort(axis=1)
+    keys &= np.uint64(0xFFFFFFFF)
+    return keys.view(np.int64)
+
+
 def mean_average_precision(
     queries: np.ndarray,
     query_labels: np.ndarray,
@@ -109,7 +123,7 @@ def mean_average_precision(
 
     def chunk_sum(start: int) -> float:
         sims = q[start : start + chunk_size] @ c.T
-        order = np.argsort(-sims, axis=1, kind="stable")
+        order = _best_first(sims)
         relevant = corpus_labels[order] == query_labels[start : start + chunk_size, None]
         return float(average_precision(relevant).sum())
 

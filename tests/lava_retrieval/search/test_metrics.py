@@ -70,3 +70,18 @@ def test_map_ranks_the_whole_corpus():
     for chunk in (1, 256):
         got = mean_average_precision(queries, query_labels, corpus, corpus_labels, chunk_size=chunk)
         assert got == pytest.approx(expected)
+
+
+def test_the_ranking_is_a_stable_sort_of_the_scores():
+    """mAP's ranking equals numpy's stable argsort of the negated scores, ties (equal scores,
+    +0.0 and -0.0, negative scores) by position."""
+    from lava_retrieval.search.metrics import _best_first
+
+    rng = np.random.default_rng(5)
+    sims = rng.standard_normal((40, 2000)).astype(np.float32)
+    sims[:, :100] = 0.0
+    sims[:, 100:200] = -0.0
+    sims[:, 200:300] = sims[:, 300:400]  # duplicated scores
+    sims[:, 400:500] = np.round(sims[:, 400:500], 1)  # many equal values
+    want = np.argsort(-sims, axis=1, kind="stable")
+    np.testing.assert_array_equal(_best_first(sims), want)
