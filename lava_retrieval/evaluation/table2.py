@@ -39,6 +39,8 @@ from lava_retrieval.snn.network import SpikingNetwork
 # Liu et al. 2022, Table 2 (classification / top-1 / top-3, percent): the paper's values.
 PAPER_TABLE2 = paper.TABLE2
 COLUMNS = ("model", "classification", "top1", "top3", "mAP", "seconds")
+EMBEDDING_BYTES = 1 << 30
+"""At most this many bytes of embeddings (float32) are held for :func:`snn_rows` at once."""
 
 
 def retrieval_scores(
@@ -112,26 +114,33 @@ def snn_rows(
     """Table 2's SNN(T) rows for every T of ``time_steps``, simulated with the fast simulator
     with ``config``'s settings (its engine changes the time taken, not the numbers). Queries
     and corpus are simulated once for all T where the timing allows
-    (:func:`~lava_retrieval.engines.sim.simulate_at`); each row's ``seconds`` is its share of
-    that simulation plus its own scoring."""
-    start = time.perf_counter()
-    queries, predicted = _embed_at(network, query_images, config, time_steps, True, progress)
-    corpus, _ = _embed_at(network, corpus_images, config, time_steps, False, progress)
-    shared = (time.perf_counter() - start) / len(time_steps)
-    rows = []
-    for t in time_steps:
+    (:func:`~lava_retrieval.engines.sim.simulate_at`), in passes of as many T as
+    :data:`EMBEDDING_BYTES` holds; each row's ``seconds`` is its share of its pass's
+    simulation plus its own scoring."""
+    # The embeddings of every T are held until scored: a pass takes as many T as fit in
+    # EMBEDDING_BYTES (the shortest T first; a pass's run is as long as its longest T).
+    width = network.layers[network.embedding_layer].num_neurons
+    per_t = max(1, (len(corpus_images) + len(query_images)) * width * 4)
+    group = max(1, EMBEDDING_BYTES // per_t)
+    steps = sorted(set(time_steps))
+    rows = {}
+    for first in range(0, len(steps), group):
+        part = tuple(steps[first : first + group])
         start = time.perf_counter()
-        rows.append(
-            {
+        queries, predicted = _embed_at(network, query_images, config, part, True, progress)
+        corpus, _ = _embed_at(network, corpus_images, config, part, False, progress)
+        shared = (time.perf_counter() - start) / len(part)
+        for t in part:
+            start = time.perf_counter()
+            rows[t] = {
                 "model": f"SNN({t})",
                 "classification": 100 * classification_accuracy(predicted.pop(t), query_labels),
                 **retrieval_scores(
                     corpus.pop(t), corpus_labels, queries.pop(t), query_labels, progress=progress
                 ),
             }
-        )
-        rows[-1]["seconds"] = shared + time.perf_counter() - start
-    return rows
+            rows[t]["seconds"] = shared + time.perf_counter() - start
+    return [rows[t] for t in time_steps]
 
 
 def snn_row(

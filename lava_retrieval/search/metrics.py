@@ -74,7 +74,7 @@ def average_precision(relevant_in_rank_order: np.ndarray) -> np.ndarray:
     [0.8333]
     """
     rel = np.asarray(relevant_in_rank_order, dtype=bool)
-    hits = np.cumsum(rel, axis=1)
+    hits = np.cumsum(rel, axis=1, dtype=np.int32 if rel.shape[1] < 2**31 else np.int64)
     ranks = np.arange(1, rel.shape[1] + 1)
     precision_sum = np.where(rel, hits / ranks, 0.0).sum(1)
     total = hits[:, -1]
@@ -101,7 +101,7 @@ def mean_average_precision(
     corpus: np.ndarray,
     corpus_labels: np.ndarray,
     *,
-    chunk_size: int = 256,
+    chunk_size: int = 128,
     progress: bool = False,
 ) -> float:
     """mAP over the whole ranked corpus (cosine similarity, relevance = same class).
@@ -121,10 +121,12 @@ def mean_average_precision(
     query_labels = np.asarray(query_labels)
     corpus_labels = np.asarray(corpus_labels)
 
+    labels = corpus_labels.astype(np.int32) if corpus_labels.size else corpus_labels
+
     def chunk_sum(start: int) -> float:
         sims = q[start : start + chunk_size] @ c.T
         order = _best_first(sims)
-        relevant = corpus_labels[order] == query_labels[start : start + chunk_size, None]
+        relevant = labels[order] == query_labels[start : start + chunk_size, None]
         return float(average_precision(relevant).sum())
 
     # Sorting dominates and numpy sorts one row at a time on one core: chunks go to a thread
