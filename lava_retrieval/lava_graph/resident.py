@@ -27,7 +27,7 @@ import weakref
 import numpy as np
 
 from lava_retrieval.common.lava_runtime import checked_interrupts, no_interrupts
-from lava_retrieval.lava_graph.graph import GraphError, _stop, build
+from lava_retrieval.lava_graph.graph import STOP_SECONDS, GraphError, _stop, build
 from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 from lava_retrieval.snn.neuron import input_current
@@ -164,9 +164,14 @@ class ResidentGraph:
                 _stop(self.graph.encoder, self._before)
 
     def close(self) -> None:
-        """Stop the graph: every process it forked ends and its shared memory is released."""
-        with self._lock:
+        """Stop the graph: every process it forked ends and its shared memory is released.
+        A call still running after ``STOP_SECONDS`` does not hold it up."""
+        locked = self._lock.acquire(timeout=STOP_SECONDS)
+        try:
             self._close()
+        finally:
+            if locked:
+                self._lock.release()
 
     def __enter__(self) -> ResidentGraph:
         return self
