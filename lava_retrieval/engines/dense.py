@@ -58,9 +58,9 @@ class _Synapses:
         if layer.kind == "dense":
             return x.flatten(1) @ weight.T
         if self.pool:
-            # Equal weights, non-overlapping windows: a sum pool times the weight.
-            k = layer.stride
-            return F.avg_pool2d(x, k) * (float(layer.weight.flat[0]) * k * k)
+            # Equal weights, non-overlapping windows: a sum pool (no division, so exact for
+            # any k) times the weight.
+            return F.avg_pool2d(x, layer.stride, divisor_override=1) * float(layer.weight.flat[0])
         return F.conv2d(x, weight, stride=layer.stride, padding=layer.padding, groups=layer.groups)
 
 

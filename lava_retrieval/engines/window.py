@@ -13,62 +13,35 @@ its predecessor's spike *counts*:
   under ``exact_count`` after every step. There the formula holds exactly when no running sum
   leaves the bounds, which is certain where ``v_init + T max(bias, 0) + W+ . counts <= v_max``
   and ``v_init + T min(bias, 0) - W- . counts >= -v_max`` (``W+``, ``W-``: the positive and
-  negative parts of the weights, from one product with ``[W; |W|]``). A constant step input
+  negative parts of the weights, from a second product with ``|W|``). A constant step input
   (an image's current, an analog input's first layer) saturates monotonically, so there the
   clipped formula is exact too.
 
 An image for which the bound cannot be shown for some neuron is simulated step by step by the
-event kernel instead (:func:`simulate_windows` says which). The products are torch
-convolutions and matrix products over the whole batch (float32 where every sum is an integer
-below 2**24, else float64: exact either way, whatever the order of the sums; sum pooling with
-``divisor_override=1``, never a division), so a layer costs one dense product whatever its spike
-counts: at T = 16 the hidden layers of a converted network fire several spikes per active
-neuron, and the step-by-step scatter of every spike did several times the work. The results are
-those of the event kernel bit for bit (the conformance suite runs both paths).
+event kernel instead (:func:`simulate_windows` says which). The products are the torch engine's
+synapses over the whole batch (:class:`lava_retrieval.engines.dense._Synapses`: float32 where
+every sum is an integer below 2**24, else float64, exact either way), so a layer costs one dense
+product whatever its spike counts: at T = 16 the hidden layers of a converted network fire
+several spikes per active neuron, and the step-by-step scatter of every spike did several times
+the work. The results are those of the event kernel bit for bit (the conformance suite runs both
+paths).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from lava_retrieval.common.cores import threads_for
 from lava_retrieval.engines.compiled import jit, pool
-from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
+from lava_retrieval.engines.dense import _Synapses
+from lava_retrieval.snn.network import SpikingNetwork
 from lava_retrieval.snn.neuron import input_current
 
 TIMINGS = ("exact_count", "graded")
 _FLOAT32_EXACT = 1 << 24
-
-
-class _Product:
-    """``x -> W . x`` of one layer's geometry over (N, C, H, W) torch maps, for integer ``W``."""
-
-    def __init__(self, layer: SpikingLayer, weight: np.ndarray) -> None:
-        self.layer = layer
-        self.weights = {
-            dtype: torch.from_numpy(weight.astype(np.float64)).to(dtype)
-            for dtype in (torch.float32, torch.float64)
-        }
-        k = weight.shape[-1]
-        # Equal weights over non-overlapping depthwise windows: a sum pool times the weight.
-        self.pool = (
-            layer.kind == "pool"
-            and layer.groups == weight.shape[0] == layer.input_shape[0]
-            and layer.stride == k
-            and layer.padding == 0
-            and bool((weight == weight.flat[0]).all())
-        )
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        layer, weight = self.layer, self.weights[x.dtype]
-        if layer.kind == "dense":
-            return x.flatten(1) @ weight.T
-        if self.pool:
-            k = layer.stride
-            return F.avg_pool2d(x, k, divisor_override=1) * weight.flatten()[0]
-        return F.conv2d(x, weight, stride=layer.stride, padding=layer.padding, groups=layer.groups)
 
 
 class Windows:
@@ -81,18 +54,19 @@ class Windows:
         self.param_scale = layers[0].param_scale
         self.shapes = [tuple(layer.output_shape) for layer in layers]
         self.largest_pixel = int(np.ceil(abs(self.param_scale)))
-        self.products: list[_Product | None] = [None]
-        self.magnitudes: list[_Product | None] = [None]  # |W|, for sign-mixed weights
+        self.products: list[_Synapses | None] = [None]
+        self.magnitudes: list[_Synapses | None] = [None]  # |W|, for sign-mixed weights
         self.checks = [0]
         self.biases: list[np.ndarray] = [np.zeros(1, np.int64)]
         self.worst = [0]  # the largest sum of |W| into one neuron
         for index, layer in enumerate(layers[1:], 1):
             weight = np.asarray(layer.weight, np.int64)
-            self.products.append(_Product(layer, weight))
+            self.products.append(_Synapses(layer))
             # (an analog input's first layer integrates a constant: it needs no bound)
             mixed = bool((weight > 0).any() and (weight < 0).any())
             mixed &= not (self.analog and index == 1)
-            self.magnitudes.append(_Product(layer, np.abs(weight)) if mixed else None)
+            magnitude = replace(layer, weight=np.abs(weight)) if mixed else None
+            self.magnitudes.append(_Synapses(magnitude) if mixed else None)
             # How the kernel bounds the running sums: |W| . counts (1), or the input itself
             # for weights >= 0 (2) or <= 0 (3).
             self.checks.append(1 if mixed else 2 if (weight >= 0).all() else 3)
@@ -219,14 +193,15 @@ def simulate_windows(
             if index == 0:  # the pixel current every step: saturation is monotone
                 x, scale = drive.clone(), steps
             elif index == 1 and windows.analog:  # its synaptic input, as constant
-                x, scale = windows.products[1](drive.to(dtype)), steps
+                x, scale = windows.products[1](drive, dtype), steps
             else:
                 counts = counts.to(dtype)
-                x, scale, bias = windows.products[index](counts), 1, bias * steps
+                x, scale, bias = windows.products[index](counts, dtype), 1, bias * steps
                 if not graded:  # prove that no running sum of the window saturates
                     check = windows.checks[index]
                     magnitude = windows.magnitudes[index]
-                    magnitude = magnitude(counts).contiguous() if magnitude is not None else None
+                    if magnitude is not None:
+                        magnitude = magnitude(counts, dtype).contiguous()
             x = x.contiguous()
             counts = _fire(x, bias, scale, v_init, params, steps, check, magnitude, unproven)
             kept = index in keep

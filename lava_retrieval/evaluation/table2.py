@@ -89,8 +89,7 @@ def _embed_at(network, images, config, time_steps, classes, progress):
         for start in range(0, len(images), config.chunk_size):
             chunk = images[start : start + config.chunk_size]
             for t, result in simulate_at(network, chunk, config, time_steps, layers=keep).items():
-                embeddings[t].append(readout_of(network, result, config.readout))
-                embeddings[t][-1] = embeddings[t][-1].astype(np.float32)
+                embeddings[t].append(readout_of(network, result, config.readout).astype(np.float32))
                 if classes:
                     predicted[t].append(
                         predict_classes(result.spike_counts[-1], result.membrane[-1])
