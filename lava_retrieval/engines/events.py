@@ -492,10 +492,13 @@ def _run_kernel(packed, images, snaps, timing, record, layers, threads):
     workers = min(threads_for(threads), n)
     bounds = [n * part // workers for part in range(workers + 1)]
 
+    # Layers after the last one kept need not run (all of them run when spikes are recorded).
+    table = packed.table if record else packed.table[: max(keep, default=-1) + 1]
+
     def run(part: int) -> None:
         lo, hi = bounds[part], bounds[part + 1]
         _kernel(
-            packed.table,
+            table,
             packed.weights,
             packed.biases,
             packed.where,

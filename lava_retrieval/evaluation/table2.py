@@ -26,12 +26,10 @@ from lava_retrieval.common.figures import pyplot, save_figure
 from lava_retrieval.data.fashion_mnist import FashionMNIST
 from lava_retrieval.engines.sim import readout_of, simulate_at
 from lava_retrieval.evaluation import paper
-from lava_retrieval.search.index import CosineIndex
 from lava_retrieval.search.metrics import (
     classification_accuracy,
-    mean_average_precision,
     predict_classes,
-    top_k_accuracy,
+    ranked_retrieval,
 )
 from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
@@ -51,15 +49,15 @@ def retrieval_scores(
     *,
     progress: bool = True,
 ) -> dict:
-    """Top-1, top-3 (percent) and mAP (percent) of cosine retrieval."""
-    index = CosineIndex().add(corpus, labels=corpus_labels)
-    _, ids = index.search(queries, 3)
-    neighbours = index.labels_of(ids)
+    """Top-1, top-3 (percent) and mAP (percent) of cosine retrieval, from one ranking of the
+    whole corpus per query (:func:`~lava_retrieval.search.metrics.ranked_retrieval`)."""
+    ranked = ranked_retrieval(
+        queries, query_labels, corpus, corpus_labels, ks=(1, 3), progress=progress
+    )
     return {
-        "top1": 100 * top_k_accuracy(neighbours, query_labels, 1),
-        "top3": 100 * top_k_accuracy(neighbours, query_labels, 3),
-        "mAP": 100
-        * mean_average_precision(queries, query_labels, corpus, corpus_labels, progress=progress),
+        "top1": 100 * ranked["top"][1],
+        "top3": 100 * ranked["top"][3],
+        "mAP": 100 * ranked["mAP"],
     }
 
 
@@ -77,9 +75,26 @@ def ann_row(model, corpus_images, corpus_labels, query_images, query_labels, *, 
     return row
 
 
-def _embed_at(network, images, config, time_steps, classes, progress):
-    """Embeddings (float32) and, with ``classes``, predicted classes at every T, from one
-    simulation per chunk (:func:`~lava_retrieval.engines.sim.simulate_at`)."""
+class _TooWide(Exception):
+    """An embedding needs more than the 16 bits its pass was planned with."""
+
+
+def _compact(embedding: np.ndarray, narrow: bool) -> np.ndarray:
+    """``embedding`` as int16 where its values are integers that fit (exactly the values
+    float32 has of them), else as float32; with ``narrow``, :class:`_TooWide` instead."""
+    if embedding.dtype.kind in "iu" and embedding.size:
+        low, high = embedding.min(), embedding.max()
+        if -(1 << 15) <= low and high < (1 << 15):
+            return embedding.astype(np.int16)
+    if narrow:
+        raise _TooWide
+    return embedding.astype(np.float32)
+
+
+def _embed_at(network, images, config, time_steps, classes, progress, narrow=False):
+    """Embeddings and, with ``classes``, predicted classes at every T, from one simulation per
+    chunk (:func:`~lava_retrieval.engines.sim.simulate_at`). Embeddings are int16 where their
+    values fit, else float32 (:func:`_compact`)."""
     from tqdm.auto import tqdm
 
     keep = (network.embedding_layer, len(network.layers) - 1)[: 2 if classes else 1]
@@ -89,7 +104,8 @@ def _embed_at(network, images, config, time_steps, classes, progress):
         for start in range(0, len(images), config.chunk_size):
             chunk = images[start : start + config.chunk_size]
             for t, result in simulate_at(network, chunk, config, time_steps, layers=keep).items():
-                embeddings[t].append(readout_of(network, result, config.readout).astype(np.float32))
+                readout = readout_of(network, result, config.readout)
+                embeddings[t].append(_compact(readout, narrow))
                 if classes:
                     predicted[t].append(
                         predict_classes(result.spike_counts[-1], result.membrane[-1])
@@ -97,6 +113,12 @@ def _embed_at(network, images, config, time_steps, classes, progress):
             bar.update(len(chunk))
     embedded = {t: np.concatenate(e) for t, e in embeddings.items()}
     return embedded, {t: np.concatenate(p) for t, p in predicted.items() if p}
+
+
+def _passes(steps: list[int], bytes_per_t: int) -> list[tuple[int, ...]]:
+    """``steps`` in passes of as many T as :data:`EMBEDDING_BYTES` holds."""
+    group = max(1, EMBEDDING_BYTES // max(1, bytes_per_t))
+    return [tuple(steps[first : first + group]) for first in range(0, len(steps), group)]
 
 
 def snn_rows(
@@ -118,16 +140,27 @@ def snn_rows(
     simulation plus its own scoring."""
     # The embeddings of every T are held until scored: a pass takes as many T as fit in
     # EMBEDDING_BYTES (the shortest T first; a pass's run is as long as its longest T).
+    # Integer embeddings that fit 16 bits (membrane potentials mostly do) take half the
+    # room of float32: passes are planned on 16 bits, and a pass that meets a wider value
+    # is split into passes planned on 32.
     width = network.layers[network.embedding_layer].num_neurons
-    per_t = max(1, (len(corpus_images) + len(query_images)) * width * 4)
-    group = max(1, EMBEDDING_BYTES // per_t)
-    steps = sorted(set(time_steps))
+    per_t = (len(corpus_images) + len(query_images)) * width
+    wide = _passes(sorted(set(time_steps)), 4 * per_t)
+    todo = _passes(sorted(set(time_steps)), 2 * per_t)
     rows = {}
-    for first in range(0, len(steps), group):
-        part = tuple(steps[first : first + group])
+    while todo:
+        part = todo.pop(0)
+        # Only a pass longer than a 32-bit one needs every embedding to fit 16 bits.
+        narrow = len(part) > len(wide[0])
         start = time.perf_counter()
-        queries, predicted = _embed_at(network, query_images, config, part, True, progress)
-        corpus, _ = _embed_at(network, corpus_images, config, part, False, progress)
+        try:
+            queries, predicted = _embed_at(
+                network, query_images, config, part, True, progress, narrow
+            )
+            corpus, _ = _embed_at(network, corpus_images, config, part, False, progress, narrow)
+        except _TooWide:
+            todo = _passes(list(part), 4 * per_t) + todo
+            continue
         shared = (time.perf_counter() - start) / len(part)
         for t in part:
             start = time.perf_counter()

@@ -51,6 +51,72 @@ def test_small_table2(network, fashion, tmp_path):
     assert "| SNN(16) |" in paths[2].read_text()
 
 
+def test_passes_give_the_rows_of_one_t_at_a_time(network, fashion, monkeypatch):
+    """Several T per pass (16-bit embeddings), and a pass that meets a value wider than 16 bits
+    split into 32-bit passes, give the rows that one simulation per T gives."""
+    from lava_retrieval.snn.config import SimConfig
+
+    net = SpikingNetwork.load(network)
+    corpus, corpus_labels = (a[:300] for a in fashion.split("full_train"))
+    queries, query_labels = (a[:60] for a in fashion.split("test"))
+    config = SimConfig(time_steps=16)
+    steps = (4, 8, 16)
+
+    def rows(**kwargs):
+        got = experiments.snn_rows(
+            net,
+            config,
+            kwargs.get("steps", steps),
+            corpus,
+            corpus_labels,
+            queries,
+            query_labels,
+            progress=False,
+        )
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in got]
+
+    one_at_a_time = [row for t in steps for row in rows(steps=(t,))]
+    width = net.layers[net.embedding_layer].num_neurons
+    # Room for three T at 16 bits, one at 32.
+    monkeypatch.setattr(experiments, "EMBEDDING_BYTES", 3 * 2 * 360 * width)
+    planned = []
+    original = experiments._embed_at
+
+    def embed_at(*args):
+        planned.append((args[3], args[-1]))
+        return original(*args)
+
+    monkeypatch.setattr(experiments, "_embed_at", embed_at)
+    assert rows() == one_at_a_time
+    assert planned == [((4, 8, 16), True)] * 2  # queries and corpus, one narrow pass
+
+    # A value wider than 16 bits: the pass is split into one pass per T.
+    compact = experiments._compact
+
+    def too_wide(embedding, narrow):
+        return compact(embedding.astype(np.int64) << 20, narrow)
+
+    monkeypatch.setattr(experiments, "_compact", too_wide)
+    planned.clear()
+    wide = rows()
+    assert planned[0] == ((4, 8, 16), True)
+    assert planned[1:] == [((t,), False) for t in steps for _ in range(2)]
+    # Embeddings times 2**20, as float32 exactly: the same normalised vectors, the same rows.
+    assert wide == one_at_a_time
+
+
+def test_compact_embeddings():
+    small = np.array([[-32768, 32767]], np.int32)
+    assert experiments._compact(small, True).dtype == np.int16
+    np.testing.assert_array_equal(experiments._compact(small, True), small)
+    wide = np.array([[32768]], np.int64)
+    assert experiments._compact(wide, False).dtype == np.float32
+    with pytest.raises(experiments._TooWide):
+        experiments._compact(wide, True)
+    with pytest.raises(experiments._TooWide):
+        experiments._compact(np.array([[0.5]]), True)
+
+
 def test_cli_evaluate(network, tmp_path, capsys):
     argv = [
         "evaluate",

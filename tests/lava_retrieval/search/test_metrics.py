@@ -85,3 +85,65 @@ def test_the_ranking_is_a_stable_sort_of_the_scores():
     sims[:, 400:500] = np.round(sims[:, 400:500], 1)  # many equal values
     want = np.argsort(-sims, axis=1, kind="stable")
     np.testing.assert_array_equal(_best_first(sims), want)
+
+
+def _stable_reference(queries, query_labels, corpus, corpus_labels, ks):
+    """mAP and top-k from numpy's stable argsort of the same scores."""
+    from lava_retrieval.search.index import normalize
+
+    sims = normalize(queries) @ normalize(corpus).T
+    order = np.argsort(-sims, axis=1, kind="stable")
+    relevant = np.asarray(corpus_labels)[order] == np.asarray(query_labels)[:, None]
+    return average_precision(relevant).mean(), {k: relevant[:, :k].any(1).mean() for k in ks}
+
+
+def test_ranked_retrieval_is_one_stable_ranking():
+    """Top-k and mAP both come from the ranking with ties by corpus order: the equal corpus
+    vectors at the k-th place are taken lowest position first."""
+    from lava_retrieval.search.metrics import ranked_retrieval
+
+    rng = np.random.default_rng(11)
+
+    def vectors(n):
+        # Four entries +-1 of eight: unit vectors of +-0.5, so every score (a multiple of
+        # 0.25) is exact in any order of summation, and many are equal.
+        out = np.zeros((n, 8), np.float32)
+        for row in out:
+            row[rng.choice(8, 4, replace=False)] = rng.choice([-1.0, 1.0], 4)
+        return out
+
+    corpus, queries = vectors(700), vectors(90)
+    corpus[100:300] = corpus[0]  # 201 equal vectors, crossing every k
+    queries[:30] = corpus[0]
+    corpus_labels = rng.integers(0, 7, 700)
+    query_labels = rng.integers(0, 7, 90)
+    want_map, want_top = _stable_reference(queries, query_labels, corpus, corpus_labels, (1, 3, 50))
+    for chunk in (1, 7, 128):
+        got = ranked_retrieval(
+            queries, query_labels, corpus, corpus_labels, ks=(1, 3, 50), chunk_size=chunk
+        )
+        assert got["top"] == want_top
+        assert got["mAP"] == pytest.approx(want_map, rel=1e-12, abs=0)
+    # All queries tied with corpus[0]'s copies: each one's top-3 is corpus 0, 100, 101.
+    tied = ranked_retrieval(queries[:30], query_labels[:30], corpus, corpus_labels, ks=(3,))
+    first3 = corpus_labels[[0, 100, 101]]
+    assert tied["top"][3] == np.isin(query_labels[:30], first3).mean()
+
+
+def test_ranked_retrieval_labels_and_errors():
+    from lava_retrieval.search.metrics import ranked_retrieval
+
+    corpus = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]])
+    by_name = ranked_retrieval(
+        np.array([[1.0, 0.0]]), np.array(["shirt"]), corpus, np.array(["bag", "bag", "shirt"])
+    )
+    assert by_name == {"mAP": 0.5, "top": {1: 0.0, 3: 1.0}}
+    # A query whose class is not in the corpus has AP 0 and no hit.
+    assert ranked_retrieval(np.array([[1.0, 0.0]]), np.array([9]), corpus, np.array([1, 1, 0])) == {
+        "mAP": 0.0,
+        "top": {1: 0.0, 3: 0.0},
+    }
+    with pytest.raises(LavaRetrievalError, match="labels"):
+        ranked_retrieval(corpus, np.array([0, 1]), corpus, np.array([0, 1, 1]))
+    with pytest.raises(LavaRetrievalError, match="at least one"):
+        ranked_retrieval(np.zeros((0, 2)), np.array([]), corpus, np.array([0, 1, 1]))
