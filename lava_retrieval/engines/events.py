@@ -224,6 +224,48 @@ def _add(dst, src):
 
 
 @_jit
+def _scatter(row, acc, weights, where, tap_ptr, tap_out, tap_k, in_off, idx, first, last):
+    """Add the outgoing weights of the previous layer's events ``idx[first:last]`` to ``acc``,
+    the synaptic input of the layer described by table ``row``."""
+    kind, win = row[_KIND], row[_WIN]
+    cout, hout, wout = row[_COUT], row[_HOUT], row[_WOUT]
+    k, pad = row[_K], row[_PAD]
+    cin_pg, cout_pg = row[_CIN_PG], row[_COUT_PG]
+    w_off, t_off = row[_W_OFF], row[_T_OFF]
+    n_out = cout * hout * wout
+    for e in range(first, last):
+        i = idx[e]
+        if kind == _DENSE:
+            _add(acc[:n_out], weights[w_off + i * n_out :])
+            continue
+        y, x, c = where[in_off + i, 0], where[in_off + i, 1], where[in_off + i, 2]
+        if kind == _RUN:
+            # Outputs (oy, x + pad - k + 1 + m) for m in [lo, hi) get the
+            # kernel row's reversed columns m: one contiguous run.
+            ox0 = x + pad - k + 1
+            lo, hi = max(0, -ox0), min(k, wout - ox0)
+            if lo >= hi:
+                continue
+            for ky in range(k):
+                oy = y + pad - ky
+                if oy < 0 or oy >= hout:
+                    continue
+                out = (oy * wout + ox0 + lo) * cout
+                base = w_off + ((c * k + ky) * k + lo) * cout
+                _add(acc[out : out + (hi - lo) * cout], weights[base:])
+            continue
+        group = (c if cin_pg == 1 else c // cin_pg) * cout_pg
+        q = t_off + y * win + x
+        for tap in range(tap_ptr[q], tap_ptr[q + 1]):
+            out = tap_out[tap] * cout + group
+            base = w_off + (c * k * k + tap_k[tap]) * cout_pg
+            if cout_pg == 1:
+                acc[out] += weights[base]
+            else:
+                _add(acc[out : out + cout_pg], weights[base:])
+
+
+@_jit
 def _integrate(v, acc, bias, v_max, flags, threshold):
     """v = clip(v + acc, -v_max, v_max); acc = bias (the next step's input starts there);
     flags = v >= threshold."""
@@ -300,15 +342,9 @@ def _kernel(
     for image in range(currents.shape[0]):
         for layer in range(n_layers):
             kind = table[layer, _KIND]
-            win = table[layer, _WIN]
-            cout, hout, wout = table[layer, _COUT], table[layer, _HOUT], table[layer, _WOUT]
-            k, pad = table[layer, _K], table[layer, _PAD]
-            cin_pg, cout_pg = table[layer, _CIN_PG], table[layer, _COUT_PG]
-            w_off = table[layer, _W_OFF]
+            n_out = table[layer, _COUT] * table[layer, _HOUT] * table[layer, _WOUT]
             threshold, n_off = np.int32(table[layer, _THRESHOLD]), table[layer, _N_OFF]
             in_off = table[layer - 1, _N_OFF] if layer > 0 else 0
-            t_off = table[layer, _T_OFF]
-            n_out = cout * hout * wout
             bias = biases[n_off : n_off + n_out]
             v[:n_out] = table[layer, _V_INIT]
             acc[:n_out] = bias
@@ -343,36 +379,19 @@ def _kernel(
                     first, last = prev_ptr[s], prev_ptr[s + 1]
                     if graded:  # the whole window's spikes at once
                         first, last = prev_ptr[0], prev_ptr[time_steps]
-                    for e in range(first, last):
-                        i = prev_idx[e]
-                        if kind == _DENSE:
-                            _add(acc[:n_out], weights[w_off + i * n_out :])
-                            continue
-                        y, x, c = where[in_off + i, 0], where[in_off + i, 1], where[in_off + i, 2]
-                        if kind == _RUN:
-                            # Outputs (oy, x + pad - k + 1 + m) for m in [lo, hi) get the
-                            # kernel row's reversed columns m: one contiguous run.
-                            ox0 = x + pad - k + 1
-                            lo, hi = max(0, -ox0), min(k, wout - ox0)
-                            if lo >= hi:
-                                continue
-                            for ky in range(k):
-                                oy = y + pad - ky
-                                if oy < 0 or oy >= hout:
-                                    continue
-                                out = (oy * wout + ox0 + lo) * cout
-                                base = w_off + ((c * k + ky) * k + lo) * cout
-                                _add(acc[out : out + (hi - lo) * cout], weights[base:])
-                            continue
-                        group = (c if cin_pg == 1 else c // cin_pg) * cout_pg
-                        q = t_off + y * win + x
-                        for tap in range(tap_ptr[q], tap_ptr[q + 1]):
-                            out = tap_out[tap] * cout + group
-                            base = w_off + (c * k * k + tap_k[tap]) * cout_pg
-                            if cout_pg == 1:
-                                acc[out] += weights[base]
-                            else:
-                                _add(acc[out : out + cout_pg], weights[base:])
+                    _scatter(
+                        table[layer],
+                        acc,
+                        weights,
+                        where,
+                        tap_ptr,
+                        tap_out,
+                        tap_k,
+                        in_off,
+                        prev_idx,
+                        first,
+                        last,
+                    )
                 if two_phase:  # integrate only; the firing follows the window
                     _accumulate(v[:n_out], acc[:n_out], bias, v_max)
                     continue
@@ -478,6 +497,8 @@ def _run_kernel(packed, images, snaps, timing, record, layers, threads):
         currents = first.reshape(n, *packed.shapes[1]).transpose(0, 2, 3, 1)
     currents = np.ascontiguousarray(currents.reshape(n, -1), np.int32)
     keep = range(len(packed.sizes)) if layers is None else sorted(set(layers))
+    # Layers after the last one kept need not run (all of them run when spikes are recorded).
+    table = packed.table if record else packed.table[: max(keep, default=-1) + 1]
     out_off = np.full(len(packed.sizes), -1, np.int64)
     kept = 0
     for i in keep:
@@ -491,9 +512,6 @@ def _run_kernel(packed, images, snaps, timing, record, layers, threads):
     graded = timing == "graded"
     workers = min(threads_for(threads), n)
     bounds = [n * part // workers for part in range(workers + 1)]
-
-    # Layers after the last one kept need not run (all of them run when spikes are recorded).
-    table = packed.table if record else packed.table[: max(keep, default=-1) + 1]
 
     def run(part: int) -> None:
         lo, hi = bounds[part], bounds[part + 1]
