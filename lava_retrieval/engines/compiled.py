@@ -11,6 +11,15 @@ except ImportError:  # pragma: no cover
 
 AVAILABLE = numba is not None
 
+if numba is not None:  # pragma: no branch
+    from numba.cpython.unsafe.numbers import trailing_zeros  # count of trailing zero bits
+else:  # pragma: no cover
+
+    def trailing_zeros(x: int) -> int:
+        """The count of trailing zero bits of ``x`` (> 0)."""
+        x = int(x)
+        return (x & -x).bit_length() - 1
+
 
 def jit(function):
     """Compile with numba (lazily, at the first call; cached on disk), GIL released."""

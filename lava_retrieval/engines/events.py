@@ -36,6 +36,7 @@ from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.engines import compiled, window
 from lava_retrieval.engines.compiled import jit as _jit
 from lava_retrieval.engines.compiled import pool as _pool
+from lava_retrieval.engines.compiled import trailing_zeros as _trailing_zeros
 from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
 from lava_retrieval.snn.neuron import input_current
 from lava_retrieval.snn.synapse import SynapticOp
@@ -399,11 +400,12 @@ def _kernel(
                 _integrate(v[:n_out], acc[:n_out], bias, v_max, flags[:n_out], threshold)
                 spikes_so_far = cur_ptr[t]
                 for b in range((n_out + 7) // 8):
-                    if words[b] == 0:
-                        continue
-                    for n in range(b * 8, min(b * 8 + 8, n_out)):
-                        if not flags[n]:
-                            continue
+                    w = words[b]
+                    while w != 0:  # each set flag byte: its lowest set bit is bit 0
+                        n = b * 8 + (_trailing_zeros(w) >> 3)
+                        w &= w - np.uint64(1)
+                        if n >= n_out:  # the last word's bytes beyond the layer
+                            break
                         cur_idx[spikes_so_far] = n
                         spikes_so_far += 1
                         count[n] += 1
