@@ -493,6 +493,55 @@ def bench_index() -> str:
     )
 
 
+def bench_ann() -> str:
+    bench = _load("bench-ann.json")
+    sim = bench["simulation"]
+    rows = [
+        "| index | faiss | build | size | best queries/s at recall@10 ≥ 0.99 | recall@10 | "
+        "× exact |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    exact = bench["rows"][0]
+    rows.append(
+        f"| exact | none | none | {bench['exact_bytes'] / 2**20:,.0f} MiB | "
+        f"{exact['qps']:,.0f} | 1.0 | 1 |"
+    )
+    for name, build in bench["builds"].items():
+        mine = [r for r in bench["rows"] if r["index"] == name]
+        good = [r for r in mine if r["recall"] >= bench["target"]["recall"]]
+        best = max(good, key=lambda r: r["qps"]) if good else max(mine, key=lambda r: r["recall"])
+        rows.append(
+            f"| {name} | `{build['factory']}` | {build['build_seconds']:,.0f} s | "
+            f"{build['bytes'] / 2**20:,.0f} MiB | "
+            + (
+                f"{best['qps']:,.0f} ({best['knob']} {best['value']})"
+                if good
+                else f"not reached (best recall: {best['qps']:,.0f} at {best['knob']} "
+                f"{best['value']})"
+            )
+            + f" | {best['recall']:.3f} | {best['speed_up']:,.1f} |"
+        )
+    best = bench["best_at_target_recall"]
+    verdict = (
+        f"met: {best['index']} at {best['speed_up']:,.1f}×"
+        if bench["target_met"]
+        else "not met" + (f" (best: {best['index']} at {best['speed_up']:,.1f}×)" if best else "")
+    )
+    return (
+        "\n".join(rows)
+        + f"\n\n{bench['corpus']:,} embeddings of {bench['dimension']} dimensions (method "
+        + f"`{bench['method']}`, T = {sim['time_steps']}, {sim['timing']}, {sim['readout']}; "
+        + f"embedded in {bench['embed_seconds']:,.0f} s, "
+        + f"{bench['embed_images_per_second']:,.0f} images/s), {bench['queries']:,} queries "
+        + "(seeded variants of the images: crops, shifts, flips) answered one at a time, "
+        + f"median of 3 passes, {bench['machine']['cpus']} CPU cores, one run. Target: "
+        + f"recall@10 ≥ {bench['target']['recall']} at ≥ {bench['target']['speed_up']}× the "
+        + f"exact index's queries/s: {verdict}. Every knob value: "
+        + f"[`results/{bench['figure']}`](results/{bench['figure']}), "
+        + "`results/bench-ann.json`, produced by `python benchmarks/ann_search.py`."
+    )
+
+
 def bench_memory() -> str:
     bench = _load("bench-memory.json")
     rows = ["| command | peak memory | time |", "| --- | ---: | ---: |"]
@@ -588,6 +637,7 @@ BLOCKS = {
     "bench-methods": bench_methods,
     "bench-web": bench_web,
     "bench-index": bench_index,
+    "bench-ann": bench_ann,
     "bench-memory": bench_memory,
 }
 

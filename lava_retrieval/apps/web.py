@@ -7,9 +7,11 @@ the spiking activity of the query (a raster of every layer's spikes over the tim
 by the browser from the spikes the answer carries).
 
 JSON API: ``POST /api/search`` (multipart field ``image``, or form field ``test_id``; optional
-``k``) answers ``{"input", "snn", "ann", "activity", ...}`` with images as PNG data URLs and
-the activity as spike coordinates (:func:`activity`), or
-``{"error": ...}`` with status 400 (not an image, bad field) or 413 (upload larger than the
+``k``; ``label`` (repeatable) and ``path_prefix`` filters; for an approximate index ``nprobe``
+or ``ef`` and ``exact=true``) answers ``{"input", "snn", "ann", "activity", ...}`` with images
+as PNG data URLs and the activity as spike coordinates (:func:`activity`), or ``{"error":
+...}`` with status 400 (not an image, a bad field, a knob that does not apply or is out of
+range, a filter that matches nothing) or 413 (upload larger than the
 limit). ``GET /api/info`` describes the index; ``GET /healthz`` answers ``ok``.
 
 The ANN column needs the ANN the index's network was converted from: the shipped checkpoint of
@@ -36,6 +38,7 @@ import numpy as np
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.data.images import ImageError, decode_image
 from lava_retrieval.search.image_index import ImageIndex, read_query, read_source
+from lava_retrieval.search.index import RetrievalIndexError
 from lava_retrieval.snn.config import SimConfig
 
 DEFAULT_MAX_UPLOAD = 8 * 2**20  # 8 MiB
@@ -167,9 +170,12 @@ class SearchService:
             for h in hits
         ]
 
-    def search(self, image: np.ndarray, k: int) -> dict:
+    def search(self, image: np.ndarray, k: int, **knobs) -> dict:
+        """The page's answer for one prepared image; ``knobs``: ``nprobe``, ``ef``, ``exact``,
+        ``labels``, ``path_prefix`` of :meth:`ImageIndex.search` (the ANN column is filtered
+        alike)."""
         k = max(1, min(int(k), len(self.index)))
-        snn = self.index.search(image[None], k, graph=self.graph)[0]
+        snn = self.index.search(image[None], k, graph=self.graph, **knobs)[0]
         result = {
             "warning": SILENT_WARNING if snn.silent else None,
             "input": png_data_url(image, 6),
@@ -179,9 +185,10 @@ class SearchService:
             "k": k,
         }
         if self.ann is not None:
-            scores, ids = self.ann_index.search(self._ann_embed(image[None]), k)
+            allowed = self.index.matching(knobs.get("labels"), knobs.get("path_prefix"))
+            scores, ids = self.ann_index.search(self._ann_embed(image[None]), k, allowed)
             pairs = enumerate(zip(ids[0], scores[0], strict=True), 1)
-            result["ann"] = self._hits([self.index.hit(r, i, s) for r, (i, s) in pairs])
+            result["ann"] = self._hits([self.index.hit(r, i, s) for r, (i, s) in pairs if i >= 0])
         config = self.index.config
         result["activity"] = activity(self.index.network, image, config.time_steps, config.timing)
         result["spikes"] = [
@@ -268,6 +275,7 @@ def create_app(
                 "simulation": config.settings(),
                 "backend": service.backend,
                 "network": service.index.metadata["network"],
+                "search": service.index.search_info,
                 "ann": service.ann_note,
             }
         )
@@ -280,6 +288,22 @@ def create_app(
             return error("k must be an integer", 400)
         if wanted < 1:
             return error("k must be at least 1", 400)
+        knobs = {}
+        for name in ("nprobe", "ef"):
+            text = request.form.get(name, "").strip()
+            if text:
+                if not text.isdigit():
+                    return error(f"{name} must be a positive integer", 400)
+                knobs[name] = int(text)
+        exact = request.form.get("exact", "").strip().lower()
+        if exact not in ("", "0", "1", "true", "false"):
+            return error("exact must be true or false", 400)
+        knobs["exact"] = exact in ("1", "true")
+        labels = [x.strip() for x in request.form.getlist("label") if x.strip()]
+        if labels:
+            knobs["labels"] = labels
+        if request.form.get("path_prefix", "").strip():
+            knobs["path_prefix"] = request.form["path_prefix"].strip()
         upload = request.files.get("image")
         try:
             if upload is not None and upload.filename:
@@ -298,7 +322,10 @@ def create_app(
         except (ImageError, LavaRetrievalError) as exc:
             return error(str(exc), 400)
         with one_at_a_time:
-            answer = service.search(image, wanted)
+            try:
+                answer = service.search(image, wanted, **knobs)
+            except RetrievalIndexError as exc:  # knobs that do not apply or are out of range
+                return error(str(exc), 400)
         return jsonify(answer)
 
     return app

@@ -16,6 +16,19 @@ from lava_retrieval.cli.options import (
 )
 
 
+def index_type(text: str) -> str:
+    """An index type or faiss factory string, checked by name (argparse type)."""
+    from lava_retrieval.search.approximate import factory_for
+    from lava_retrieval.search.index import RetrievalIndexError
+
+    if text != "exact":
+        try:
+            factory_for(text, 1, 1)
+        except RetrievalIndexError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _preprocessing(args: argparse.Namespace):
     from lava_retrieval.data.images import Preprocessing
 
@@ -41,6 +54,16 @@ def _index_text(p: dict) -> str:
         f"{p['seconds']:.1f} s), T={sim['time_steps']}, {sim['timing']} timing, "
         f"{sim['readout']} readout, network {p['network']['fingerprint'][:12]}"
     ]
+    search = p["search"]
+    if search["index_type"] != "exact":
+        recall = search.get("recall") or {}
+        knobs = ", ".join(f"{k} {v['default']}" for k, v in search.get("knobs", {}).items())
+        lines.append(
+            f"approximate search: {search['index_type']} ({search.get('factory')}), "
+            f"recall@{recall.get('k')} {recall.get('recall_at_k', float('nan')):.4f} against "
+            f"the exact search on {recall.get('queries')} of its images"
+            + (f" at the default {knobs}" if knobs else "")
+        )
     if p["skipped"]:
         lines.append(f"skipped {len(p['skipped'])} files:")
         lines += [f"  {s['reason']}" for s in p["skipped"]]
@@ -72,7 +95,9 @@ def run_index_build(args: argparse.Namespace) -> None:
         engine=args.engine,
         need_ann=False,
     )
-    index = ImageIndex(chosen.network, chosen.config, _preprocessing(args))
+    index = ImageIndex(
+        chosen.network, chosen.config, _preprocessing(args), index_type=args.index_type
+    )
     start = time.perf_counter()
     index.add(source, args.backend, progress=not args.json)
     seconds = time.perf_counter() - start
@@ -134,12 +159,22 @@ def run_search(args: argparse.Namespace) -> None:
         ]
     )
     start = time.perf_counter()
-    results = index.search(images, args.k, args.backend)
+    results = index.search(
+        images,
+        args.k,
+        args.backend,
+        nprobe=args.nprobe,
+        ef=args.ef,
+        exact=args.exact,
+        labels=args.label,
+        path_prefix=args.path_prefix,
+    )
     seconds = time.perf_counter() - start
     payload = {
         "index": str(args.index),
         "backend": args.backend,
         "k": args.k,
+        "search": "exact" if args.exact else index.index_type,
         "seconds": round(seconds, 4),
         "queries": [
             {"query": str(q), "silent": hits.silent, "results": [h.to_dict() for h in hits]}
@@ -203,6 +238,15 @@ def register_index(sub) -> None:
         action="store_true",
         help="never invert images (default: invert images with a light background)",
     )
+    p.add_argument(
+        "--index-type",
+        type=index_type,
+        default="exact",
+        metavar="TYPE",
+        help="exact (default), hnsw, ivf, ivf-pq or a faiss factory string such as "
+        "IVF256,SQ8: an approximate index through faiss, its recall@10 measured on a sample "
+        "of its own images and recorded",
+    )
 
     p = add_command(
         index_sub, "add", run_index_add, "embed more images into an index, with its settings"
@@ -213,6 +257,8 @@ def register_index(sub) -> None:
 
 def register_search(sub) -> None:
     """Add the command to ``sub``."""
+    from lava_retrieval.search.approximate import DEFAULT_EF, DEFAULT_NPROBE
+
     p = add_command(
         sub, "search", run_search, "the k most similar indexed images of each query image"
     )
@@ -227,6 +273,32 @@ def register_search(sub) -> None:
         default="sim",
         help="sim: simulator and host search; lava: the Lava graph (encoder, layers, probe, "
         "kNN); the same answers",
+    )
+    p.add_argument(
+        "--nprobe",
+        type=count,
+        help=f"IVF indexes: clusters scanned (default {DEFAULT_NPROBE}; more: slower, "
+        "better recall)",
+    )
+    p.add_argument(
+        "--ef",
+        type=count,
+        help=f"HNSW indexes: candidates kept (default {DEFAULT_EF}, at least k; more: slower, "
+        "better recall)",
+    )
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="search exactly even if the index has an approximate part (for comparison)",
+    )
+    p.add_argument(
+        "--label",
+        action="append",
+        metavar="LABEL",
+        help="only images of this class (name or number; repeat for several)",
+    )
+    p.add_argument(
+        "--path-prefix", metavar="PREFIX", help="only images whose path starts with PREFIX"
     )
     p.add_argument("--png", help="draw queries and results into this PNG")
     p.add_argument(

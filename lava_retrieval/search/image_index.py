@@ -18,6 +18,11 @@ An index directory holds, all written crash-consistently by :meth:`CosineIndex.s
 ``network-V.npz``
     The spiking network itself, so that a query is embedded by exactly the network, and with
     exactly the settings, of the corpus: a search never mixes embeddings of two networks.
+``faiss-V.index``
+    An approximate index (:mod:`lava_retrieval.search.approximate`) over the embeddings, when
+    the index was built with an ``index_type`` other than ``exact``; the manifest's
+    ``metadata.search`` records its type, faiss factory string and its recall@10 against the
+    exact search, measured on a sample of its own embeddings at every save.
 
 Sources are a folder of images (recursive), a list file, or a Fashion-MNIST split
 (``fashion-mnist:train``, ``:test``, ``:validation``, ``:full_train``).
@@ -46,11 +51,18 @@ from lava_retrieval.data.images import (
     load_folder,
     load_image,
 )
+from lava_retrieval.search.approximate import (
+    DEFAULT_KNOBS,
+    ApproximateIndex,
+    check_index_type,
+    recall_at_k,
+)
 from lava_retrieval.search.index import (
     MANIFEST,
     CosineIndex,
     RetrievalIndexError,
     check_index_directory,
+    normalize,
     while_unchanged,
 )
 from lava_retrieval.snn.config import SimConfig, cache_key
@@ -193,11 +205,17 @@ class ImageIndex:
         network: SpikingNetwork,
         config: SimConfig | None = None,
         preprocessing: Preprocessing | None = None,
+        index_type: str = "exact",
     ) -> None:
         self.network = network
         self.config = config or SimConfig()
         self.preprocessing = preprocessing or Preprocessing()
-        self.index = CosineIndex(dim=int(np.prod(network.embedding_shape)))
+        dim = int(np.prod(network.embedding_shape))
+        check_index_type(index_type, dim)  # a bad type fails now, not after the embedding
+        self.index_type = index_type
+        self.approximate: ApproximateIndex | None = None
+        self.recall: dict | None = None
+        self.index = CosineIndex(dim=dim)
         self.paths: list[str] = []
         self.class_names: list[str] | None = None
         self.sources: list[dict] = []
@@ -220,7 +238,38 @@ class ImageIndex:
             "preprocessing": self.preprocessing.to_dict(),
             "class_names": self.class_names,
             "sources": self.sources,
+            "search": self.search_info,
         }
+
+    @property
+    def search_info(self) -> dict:
+        """How the index searches: its type and, when approximate, the faiss factory string,
+        the knobs with their defaults and the recall@10 measured at the last save."""
+        if self.index_type == "exact":
+            return {"index_type": "exact"}
+        info = {"index_type": self.index_type}
+        if self.approximate is not None:
+            info["factory"] = self.approximate.factory
+            info["knobs"] = {
+                name: {"default": DEFAULT_KNOBS[name], "min": low, "max": high}
+                for name, (low, high) in self.approximate.knobs().items()
+            }
+        if self.recall is not None:
+            info["recall"] = self.recall
+        return info
+
+    def _sync_approximate(self) -> None:
+        """Build the approximate index, or add the vectors it lacks, and measure its recall."""
+        if self.index_type == "exact" or not len(self):
+            return
+        have = 0 if self.approximate is None else len(self.approximate)
+        if have == len(self):
+            return
+        if self.approximate is None:
+            self.approximate = ApproximateIndex.build(self.index.vectors_, self.index_type)
+        else:
+            self.approximate.add(self.index.vectors_[have:])
+        self.recall = recall_at_k(self.index, self.approximate)
 
     def embed(self, images: np.ndarray, backend: str = "sim", progress: bool = False) -> np.ndarray:
         """Embeddings of prepared (N, 28, 28) images with the index's network and settings."""
@@ -286,9 +335,25 @@ class ImageIndex:
         return latest
 
     def search(
-        self, queries: np.ndarray, k: int = 10, backend: str = "sim", graph=None
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        backend: str = "sim",
+        graph=None,
+        *,
+        nprobe: int | None = None,
+        ef: int | None = None,
+        exact: bool = False,
+        labels: list[int | str] | None = None,
+        path_prefix: str | None = None,
     ) -> list[list[Hit]]:
-        """The ``k`` best corpus images of each prepared (N, 28, 28) query.
+        """The ``k`` best corpus images of each prepared (N, 28, 28) query; with ``labels``
+        (class numbers or names) or ``path_prefix``, only among the images that match both
+        (fewer than ``k`` where fewer match; :meth:`matching`).
+
+        An index with an approximate part searches through it (knobs ``nprobe`` or ``ef``,
+        see :mod:`lava_retrieval.search.approximate`), unless ``exact``; an IVF index may
+        answer fewer than ``k``. The Lava graph's kNN process always searches exactly.
 
         ``backend="lava"`` answers through the Lava process graph (encoder, layers, probe and a
         CosineKNN process over the index's embeddings); ``sim`` embeds with the simulator and
@@ -306,13 +371,31 @@ class ImageIndex:
         queries = np.asarray(queries)
         if queries.ndim == 2:
             queries = queries[None]
+        knobs = {name: v for name, v in (("nprobe", nprobe), ("ef", ef)) if v is not None}
+        approximate = None if exact else self.approximate
+        allowed = self.matching(labels, path_prefix)
+        if allowed is not None and backend == "lava" and graph is None:
+            raise RetrievalIndexError(
+                "filters need the simulator backend (the Lava graph's kNN searches everything)"
+            )
+        if knobs and (approximate is None or backend == "lava"):
+            why = (
+                "the Lava graph searches exactly"
+                if backend == "lava"
+                else "this search is exact"
+                if exact
+                else "this index is exact (build it with an approximate index type)"
+            )
+            raise RetrievalIndexError(f"{' and '.join(knobs)} cannot be used: {why}")
+        if approximate is not None:
+            approximate.parameters(k, nprobe, ef)  # bad knobs fail before the embedding
         if graph is not None:
             if graph.network is not self.network or graph.config != self.config:
                 raise LavaRetrievalError(
                     "the resident graph runs another network or other settings than the index"
                 )
             embeddings = graph.embed(queries)
-            scores, ids = self.index.search(embeddings.astype(np.float32), k)
+            scores, ids = self._nearest(embeddings, k, approximate, nprobe, ef, allowed)
         elif backend == "lava":
             from lava_retrieval.lava_graph.graph import build
 
@@ -329,16 +412,66 @@ class ImageIndex:
             embeddings = answer.embeddings
         else:
             embeddings = self.embed(queries)
-            scores, ids = self.index.search(embeddings, k)
+            scores, ids = self._nearest(embeddings, k, approximate, nprobe, ef, allowed)
         results = []
         for row_scores, row_ids, row in zip(scores, ids, embeddings, strict=True):
+            found = row_ids >= 0  # an IVF index may find fewer than k
             hits = Hits(
                 self.hit(rank, i, score)
-                for rank, (score, i) in enumerate(zip(row_scores, row_ids, strict=True), 1)
+                for rank, (score, i) in enumerate(
+                    zip(row_scores[found], row_ids[found], strict=True), 1
+                )
             )
             hits.silent = not np.any(row)
             results.append(hits)
         return results
+
+    def _nearest(self, embeddings, k, approximate, nprobe, ef, allowed):
+        """(scores, ids) of the ``k`` nearest (among ``allowed``), exactly or through
+        ``approximate`` (id -1 where fewer were found)."""
+        if approximate is None:
+            return self.index.search(np.asarray(embeddings, np.float32), k, allowed)
+        scores, positions = approximate.search(
+            normalize(embeddings), k, nprobe=nprobe, ef=ef, allowed=allowed
+        )
+        return scores, np.where(positions >= 0, self.index.ids_[positions], -1)
+
+    def matching(
+        self, labels: list[int | str] | None = None, path_prefix: str | None = None
+    ) -> np.ndarray | None:
+        """Which indexed images a filter keeps (a boolean per image), None without one.
+        ``labels``: class numbers or names (the index's class names); ``path_prefix``: the
+        start of the image's path (a folder or file path is made absolute first, as the
+        index stores them; ``fashion-mnist:SPLIT`` as it is). A filter that no image matches,
+        or a label the index does not have, is refused."""
+        if not labels and path_prefix is None:
+            return None
+        keep = np.ones(len(self), bool)
+        if labels:
+            if self.index.labels_ is None:
+                raise RetrievalIndexError("this index has no labels to filter by")
+            wanted = []
+            for label in labels:
+                text = str(label)
+                if self.class_names and text in self.class_names:
+                    wanted.append(self.class_names.index(text))
+                elif text.isdigit() and (not self.class_names or int(text) < len(self.class_names)):
+                    wanted.append(int(text))
+                else:
+                    names = ", ".join(self.class_names or [])
+                    raise RetrievalIndexError(
+                        f"unknown label {text!r}" + (f"; the index has: {names}" if names else "")
+                    )
+            keep &= np.isin(self.index.labels_, wanted)
+        if path_prefix is not None:
+            prefix = str(path_prefix)
+            if not prefix.startswith(FASHION_PREFIX):
+                folder = prefix.endswith(os.sep)
+                prefix = os.path.abspath(prefix) + (os.sep if folder else "")
+            keep &= np.fromiter((p.startswith(prefix) for p in self.paths), bool, len(self))
+        if not keep.any():
+            raise RetrievalIndexError("the filter matches no indexed image")
+        return keep
 
     def resident_graph(self, backend: str = "lava"):
         """A :class:`~lava_retrieval.lava_graph.resident.ResidentGraph` of the index's network
@@ -374,11 +507,14 @@ class ImageIndex:
         """Write the index directory (see the module docstring); atomic and crash-consistent,
         holding the directory's writer lock. ``new``: refuse a directory that already holds an
         index (checked under the lock, so of two builders into one directory one fails)."""
+        self._sync_approximate()
         self.index.metadata = self.metadata
         extra = {
             "paths.json": json.dumps(self.paths).encode(),
             "network.npz": self.network.to_bytes(),
         }
+        if self.approximate is not None:
+            extra["faiss.index"] = self.approximate.to_bytes()
         with exclusive(directory, what="writing this index"):
             if new:
                 self.check_new(directory)
@@ -431,7 +567,31 @@ class ImageIndex:
         out.index, out.paths = index, list(paths)
         out.class_names = class_names
         out.sources = list(sources)
+        out._load_search(directory, meta.get("search") or {"index_type": "exact"}, files)
         return out
+
+    def _load_search(self, directory: Path, search: dict, files: dict) -> None:
+        """The approximate part named by the manifest's ``metadata.search``, checked."""
+        index_type = search.get("index_type") if isinstance(search, dict) else None
+        if not isinstance(index_type, str):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad search settings {search!r}")
+        self.index_type = index_type
+        if index_type == "exact" or not len(self):  # an empty index has no faiss part yet
+            return
+        factory, recall = search.get("factory"), search.get("recall")
+        if "faiss.index" not in files or not isinstance(factory, str):
+            raise RetrievalIndexError(
+                f"{directory}: a {index_type} index without its faiss file or factory string"
+            )
+        path = directory / files["faiss.index"]
+        try:
+            blob = path.read_bytes()
+        except OSError as exc:
+            raise RetrievalIndexError(f"{path}: unreadable ({exc.strerror})") from None
+        self.approximate = ApproximateIndex.from_bytes(
+            blob, index_type, factory, len(self), self.index.dim_, str(path)
+        )
+        self.recall = recall if isinstance(recall, dict) else None
 
     def check_network(self, network: SpikingNetwork) -> None:
         """Refuse a network other than the index's (its embeddings would not be comparable)."""

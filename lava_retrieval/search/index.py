@@ -45,6 +45,7 @@ FORMAT = "lava-retrieval-index"
 FORMAT_VERSION = 2
 MANIFEST = "index.json"
 MAX_MANIFEST_CHARS = 1 << 26  # 64 MiB of metadata is no index manifest
+NORMALIZE_ROWS = 8192  # rows normalised at once
 T = TypeVar("T")
 #: Files of some version of an index, and the temporaries of a writer killed mid-save (of a
 #: versioned file or of the manifest): everything a save removes that its manifest does not name.
@@ -81,10 +82,14 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
     """
     vectors = np.asarray(vectors, dtype=np.float32)
+    out = np.empty(vectors.shape, np.float32)
     # Norms in float64: integer membrane potentials can be large enough to overflow squares
-    # in float32.
-    norms = np.sqrt(np.square(vectors, dtype=np.float64).sum(1, keepdims=True))
-    return (vectors / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+    # in float32. In blocks of rows, so that the float64 temporaries stay small.
+    for start in range(0, len(vectors), NORMALIZE_ROWS):
+        block = vectors[start : start + NORMALIZE_ROWS]
+        norms = np.sqrt(np.square(block, dtype=np.float64).sum(1, keepdims=True))
+        out[start : start + NORMALIZE_ROWS] = block / np.where(norms == 0, 1.0, norms)
+    return out
 
 
 class CosineIndex:
@@ -169,13 +174,17 @@ class CosineIndex:
         self.dim_ = vectors.shape[1]
         return self
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` most similar corpus vectors of each query.
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar corpus vectors of each query; with ``allowed`` (a boolean
+        per vector), only among those allowed.
 
         Returns
         -------
         (scores, ids)
-            float32 cosine similarities and int64 ids, both (n_queries, k), best first.
+            float32 cosine similarities and int64 ids, both (n_queries, k), best first; id -1
+            and score -inf where fewer than ``k`` vectors are allowed.
         """
         if len(self) == 0:
             raise RetrievalIndexError("the index is empty: add embeddings before searching")
@@ -187,12 +196,22 @@ class CosineIndex:
             )
         if k > len(self):
             raise RetrievalIndexError(f"k={k} is larger than the index ({len(self)} vectors)")
+        if allowed is not None:
+            allowed = np.asarray(allowed)
+            if allowed.dtype != np.bool_ or allowed.shape != (len(self),):
+                raise RetrievalIndexError(
+                    f"allowed must be {len(self)} booleans, got {allowed.dtype} {allowed.shape}"
+                )
+            if not allowed.any():
+                raise RetrievalIndexError("the filter matches no vector of the index")
         queries = normalize(_as_matrix(queries, "queries", self.vectors_.shape[1]))
         n = len(queries)
         scores = np.empty((n, k), np.float32)
         positions = np.empty((n, k), np.int64)
         for start in range(0, n, self.chunk_size):
             block = queries[start : start + self.chunk_size] @ self.vectors_.T
+            if allowed is not None:
+                block[:, ~allowed] = -np.inf
             if k < len(self):
                 top = np.argpartition(-block, k - 1, axis=1)[:, :k]
             else:
@@ -202,7 +221,10 @@ class CosineIndex:
             order = np.lexsort((top, -top_scores), axis=1)
             positions[start : start + len(block)] = np.take_along_axis(top, order, 1)
             scores[start : start + len(block)] = np.take_along_axis(top_scores, order, 1)
-        return scores, self.ids_[positions]
+        ids = self.ids_[positions]
+        if allowed is not None:
+            ids[np.isneginf(scores)] = -1  # fewer allowed than k
+        return scores, ids
 
     def labels_of(self, ids: np.ndarray) -> np.ndarray:
         """Labels of the given ids (as returned by ``search``)."""

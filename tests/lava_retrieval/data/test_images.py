@@ -8,6 +8,7 @@ from PIL import Image
 
 from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.ann.inference import accuracy
+from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.data.images import ImageError, load_folder, load_image, prepare
 
 
@@ -156,3 +157,21 @@ def _empty(tmp_path):
     path = tmp_path / "nothing"
     path.mkdir()
     return path
+
+
+def test_augmented_catalogue_is_seeded_per_image(fashion):
+    from lava_retrieval.data.augment import augment
+
+    base = fashion.test_images[:50]
+    whole = augment(base, 0, 120, seed=4)
+    assert whole.shape == (120, 28, 28) and whole.dtype == np.uint8
+    # Any slice, made apart, equals the same slice of the whole; another seed differs.
+    np.testing.assert_array_equal(augment(base, 37, 101, seed=4), whole[37:101])
+    assert not np.array_equal(augment(base, 0, 120, seed=5), whole)
+    # A variant is nearer its own source image than most other images are.
+    distance = np.abs(whole[:50, None].astype(int) - base[None].astype(int)).mean(axis=(2, 3))
+    own = np.diag(distance)
+    assert np.mean(own < np.median(distance, axis=1)) >= 0.8
+    assert not any(np.array_equal(w, b) for w, b in zip(whole[:50], base, strict=True))
+    with pytest.raises(LavaRetrievalError, match="uint8"):
+        augment(base.astype(np.float32), 0, 2)

@@ -1,0 +1,334 @@
+"""Approximate nearest-neighbour search through faiss, beside the exact :class:`CosineIndex`.
+
+An :class:`ApproximateIndex` holds a faiss index over the exact index's normalised vectors with
+the inner-product metric, so that its scores are cosine similarities (approximate ones where
+the vectors are compressed). Its labels are positions in the exact index. Types:
+
+``hnsw``
+    ``HNSW32,Flat``: a graph over the full vectors, built with :data:`EF_CONSTRUCTION`
+    candidates per insertion; search knob ``ef`` (faiss's ``efSearch``, default 64), the
+    candidates kept while walking the graph.
+``ivf``
+    ``IVF{nlist},Flat``: the vectors in ``nlist`` clusters (about 4 sqrt(N), at least 39
+    training vectors each); search knob ``nprobe`` (default 16), the clusters scanned.
+``ivf-pq``
+    ``IVF{nlist},PQ{m}x{bits},Refine(SQ8)``: product-quantised codes of ``m`` bytes (a sixteenth
+    of the float32 vector), its best :data:`REFINE_FACTOR` x ``k`` candidates re-ranked with
+    8-bit scalar-quantised vectors; knob ``nprobe``.
+a faiss factory string
+    Anything :func:`faiss.index_factory` builds with the inner-product metric, e.g.
+    ``"IVF256,SQ8"``; its knobs are those of its IVF or HNSW part.
+
+Trained (IVF, PQ) on a seeded sample of at most :data:`TRAIN_SAMPLE` vectors. faiss orders
+equal scores as it meets them, not by position; a query may get fewer than ``k`` results from
+an IVF index whose probed clusters hold fewer vectors (the missing ones are dropped).
+
+:func:`recall_at_k` measures an index against the exact search on a sample of its own vectors
+(the build records it); a hit counts when its exact score reaches the exact ``k``-th best, so
+that equal scores (duplicate images) are not counted as misses.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.search.index import CosineIndex, RetrievalIndexError, normalize
+
+INDEX_TYPES = ("exact", "hnsw", "ivf", "ivf-pq")
+TRAIN_SAMPLE = 100_000
+"""At most this many vectors train an IVF or PQ index."""
+RECALL_K = 10
+RECALL_SAMPLE = 1000
+"""Queries (own vectors) :func:`recall_at_k` takes by default."""
+DEFAULT_EF = 64
+DEFAULT_NPROBE = 16
+DEFAULT_KNOBS = {"ef": DEFAULT_EF, "nprobe": DEFAULT_NPROBE}
+REFINE_FACTOR = 16
+EF_CONSTRUCTION = 128
+"""Candidates an ``hnsw`` index keeps while inserting a vector (faiss's default is 40): a
+better graph, higher recall at the same ``ef``, for a slower build."""
+"""A refined index (``ivf-pq``) re-ranks this many times k candidates of its coarse codes."""
+MAX_KNOB = 1 << 16
+_FACTORY = re.compile(r"[A-Za-z0-9_,.()x=+-]{1,200}")
+
+
+def faiss_module():
+    """faiss, or a one-line error naming the package to install."""
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - faiss-cpu is a dependency
+        raise LavaRetrievalError("approximate indexes need faiss (pip install faiss-cpu)") from None
+    from lava_retrieval.common.cores import threads_for
+
+    faiss.omp_set_num_threads(threads_for(None))
+    return faiss
+
+
+def nlist_for(count: int) -> int:
+    """Clusters of an IVF index of ``count`` vectors: about 4 sqrt(N), at least 39 vectors
+    each (what faiss's k-means asks for).
+
+    >>> nlist_for(60_000), nlist_for(1_000_000), nlist_for(100), nlist_for(10)
+    (980, 4000, 2, 1)
+    """
+    return max(1, min(round(4 * math.sqrt(count)), count // 39))
+
+
+def factory_for(index_type: str, count: int, dim: int) -> str:
+    """The faiss factory string of ``index_type`` (one of :data:`INDEX_TYPES` but ``exact``, or
+    a factory string, returned as it is) for ``count`` vectors of ``dim`` dimensions.
+
+    >>> factory_for("ivf-pq", 60_000, 1024)
+    'IVF980,PQ64x8,Refine(SQ8)'
+    >>> factory_for("IVF256,SQ8", 60_000, 1024)
+    'IVF256,SQ8'
+    """
+    if index_type == "hnsw":
+        return "HNSW32,Flat"
+    if index_type == "ivf":
+        return f"IVF{nlist_for(count)},Flat"
+    if index_type == "ivf-pq":
+        # m bytes per vector (a divisor of dim, about dim / 16); 2**bits centroids per
+        # sub-quantiser, at least 39 training vectors each.
+        m = max(d for d in range(1, max(1, dim // 16) + 1) if dim % d == 0)
+        bits = max(1, min(8, int(math.log2(max(2, count // 39)))))
+        return f"IVF{nlist_for(count)},PQ{m}x{bits},Refine(SQ8)"
+    if index_type == "exact" or not _FACTORY.fullmatch(index_type):
+        raise RetrievalIndexError(
+            f"unknown index type {index_type!r}: use one of {', '.join(INDEX_TYPES)} or a faiss "
+            "factory string such as 'IVF256,SQ8'"
+        )
+    return index_type
+
+
+class ApproximateIndex:
+    """A faiss index over the normalised vectors of a :class:`CosineIndex` (see the module
+    docstring); labels are positions in it.
+
+    >>> exact = CosineIndex().add(np.random.default_rng(0).standard_normal((500, 16)))
+    >>> approximate = ApproximateIndex.build(exact.vectors_, "hnsw")
+    >>> approximate.search(exact.vectors_[:2], 1)[1].tolist()
+    [[0], [1]]
+    """
+
+    def __init__(self, index_type: str, factory: str, index) -> None:
+        self.index_type = index_type
+        self.factory = factory
+        self.index = index
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, index_type: str, *, seed: int = 0) -> ApproximateIndex:
+        """Train (on a seeded sample) and fill an index of ``vectors`` (normalised float32)."""
+        faiss = faiss_module()
+        vectors = np.ascontiguousarray(vectors, np.float32)
+        if vectors.ndim != 2 or len(vectors) == 0:
+            raise RetrievalIndexError("an approximate index needs at least one vector")
+        factory = factory_for(index_type, len(vectors), vectors.shape[1])
+        index = _construct(faiss, factory, vectors.shape[1])
+        if index_type == "hnsw":
+            faiss.downcast_index(index).hnsw.efConstruction = EF_CONSTRUCTION
+        if not index.is_trained:
+            rng = np.random.default_rng(seed)
+            sample = vectors
+            if len(vectors) > TRAIN_SAMPLE:
+                sample = vectors[np.sort(rng.choice(len(vectors), TRAIN_SAMPLE, replace=False))]
+            try:
+                index.train(sample)
+            except RuntimeError as exc:
+                raise RetrievalIndexError(
+                    f"faiss cannot train {factory!r} on {len(sample)} vectors: {_faiss_reason(exc)}"
+                ) from None
+        out = cls(index_type, factory, index)
+        out.add(vectors)
+        return out
+
+    def add(self, vectors: np.ndarray) -> ApproximateIndex:
+        """Append normalised vectors (their labels continue the positions)."""
+        self.index.add(np.ascontiguousarray(vectors, np.float32))
+        return self
+
+    def knobs(self) -> dict[str, tuple[int, int]]:
+        """The search knobs this index takes, with their allowed ranges."""
+        faiss = faiss_module()
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None:
+            return {"nprobe": (1, int(ivf.nlist))}
+        if _hnsw(faiss, self.index) is not None:
+            return {"ef": (1, MAX_KNOB)}
+        return {}
+
+    def parameters(self, k: int, nprobe: int | None, ef: int | None, selector=None):
+        """faiss's search parameters for these knobs (None: the defaults), checked against
+        :meth:`knobs`: one that does not apply or is out of range is refused. ``selector``: a
+        faiss ``IDSelector`` of the positions searched."""
+        faiss = faiss_module()
+        allowed = self.knobs()
+        given = {"nprobe": nprobe, "ef": ef}
+        for name, value in given.items():
+            if value is None:
+                continue
+            if name not in allowed:
+                raise RetrievalIndexError(
+                    f"{name} does not apply to this {self.index_type} index"
+                    + (f" (it takes {', '.join(allowed)})" if allowed else " (it has no knobs)")
+                )
+            low, high = allowed[name]
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise RetrievalIndexError(f"{name} must be an integer, got {value!r}")
+            if not low <= value <= high:
+                raise RetrievalIndexError(f"{name} must be between {low} and {high}, got {value}")
+        if "nprobe" in allowed:
+            params = faiss.SearchParametersIVF(nprobe=int(nprobe or DEFAULT_NPROBE))
+        elif "ef" in allowed:
+            params = faiss.SearchParametersHNSW(efSearch=max(int(ef or DEFAULT_EF), k))
+        elif selector is not None:
+            params = faiss.SearchParameters()
+        else:
+            return None
+        if selector is not None:
+            params.sel = selector
+        if isinstance(faiss.downcast_index(self.index), faiss.IndexRefine):
+            # Re-ranked: the base index proposes REFINE_FACTOR x k candidates.
+            return faiss.IndexRefineSearchParameters(
+                k_factor=REFINE_FACTOR, base_index_params=params
+            )
+        return params
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        nprobe: int | None = None,
+        ef: int | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, positions), each (n, k), best first; position -1 (score -inf) where fewer
+        than ``k`` were found (an IVF index's scanned clusters, a filter). ``queries``:
+        normalised float32. ``ef`` below ``k`` is raised to ``k``. ``allowed``: a boolean per
+        position, the only ones searched (a faiss ``IDSelectorBitmap``)."""
+        faiss = faiss_module()
+        selector = bitmap = None
+        if allowed is not None:
+            allowed = np.asarray(allowed, bool)
+            if allowed.shape != (len(self),):
+                raise RetrievalIndexError(f"allowed must be {len(self)} booleans")
+            bitmap = np.packbits(allowed, bitorder="little")  # kept alive for the search
+            selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+        params = self.parameters(k, nprobe, ef, selector)
+        queries = np.ascontiguousarray(queries, np.float32)
+        scores, positions = self.index.search(queries, k, params=params)
+        del bitmap
+        scores[positions < 0] = -np.inf
+        return scores, positions
+
+    def to_bytes(self) -> memoryview:
+        """The faiss index as faiss serialises it (one copy of it, not two)."""
+        return memoryview(faiss_module().serialize_index(self.index))
+
+    @classmethod
+    def from_bytes(
+        cls, blob: bytes, index_type: str, factory: str, count: int, dim: int, where: str
+    ) -> ApproximateIndex:
+        """An index read back by :meth:`to_bytes`, checked against what its manifest says."""
+        faiss = faiss_module()
+        try:
+            index = faiss.deserialize_index(np.frombuffer(blob, np.uint8))
+        except RuntimeError as exc:
+            raise RetrievalIndexError(
+                f"{where}: not a faiss index ({_faiss_reason(exc)})"
+            ) from None
+        if index.metric_type != faiss.METRIC_INNER_PRODUCT or index.d != dim:
+            raise RetrievalIndexError(
+                f"{where}: a faiss index of {index.d} dimensions and metric {index.metric_type}, "
+                f"the manifest says {dim} and inner product"
+            )
+        if index.ntotal != count:
+            raise RetrievalIndexError(
+                f"{where}: the faiss index holds {index.ntotal} vectors, the manifest says {count}"
+            )
+        return cls(index_type, factory, index)
+
+
+def _construct(faiss, factory: str, dim: int):
+    """An empty faiss index of ``factory`` with the inner-product metric, refused (one
+    message) where faiss cannot build it or would not read it back the same."""
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise RetrievalIndexError(
+            f"faiss cannot build {factory!r} for {dim} dimensions: {_faiss_reason(exc)}"
+        ) from None
+    # Every index is saved and read back by faiss: refuse one that would not come back the
+    # same (faiss reads some refine indexes with the L2 metric), while it is empty.
+    try:
+        again = faiss.deserialize_index(faiss.serialize_index(index))
+    except RuntimeError as exc:
+        raise RetrievalIndexError(f"faiss cannot save {factory!r}: {_faiss_reason(exc)}") from None
+    if again.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise RetrievalIndexError(
+            f"faiss does not keep the inner-product metric of {factory!r} when it saves it; "
+            "choose another factory string"
+        )
+    return index
+
+
+def check_index_type(index_type: str, dim: int) -> None:
+    """Refuse, before any work, an index type that cannot be built for ``dim`` dimensions: an
+    unknown name, or a factory string faiss cannot build or save (what depends on the number
+    of vectors, such as training, is checked when it is built)."""
+    if index_type in INDEX_TYPES:
+        return
+    _construct(faiss_module(), factory_for(index_type, 1, dim), dim)
+
+
+def _hnsw(faiss, index):
+    """The HNSW index inside ``index`` (itself, or the base of a refine index), or None."""
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexRefine):
+        index = faiss.downcast_index(index.base_index)
+    return index if isinstance(index, faiss.IndexHNSW) else None
+
+
+def _faiss_reason(exc: RuntimeError) -> str:
+    """faiss's message without its C++ location."""
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"^Error in .*? at \S+: ", "", text)
+
+
+def recall_at_k(
+    exact: CosineIndex,
+    approximate: ApproximateIndex,
+    *,
+    queries: np.ndarray | None = None,
+    k: int = RECALL_K,
+    sample: int = RECALL_SAMPLE,
+    seed: int = 0,
+    nprobe: int | None = None,
+    ef: int | None = None,
+) -> dict:
+    """Recall@k of ``approximate`` against the exact search: ``{"recall_at_k": float, "k": k,
+    "queries": n}``. Queries: ``queries`` (any vectors), else a seeded sample of ``sample`` of
+    the index's own vectors. A result counts when its exact cosine score reaches the exact
+    k-th best score (less 1e-6)."""
+    n = len(exact)
+    k = min(k, n)
+    if queries is None:
+        rng = np.random.default_rng(seed)
+        picked = np.sort(rng.choice(n, min(sample, n), replace=False))
+        queries = exact.vectors_[picked]
+    else:
+        queries = normalize(queries)
+    exact_scores, _ = exact.search(queries, k)
+    _, positions = approximate.search(queries, k, nprobe=nprobe, ef=ef)
+    found = positions >= 0
+    scores = np.einsum("qd,qkd->qk", queries, exact.vectors_[np.where(found, positions, 0)])
+    hits = found & (scores >= exact_scores[:, -1:] - 1e-6)
+    return {"recall_at_k": float(hits.sum() / (len(queries) * k)), "k": k, "queries": len(queries)}
