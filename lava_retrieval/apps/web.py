@@ -127,6 +127,7 @@ class SearchService:
             self.ann_note = f"ANN: {checkpoint.path.name}"
             from lava_retrieval.search.index import CosineIndex
 
+            # The ANN's index of the same images: its ids are their positions.
             self.ann_index = CosineIndex().add(self._ann_embed(self.corpus))
         # The Lava backends: one graph, compiled and started now, for every query.
         self.graph = index.resident_graph(backend) if backend != "sim" else None
@@ -166,7 +167,11 @@ class SearchService:
 
     def _hits(self, hits) -> list[dict]:
         return [
-            {**h.to_dict(), "score": round(h.score, 4), "image": png_data_url(self.corpus[h.id], 2)}
+            {
+                **h.to_dict(),
+                "score": round(h.score, 4),
+                "image": png_data_url(self.corpus[self.index.position(h.id)], 2),
+            }
             for h in hits
         ]
 

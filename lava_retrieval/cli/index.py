@@ -16,6 +16,13 @@ from lava_retrieval.cli.options import (
 )
 
 
+def identifier(text: str) -> int:
+    """A non-negative integer id (argparse type)."""
+    if not text.isdigit() or len(text) > 18:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an image id (0, 1, 2, ...)")
+    return int(text)
+
+
 def index_type(text: str) -> str:
     """An index type or faiss factory string, checked by name (argparse type)."""
     from lava_retrieval.search.approximate import factory_for
@@ -125,9 +132,35 @@ def run_index_add(args: argparse.Namespace) -> None:
     )
     start = time.perf_counter()
     index = ImageIndex.extend(
-        args.index, source, backend=args.backend, progress=not args.json, log=note, loaded=settings
+        args.index,
+        source,
+        backend=args.backend,
+        progress=not args.json,
+        log=note,
+        loaded=settings,
+        upsert=args.upsert,
     )
     _report(args, index, args.index, source, time.perf_counter() - start)
+
+
+def run_index_remove(args: argparse.Namespace) -> None:
+    from lava_retrieval.search.image_index import ImageIndex
+
+    before = len(ImageIndex.load(args.index))
+    start = time.perf_counter()
+    index = ImageIndex.remove_from(args.index, args.ids, log=note)
+    payload = {
+        "index": str(args.index),
+        "removed": sorted(set(args.ids)),
+        "count": len(index),
+        "was": before,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    emit(
+        args,
+        payload,
+        lambda p: f"index {p['index']}: removed {len(p['removed'])} images, {p['count']:,} left",
+    )
 
 
 def run_search(args: argparse.Namespace) -> None:
@@ -253,6 +286,18 @@ def register_index(sub) -> None:
     )
     p.add_argument("index", help="index directory")
     source_options(p)
+    p.add_argument(
+        "--upsert",
+        action="store_true",
+        help="an image whose path is already indexed replaces that entry, keeping its id "
+        "(default: it is added again, with a new id)",
+    )
+
+    p = add_command(index_sub, "remove", run_index_remove, "remove images from an index by id")
+    p.add_argument("index", help="index directory")
+    p.add_argument(
+        "ids", nargs="+", type=identifier, metavar="ID", help="ids of the images (from search)"
+    )
 
 
 def register_search(sub) -> None:

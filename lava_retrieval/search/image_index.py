@@ -11,7 +11,9 @@ An index directory holds, all written crash-consistently by :meth:`CosineIndex.s
     the preprocessing of images (:class:`lava_retrieval.data.images.Preprocessing`), class names and
     the sources added.
 ``embeddings-V.npy``, ``ids-V.npy``, ``labels-V.npy``
-    The normalised embeddings, ids and labels (when known: Fashion-MNIST sources).
+    The normalised embeddings, ids and labels (when known: Fashion-MNIST sources). Ids are
+    stable: given in order (the manifest's ``next_id``), kept through removals and upserts,
+    never given out again.
 ``paths-V.json``
     One absolute path (or ``fashion-mnist:SPLIT:I``) per embedding, so that an index answers
     from any working directory.
@@ -159,6 +161,12 @@ def _fashion(data_dir: str | None):
     return dataset
 
 
+def _stored_path(path: str) -> str:
+    """A path as the index stores it: absolute (so that the index answers from any working
+    directory), or ``fashion-mnist:SPLIT:I`` as it is."""
+    return path if path.startswith(FASHION_PREFIX) else os.path.abspath(path)
+
+
 def read_query(
     query: str | os.PathLike,
     preprocessing: Preprocessing,
@@ -219,6 +227,7 @@ class ImageIndex:
         self.paths: list[str] = []
         self.class_names: list[str] | None = None
         self.sources: list[dict] = []
+        self.next_id = 0  # the id the next new image gets: ids are never reused
 
     def __len__(self) -> int:
         return len(self.index)
@@ -238,6 +247,7 @@ class ImageIndex:
             "preprocessing": self.preprocessing.to_dict(),
             "class_names": self.class_names,
             "sources": self.sources,
+            "next_id": self.next_id,
             "search": self.search_info,
         }
 
@@ -277,10 +287,45 @@ class ImageIndex:
 
         return embed(self.network, images, self.config, backend=backend, progress=progress)
 
-    def add(self, source: Images, backend: str = "sim", progress: bool = False) -> ImageIndex:
-        """Embed and append images (labels only if the index has them or is empty)."""
+    def add(
+        self,
+        source: Images,
+        backend: str = "sim",
+        progress: bool = False,
+        *,
+        ids=None,
+        upsert: bool = False,
+    ) -> ImageIndex:
+        """Embed and append images (labels only if the index has them or is empty).
+
+        Each image gets the next free id, or its id from ``ids`` (distinct non-negative
+        integers): an id already in the index is replaced (upsert). With ``upsert``, an image
+        whose path is already indexed replaces that entry and keeps its id."""
         self._check_addable(source)
-        return self._append(source, self.embed(source.images, backend, progress))
+        ids = self._ids_for(source, ids, upsert)  # bad ids fail before the embedding
+        return self._append(source, self.embed(source.images, backend, progress), ids)
+
+    def _ids_for(self, source: Images, ids, upsert: bool) -> np.ndarray:
+        """The id of each image of ``source``: given, its indexed path's (``upsert``), or
+        the next free ones."""
+        n = len(source.paths)
+        if ids is not None:
+            ids = np.asarray(ids)
+            if ids.shape != (n,) or (n and ids.dtype.kind not in "iu"):
+                raise RetrievalIndexError(f"need {n} integer ids, got {ids.dtype} {ids.shape}")
+            ids = ids.astype(np.int64)
+            if n and (ids.min() < 0 or len(np.unique(ids)) != n):
+                raise RetrievalIndexError("ids must be distinct non-negative integers")
+            return ids
+        out = np.full(n, -1, np.int64)
+        if upsert:
+            where = {p: i for p, i in zip(self.paths, self.index.ids_.tolist(), strict=True)}
+            out[:] = [where.get(_stored_path(p), -1) for p in source.paths]
+        fresh = out < 0
+        out[fresh] = np.arange(self.next_id, self.next_id + fresh.sum())
+        if upsert and len(np.unique(out)) != n:
+            raise RetrievalIndexError("the source names an indexed image twice: cannot upsert it")
+        return out
 
     def _check_addable(self, source: Images) -> None:
         if len(self) and (source.labels is None) != (self.index.labels_ is None):
@@ -294,15 +339,51 @@ class ImageIndex:
         if source.class_names and self.class_names and source.class_names != self.class_names:
             raise RetrievalIndexError("these images' class names differ from the index's")
 
-    def _append(self, source: Images, embeddings: np.ndarray) -> ImageIndex:
-        self.index.add(embeddings, labels=source.labels)
+    def _append(self, source: Images, embeddings: np.ndarray, ids=None) -> ImageIndex:
+        ids = self._ids_for(source, None, False) if ids is None else np.asarray(ids, np.int64)
+        replaced = ids[np.isin(ids, self.index.ids_)]
+        if len(replaced):  # upsert: the old entries go, the new ones come last
+            self.remove(replaced)
+        self.index.add(embeddings, ids=ids, labels=source.labels)
         # Files by absolute path, so that the index answers from any working directory.
-        self.paths += [
-            p if p.startswith(FASHION_PREFIX) else os.path.abspath(p) for p in source.paths
-        ]
+        self.paths += [_stored_path(p) for p in source.paths]
+        if len(ids):
+            self.next_id = max(self.next_id, int(ids.max()) + 1)
         self.class_names = self.class_names or source.class_names
         self.sources.append({"count": len(source.paths), "skipped": len(source.bad)})
         return self
+
+    def remove(self, ids) -> int:
+        """Remove the images of ``ids`` (all must be indexed); returns how many. Their ids
+        are not given out again; an approximate part is rebuilt at the next save."""
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        keep = ~np.isin(self.index.ids_, ids)
+        removed = self.index.remove(ids)
+        self.paths = [p for p, kept in zip(self.paths, keep, strict=True) if kept]
+        self._positions = None
+        self.approximate, self.recall = None, None  # positions moved: built again
+        return removed
+
+    @classmethod
+    def remove_from(
+        cls,
+        directory: str | os.PathLike,
+        ids,
+        *,
+        log: Callable[[str], None] | None = None,
+    ) -> ImageIndex:
+        """Remove images by id from the index in ``directory`` (holding its lock, from its
+        newest version)."""
+        with exclusive(directory, what="writing this index", log=log):
+            latest = cls.load(directory)
+            latest.remove(ids)
+            if not len(latest):
+                raise RetrievalIndexError(
+                    "that would remove every image; an index keeps at least one (nothing was "
+                    "changed)"
+                )
+            latest.save(directory)
+        return latest
 
     @classmethod
     def extend(
@@ -314,8 +395,10 @@ class ImageIndex:
         progress: bool = False,
         log: Callable[[str], None] | None = None,
         loaded: ImageIndex | None = None,
+        upsert: bool = False,
     ) -> ImageIndex:
-        """Embed ``source`` with the settings of the index in ``directory`` and append it there.
+        """Embed ``source`` with the settings of the index in ``directory`` and append it there
+        (``upsert``: an image whose path is indexed replaces that entry, keeping its id).
 
         Writers of one index can run at once: each embeds outside the index's lock, then, holding
         it, appends to the newest version and saves, so every writer's images are there exactly
@@ -330,7 +413,7 @@ class ImageIndex:
             latest = cls.load(directory)
             latest.check_network(index.network)
             latest._check_addable(source)
-            latest._append(source, embeddings)
+            latest._append(source, embeddings, latest._ids_for(source, None, upsert))
             latest.save(directory)
         return latest
 
@@ -408,7 +491,7 @@ class ImageIndex:
                 k=k,
             )
             answer = graph.run(progress=False)
-            scores, ids = answer.scores, self.index.ids_[answer.ids]
+            scores, ids = answer.scores, answer.ids  # positions
             embeddings = answer.embeddings
         else:
             embeddings = self.embed(queries)
@@ -427,14 +510,11 @@ class ImageIndex:
         return results
 
     def _nearest(self, embeddings, k, approximate, nprobe, ef, allowed):
-        """(scores, ids) of the ``k`` nearest (among ``allowed``), exactly or through
-        ``approximate`` (id -1 where fewer were found)."""
+        """(scores, positions) of the ``k`` nearest (among ``allowed``), exactly or through
+        ``approximate`` (position -1 where fewer were found)."""
         if approximate is None:
-            return self.index.search(np.asarray(embeddings, np.float32), k, allowed)
-        scores, positions = approximate.search(
-            normalize(embeddings), k, nprobe=nprobe, ef=ef, allowed=allowed
-        )
-        return scores, np.where(positions >= 0, self.index.ids_[positions], -1)
+            return self.index.search_positions(np.asarray(embeddings, np.float32), k, allowed)
+        return approximate.search(normalize(embeddings), k, nprobe=nprobe, ef=ef, allowed=allowed)
 
     def matching(
         self, labels: list[int | str] | None = None, path_prefix: str | None = None
@@ -481,12 +561,21 @@ class ImageIndex:
 
         return ResidentGraph(self.network, self.config, backend=backend)
 
-    def hit(self, rank: int, id_: int, score: float) -> Hit:
-        """The result record of indexed image ``id_`` (an image's id is its position)."""
-        i = int(id_)
+    def hit(self, rank: int, position: int, score: float) -> Hit:
+        """The result record of the indexed image at ``position``."""
+        i = int(position)
         label = None if self.index.labels_ is None else int(self.index.labels_[i])
         name = None if label is None or not self.class_names else self.class_names[label]
-        return Hit(rank, i, float(score), self.paths[i], label, name)
+        return Hit(rank, int(self.index.ids_[i]), float(score), self.paths[i], label, name)
+
+    def position(self, id_: int) -> int:
+        """Where the image of id ``id_`` is stored (an error if it is not indexed)."""
+        if getattr(self, "_positions", None) is None or len(self._positions) != len(self):
+            self._positions = dict(zip(self.index.ids_.tolist(), range(len(self)), strict=True))
+        try:
+            return self._positions[int(id_)]
+        except (KeyError, TypeError, ValueError):
+            raise RetrievalIndexError(f"not in the index: id {id_}") from None
 
     def search_files(
         self,
@@ -546,8 +635,11 @@ class ImageIndex:
             raise RetrievalIndexError(f"{directory}: its network does not match its manifest")
         if not isinstance(paths, list) or len(paths) != len(index):
             raise RetrievalIndexError(f"{directory}: {len(paths)} paths for {len(index)} vectors")
-        if not np.array_equal(index.ids_, np.arange(len(index))):
-            raise RetrievalIndexError(f"{directory}: an image index's ids are 0, 1, 2, ...")
+        if len(index) and (index.ids_.min() < 0 or len(np.unique(index.ids_)) != len(index)):
+            raise RetrievalIndexError(f"{directory}: its ids are not distinct and non-negative")
+        next_id = meta.get("next_id", int(index.ids_.max()) + 1 if len(index) else 0)
+        if not isinstance(next_id, int) or (len(index) and next_id <= index.ids_.max()):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad next_id {next_id!r}")
         if not all(isinstance(p, str) for p in paths):
             raise RetrievalIndexError(f"{directory}: {files['paths.json']} holds non-strings")
         class_names, sources = meta.get("class_names"), meta.get("sources") or []
@@ -567,6 +659,7 @@ class ImageIndex:
         out.index, out.paths = index, list(paths)
         out.class_names = class_names
         out.sources = list(sources)
+        out.next_id = next_id
         out._load_search(directory, meta.get("search") or {"index_type": "exact"}, files)
         return out
 

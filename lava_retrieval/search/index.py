@@ -186,6 +186,14 @@ class CosineIndex:
             float32 cosine similarities and int64 ids, both (n_queries, k), best first; id -1
             and score -inf where fewer than ``k`` vectors are allowed.
         """
+        scores, positions = self.search_positions(queries, k, allowed)
+        return scores, np.where(positions >= 0, self.ids_[positions], -1)
+
+    def search_positions(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search`, answering positions in the index instead of ids (-1 where fewer
+        than ``k`` are allowed)."""
         if len(self) == 0:
             raise RetrievalIndexError("the index is empty: add embeddings before searching")
         if not isinstance(k, (int, np.integer)) or k <= 0:
@@ -221,10 +229,23 @@ class CosineIndex:
             order = np.lexsort((top, -top_scores), axis=1)
             positions[start : start + len(block)] = np.take_along_axis(top, order, 1)
             scores[start : start + len(block)] = np.take_along_axis(top_scores, order, 1)
-        ids = self.ids_[positions]
         if allowed is not None:
-            ids[np.isneginf(scores)] = -1  # fewer allowed than k
-        return scores, ids
+            positions[np.isneginf(scores)] = -1  # fewer allowed than k
+        return scores, positions
+
+    def remove(self, ids) -> int:
+        """Remove the vectors of ``ids`` (every one must be in the index); returns how many.
+        The others keep their order."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        missing = np.setdiff1d(ids, self.ids_)
+        if len(missing):
+            shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
+            raise RetrievalIndexError(f"not in the index: id {shown}")
+        keep = ~np.isin(self.ids_, ids)
+        self.vectors_, self.ids_ = self.vectors_[keep], self.ids_[keep]
+        if self.labels_ is not None:
+            self.labels_ = self.labels_[keep]
+        return int((~keep).sum())
 
     def labels_of(self, ids: np.ndarray) -> np.ndarray:
         """Labels of the given ids (as returned by ``search``)."""
