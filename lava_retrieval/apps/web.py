@@ -12,7 +12,11 @@ or ``ef`` and ``exact=true``) answers ``{"input", "snn", "ann", "activity", ...}
 as PNG data URLs and the activity as spike coordinates (:func:`activity`), or ``{"error":
 ...}`` with status 400 (not an image, a bad field, a knob that does not apply or is out of
 range, a filter that matches nothing) or 413 (upload larger than the
-limit). ``GET /api/info`` describes the index; ``GET /healthz`` answers ``ok``.
+limit). A query can also be an indexed image: form field ``id``. ``POST /api/search/batch``
+takes JSON ``{"ids": [...], "k": ...}`` (and the knobs and filters) and answers each id's hits
+from the stored embeddings (nothing is simulated; at most :data:`MAX_BATCH` ids);
+``GET /api/items/<id>`` gives an item's path, label and image (404 if it is not indexed).
+``GET /api/info`` describes the index; ``GET /healthz`` answers ``ok``.
 
 The ANN column needs the ANN the index's network was converted from: the shipped checkpoint of
 its method (:func:`lava_retrieval.conversion.methods.of_network`) or ``checkpoint=``; without one
@@ -45,6 +49,7 @@ DEFAULT_MAX_UPLOAD = 8 * 2**20  # 8 MiB
 DEFAULT_MAX_PIXELS = 12_000_000  # a 12-megapixel photo; decoding it takes a fraction of a second
 DEFAULT_THREADS = 4
 SERVE_BACKENDS = ("sim", "lava", "lava-float")
+MAX_BATCH = 1000  # queries of one /api/search/batch request
 CHANNEL_TIMEOUT = 30  # seconds an idle connection is kept
 SILENT_WARNING = (
     "the query's embedding is all zeros (its embedding layer received no input in the time "
@@ -313,6 +318,12 @@ def create_app(
         try:
             if upload is not None and upload.filename:
                 image = _read_upload(upload.read(), service.index.preprocessing.invert, max_pixels)
+            elif request.form.get("id", "").strip():
+                number = request.form["id"].strip()
+                if not number.isdigit():
+                    return error("id must be a number", 400)
+                # An indexed image as the query: as the network saw it when it was indexed.
+                image = service.corpus[service.index.position(int(number))]
             elif request.form.get("test_id", "").strip():
                 number = request.form["test_id"].strip()
                 if not number.isdigit():
@@ -323,7 +334,7 @@ def create_app(
                     data_dir=service.data_dir,
                 )
             else:
-                return error("send an image file (field 'image') or a test_id", 400)
+                return error("send an image file (field 'image'), a test_id or an id", 400)
         except (ImageError, LavaRetrievalError) as exc:
             return error(str(exc), 400)
         with one_at_a_time:
@@ -332,6 +343,57 @@ def create_app(
             except RetrievalIndexError as exc:  # knobs that do not apply or are out of range
                 return error(str(exc), 400)
         return jsonify(answer)
+
+    @app.get("/api/items/<item_id>")
+    def item(item_id: str):
+        if not item_id.isdigit():
+            return error("an item id is a number", 400)
+        try:
+            position = service.index.position(int(item_id))
+        except RetrievalIndexError as exc:
+            return error(str(exc), 404)
+        hit = service.index.hit(0, position, 0.0).to_dict()
+        hit.pop("rank"), hit.pop("score")
+        return jsonify({**hit, "image": png_data_url(service.corpus[position], 2)})
+
+    @app.post("/api/search/batch")
+    def batch():
+        """Queries by indexed id, answered from the stored embeddings: ``{"ids": [...], "k",
+        "nprobe", "ef", "exact", "labels", "path_prefix"}`` -> ``{"results": [...]}``."""
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return error("send a JSON object with ids", 400)
+        ids, wanted = body.get("ids"), body.get("k", k)
+        if not isinstance(ids, list) or not ids or len(ids) > MAX_BATCH:
+            return error(f"ids must be a list of 1 to {MAX_BATCH:,} ids", 400)
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids + [wanted]):
+            return error("ids and k must be integers", 400)
+        options = {}
+        for name, kind in (("nprobe", int), ("ef", int), ("exact", bool), ("path_prefix", str)):
+            value = body.get(name)
+            if value is None:
+                continue
+            # (JSON true is no integer here, and 1 no boolean)
+            if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+                return error(f"{name} must be of type {kind.__name__}", 400)
+            options[name] = value
+        if body.get("labels") is not None:
+            if not isinstance(body["labels"], list):
+                return error("labels must be a list", 400)
+            options["labels"] = body["labels"]
+        try:
+            results = service.index.search_by_id(ids, wanted, **options)
+        except RetrievalIndexError as exc:
+            return error(str(exc), 400)
+        return jsonify(
+            {
+                "k": wanted,
+                "results": [
+                    {"id": i, "hits": [h.to_dict() for h in hits]}
+                    for i, hits in zip(ids, results, strict=True)
+                ],
+            }
+        )
 
     return app
 

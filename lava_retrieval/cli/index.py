@@ -175,33 +175,44 @@ def run_search(args: argparse.Namespace) -> None:
 
         index.check_network(SpikingNetwork.load(args.network))
     prep = Preprocessing(invert=False) if args.no_invert else index.preprocessing
+    if bool(args.images) == bool(args.id):
+        from lava_retrieval.common.errors import LavaRetrievalError
+
+        raise LavaRetrievalError("give query images or --id ID (an indexed image), not both")
     if args.png:
         from lava_retrieval.common.atomic import check_output
 
         check_output(args.png)
-    images = np.stack(
-        [
-            read_query(
-                q,
-                prep,
-                data_dir=args.data_dir,
-                max_bytes=args.max_bytes,
-                max_pixels=args.max_pixels,
-            )
-            for q in args.images
-        ]
-    )
-    start = time.perf_counter()
-    results = index.search(
-        images,
-        args.k,
-        args.backend,
+    # Queries by id are indexed images: their stored embeddings answer (nothing simulated);
+    # their images are read back only to be drawn.
+    names = args.images or [f"id:{i}" for i in args.id]
+    files = args.images or [index.paths[index.position(i)] for i in args.id]
+    images = None
+    if args.images or args.png:
+        images = np.stack(
+            [
+                read_query(
+                    q,
+                    prep,
+                    data_dir=args.data_dir,
+                    max_bytes=args.max_bytes,
+                    max_pixels=args.max_pixels,
+                )
+                for q in files
+            ]
+        )
+    filters = dict(
         nprobe=args.nprobe,
         ef=args.ef,
         exact=args.exact,
         labels=args.label,
         path_prefix=args.path_prefix,
     )
+    start = time.perf_counter()
+    if args.id:
+        results = index.search_by_id(args.id, args.k, **filters)
+    else:
+        results = index.search(images, args.k, args.backend, **filters)
     seconds = time.perf_counter() - start
     payload = {
         "index": str(args.index),
@@ -211,18 +222,18 @@ def run_search(args: argparse.Namespace) -> None:
         "seconds": round(seconds, 4),
         "queries": [
             {"query": str(q), "silent": hits.silent, "results": [h.to_dict() for h in hits]}
-            for q, hits in zip(args.images, results, strict=True)
+            for q, hits in zip(names, results, strict=True)
         ],
     }
     from lava_retrieval.apps.web import SILENT_WARNING
 
-    for q, hits in zip(args.images, results, strict=True):
+    for q, hits in zip(names, results, strict=True):
         if hits.silent:
             print(f"warning: {q}: {SILENT_WARNING}", file=sys.stderr)
     if args.png:
         from lava_retrieval.search.figure import draw
 
-        payload["png"] = str(draw(args.png, images, args.images, results, index))
+        payload["png"] = str(draw(args.png, images, names, results, index))
 
     def text(p: dict) -> str:
         lines = []
@@ -309,7 +320,15 @@ def register_search(sub) -> None:
     )
     p.add_argument("index", help="index directory from `index build`")
     p.add_argument(
-        "images", nargs="+", help="query image files, or fashion-mnist:SPLIT:I for image I"
+        "images", nargs="*", help="query image files, or fashion-mnist:SPLIT:I for image I"
+    )
+    p.add_argument(
+        "--id",
+        type=identifier,
+        action="append",
+        metavar="ID",
+        help="query with the indexed image of this id instead (its stored embedding; repeat "
+        "for several)",
     )
     p.add_argument("-k", type=count, default=10, help="results per query (default 10)")
     p.add_argument(

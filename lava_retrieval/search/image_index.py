@@ -496,8 +496,41 @@ class ImageIndex:
         else:
             embeddings = self.embed(queries)
             scores, ids = self._nearest(embeddings, k, approximate, nprobe, ef, allowed)
+        return self._results(scores, ids, embeddings)
+
+    def search_by_id(
+        self,
+        ids,
+        k: int = 10,
+        *,
+        nprobe: int | None = None,
+        ef: int | None = None,
+        exact: bool = False,
+        labels: list[int | str] | None = None,
+        path_prefix: str | None = None,
+    ) -> list[list[Hit]]:
+        """:meth:`search` with indexed images as the queries, by id: their stored embeddings
+        answer, nothing is simulated (each finds itself first unless filtered out)."""
+        positions = [self.position(i) for i in np.asarray(ids).reshape(-1).tolist()]
+        if not positions:
+            raise RetrievalIndexError("no ids to search with")
+        if not isinstance(k, (int, np.integer)) or not 1 <= k <= len(self):
+            raise RetrievalIndexError(f"k must be between 1 and {len(self)}, got {k!r}")
+        approximate = None if exact else self.approximate
+        if approximate is None and (nprobe is not None or ef is not None):
+            raise RetrievalIndexError(
+                "nprobe and ef cannot be used: "
+                + ("this search is exact" if exact else "this index is exact")
+            )
+        allowed = self.matching(labels, path_prefix)
+        embeddings = self.index.vectors_[positions]
+        scores, found = self._nearest(embeddings, k, approximate, nprobe, ef, allowed)
+        return self._results(scores, found, embeddings)
+
+    def _results(self, scores, positions, embeddings) -> list[Hits]:
+        """Each query's hits (positions -1, not found, left out)."""
         results = []
-        for row_scores, row_ids, row in zip(scores, ids, embeddings, strict=True):
+        for row_scores, row_ids, row in zip(scores, positions, embeddings, strict=True):
             found = row_ids >= 0  # an IVF index may find fewer than k
             hits = Hits(
                 self.hit(rank, i, score)

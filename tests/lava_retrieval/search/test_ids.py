@@ -154,3 +154,63 @@ def test_page_shows_the_right_images_after_removal(built, fashion, tmp_path):
         number = int(hit["path"].rsplit(":", 1)[1])
         assert hit["id"] == number >= 10
         assert hit["image"] == png_data_url(fashion.train_images[number], 2)
+
+
+def test_search_by_id(built, fashion, tmp_path, capsys):
+    index = _copy(built, tmp_path)
+    index.remove([0, 1])
+    by_id = index.search_by_id([50, 120], 4)
+    by_image = index.search(fashion.train_images[[50, 120]], 4)
+    assert _ids(by_id) == _ids(by_image) and [row[0].id for row in by_id] == [50, 120]
+    assert {h.label_name for h in index.search_by_id([50], 3, labels=["Bag"])[0]} == {"Bag"}
+    with pytest.raises(RetrievalIndexError, match="not in the index: id 0"):
+        index.search_by_id([0], 3)
+    out = tmp_path / "idx"
+    index.save(out)
+    assert main(["search", str(out), "--id", "50", "--id", "120", "-k", "2", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert [q["query"] for q in answer["queries"]] == ["id:50", "id:120"]
+    assert [q["results"][0]["id"] for q in answer["queries"]] == [50, 120]
+    png = tmp_path / "grid.png"
+    assert main(["search", str(out), "--id", "7", "--png", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    for argv, message in [
+        (["search", str(out)], "give query images or --id"),
+        (["search", str(out), "fashion-mnist:test:0", "--id", "3"], "not both"),
+        (["search", str(out), "--id", "1"], "not in the index: id 1"),
+    ]:
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_service_items_id_queries_and_batches(built, fashion, tmp_path):
+    from lava_retrieval.apps.web import MAX_BATCH, SearchService, create_app, png_data_url
+
+    index = _copy(built, tmp_path)
+    index.remove([0])
+    client = create_app(SearchService(index), k=3).test_client()
+    item = client.get("/api/items/5").json
+    assert (item["id"], item["path"], item["label"]) == (5, "fashion-mnist:train:5", 2)
+    assert item["image"] == png_data_url(fashion.train_images[5], 2)
+    for url, status in [("/api/items/0", 404), ("/api/items/x", 400)]:
+        assert client.get(url).status_code == status
+    body = client.post("/api/search", data={"id": "5"}).json
+    assert body["snn"][0]["id"] == 5
+    assert client.post("/api/search", data={"id": "0"}).status_code == 400
+    answer = client.post("/api/search/batch", json={"ids": [5, 9], "k": 2}).json
+    assert [[h["id"] for h in r["hits"]][0] for r in answer["results"]] == [5, 9]
+    bag = client.post("/api/search/batch", json={"ids": [5], "k": 2, "labels": ["Bag"]}).json
+    assert all(h["label_name"] == "Bag" for h in bag["results"][0]["hits"])
+    for body, message in [
+        ([1, 2], "JSON object"),
+        ({"ids": []}, "list of 1 to"),
+        ({"ids": list(range(MAX_BATCH + 1))}, "list of 1 to"),
+        ({"ids": [1.5]}, "integers"),
+        ({"ids": [5], "exact": 1}, "exact must be of type bool"),
+        ({"ids": [5], "ef": True}, "ef must be of type int"),
+        ({"ids": [0]}, "not in the index: id 0"),
+        ({"ids": [5], "ef": 10}, "this index is exact"),
+    ]:
+        answer = client.post("/api/search/batch", json=body)
+        assert answer.status_code == 400 and message in answer.json["error"], body
