@@ -16,7 +16,9 @@ limit). A query can also be an indexed image: form field ``id``. ``POST /api/sea
 takes JSON ``{"ids": [...], "k": ...}`` (and the knobs and filters) and answers each id's hits
 from the stored embeddings (nothing is simulated; at most :data:`MAX_BATCH` ids);
 ``GET /api/items/<id>`` gives an item's path, label and image (404 if it is not indexed).
-``GET /api/info`` describes the index; ``GET /healthz`` answers ``ok``.
+``GET /api/info`` describes the index; ``GET /healthz`` answers ``ok``; ``GET /api/metrics``
+counts requests by route and status class and summarises the latency (median, p99) of the last
+searches (:class:`Metrics`).
 
 The ANN column needs the ANN the index's network was converted from: the shipped checkpoint of
 its method (:func:`lava_retrieval.conversion.methods.of_network`) or ``checkpoint=``; without one
@@ -36,6 +38,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import time
 
 import numpy as np
 
@@ -50,6 +53,8 @@ DEFAULT_MAX_PIXELS = 12_000_000  # a 12-megapixel photo; decoding it takes a fra
 DEFAULT_THREADS = 4
 SERVE_BACKENDS = ("sim", "lava", "lava-float")
 MAX_BATCH = 1000  # queries of one /api/search/batch request
+LATENCY_WINDOW = 1000  # searches whose latency /api/metrics summarises
+ROUTES = ("/", "/healthz", "/api/info", "/api/metrics", "/api/search", "/api/search/batch")
 CHANNEL_TIMEOUT = 30  # seconds an idle connection is kept
 SILENT_WARNING = (
     "the query's embedding is all zeros (its embedding layer received no input in the time "
@@ -207,6 +212,55 @@ class SearchService:
         return result
 
 
+class Metrics:
+    """Requests by route and status class, and the latency of searches (the last
+    :data:`LATENCY_WINDOW`), since the application started; thread-safe."""
+
+    def __init__(self) -> None:
+        import collections
+        import threading
+
+        self.lock = threading.Lock()
+        self.started = time.time()
+        self.requests: collections.Counter = collections.Counter()
+        self.statuses: collections.Counter = collections.Counter()
+        self.latency: dict[str, collections.deque] = collections.defaultdict(
+            lambda: collections.deque(maxlen=LATENCY_WINDOW)
+        )
+
+    def record(self, path: str, status: int, seconds: float) -> None:
+        route = (
+            path
+            if path in ROUTES
+            else "/api/items/<id>"
+            if path.startswith("/api/items/")
+            else "other"
+        )
+        with self.lock:
+            self.requests[route] += 1
+            self.statuses[f"{status // 100}xx"] += 1
+            if route.startswith("/api/search") and status == 200:
+                self.latency[route].append(seconds)
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            latency = {
+                route: {
+                    "count": len(times),
+                    "median_ms": round(1000 * float(np.median(times)), 2),
+                    "p99_ms": round(1000 * float(np.percentile(times, 99)), 2),
+                }
+                for route, times in self.latency.items()
+                if times
+            }
+            return {
+                "uptime_seconds": round(time.time() - self.started, 1),
+                "requests": dict(self.requests),
+                "statuses": dict(self.statuses),
+                "latency": latency,
+            }
+
+
 def _inline_hash(tag: str) -> str:
     """The CSP source of the page's inline ``<tag>`` element, by its SHA-256."""
     import hashlib
@@ -243,18 +297,29 @@ def create_app(
     """The Flask application of :class:`SearchService` (see the module docstring)."""
     import threading
 
-    from flask import Flask, jsonify, request
+    from flask import Flask, g, jsonify, request
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
     app = Flask("lava_retrieval.apps.web")
     app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes
     headers = security_headers()
     one_at_a_time = threading.Lock()
+    metrics = Metrics()
+
+    @app.before_request
+    def started():
+        g.started = time.perf_counter()
 
     @app.after_request
     def secure(response):
         response.headers.update(headers)
+        if "started" in g:
+            metrics.record(request.path, response.status_code, time.perf_counter() - g.started)
         return response
+
+    @app.get("/api/metrics")
+    def metrics_route():
+        return jsonify({**metrics.snapshot(), "count": len(service.index)})
 
     def error(message: str, status: int):
         return jsonify({"error": message}), status

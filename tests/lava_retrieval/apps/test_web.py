@@ -106,3 +106,24 @@ def test_in_a_real_browser(web_service, fashion, tmp_path):
         assert np.asarray(Image.open(shot)).shape[1] == 1200
     finally:
         server.close()
+
+
+def test_metrics_count_requests_and_time_searches(web_service):
+    client = create_app(web_service, k=2).test_client()
+    assert client.get("/api/metrics").json["requests"] == {}
+    client.post("/api/search", data={"test_id": "3"})
+    client.post("/api/search", data={"test_id": "x"})  # 400
+    client.get("/api/items/1")
+    client.get("/nowhere")  # 404
+    metrics = client.get("/api/metrics").json
+    # (the first /api/metrics counted too)
+    assert metrics["requests"] == {
+        "/api/metrics": 1,
+        "/api/search": 2,
+        "/api/items/<id>": 1,
+        "other": 1,
+    }
+    assert metrics["statuses"] == {"2xx": 3, "4xx": 2}
+    searched = metrics["latency"]["/api/search"]
+    assert searched["count"] == 1 and 0 < searched["median_ms"] <= searched["p99_ms"]
+    assert metrics["count"] == 800 and metrics["uptime_seconds"] >= 0
