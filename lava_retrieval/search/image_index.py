@@ -228,6 +228,7 @@ class ImageIndex:
         self.class_names: list[str] | None = None
         self.sources: list[dict] = []
         self.next_id = 0  # the id the next new image gets: ids are never reused
+        self._positions: dict[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -347,6 +348,7 @@ class ImageIndex:
         self.index.add(embeddings, ids=ids, labels=source.labels)
         # Files by absolute path, so that the index answers from any working directory.
         self.paths += [_stored_path(p) for p in source.paths]
+        self._positions = None  # id -> position, built again when asked
         if len(ids):
             self.next_id = max(self.next_id, int(ids.max()) + 1)
         self.class_names = self.class_names or source.class_names
@@ -603,7 +605,7 @@ class ImageIndex:
 
     def position(self, id_: int) -> int:
         """Where the image of id ``id_`` is stored (an error if it is not indexed)."""
-        if getattr(self, "_positions", None) is None or len(self._positions) != len(self):
+        if self._positions is None:
             self._positions = dict(zip(self.index.ids_.tolist(), range(len(self)), strict=True))
         try:
             return self._positions[int(id_)]
