@@ -31,6 +31,26 @@ def import_lava() -> None:
     os.register_at_fork(
         before=_hold_signals, after_in_parent=_release_signals, after_in_child=_in_child
     )
+    sys.unraisablehook = _quiet_interrupted_finalizer(sys.unraisablehook)
+
+
+def _quiet_interrupted_finalizer(previous):
+    """An unraisable-exception hook that drops one report and passes the others on: a Ctrl-C
+    that lands inside ``multiprocessing.util.Finalize.__init__`` (Lava's stop makes them)
+    leaves an object that was never registered, whose finaliser later fails with an
+    AttributeError on ``_key`` ("Exception ignored in: <Finalize object, dead>"). Nothing was
+    registered, so nothing is left undone."""
+
+    def hook(report):
+        if (
+            isinstance(report.exc_value, AttributeError)
+            and "_key" in str(report.exc_value)
+            and type(report.object).__name__ == "Finalize"
+        ):
+            return
+        previous(report)
+
+    return hook
 
 
 #: Ctrl-C and SIGTERM that arrived while a fork was under way (see :func:`_hold_signals`).

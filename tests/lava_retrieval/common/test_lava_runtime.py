@@ -38,3 +38,39 @@ def test_within_a_checked_block_it_is_raised_when_the_block_ends():
             _ctrl_c_during_a_fork()
             reached_the_end = True  # not raised inside: the block raises it as it ends
     assert reached_the_end and lava_runtime._held_signals == []
+
+
+def test_a_finalizer_interrupted_in_its_construction_is_not_reported():
+    """multiprocessing's Finalize interrupted after it took its weak reference but before it
+    registered itself fails when its object dies ("Exception ignored in: <Finalize object,
+    dead>"): that report alone is dropped, any other passes on."""
+    import sys
+    import weakref
+    from multiprocessing.util import Finalize
+
+    from lava_retrieval.common.lava_runtime import _quiet_interrupted_finalizer
+
+    class Thing:
+        pass
+
+    def half_made_finalizer_dies() -> None:
+        thing = Thing()
+        half = Finalize.__new__(Finalize)  # as a Ctrl-C inside __init__ leaves it
+        half._weakref = weakref.ref(thing, half)
+        del thing  # the weak reference calls it: no _key
+
+    seen = []
+    previous = sys.unraisablehook
+    try:
+        sys.unraisablehook = seen.append  # without the filter: reported
+        half_made_finalizer_dies()
+        assert [type(r.exc_value) for r in seen] == [AttributeError]
+        seen.clear()
+        sys.unraisablehook = _quiet_interrupted_finalizer(seen.append)
+        half_made_finalizer_dies()
+        assert seen == []
+        other = type("Report", (), {"exc_value": ValueError("x"), "object": None})()
+        sys.unraisablehook(other)
+        assert seen == [other]
+    finally:
+        sys.unraisablehook = previous
