@@ -456,24 +456,8 @@ class ImageIndex:
         queries = np.asarray(queries)
         if queries.ndim == 2:
             queries = queries[None]
-        knobs = {name: v for name, v in (("nprobe", nprobe), ("ef", ef)) if v is not None}
-        approximate = None if exact else self.approximate
-        allowed = self.matching(labels, path_prefix)
-        if allowed is not None and backend == "lava" and graph is None:
-            raise RetrievalIndexError(
-                "filters need the simulator backend (the Lava graph's kNN searches everything)"
-            )
-        if knobs and (approximate is None or backend == "lava"):
-            why = (
-                "the Lava graph searches exactly"
-                if backend == "lava"
-                else "this search is exact"
-                if exact
-                else "this index is exact (build it with an approximate index type)"
-            )
-            raise RetrievalIndexError(f"{' and '.join(knobs)} cannot be used: {why}")
-        if approximate is not None:
-            approximate.parameters(k, nprobe, ef)  # bad knobs fail before the embedding
+        lava = backend == "lava" and graph is None
+        approximate, allowed = self._plan(k, nprobe, ef, exact, labels, path_prefix, lava)
         if graph is not None:
             if graph.network is not self.network or graph.config != self.config:
                 raise LavaRetrievalError(
@@ -518,16 +502,33 @@ class ImageIndex:
             raise RetrievalIndexError("no ids to search with")
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= len(self):
             raise RetrievalIndexError(f"k must be between 1 and {len(self)}, got {k!r}")
-        approximate = None if exact else self.approximate
-        if approximate is None and (nprobe is not None or ef is not None):
-            raise RetrievalIndexError(
-                "nprobe and ef cannot be used: "
-                + ("this search is exact" if exact else "this index is exact")
-            )
-        allowed = self.matching(labels, path_prefix)
+        approximate, allowed = self._plan(k, nprobe, ef, exact, labels, path_prefix, False)
         embeddings = self.index.vectors_[positions]
         scores, found = self._nearest(embeddings, k, approximate, nprobe, ef, allowed)
         return self._results(scores, found, embeddings)
+
+    def _plan(self, k, nprobe, ef, exact, labels, path_prefix, lava: bool):
+        """(approximate part or None, allowed images or None) of a search, its knobs and
+        filters checked before any work (``lava``: through the Lava graph's exact kNN)."""
+        knobs = {name: v for name, v in (("nprobe", nprobe), ("ef", ef)) if v is not None}
+        approximate = None if exact or lava else self.approximate
+        allowed = self.matching(labels, path_prefix)
+        if allowed is not None and lava:
+            raise RetrievalIndexError(
+                "filters need the simulator backend (the Lava graph's kNN searches everything)"
+            )
+        if knobs and approximate is None:
+            why = (
+                "the Lava graph searches exactly"
+                if lava
+                else "this search is exact"
+                if exact
+                else "this index is exact (build it with an approximate index type)"
+            )
+            raise RetrievalIndexError(f"{' and '.join(knobs)} cannot be used: {why}")
+        if approximate is not None:
+            approximate.parameters(k, nprobe, ef)  # bad knobs fail before the embedding
+        return approximate, allowed
 
     def _results(self, scores, positions, embeddings) -> list[Hits]:
         """Each query's hits (positions -1, not found, left out)."""
