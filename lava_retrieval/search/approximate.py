@@ -1,23 +1,27 @@
 """Approximate nearest-neighbour search through faiss, beside the exact :class:`CosineIndex`.
 
 An :class:`ApproximateIndex` holds a faiss index over the exact index's normalised vectors with
-the inner-product metric, so that its scores are cosine similarities (approximate ones where
-the vectors are compressed). Its labels are positions in the exact index. Types:
+the inner-product metric. Its labels are positions in the exact index. Its vectors are
+compressed (8-bit scalar quantisation, or product quantisation), so that the index of a million
+1,024-dimensional embeddings fits in about a gigabyte beside the memory-mapped float32 ones; it
+proposes ``R`` x ``k`` candidates, which are re-ranked by their exact cosine score against the
+full vectors (read from the exact index's shards), so that the scores it answers are exact and
+only the candidate set is approximate. Types:
 
 ``hnsw``
-    ``HNSW32,Flat``: a graph over the full vectors, built with :data:`EF_CONSTRUCTION`
-    candidates per insertion; search knob ``ef`` (faiss's ``efSearch``, default 64), the
-    candidates kept while walking the graph.
+    ``HNSW32,SQ8``: a graph over 8-bit vectors, built with :data:`EF_CONSTRUCTION` candidates
+    per insertion; search knob ``ef`` (faiss's ``efSearch``, default 64, at least the
+    candidates re-ranked), the candidates kept while walking the graph. ``R`` = 4.
 ``ivf``
-    ``IVF{nlist},Flat``: the vectors in ``nlist`` clusters (about 4 sqrt(N), at least 39
-    training vectors each); search knob ``nprobe`` (default 16), the clusters scanned.
+    ``IVF{nlist},SQ8``: 8-bit vectors in ``nlist`` clusters (about 4 sqrt(N), at least 39
+    training vectors each); search knob ``nprobe`` (default 16), the clusters scanned. ``R`` = 4.
 ``ivf-pq``
-    ``IVF{nlist},PQ{m}x{bits},Refine(SQ8)``: product-quantised codes of ``m`` bytes (a sixteenth
-    of the float32 vector), its best :data:`REFINE_FACTOR` x ``k`` candidates re-ranked with
-    8-bit scalar-quantised vectors; knob ``nprobe``.
+    ``IVF{nlist},PQ{m}x{bits}``: product-quantised codes of ``m`` bytes (a sixty-fourth of the
+    float32 vector); knob ``nprobe``. ``R`` = :data:`REFINE_FACTOR` (16).
 a faiss factory string
     Anything :func:`faiss.index_factory` builds with the inner-product metric, e.g.
-    ``"IVF256,SQ8"``; its knobs are those of its IVF or HNSW part.
+    ``"IVF256,Flat"``; its knobs are those of its IVF or HNSW part; ``R`` is 16 with product
+    quantisation, 4 otherwise.
 
 Trained (IVF, PQ) on a seeded sample of at most :data:`TRAIN_SAMPLE` vectors. faiss orders
 equal scores as it meets them, not by position; a query may get fewer than ``k`` results from
@@ -37,6 +41,7 @@ import numpy as np
 
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.search.index import CosineIndex, RetrievalIndexError, normalize
+from lava_retrieval.search.shards import Shards
 
 INDEX_TYPES = ("exact", "hnsw", "ivf", "ivf-pq")
 TRAIN_SAMPLE = 100_000
@@ -48,11 +53,15 @@ DEFAULT_EF = 64
 DEFAULT_NPROBE = 16
 DEFAULT_KNOBS = {"ef": DEFAULT_EF, "nprobe": DEFAULT_NPROBE}
 REFINE_FACTOR = 16
+"""A product-quantised index (``ivf-pq``) re-ranks this many times k candidates."""
+RERANK_FACTOR = 4
+"""Any other approximate index re-ranks this many times k candidates."""
 EF_CONSTRUCTION = 128
 """Candidates an ``hnsw`` index keeps while inserting a vector (faiss's default is 40): a
 better graph, higher recall at the same ``ef``, for a slower build."""
-"""A refined index (``ivf-pq``) re-ranks this many times k candidates of its coarse codes."""
 MAX_KNOB = 1 << 16
+ADD_ROWS = 16384
+"""Vectors handed to faiss at once while filling an index (the progress bar's step)."""
 _FACTORY = re.compile(r"[A-Za-z0-9_,.()x=+-]{1,200}")
 
 
@@ -83,20 +92,21 @@ def factory_for(index_type: str, count: int, dim: int) -> str:
     a factory string, returned as it is) for ``count`` vectors of ``dim`` dimensions.
 
     >>> factory_for("ivf-pq", 60_000, 1024)
-    'IVF980,PQ64x8,Refine(SQ8)'
-    >>> factory_for("IVF256,SQ8", 60_000, 1024)
-    'IVF256,SQ8'
+    'IVF980,PQ64x8'
+    >>> factory_for("IVF256,Flat", 60_000, 1024)
+    'IVF256,Flat'
     """
     if index_type == "hnsw":
-        return "HNSW32,Flat"
+        return "HNSW32,SQ8"
     if index_type == "ivf":
-        return f"IVF{nlist_for(count)},Flat"
+        return f"IVF{nlist_for(count)},SQ8"
     if index_type == "ivf-pq":
-        # m bytes per vector (a divisor of dim, about dim / 16); 2**bits centroids per
+        # m bytes per vector (a divisor of dim, about dim / 16: a 64th of the float32
+        # vector); 2**bits centroids per
         # sub-quantiser, at least 39 training vectors each.
         m = max(d for d in range(1, max(1, dim // 16) + 1) if dim % d == 0)
         bits = max(1, min(8, int(math.log2(max(2, count // 39)))))
-        return f"IVF{nlist_for(count)},PQ{m}x{bits},Refine(SQ8)"
+        return f"IVF{nlist_for(count)},PQ{m}x{bits}"
     if index_type == "exact" or not _FACTORY.fullmatch(index_type):
         raise RetrievalIndexError(
             f"unknown index type {index_type!r}: use one of {', '.join(INDEX_TYPES)} or a faiss "
@@ -115,20 +125,27 @@ class ApproximateIndex:
     [[0], [1]]
     """
 
-    def __init__(self, index_type: str, factory: str, index) -> None:
+    def __init__(self, index_type: str, factory: str, index, vectors) -> None:
         self.index_type = index_type
         self.factory = factory
         self.index = index
+        self.vectors = vectors  # the full vectors, by position: what re-ranks candidates
+        self.rerank = REFINE_FACTOR if "PQ" in factory else RERANK_FACTOR
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
     @classmethod
-    def build(cls, vectors: np.ndarray, index_type: str, *, seed: int = 0) -> ApproximateIndex:
-        """Train (on a seeded sample) and fill an index of ``vectors`` (normalised float32)."""
+    def build(
+        cls, vectors, index_type: str, *, seed: int = 0, progress: bool = False
+    ) -> ApproximateIndex:
+        """Train (on a seeded sample) and fill an index of ``vectors`` (normalised float32: an
+        array, or the :class:`~lava_retrieval.search.shards.Shards` of an exact index, added
+        shard by shard). The index keeps ``vectors`` to re-rank its candidates."""
         faiss = faiss_module()
-        vectors = np.ascontiguousarray(vectors, np.float32)
-        if vectors.ndim != 2 or len(vectors) == 0:
+        if not isinstance(vectors, Shards):
+            vectors = Shards(np.shape(vectors)[-1], [np.ascontiguousarray(vectors, np.float32)])
+        if len(vectors) == 0:
             raise RetrievalIndexError("an approximate index needs at least one vector")
         factory = factory_for(index_type, len(vectors), vectors.shape[1])
         index = _construct(faiss, factory, vectors.shape[1])
@@ -136,22 +153,41 @@ class ApproximateIndex:
             faiss.downcast_index(index).hnsw.efConstruction = EF_CONSTRUCTION
         if not index.is_trained:
             rng = np.random.default_rng(seed)
-            sample = vectors
+            picked = np.arange(len(vectors))
             if len(vectors) > TRAIN_SAMPLE:
-                sample = vectors[np.sort(rng.choice(len(vectors), TRAIN_SAMPLE, replace=False))]
+                picked = np.sort(rng.choice(len(vectors), TRAIN_SAMPLE, replace=False))
+            sample = vectors.take(picked)
             try:
                 index.train(sample)
             except RuntimeError as exc:
                 raise RetrievalIndexError(
                     f"faiss cannot train {factory!r} on {len(sample)} vectors: {_faiss_reason(exc)}"
                 ) from None
-        out = cls(index_type, factory, index)
-        out.add(vectors)
+            del sample
+        out = cls(index_type, factory, index, vectors)
+        out.add(vectors, progress=progress)
         return out
 
-    def add(self, vectors: np.ndarray) -> ApproximateIndex:
-        """Append normalised vectors (their labels continue the positions)."""
-        self.index.add(np.ascontiguousarray(vectors, np.float32))
+    def add(self, vectors, progress: bool = False) -> ApproximateIndex:
+        """Add the rows of ``vectors`` it lacks (its labels continue the positions): the
+        rows from :func:`len` on of the full vectors, which it keeps from now on."""
+        from tqdm.auto import tqdm
+
+        if not isinstance(vectors, Shards):
+            vectors = Shards(np.shape(vectors)[-1], [np.ascontiguousarray(vectors, np.float32)])
+        have = len(self)
+        with tqdm(
+            total=len(vectors) - have, unit="vec", desc="indexing", disable=not progress
+        ) as bar:
+            for first, part in vectors.blocks():
+                if first + len(part) <= have:
+                    continue
+                rows = np.ascontiguousarray(part[max(0, have - first) :], np.float32)
+                for start in range(0, len(rows), ADD_ROWS):
+                    self.index.add(rows[start : start + ADD_ROWS])
+                    bar.update(len(rows[start : start + ADD_ROWS]))
+                vectors.release(part)
+        self.vectors = vectors
         return self
 
     def knobs(self) -> dict[str, tuple[int, int]]:
@@ -210,10 +246,12 @@ class ApproximateIndex:
         ef: int | None = None,
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, positions), each (n, k), best first; position -1 (score -inf) where fewer
-        than ``k`` were found (an IVF index's scanned clusters, a filter). ``queries``:
-        normalised float32. ``ef`` below ``k`` is raised to ``k``. ``allowed``: a boolean per
-        position, the only ones searched (a faiss ``IDSelectorBitmap``)."""
+        """(scores, positions), each (n, k), best first by exact cosine score (equal scores by
+        position); position -1 (score -inf) where fewer than ``k`` were found (an IVF index's
+        scanned clusters, a filter). ``queries``: normalised float32. The index proposes
+        ``rerank`` x ``k`` candidates (``ef`` below that is raised to it), re-ranked against
+        the full vectors. ``allowed``: a boolean per position, the only ones searched (a
+        faiss ``IDSelectorBitmap``)."""
         faiss = faiss_module()
         selector = bitmap = None
         if allowed is not None:
@@ -222,25 +260,43 @@ class ApproximateIndex:
                 raise RetrievalIndexError(f"allowed must be {len(self)} booleans")
             bitmap = np.packbits(allowed, bitorder="little")  # kept alive for the search
             selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
-        params = self.parameters(k, nprobe, ef, selector)
+        candidates = min(len(self), k * self.rerank)
+        params = self.parameters(candidates, nprobe, ef, selector)
         queries = np.ascontiguousarray(queries, np.float32)
-        scores, positions = self.index.search(queries, k, params=params)
+        _, found = self.index.search(queries, candidates, params=params)
         del bitmap
-        scores[positions < 0] = -np.inf
+        return self._rerank(queries, found, k)
+
+    def _rerank(self, queries: np.ndarray, found: np.ndarray, k: int):
+        """The best ``k`` of the candidates ``found`` (-1: none) by their exact scores."""
+        vectors = self.vectors.take(np.where(found >= 0, found, 0))
+        scores = np.einsum("qd,qcd->qc", queries, vectors)
+        scores[found < 0] = -np.inf
+        order = np.lexsort((found, -scores), axis=1)[:, :k]
+        scores = np.take_along_axis(scores, order, 1).astype(np.float32)
+        positions = np.take_along_axis(found, order, 1)
+        positions[np.isneginf(scores)] = -1
+        if positions.shape[1] < k:  # fewer vectors than k in all
+            pad = k - positions.shape[1]
+            positions = np.pad(positions, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
         return scores, positions
 
-    def to_bytes(self) -> memoryview:
-        """The faiss index as faiss serialises it (one copy of it, not two)."""
-        return memoryview(faiss_module().serialize_index(self.index))
+    def write(self, path) -> None:
+        """Write the faiss index to ``path`` (faiss's format, straight to the file)."""
+        faiss_module().write_index(self.index, str(path))
 
     @classmethod
-    def from_bytes(
-        cls, blob: bytes, index_type: str, factory: str, count: int, dim: int, where: str
+    def read(
+        cls, path, index_type: str, factory: str, vectors, where: str | None = None
     ) -> ApproximateIndex:
-        """An index read back by :meth:`to_bytes`, checked against what its manifest says."""
+        """An index written by :meth:`write`, checked against what its manifest says:
+        ``vectors`` are the full vectors it was built on (an exact index's)."""
         faiss = faiss_module()
+        where = where or str(path)
+        count, dim = vectors.shape
         try:
-            index = faiss.deserialize_index(np.frombuffer(blob, np.uint8))
+            index = faiss.read_index(str(path))
         except RuntimeError as exc:
             raise RetrievalIndexError(
                 f"{where}: not a faiss index ({_faiss_reason(exc)})"
@@ -254,7 +310,7 @@ class ApproximateIndex:
             raise RetrievalIndexError(
                 f"{where}: the faiss index holds {index.ntotal} vectors, the manifest says {count}"
             )
-        return cls(index_type, factory, index)
+        return cls(index_type, factory, index, vectors)
 
 
 def _construct(faiss, factory: str, dim: int):

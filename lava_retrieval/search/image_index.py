@@ -269,7 +269,7 @@ class ImageIndex:
             info["recall"] = self.recall
         return info
 
-    def _sync_approximate(self) -> None:
+    def _sync_approximate(self, progress: bool = False) -> None:
         """Build the approximate index, or add the vectors it lacks, and measure its recall."""
         if self.index_type == "exact" or not len(self):
             return
@@ -277,9 +277,11 @@ class ImageIndex:
         if have == len(self):
             return
         if self.approximate is None:
-            self.approximate = ApproximateIndex.build(self.index.vectors_, self.index_type)
+            self.approximate = ApproximateIndex.build(
+                self.index.vectors_, self.index_type, progress=progress
+            )
         else:
-            self.approximate.add(self.index.vectors_[have:])
+            self.approximate.add(self.index.vectors_, progress=progress)
         self.recall = recall_at_k(self.index, self.approximate)
 
     def embed(self, images: np.ndarray, backend: str = "sim", progress: bool = False) -> np.ndarray:
@@ -550,6 +552,7 @@ class ImageIndex:
         ``approximate`` (position -1 where fewer were found)."""
         if approximate is None:
             return self.index.search_positions(np.asarray(embeddings, np.float32), k, allowed)
+        approximate.vectors = self.index.vectors_
         return approximate.search(normalize(embeddings), k, nprobe=nprobe, ef=ef, allowed=allowed)
 
     def matching(
@@ -628,18 +631,21 @@ class ImageIndex:
         images = np.stack([read_query(q, prep, data_dir=data_dir) for q in queries])
         return self.search(images, k, backend)
 
-    def save(self, directory: str | os.PathLike, *, new: bool = False) -> Path:
+    def save(
+        self, directory: str | os.PathLike, *, new: bool = False, progress: bool = False
+    ) -> Path:
         """Write the index directory (see the module docstring); atomic and crash-consistent,
         holding the directory's writer lock. ``new``: refuse a directory that already holds an
-        index (checked under the lock, so of two builders into one directory one fails)."""
-        self._sync_approximate()
+        index (checked under the lock, so of two builders into one directory one fails).
+        ``progress``: a bar while an approximate index is filled."""
+        self._sync_approximate(progress)
         self.index.metadata = self.metadata
         extra = {
             "paths.json": json.dumps(self.paths).encode(),
             "network.npz": self.network.to_bytes(),
         }
         if self.approximate is not None:
-            extra["faiss.index"] = self.approximate.to_bytes()
+            extra["faiss.index"] = self.approximate.write
         with exclusive(directory, what="writing this index"):
             if new:
                 self.check_new(directory)
@@ -713,13 +719,9 @@ class ImageIndex:
                 f"{directory}: a {index_type} index without its faiss file or factory string"
             )
         path = directory / files["faiss.index"]
-        try:
-            blob = path.read_bytes()
-        except OSError as exc:
-            raise RetrievalIndexError(f"{path}: unreadable ({exc.strerror})") from None
-        self.approximate = ApproximateIndex.from_bytes(
-            blob, index_type, factory, len(self), self.index.dim_, str(path)
-        )
+        if not path.is_file():
+            raise RetrievalIndexError(f"{path}: missing")
+        self.approximate = ApproximateIndex.read(path, index_type, factory, self.index.vectors_)
         self.recall = recall if isinstance(recall, dict) else None
 
     def check_network(self, network: SpikingNetwork) -> None:

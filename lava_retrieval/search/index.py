@@ -33,20 +33,22 @@ import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, Union
 
 import numpy as np
 
 from lava_retrieval.common.atomic import atomic_path, is_full, no_room, write_bytes, write_text
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.locking import exclusive
+from lava_retrieval.search.shards import RELEASE_BYTES, Shards, drop_pages, shard_rows
 
 FORMAT = "lava-retrieval-index"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "index.json"
 MAX_MANIFEST_CHARS = 1 << 26  # 64 MiB of metadata is no index manifest
 NORMALIZE_ROWS = 8192  # rows normalised at once
 T = TypeVar("T")
+ExtraFile = Union[bytes, memoryview, Callable[[Path], None]]  # noqa: UP007 (an alias)
 #: Files of some version of an index, and the temporaries of a writer killed mid-save (of a
 #: versioned file or of the manifest): everything a save removes that its manifest does not name.
 _VERSIONED = re.compile(
@@ -108,8 +110,9 @@ class CosineIndex:
     ----------
     dim_ : int or None
         Vector dimension of the index (``dim``, or fixed by the first ``add``).
-    vectors_ : numpy.ndarray
-        Normalised float32 corpus, (len, dim).
+    vectors_ : Shards
+        Normalised float32 corpus, (len, dim): row blocks that read like one array, memory-
+        mapped files once saved (:mod:`lava_retrieval.search.shards`).
     ids_ : numpy.ndarray
         int64 id per vector.
     labels_ : numpy.ndarray or None
@@ -129,7 +132,7 @@ class CosineIndex:
         self.chunk_size = chunk_size
         self.metadata = metadata
         self.dim_ = dim
-        self.vectors_ = np.zeros((0, dim or 0), np.float32)
+        self.vectors_ = Shards(dim or 0)
         self.ids_ = np.zeros(0, np.int64)
         self.labels_: np.ndarray | None = None
         self.source_: tuple[Path, str] | None = None  # (directory, manifest digest) loaded
@@ -164,13 +167,15 @@ class CosineIndex:
                 raise RetrievalIndexError("this index was built without labels")
         elif self.labels_ is not None:
             raise RetrievalIndexError("this index has labels: pass labels= with the embeddings")
+        if not len(self):
+            self.vectors_ = Shards(vectors.shape[1])
+        self.vectors_.append(normalize(vectors))
         if len(self):
-            self.vectors_ = np.concatenate([self.vectors_, normalize(vectors)])
             self.ids_ = np.concatenate([self.ids_, ids])
             if labels is not None:
                 self.labels_ = np.concatenate([self.labels_, labels])
         else:
-            self.vectors_, self.ids_, self.labels_ = normalize(vectors), ids, labels
+            self.ids_, self.labels_ = ids, labels
         self.dim_ = vectors.shape[1]
         return self
 
@@ -212,25 +217,29 @@ class CosineIndex:
                 )
             if not allowed.any():
                 raise RetrievalIndexError("the filter matches no vector of the index")
-        queries = normalize(_as_matrix(queries, "queries", self.vectors_.shape[1]))
+        queries = normalize(_as_matrix(queries, "queries", self.dim_))
         n = len(queries)
-        scores = np.empty((n, k), np.float32)
-        positions = np.empty((n, k), np.int64)
+        scores = np.full((n, k), -np.inf, np.float32)
+        positions = np.full((n, k), -1, np.int64)
+        # Query chunks outside, shards inside: a memory-mapped shard is read once per chunk
+        # and released after it; each shard's best k join the best so far.
         for start in range(0, n, self.chunk_size):
-            block = queries[start : start + self.chunk_size] @ self.vectors_.T
-            if allowed is not None:
-                block[:, ~allowed] = -np.inf
-            if k < len(self):
-                top = np.argpartition(-block, k - 1, axis=1)[:, :k]
-            else:
-                top = np.broadcast_to(np.arange(len(self)), block.shape).copy()
-            top_scores = np.take_along_axis(block, top, 1)
-            # Best first; equal scores by position (ids are added in order).
-            order = np.lexsort((top, -top_scores), axis=1)
-            positions[start : start + len(block)] = np.take_along_axis(top, order, 1)
-            scores[start : start + len(block)] = np.take_along_axis(top_scores, order, 1)
-        if allowed is not None:
-            positions[np.isneginf(scores)] = -1  # fewer allowed than k
+            chunk = queries[start : start + self.chunk_size]
+            rows = slice(start, start + len(chunk))
+            best_scores, best = scores[rows], positions[rows]
+            for first, part in self.vectors_.blocks():
+                block = chunk @ part.T
+                self.vectors_.release(part)
+                if allowed is not None:
+                    block[:, ~allowed[first : first + len(part)]] = -np.inf
+                top, top_scores = _top_k(block, k)
+                merged = np.concatenate([best, top + first], 1)
+                merged_scores = np.concatenate([best_scores, top_scores], 1)
+                # Best first; equal scores by position (ids are added in order).
+                order = np.lexsort((merged, -merged_scores), axis=1)[:, :k]
+                best[:] = np.take_along_axis(merged, order, 1)
+                best_scores[:] = np.take_along_axis(merged_scores, order, 1)
+        positions[np.isneginf(scores)] = -1  # fewer allowed than k
         return scores, positions
 
     def remove(self, ids) -> int:
@@ -242,7 +251,7 @@ class CosineIndex:
             shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
             raise RetrievalIndexError(f"not in the index: id {shown}")
         keep = ~np.isin(self.ids_, ids)
-        self.vectors_, self.ids_ = self.vectors_[keep], self.ids_[keep]
+        self.vectors_, self.ids_ = self.vectors_.select(keep), self.ids_[keep]
         if self.labels_ is not None:
             self.labels_ = self.labels_[keep]
         return int((~keep).sum())
@@ -256,16 +265,17 @@ class CosineIndex:
         return self.labels_[flat].reshape(np.shape(ids))
 
     def save(
-        self, directory: str | os.PathLike, extra_files: dict[str, bytes] | None = None
+        self, directory: str | os.PathLike, extra_files: dict[str, ExtraFile] | None = None
     ) -> Path:
         """Write the index into ``directory`` crash-consistently (replacing an older index
         there); see the module docstring. ``extra_files`` (name -> bytes, names like
-        ``paths.json``) are versioned and replaced with the index."""
+        ``paths.json``) are versioned and replaced with the index; a callable writes its file
+        itself, given the path."""
         directory = Path(directory)
         with exclusive(directory, what="writing this index"):
             return self._save(directory, extra_files)
 
-    def _save(self, directory: Path, extra_files: dict[str, bytes] | None) -> Path:
+    def _save(self, directory: Path, extra_files: dict[str, ExtraFile] | None) -> Path:
         previous = check_index_directory(directory)
         if (
             previous
@@ -284,41 +294,86 @@ class CosineIndex:
             if is_full(exc, directory.parent):
                 raise no_room(directory, exc) from None
             raise
+        if self.vectors_.home != directory.resolve():
+            self.vectors_.forget()  # saved elsewhere (or never): every shard is written here
         version = secrets.token_hex(4)
         files: dict[str, str] = {}
+        written: list[tuple[int, int, str]] = []
         try:
-            self._write_version(directory, version, files, extra_files)
+            self._write_version(directory, version, files, extra_files, written)
         except BaseException:  # a full disk, Ctrl-C: what this save wrote goes, the old stays
             if not _names(directory, files):  # (unless its manifest made it to disk)
-                for name in files.values():
+                for name in [*files.values(), *(name for _, _, name in written)]:
                     (directory / name).unlink(missing_ok=True)
                 if created:
                     with contextlib.suppress(OSError):
                         directory.rmdir()
             raise
-        keep = set(files.values()) | {MANIFEST}
+        for start, stop, name in written:  # committed: read from the files from now on
+            self.vectors_.replace(start, stop, _map(directory / name), name)
+        self.vectors_.home = directory.resolve()
+        keep = set(files.values()) | set(self.vectors_.names) | {MANIFEST}
         for path in directory.iterdir():
-            if path.name not in keep and _VERSIONED.match(path.name) and previous:
+            if path.name not in keep and _VERSIONED.match(path.name):
                 path.unlink(missing_ok=True)
         self.source_ = (directory.resolve(), manifest_digest(directory))
         return directory
+
+    def spill(self, directory: str | os.PathLike) -> None:
+        """Write the full shards of the vectors added since the last save into ``directory``
+        and read them from there from now on (memory-mapped), without a new version: what a
+        long build calls as it goes, so that its memory stays one shard. Until the next
+        :meth:`save` names them they belong to no version (a crash leaves them to be removed
+        by the next save). Holds the directory's writer lock."""
+        directory = Path(directory)
+        rows = shard_rows(self.dim_ or 1)
+        with exclusive(directory, what="writing this index"):
+            directory.mkdir(parents=True, exist_ok=True)
+            if self.vectors_.home != directory.resolve():
+                self.vectors_.forget()
+                self.vectors_.home = directory.resolve()
+            for start, stop in self.vectors_.unsaved(rows):
+                if stop - start == rows:
+                    name = self._write_shard(directory, start, stop)
+                    self.vectors_.replace(start, stop, _map(directory / name), name)
+
+    def _write_shard(self, directory: Path, start: int, stop: int) -> str:
+        """Write the rows ``start:stop`` (unsaved) as a new shard file; returns its name."""
+        name = f"embeddings-{secrets.token_hex(4)}.npy"
+        with atomic_path(directory / name) as tmp:
+            np.save(tmp, self.vectors_[start:stop])
+        return name
 
     def _write_version(
         self,
         directory: Path,
         version: str,
         files: dict[str, str],
-        extra_files: dict[str, bytes] | None,
+        extra_files: dict[str, ExtraFile] | None,
+        written: list[tuple[int, int, str]],
     ) -> None:
-        """Write the files of one version, then the manifest that names them (the commit
-        point); ``files`` collects their names as they are written."""
+        """Write the files of one version (the shards not saved yet, then the rest), then the
+        manifest that names them (the commit point); ``files`` and ``written`` (start, stop,
+        name of each new shard) collect what is written as it is."""
 
         def versioned(name: str) -> Path:
             stem, _, suffix = name.partition(".")
             files[name] = f"{stem}-{version}.{suffix}"
             return directory / files[name]
 
-        arrays = {"embeddings.npy": self.vectors_, "ids.npy": self.ids_}
+        for start, stop in self.vectors_.unsaved(shard_rows(self.dim_ or 1)):
+            written.append((start, stop, self._write_shard(directory, start, stop)))
+        new = {start: (stop, name) for start, stop, name in written}
+        shards = []
+        for (start, part), name in zip(self.vectors_.blocks(), self.vectors_.names, strict=True):
+            if name is not None:
+                shards.append({"file": name, "count": len(part)})
+                continue
+            while start in new:  # an unsaved block, now written in pieces
+                stop, piece = new[start]
+                shards.append({"file": piece, "count": stop - start})
+                start = stop
+        arrays = {"ids.npy": self.ids_}
         if self.labels_ is not None:
             arrays["labels.npy"] = self.labels_
         for name, array in arrays.items():
@@ -327,7 +382,11 @@ class CosineIndex:
         for name, blob in (extra_files or {}).items():
             if not re.fullmatch(r"[a-z_]+\.[a-z]+", name) or name in arrays:
                 raise RetrievalIndexError(f"bad extra index file name {name!r}")
-            write_bytes(versioned(name), blob)
+            if callable(blob):
+                with atomic_path(versioned(name)) as tmp:
+                    blob(tmp)
+            else:
+                write_bytes(versioned(name), blob)
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -335,6 +394,7 @@ class CosineIndex:
             "count": len(self),
             "has_labels": self.labels_ is not None,
             "files": files,
+            "shards": shards,
             "metadata": self.metadata or {},
         }
         write_text(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
@@ -415,14 +475,7 @@ class CosineIndex:
                 )
             return np.array(value)
 
-        index.vectors_ = array("embeddings.npy", (count, dim), "f").astype(np.float32)
-        if not np.isfinite(index.vectors_).all():
-            raise RetrievalIndexError(f"{directory}: embeddings contain NaN or infinite values")
-        norms = np.linalg.norm(index.vectors_, axis=1)
-        if not np.all((np.abs(norms - 1) < 1e-3) | (norms == 0)):
-            raise RetrievalIndexError(
-                f"{directory}: embeddings are not unit length (an index stores normalised ones)"
-            )
+        index.vectors_ = _read_shards(directory, manifest)
         index.ids_ = array("ids.npy", (count,), "iu").astype(np.int64)
         if manifest.get("has_labels"):
             index.labels_ = array("labels.npy", (count,), "iu").astype(np.int64)
@@ -430,6 +483,91 @@ class CosineIndex:
                 raise RetrievalIndexError(f"{directory}: negative labels")
         index.source_ = (directory.resolve(), digest)
         return index
+
+
+def _map(path: Path) -> np.ndarray:
+    """A saved shard, memory-mapped read-only."""
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def _read_shards(directory: Path, manifest: dict) -> Shards:
+    """The embeddings of a validated manifest, memory-mapped shard by shard, each checked:
+    its shape and type against the manifest, and every row finite and of unit length (or
+    zero). A version 1 or 2 index has one file, read as one shard."""
+    dim, count, files = manifest["dimension"], manifest["count"], manifest["files"]
+    shards = manifest.get("shards")
+    if shards is None:
+        shards = [{"file": files.get("embeddings.npy", "embeddings.npy"), "count": count}]
+    if not isinstance(shards, list) or not all(
+        isinstance(x, dict)
+        and isinstance(x.get("file"), str)
+        and (_VERSIONED.match(x["file"]) is not None or x["file"] == "embeddings.npy")
+        and isinstance(x.get("count"), int)
+        and not isinstance(x["count"], bool)
+        and x["count"] >= 0
+        for x in shards
+    ):
+        raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad shard list")
+    if sum(x["count"] for x in shards) != count:
+        raise RetrievalIndexError(
+            f"{directory}/{MANIFEST}: its shards hold {sum(x['count'] for x in shards)} "
+            f"vectors, its count is {count}"
+        )
+    parts, names = [], []
+    large = count * dim * 4 > RELEASE_BYTES
+    for shard in shards:
+        path = directory / shard["file"]
+        try:  # the header first: nothing is allocated for a false shape
+            value = _map(path)
+        except FileNotFoundError:
+            raise RetrievalIndexError(f"{path}: missing") from None
+        except (OSError, ValueError, EOFError) as exc:
+            raise RetrievalIndexError(f"{path}: unreadable ({exc})") from None
+        if value.shape != (shard["count"], dim) or value.dtype.kind != "f":
+            raise RetrievalIndexError(
+                f"{path}: {value.dtype} array of shape {value.shape}, the manifest says "
+                f"{(shard['count'], dim)}"
+            )
+        if value.dtype != np.float32:  # an old index's other float type: read it in
+            value = np.asarray(value, np.float32)
+        for first in range(0, len(value), 8192):
+            rows = np.asarray(value[first : first + 8192])
+            if not np.isfinite(rows).all():
+                raise RetrievalIndexError(f"{path}: embeddings contain NaN or infinite values")
+            norms = np.sqrt(np.square(rows, dtype=np.float64).sum(1))
+            if not np.all((np.abs(norms - 1) < 1e-3) | (norms == 0)):
+                raise RetrievalIndexError(
+                    f"{path}: embeddings are not unit length (an index stores normalised ones)"
+                )
+        parts.append(value)
+        names.append(shard["file"] if isinstance(value, np.memmap) else None)
+        if large:  # released as checked: a large index is not read into memory
+            drop_pages(value)
+    out = Shards(dim, parts, names)
+    out.home = directory.resolve()
+    return out
+
+
+def _top_k(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, scores) of the ``k`` best of each row of ``block`` (all when it has at most
+    ``k``), unordered, equal scores at the k-th boundary taken by column: the same set the
+    full sort by (score descending, column) starts with.
+
+    >>> _top_k(np.array([[0.5, 0.9, 0.5, 0.5]], np.float32), 2)[0].tolist()
+    [[1, 0]]
+    """
+    if k >= block.shape[1]:
+        top = np.broadcast_to(np.arange(block.shape[1]), block.shape).copy()
+        return top, block
+    top = np.argpartition(-block, k - 1, axis=1)[:, :k]
+    top_scores = np.take_along_axis(block, top, 1)
+    kth = top_scores.min(1)
+    ties = np.flatnonzero((block >= kth[:, None]).sum(1) > k)
+    for row in ties.tolist():  # more columns tie with the k-th than fit: the first ones
+        columns = np.flatnonzero(block[row] >= kth[row])
+        columns = columns[np.lexsort((columns, -block[row, columns]))[:k]]
+        top[row], top_scores[row] = columns, block[row, columns]
+    return top, top_scores
 
 
 def manifest_digest(directory: str | os.PathLike) -> str | None:
@@ -465,7 +603,8 @@ def check_index_directory(directory: str | os.PathLike) -> bool:
     if (directory / MANIFEST).is_file():
         CosineIndex.read_manifest(directory)
         return True
-    if any(directory.iterdir()):
+    if any(not _VERSIONED.match(path.name) for path in directory.iterdir()):
+        # (the files of an interrupted build alone are no obstacle: the save removes them)
         raise RetrievalIndexError(
             f"{directory}: a non-empty directory that is not an index; choose a new or empty "
             "directory (nothing was written)"

@@ -101,7 +101,7 @@ def test_load_errors(tmp_path):
         CosineIndex.load(tmp_path)
     path = CosineIndex().add(np.eye(4)).save(tmp_path / "idx")
     manifest = json.loads((path / "index.json").read_text())
-    embeddings = path / manifest["files"]["embeddings.npy"]
+    embeddings = path / manifest["shards"][0]["file"]
     good = embeddings.read_bytes()
     embeddings.write_bytes(good[:-7])
     with pytest.raises(RetrievalIndexError, match="unreadable"):

@@ -1,0 +1,203 @@
+"""Row shards: the vectors of an index as a list of row blocks, each a memory-mapped file of
+a saved index or an array added since, that reads like one ``(N, dim)`` float32 array.
+
+A saved index keeps its embeddings in shards of at most :func:`shard_rows` rows (about
+:data:`SHARD_BYTES` each), written once and never changed: a save writes only the shards that
+are new (or lost rows to a removal) and names the others again, so that adding to an index of
+a million images does not rewrite it. Loaded shards are memory-mapped: an index is searched
+without reading its embeddings into memory, and what a full scan read in is handed back to the
+page cache after each shard (:meth:`Shards.release`), so that the resident memory of a large
+index stays what its searches use, not its size.
+
+>>> shards = Shards(2, [np.eye(2, dtype=np.float32), np.ones((1, 2), np.float32)])
+>>> len(shards), shards.shape, shards[[2, 0]].tolist()
+(3, (3, 2), [[1.0, 1.0], [1.0, 0.0]])
+>>> [(start, len(part)) for start, part in shards.blocks()]
+[(0, 2), (2, 1)]
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Iterator
+
+import numpy as np
+
+SHARD_BYTES = 1 << 28
+"""About this many bytes of embeddings per shard file (256 MiB: 65,536 rows of 1,024)."""
+RELEASE_BYTES = 1 << 30
+"""Memory-mapped shards of an index larger than this are released after each full scan."""
+
+
+def shard_rows(dim: int) -> int:
+    """Rows of a full shard of ``dim``-dimensional float32 vectors.
+
+    >>> shard_rows(1024)
+    65536
+    """
+    return max(1, SHARD_BYTES // (4 * max(1, int(dim))))
+
+
+class Shards:
+    """Float32 row blocks that read as one ``(N, dim)`` array (see the module docstring).
+
+    Parameters
+    ----------
+    dim : int
+        Columns of every block.
+    parts : list of numpy.ndarray, optional
+        The blocks, in order.
+    names : list of (str or None), optional
+        The shard file each block was read from (None: not saved yet); a saved block is
+        never written again.
+    """
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    def __init__(self, dim: int, parts=None, names=None) -> None:
+        self.dim = int(dim)
+        self.parts: list[np.ndarray] = [p for p in (parts or []) if len(p)]
+        given = list(names) if names is not None else [None] * len(parts or [])
+        self.names: list[str | None] = [
+            n for p, n in zip(parts or [], given, strict=True) if len(p)
+        ]
+        self.home = None  # the directory whose files the names are
+        self._starts()
+
+    def _starts(self) -> None:
+        self.starts = np.cumsum([0] + [len(p) for p in self.parts], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self), self.dim)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self) * self.dim * 4
+
+    @property
+    def mapped(self) -> bool:
+        """Whether any block is a memory-mapped file."""
+        return any(isinstance(p, np.memmap) for p in self.parts)
+
+    def __array__(self, dtype=None, copy=None):
+        whole = np.concatenate(self.parts) if self.parts else np.zeros((0, self.dim), np.float32)
+        return whole if dtype is None else whole.astype(dtype)
+
+    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, block) of each block, in order."""
+        yield from zip(self.starts[:-1].tolist(), self.parts, strict=True)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step == 1:
+                return self._range(start, max(start, stop))
+            key = np.arange(start, stop, step)
+        if isinstance(key, (int, np.integer)):
+            if not -len(self) <= key < len(self):
+                raise IndexError(f"row {key} of {len(self)}")
+            return self.take(np.array([key % len(self)]))[0]
+        if isinstance(key, tuple) or (hasattr(key, "dtype") and key.dtype == np.bool_):
+            return np.asarray(self)[key]
+        return self.take(key)
+
+    def _range(self, start: int, stop: int) -> np.ndarray:
+        pieces = []
+        for first, part in self.blocks():
+            lo, hi = max(start, first), min(stop, first + len(part))
+            if lo < hi:
+                pieces.append(np.asarray(part[lo - first : hi - first]))
+        return np.concatenate(pieces) if pieces else np.zeros((0, self.dim), np.float32)
+
+    def take(self, positions) -> np.ndarray:
+        """The rows at ``positions`` (any shape of integers), gathered from their blocks."""
+        positions = np.asarray(positions, np.int64)
+        flat = positions.reshape(-1)
+        if len(flat) and (flat.min() < 0 or flat.max() >= len(self)):
+            raise IndexError(f"rows out of range for {len(self)} vectors")
+        out = np.empty((len(flat), self.dim), np.float32)
+        which = np.searchsorted(self.starts, flat, side="right") - 1
+        for b in np.unique(which).tolist():
+            rows = np.flatnonzero(which == b)
+            out[rows] = self.parts[b][flat[rows] - self.starts[b]]
+        return out.reshape(*positions.shape, self.dim)
+
+    def append(self, vectors: np.ndarray) -> None:
+        """Add rows (an unsaved block; joined to the last one when that is unsaved too)."""
+        vectors = np.ascontiguousarray(vectors, np.float32)
+        if not len(vectors):
+            return
+        if self.parts and self.names[-1] is None:
+            self.parts[-1] = np.concatenate([self.parts[-1], vectors])
+        else:
+            self.parts.append(vectors)
+            self.names.append(None)
+        self._starts()
+
+    def select(self, keep: np.ndarray) -> Shards:
+        """The rows where ``keep`` (a boolean per row) is true: a block that keeps all its
+        rows stays as it is (saved blocks are not written again), one that loses some
+        becomes unsaved."""
+        parts, names = [], []
+        for (start, part), name in zip(self.blocks(), self.names, strict=True):
+            mask = keep[start : start + len(part)]
+            if mask.all():
+                parts.append(part)
+                names.append(name)
+            elif mask.any():
+                parts.append(np.asarray(part)[mask])
+                names.append(None)
+        out = Shards(self.dim, parts, names)
+        out.home = self.home
+        return out
+
+    def unsaved(self, rows: int) -> list[tuple[int, int]]:
+        """(start, stop) row ranges of the shards to write: the unsaved blocks cut into
+        pieces of at most ``rows`` rows."""
+        out = []
+        for (start, part), name in zip(self.blocks(), self.names, strict=True):
+            if name is None:
+                stop = start + len(part)
+                out += [(s, min(s + rows, stop)) for s in range(start, stop, rows)]
+        return out
+
+    def replace(self, start: int, stop: int, block: np.ndarray, name: str) -> None:
+        """Put ``block`` (the rows ``start:stop``, now saved as ``name``) in place of those
+        rows of their unsaved block."""
+        b = int(np.searchsorted(self.starts, start, side="right") - 1)
+        first, part = int(self.starts[b]), self.parts[b]
+        if self.names[b] is not None or stop > first + len(part):
+            raise ValueError(f"rows {start}:{stop} are not inside one unsaved block")
+        pieces = [
+            (part[: start - first], None),
+            (block, name),
+            (part[stop - first :], None),
+        ]
+        new = [(p, n) for p, n in pieces if len(p)]
+        self.parts[b : b + 1] = [p for p, _ in new]
+        self.names[b : b + 1] = [n for _, n in new]
+        self._starts()
+
+    def forget(self) -> None:
+        """Treat every block as unsaved (to be written where the index is saved next)."""
+        self.names = [None] * len(self.parts)
+
+    def release(self, part: np.ndarray) -> None:
+        """Hand the pages of a memory-mapped block back to the page cache (read again when
+        next used), when the index is larger than :data:`RELEASE_BYTES`: a full scan keeps
+        one block resident at a time, not the whole index."""
+        if self.nbytes > RELEASE_BYTES:
+            drop_pages(part)
+
+
+def drop_pages(part: np.ndarray) -> None:
+    """Hand the resident pages of a memory-mapped array back to the page cache (nothing for
+    an array in memory)."""
+    handle = getattr(part, "_mmap", None)
+    if handle is not None:
+        handle.madvise(mmap.MADV_DONTNEED)
