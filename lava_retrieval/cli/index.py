@@ -61,6 +61,12 @@ def _index_text(p: dict) -> str:
         f"{p['seconds']:.1f} s), T={sim['time_steps']}, {sim['timing']} timing, "
         f"{sim['readout']} readout, network {p['network']['fingerprint'][:12]}"
     ]
+    stages = p.get("stages")
+    if stages:
+        lines.append(
+            f"stages: embedding {stages['embed_seconds']:.1f} s ({stages['workers']}), "
+            f"indexing {stages['index_seconds']:.1f} s"
+        )
     search = p["search"]
     if search["index_type"] != "exact":
         recall = search.get("recall") or {}
@@ -78,19 +84,24 @@ def _index_text(p: dict) -> str:
 
 
 def run_index_build(args: argparse.Namespace) -> None:
+    from lava_retrieval.common.errors import LavaRetrievalError
     from lava_retrieval.conversion.methods import resolve
     from lava_retrieval.data.fashion_mnist import load_fashion_mnist
-    from lava_retrieval.search.image_index import ImageIndex, read_source
+    from lava_retrieval.search.build import build_index, check_ray_address, plan_source
+    from lava_retrieval.search.image_index import ImageIndex
 
     ImageIndex.check_new(args.out)  # before the long work
-    source = read_source(
+    if args.ray is not None:
+        if args.backend != "sim":
+            raise LavaRetrievalError("--ray embeds with the simulator: drop --backend lava")
+        check_ray_address(args.ray)
+    plan = plan_source(
         args.source,
         _preprocessing(args),
         data_dir=args.data_dir,
         max_bytes=args.max_bytes,
         max_pixels=args.max_pixels,
         limit=args.limit,
-        progress=not args.json,
     )
     chosen = resolve(
         method=args.method,
@@ -105,11 +116,25 @@ def run_index_build(args: argparse.Namespace) -> None:
     index = ImageIndex(
         chosen.network, chosen.config, _preprocessing(args), index_type=args.index_type
     )
-    start = time.perf_counter()
-    index.add(source, args.backend, progress=not args.json)
-    seconds = time.perf_counter() - start
-    index.save(args.out, new=True)  # under the lock: of two builders, one fails
-    _report(args, index, args.out, source, seconds)
+    report = build_index(  # under the lock throughout: of two builders, one fails
+        index,
+        plan,
+        args.out,
+        backend=args.backend,
+        ray=args.ray,
+        chunk=args.chunk,
+        progress=not args.json,
+        log=note,
+    )
+    payload = _index_payload(
+        index, args.out, report.count, report.bad, report.embed_seconds + report.index_seconds
+    )
+    payload["stages"] = {
+        "embed_seconds": round(report.embed_seconds, 3),
+        "index_seconds": round(report.index_seconds, 3),
+        "workers": report.workers,
+    }
+    emit(args, payload, _index_text)
 
 
 def _report(args: argparse.Namespace, index, directory, source, seconds: float) -> None:
@@ -252,6 +277,7 @@ def run_search(args: argparse.Namespace) -> None:
 def register_index(sub) -> None:
     """Add the command to ``sub``."""
     from lava_retrieval.conversion.methods import DEFAULT_METHOD, METHODS
+    from lava_retrieval.search.build import CHUNK
     from lava_retrieval.snn.config import ENGINES, READOUTS, TIMINGS
 
     index_parser = sub.add_parser(
@@ -290,6 +316,21 @@ def register_index(sub) -> None:
         help="exact (default), hnsw, ivf, ivf-pq or a faiss factory string such as "
         "IVF256,SQ8: an approximate index through faiss, its recall@10 measured on a sample "
         "of its own images and recorded",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="read and embed on a Ray cluster (Ray Data): HOST:PORT of its head, 'auto' (the "
+        "cluster this machine is in), or nothing for a Ray instance on this machine "
+        "(default: no Ray, one process)",
+    )
+    p.add_argument(
+        "--chunk",
+        type=count,
+        default=CHUNK,
+        help="images read and embedded at once (default: %(default)s)",
     )
 
     p = add_command(

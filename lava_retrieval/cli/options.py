@@ -231,8 +231,9 @@ def source_options(p: argparse.ArgumentParser) -> None:
     """The images ``index build`` and ``index add`` embed."""
     p.add_argument(
         "source",
-        help="a folder of images (recursive), a list file of image paths, or a Fashion-MNIST "
-        "split: fashion-mnist:train|validation|test|full_train",
+        help="a folder of images (recursive), a list file of image paths, a Fashion-MNIST "
+        "split: fashion-mnist:train|validation|test|full_train, or fashion-mnist:augmented:N "
+        "(N seeded crops, shifts and flips of its 70,000 images)",
     )
     p.add_argument("--limit", type=count, help="only the first N images of the source")
     p.add_argument(

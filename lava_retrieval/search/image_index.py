@@ -122,19 +122,10 @@ def read_source(
     preprocessing = preprocessing or Preprocessing()
     text = str(source)
     if text.startswith(FASHION_PREFIX):
-        from lava_retrieval.data.fashion_mnist import CLASS_NAMES
+        from lava_retrieval.search.build import plan_source
 
-        split = text[len(FASHION_PREFIX) :]
-        if split not in SPLITS:
-            raise LavaRetrievalError(
-                f"{text}: unknown split {split!r}; use "
-                + ", ".join(FASHION_PREFIX + s for s in SPLITS)
-            )
-        images, labels = _fashion(None if data_dir is None else str(data_dir)).split(split)
-        if limit is not None:
-            images, labels = images[:limit], labels[:limit]
-        paths = [f"{text}:{i}" for i in range(len(images))]
-        return Images(images, paths, labels.astype(np.int64), [], list(CLASS_NAMES))
+        plan = plan_source(text, preprocessing, data_dir=data_dir, limit=limit)
+        return plan.read(0, plan.count)
     loaded = load_folder(
         source,
         invert=preprocessing.invert,
@@ -179,10 +170,17 @@ def read_query(
     text = str(query)
     if text.startswith(FASHION_PREFIX):
         split, _, number = text[len(FASHION_PREFIX) :].partition(":")
-        if split not in SPLITS or not re.fullmatch("[0-9]{1,9}", number):
+        if split not in (*SPLITS, "augmented") or not re.fullmatch("[0-9]{1,9}", number):
             raise LavaRetrievalError(
-                f"{text}: use fashion-mnist:SPLIT:I, e.g. fashion-mnist:test:0"
+                f"{text}: use fashion-mnist:SPLIT:I, e.g. fashion-mnist:test:0 (or "
+                "fashion-mnist:augmented:I, variant I of the augmented catalogue)"
             )
+        if split == "augmented":
+            from lava_retrieval.data.augment import augment
+            from lava_retrieval.search.build import AUGMENT_SEED, _catalogue
+
+            base, _ = _catalogue(None if data_dir is None else str(data_dir))
+            return augment(base, int(number), int(number) + 1, AUGMENT_SEED)[0]
         images, _ = _fashion(None if data_dir is None else str(data_dir)).split(split)
         if int(number) >= len(images):
             raise LavaRetrievalError(f"{text}: the {split} split has {len(images)} images")
@@ -342,7 +340,9 @@ class ImageIndex:
         if source.class_names and self.class_names and source.class_names != self.class_names:
             raise RetrievalIndexError("these images' class names differ from the index's")
 
-    def _append(self, source: Images, embeddings: np.ndarray, ids=None) -> ImageIndex:
+    def _append(
+        self, source: Images, embeddings: np.ndarray, ids=None, *, record: bool = True
+    ) -> ImageIndex:
         ids = self._ids_for(source, None, False) if ids is None else np.asarray(ids, np.int64)
         replaced = ids[np.isin(ids, self.index.ids_)]
         if len(replaced):  # upsert: the old entries go, the new ones come last
@@ -354,7 +354,8 @@ class ImageIndex:
         if len(ids):
             self.next_id = max(self.next_id, int(ids.max()) + 1)
         self.class_names = self.class_names or source.class_names
-        self.sources.append({"count": len(source.paths), "skipped": len(source.bad)})
+        if record:  # (a build in chunks records its source once, at the end)
+            self.sources.append({"count": len(source.paths), "skipped": len(source.bad)})
         return self
 
     def remove(self, ids) -> int:

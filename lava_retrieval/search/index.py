@@ -369,7 +369,8 @@ class CosineIndex:
             if name is not None:
                 shards.append({"file": name, "count": len(part)})
                 continue
-            while start in new:  # an unsaved block, now written in pieces
+            end = start + len(part)
+            while start < end:  # an unsaved block, now written in pieces
                 stop, piece = new[start]
                 shards.append({"file": piece, "count": stop - start})
                 start = stop
@@ -422,10 +423,10 @@ class CosineIndex:
             ) from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise RetrievalIndexError(f"{directory}: {MANIFEST} is not an index manifest")
-        if manifest.get("version") not in (1, FORMAT_VERSION):
+        if manifest.get("version") not in range(1, FORMAT_VERSION + 1):
             raise RetrievalIndexError(
                 f"{directory}: index version {manifest.get('version')!r}, this package reads "
-                f"1 and {FORMAT_VERSION}"
+                f"1 to {FORMAT_VERSION}"
             )
         dim, count = manifest.get("dimension"), manifest.get("count")
         whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (dim, count))

@@ -1,0 +1,449 @@
+"""Building an index of a source in stages, in one process or on a Ray cluster.
+
+The stages (what ``index build`` runs):
+
+1. **list** the source (:func:`plan_source`): the files of a folder or list file, or the
+   images of a Fashion-MNIST split, in order;
+2. **read and prepare** them in chunks of :data:`CHUNK` (:meth:`SourcePlan.read`);
+3. **embed** each chunk with the index's network and settings;
+4. **write** the embeddings in shards as they come (:meth:`CosineIndex.spill`), so that memory
+   holds one shard, not the catalogue;
+5. **index**: the approximate index is trained once on a sample of the shards and filled shard
+   by shard, its recall measured, and the manifest written last (:meth:`ImageIndex.save`).
+
+Without Ray, stages 2 and 3 run here, one chunk after another. With Ray
+(:func:`embedded_with_ray`), Ray Data runs them on a cluster: reading tasks, then a pool of
+actors, each of which loads the network once, sets its numba threads to its CPUs and compiles
+before its first chunk; the chunks come back to this process in order and stages 4 and 5 run
+here, so the index directory needs no shared file system. The pool leaves one CPU of the
+cluster to the reading tasks: a pool that takes every CPU starves them, and the build stalls.
+Both give the same embeddings, bit for bit (the simulation is integer arithmetic, image by
+image).
+
+Sources: a folder of images (recursive), a list file, ``fashion-mnist:SPLIT``, or
+``fashion-mnist:augmented:N``: N seeded variants of the 70,000 Fashion-MNIST images (training
+then test images; :func:`lava_retrieval.data.augment.augment`, seed :data:`AUGMENT_SEED`), each
+labelled with its source image's class: a catalogue of any size from real images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.common.locking import exclusive
+from lava_retrieval.data.images import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    SIZE,
+    ImageError,
+    Preprocessing,
+    load_image,
+)
+
+CHUNK = 2048
+"""Images read and embedded at once (a Ray Data batch)."""
+AUGMENT_SEED = 0
+AUGMENTED = "augmented"
+MAX_AUGMENTED = 100_000_000
+READ_CPUS = 0.5
+"""CPUs a Ray reading task asks for."""
+RAY_CONNECT_SECONDS = 5.0
+"""How long a Ray address may take to answer before the build gives up on it."""
+
+
+@dataclass
+class SourcePlan:
+    """What a source holds, listed (nothing read yet): ``count`` items, read by ranges."""
+
+    source: str
+    count: int
+    preprocessing: Preprocessing
+    files: list[str] | None = None
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    class_names: list[str] | None = None
+    data_dir: str | None = None
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def read(self, start: int, stop: int):
+        """The prepared images of items ``start:stop`` with their paths and labels, and the
+        files among them that could not be read (an :class:`~lava_retrieval.search.
+        image_index.Images`)."""
+        from lava_retrieval.search.image_index import Images, _fashion
+
+        if self.files is None:
+            fashion = _fashion(self.data_dir)
+            split = self.source.removeprefix(FASHION)
+            if split.startswith(AUGMENTED + ":"):
+                from lava_retrieval.data.augment import augment
+
+                base, labels = _catalogue(self.data_dir)
+                images = augment(base, start, stop, AUGMENT_SEED)
+                labels = labels[np.arange(start, stop) % len(base)]
+                paths = [f"{FASHION}{AUGMENTED}:{i}" for i in range(start, stop)]
+            else:
+                images, labels = fashion.split(split)
+                images, labels = images[start:stop], labels[start:stop]
+                paths = [f"{self.source}:{i}" for i in range(start, stop)]
+            return Images(images, paths, labels.astype(np.int64), [], self.class_names)
+        images, good, bad = [], [], []
+        for path in self.files[start:stop]:
+            try:
+                images.append(
+                    load_image(path, self.preprocessing.invert, self.max_bytes, self.max_pixels)
+                )
+                good.append(path)
+            except ImageError as exc:
+                bad.append((path, str(exc)))
+        stacked = np.stack(images) if images else np.zeros((0, SIZE, SIZE), np.uint8)
+        return Images(stacked, good, None, bad)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.files is None
+
+
+FASHION = "fashion-mnist:"
+
+
+@functools.lru_cache(maxsize=1)
+def _catalogue(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The 70,000 Fashion-MNIST images (training, then test) and their labels."""
+    from lava_retrieval.search.image_index import _fashion
+
+    data = _fashion(data_dir)
+    return (
+        np.concatenate([data.train_images, data.test_images]),
+        np.concatenate([data.train_labels, data.test_labels]),
+    )
+
+
+def plan_source(
+    source: str | os.PathLike,
+    preprocessing: Preprocessing | None = None,
+    *,
+    data_dir: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    limit: int | None = None,
+) -> SourcePlan:
+    """List a source (see the module docstring); a bad source fails here, before any work."""
+    from lava_retrieval.data.images import EXTENSIONS, _walk
+    from lava_retrieval.search.image_index import SPLITS, _fashion
+
+    preprocessing = preprocessing or Preprocessing()
+    text = str(source)
+    data_dir = None if data_dir is None else str(data_dir)
+    common = dict(
+        preprocessing=preprocessing, data_dir=data_dir, max_bytes=max_bytes, max_pixels=max_pixels
+    )
+    if text.startswith(FASHION):
+        from lava_retrieval.data.fashion_mnist import CLASS_NAMES
+
+        split = text[len(FASHION) :]
+        if split.startswith(AUGMENTED + ":"):
+            number = split[len(AUGMENTED) + 1 :]
+            if not re.fullmatch("[0-9]{1,9}", number) or not 0 < int(number) <= MAX_AUGMENTED:
+                raise LavaRetrievalError(
+                    f"{text}: use {FASHION}{AUGMENTED}:N with N from 1 to {MAX_AUGMENTED:,}"
+                )
+            count = int(number)
+        elif split in SPLITS:
+            count = len(_fashion(data_dir).split(split)[0])
+        else:
+            raise LavaRetrievalError(
+                f"{text}: unknown split {split!r}; use "
+                + ", ".join(FASHION + s for s in SPLITS)
+                + f" or {FASHION}{AUGMENTED}:N"
+            )
+        count = count if limit is None else min(count, limit)
+        return SourcePlan(text, count, class_names=list(CLASS_NAMES), **common)
+    paths, unreadable = _walk(source)
+    paths = [str(p) for p in paths[:limit]]
+    if not paths:
+        raise ImageError(f"{source}: no image files ({', '.join(EXTENSIONS)})")
+    return SourcePlan(text, len(paths), files=paths, unreadable=list(unreadable), **common)
+
+
+def ranges(count: int, chunk: int = CHUNK) -> list[tuple[int, int]]:
+    """(start, stop) of each chunk of ``count`` items.
+
+    >>> ranges(5, 2)
+    [(0, 2), (2, 4), (4, 5)]
+    """
+    return [(s, min(s + chunk, count)) for s in range(0, count, chunk)]
+
+
+def embedded_here(index, plan: SourcePlan, *, backend: str = "sim", chunk: int = CHUNK):
+    """(images, embeddings) of each chunk of ``plan``, read and embedded in this process."""
+    for start, stop in ranges(plan.count, chunk):
+        images = plan.read(start, stop)
+        embeddings = (
+            index.embed(images.images, backend)
+            if len(images.images)
+            else np.zeros((0, index.index.dim_), np.float32)
+        )
+        yield images, embeddings
+
+
+@dataclass
+class BuildReport:
+    """What :func:`build_index` did: images indexed, files skipped, seconds per stage."""
+
+    count: int
+    bad: list[tuple[str, str]]
+    embed_seconds: float
+    index_seconds: float
+    workers: str
+
+
+def build_index(
+    index,
+    plan: SourcePlan,
+    directory: str | os.PathLike,
+    *,
+    backend: str = "sim",
+    ray: str | None = None,
+    chunk: int = CHUNK,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> BuildReport:
+    """Run the stages (module docstring) into the new index directory ``directory``, holding
+    its writer lock throughout; ``ray``: a Ray address (``"local"``: start a Ray instance on
+    this machine; ``"auto"``: the cluster this machine belongs to), else one process. A build
+    that fails or is interrupted removes what it wrote."""
+    from tqdm.auto import tqdm
+
+    from lava_retrieval.search.image_index import ImageIndex
+
+    directory = Path(directory)
+    created = not directory.exists()
+    with exclusive(directory, what="building this index", log=log):
+        ImageIndex.check_new(directory)
+        start = time.perf_counter()
+        bad = list(plan.unreadable)
+        try:
+            if ray is None:
+                batches = embedded_here(index, plan, backend=backend, chunk=chunk)
+                workers = "this process"
+            else:
+                if backend != "sim":
+                    raise LavaRetrievalError(
+                        "a Ray build embeds with the simulator (--backend sim)"
+                    )
+                batches, workers = embedded_with_ray(index, plan, ray, chunk=chunk, log=log)
+            with (
+                contextlib.closing(batches),
+                tqdm(total=plan.count, unit="img", desc="embedding", disable=not progress) as bar,
+            ):
+                for images, embeddings in batches:
+                    if len(embeddings):
+                        index._append(images, embeddings, record=False)
+                        index.index.spill(directory)
+                    bad += images.bad
+                    bar.update(len(images.paths) + len(images.bad))
+            if not len(index):
+                reasons = "; ".join(reason for _, reason in bad[:3])
+                raise ImageError(f"{plan.source}: none of its files could be read ({reasons})")
+            index.class_names = index.class_names or plan.class_names
+            index.sources.append({"count": len(index), "skipped": len(bad)})
+            embed_seconds = time.perf_counter() - start
+            index.save(directory, new=True, progress=progress)
+        except BaseException:
+            for name in index.index.vectors_.names:  # the spilled shards: nothing is left
+                if name is not None and index.index.vectors_.home == directory.resolve():
+                    (directory / name).unlink(missing_ok=True)
+            if created:
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+            raise
+    return BuildReport(
+        len(index), bad, embed_seconds, time.perf_counter() - start - embed_seconds, workers
+    )
+
+
+def _ray_module():
+    # Ray's C++ side logs to stderr; what matters reaches Python as an exception.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise LavaRetrievalError(
+            "--ray needs Ray Data: pip install 'ray[data]>=2.60,<2.61' (or the ray extra: "
+            "pip install 'lava-retrieval[ray]')"
+        ) from None
+    return ray
+
+
+def check_ray_address(address: str) -> None:
+    """Refuse, quickly and in one line, an address with no Ray cluster listening."""
+    if address in ("local", "auto"):
+        return
+    match = re.fullmatch(r"(?:ray://)?\[?([^\]]+?)\]?:([0-9]{1,5})", address)
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise LavaRetrievalError(
+            f"--ray {address!r}: give HOST:PORT (the cluster's head, e.g. 10.0.0.5:6379), "
+            "ray://HOST:PORT, 'auto' or nothing (a Ray instance on this machine)"
+        )
+    host, port = match.group(1), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=RAY_CONNECT_SECONDS).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise LavaRetrievalError(
+            f"cannot reach a Ray cluster at {address}: {reason}; is its head node running "
+            "(`ray start --head`) and the port open?"
+        ) from None
+
+
+def _connect(ray, address: str, log) -> bool:
+    """Connect to (or start) Ray; returns whether this call did (and should disconnect)."""
+    if ray.is_initialized():
+        return False
+    check_ray_address(address)
+    import logging
+
+    # Ray's own lines on stderr: warnings only (and from Ray Data, which announces that its
+    # progress bars are off, only errors).
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        if address == "local":
+            from lava_retrieval.common.cores import threads_for
+
+            ray.init(num_cpus=threads_for(None), object_store_memory=1 << 30, **options)
+        else:
+            ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LavaRetrievalError(f"cannot join the Ray cluster at {address}: {text}") from None
+    if log:
+        log(f"ray: {ray.cluster_resources().get('CPU', 0):.0f} CPUs")
+    return True
+
+
+def _read_chunk(batch: dict, plan: SourcePlan) -> dict:
+    """Ray Data stage 2 (a task): the items of one chunk, read and prepared; a file that
+    could not be read is a row with its reason and no image."""
+    images = plan.read(int(batch["start"][0]), int(batch["stop"][0]))
+    n, bad = len(images.paths), len(images.bad)
+    labels = np.full(n, -1) if images.labels is None else images.labels
+    return {
+        "images": np.concatenate([images.images, np.zeros((bad, SIZE, SIZE), np.uint8)]),
+        "paths": np.array(images.paths + [p for p, _ in images.bad], dtype=object),
+        "labels": np.concatenate([labels, np.full(bad, -1)]).astype(np.int64),
+        "reasons": np.array([""] * n + [r for _, r in images.bad], dtype=object),
+    }
+
+
+def embedder(network, config, threads: int) -> type:
+    """The class of Ray Data stage 3's actors for ``network`` and ``config`` (carried by the
+    class itself, not as constructor arguments in Ray's object store, which a restarted
+    actor could not get back)."""
+
+    class Embedder(_Embedder):
+        def __init__(self) -> None:
+            super().__init__(network, config, threads)
+
+    return Embedder
+
+
+class _Embedder:
+    """Ray Data stage 3: an actor that loads the network once, sets its numba threads to its
+    CPUs, compiles, then embeds the chunks it is given."""
+
+    def __init__(self, network, config, threads: int) -> None:
+        import numba
+
+        from lava_retrieval.lava_graph.embedding import embed
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        self.network, self.config, self.embed = network, config, embed
+        self.embed(network, np.zeros((1, SIZE, SIZE), np.uint8), config, progress=False)
+
+    def __call__(self, batch: dict) -> dict:
+        keep = batch["reasons"] == ""
+        dim = int(np.prod(self.network.embedding_shape))
+        embeddings = np.zeros((len(keep), dim), np.float32)
+        if keep.any():
+            embeddings[keep] = self.embed(
+                self.network, batch["images"][keep], self.config, progress=False
+            )
+        out = {k: v for k, v in batch.items() if k != "images"}
+        out["embeddings"] = embeddings
+        return out
+
+
+def embedded_with_ray(
+    index, plan: SourcePlan, address: str, *, chunk: int = CHUNK, log=None
+) -> tuple[Iterator, str]:
+    """(the (images, embeddings) of each chunk of ``plan`` in order, read and embedded by Ray
+    Data on the cluster at ``address``; a description of the workers)."""
+    ray = _ray_module()
+    started = _connect(ray, address, log)
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        actors = max(1, cpus - 1)  # one CPU is left to the reading tasks
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
+        chunks = ranges(plan.count, chunk)
+        dataset = (
+            ray.data.from_items(
+                [{"start": s, "stop": e} for s, e in chunks], override_num_blocks=len(chunks)
+            )
+            # Reading tasks take half a CPU: not fused into the actors, several beside them.
+            .map_batches(_read_chunk, fn_args=(plan,), batch_size=1, num_cpus=READ_CPUS)
+            .map_batches(
+                embedder(index.network, index.config, 1),
+                batch_size=None,
+                compute=ray.data.ActorPoolStrategy(size=actors),
+                num_cpus=1,
+            )
+        )
+    except BaseException:
+        if started:
+            ray.shutdown()
+        raise
+    return _collect(ray, dataset, started), f"{actors} Ray actor{'s' if actors > 1 else ''}"
+
+
+def _collect(ray, dataset, started: bool) -> Iterator:
+    """The chunks of a Ray dataset as (images, embeddings), Ray shut down at the end."""
+    from lava_retrieval.search.image_index import Images
+
+    try:
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            keep = batch["reasons"] == ""
+            bad = [
+                (str(p), str(r))
+                for p, r in zip(batch["paths"][~keep], batch["reasons"][~keep], strict=True)
+            ]
+            labels = batch["labels"][keep].astype(np.int64)
+            images = Images(
+                np.zeros((0, SIZE, SIZE), np.uint8),
+                [str(p) for p in batch["paths"][keep]],
+                None if len(labels) and labels.min() < 0 else labels,
+                bad,
+            )
+            yield images, batch["embeddings"][keep]
+    except Exception as exc:
+        if isinstance(exc, LavaRetrievalError):
+            raise
+        raise LavaRetrievalError(f"the Ray build failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if started:
+            ray.shutdown()
