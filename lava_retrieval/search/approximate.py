@@ -369,11 +369,13 @@ def recall_at_k(
     seed: int = 0,
     nprobe: int | None = None,
     ef: int | None = None,
+    truth: np.ndarray | None = None,
 ) -> dict:
     """Recall@k of ``approximate`` against the exact search: ``{"recall_at_k": float, "k": k,
     "queries": n}``. Queries: ``queries`` (any vectors), else a seeded sample of ``sample`` of
     the index's own vectors. A result counts when its exact cosine score reaches the exact
-    k-th best score (less 1e-6)."""
+    k-th best score (less 1e-6). ``truth``: the exact k-th best score of each of ``queries``
+    when already known (:func:`kth_scores`), not searched again."""
     n = len(exact)
     k = min(k, n)
     if queries is None:
@@ -382,9 +384,14 @@ def recall_at_k(
         queries = exact.vectors_[picked]
     else:
         queries = normalize(queries)
-    exact_scores, _ = exact.search(queries, k)
+    kth = kth_scores(exact, queries, k) if truth is None else np.asarray(truth)
     _, positions = approximate.search(queries, k, nprobe=nprobe, ef=ef)
     found = positions >= 0
     scores = np.einsum("qd,qkd->qk", queries, exact.vectors_[np.where(found, positions, 0)])
-    hits = found & (scores >= exact_scores[:, -1:] - 1e-6)
+    hits = found & (scores >= kth.reshape(-1, 1) - 1e-6)
     return {"recall_at_k": float(hits.sum() / (len(queries) * k)), "k": k, "queries": len(queries)}
+
+
+def kth_scores(exact: CosineIndex, queries: np.ndarray, k: int = RECALL_K) -> np.ndarray:
+    """The exact ``k``-th best score of each query (what :func:`recall_at_k` compares with)."""
+    return exact.search(normalize(queries), min(k, len(exact)))[0][:, -1]
