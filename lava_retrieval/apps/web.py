@@ -16,6 +16,15 @@ limit). A query can also be an indexed image: form field ``id``. ``POST /api/sea
 takes JSON ``{"ids": [...], "k": ...}`` (and the knobs and filters) and answers each id's hits
 from the stored embeddings (nothing is simulated; at most :data:`MAX_BATCH` ids);
 ``GET /api/items/<id>`` gives an item's path, label and image (404 if it is not indexed).
+``view=hits`` on ``POST /api/search`` answers the hits alone (``{"k", "hits": [{"rank",
+"id", "score", "path", "label", "label_name"}], "warning"}``: no images, no activity, no ANN
+column), what a service's client wants; only the query's embedding waits for other requests,
+the search itself runs beside theirs. A server started with ``allow_writes`` (``serve
+--allow-writes``) also takes ``DELETE /api/items/<id>`` (remove) and ``PUT /api/items/<id>``
+(multipart ``image``, optional ``path``, stored as ``upload:PATH`` unless it starts with a
+scheme such as ``https:``: add or replace the item of that id), written to the
+index directory crash-consistently under its writer lock and served from then on (403 on a
+read-only server, 404 for an unknown id, 409 where the index cannot take it).
 ``GET /api/info`` describes the index; ``GET /healthz`` answers ``ok``; ``GET /api/metrics``
 counts requests by route and status class and summarises the latency (median, p99) of the last
 searches (:class:`Metrics`).
@@ -29,8 +38,10 @@ its event loop before a worker thread sees them, so idle or slow clients hold no
 connection idle for ``channel_timeout`` seconds is closed. Every answer carries a content
 security policy (the page's own inline script and style by hash, images as data URLs), no
 sniffing, no framing and no referrer; no ``Server`` header names the software. An upload's
-pixel count is checked from its header before it is decoded (``max_pixels``). Searches run one
-at a time (the simulator and matplotlib are shared).
+pixel count is checked from its header before it is decoded (``max_pixels``). Queries are
+embedded one at a time (the simulator is shared); above :data:`CORPUS_IN_MEMORY` indexed
+images the images shown are read from their paths when asked for, and the index (memory-
+mapped shards, the compressed approximate index) is all the server holds.
 """
 
 from __future__ import annotations
@@ -44,7 +55,13 @@ import numpy as np
 
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.data.images import ImageError, decode_image
-from lava_retrieval.search.image_index import ImageIndex, read_query, read_source
+from lava_retrieval.search.image_index import (
+    SCHEME,
+    ImageIndex,
+    Images,
+    read_query,
+    read_source,
+)
 from lava_retrieval.search.index import RetrievalIndexError
 from lava_retrieval.snn.config import SimConfig
 
@@ -53,6 +70,11 @@ DEFAULT_MAX_PIXELS = 12_000_000  # a 12-megapixel photo; decoding it takes a fra
 DEFAULT_THREADS = 4
 SERVE_BACKENDS = ("sim", "lava", "lava-float")
 MAX_BATCH = 1000  # queries of one /api/search/batch request
+CORPUS_IN_MEMORY = 100_000
+"""Up to this many indexed images are kept in memory as the network saw them (and get the ANN
+column); above, each image shown is read from its path when asked for."""
+AUGMENTED_PATH = "fashion-mnist:augmented:"
+VIEWS = ("page", "hits")
 LATENCY_WINDOW = 1000  # searches whose latency /api/metrics summarises
 ROUTES = ("/", "/healthz", "/api/info", "/api/metrics", "/api/search", "/api/search/batch")
 CHANNEL_TIMEOUT = 30  # seconds an idle connection is kept
@@ -118,21 +140,33 @@ class SearchService:
         checkpoint=None,
         data_dir: str | None = None,
         backend: str = "sim",
+        directory: str | os.PathLike | None = None,
     ) -> None:
+        import threading
+
         if backend not in SERVE_BACKENDS:
             raise LavaRetrievalError(f"backend must be one of {SERVE_BACKENDS}, got {backend!r}")
         self.index = index
+        self.directory = directory
         self.data_dir = data_dir
         self.backend = backend
+        self.embed_lock = threading.Lock()  # the simulator and the graph: one query at a time
+        self.write_lock = threading.Lock()
         self.corpus = self._corpus_images()
         self.ann = None
         self.ann_note = "no ANN is known for this index's network (serve --checkpoint DIR)"
+        if self.corpus is None:
+            self.ann_note = (
+                f"the ANN column is shown for indexes of up to {CORPUS_IN_MEMORY:,} images"
+            )
+            checkpoint = False
         if checkpoint is None:
             from lava_retrieval.conversion.methods import resolve
 
             known = resolve(network=index.network, need_ann=False)
             checkpoint = known.checkpoint() if known.checkpoint_path else None
-        if checkpoint is not None:
+        if checkpoint:
+            self.checkpoint = checkpoint
             self.ann = checkpoint.model.eval()
             self.ann_note = f"ANN: {checkpoint.path.name}"
             from lava_retrieval.search.index import CosineIndex
@@ -147,12 +181,15 @@ class SearchService:
         if self.graph is not None:
             self.graph.close()
 
-    def _corpus_images(self) -> np.ndarray:
-        """The indexed images as the network saw them (read back from their paths)."""
+    def _corpus_images(self) -> np.ndarray | None:
+        """The indexed images as the network saw them (read back from their paths), or None
+        above :data:`CORPUS_IN_MEMORY` images (then each is read when shown)."""
+        if len(self.index) > CORPUS_IN_MEMORY:
+            return None
         images = np.zeros((len(self.index), 28, 28), np.uint8)
         by_split: dict[str, list[tuple[int, int]]] = {}
         for position, path in enumerate(self.index.paths):
-            if path.startswith("fashion-mnist:"):
+            if path.startswith("fashion-mnist:") and not path.startswith(AUGMENTED_PATH):
                 split, number = path[len("fashion-mnist:") :].rsplit(":", 1)
                 by_split.setdefault(split, []).append((position, int(number)))
             else:
@@ -170,6 +207,70 @@ class SearchService:
                 images[list(positions)] = split_images[list(numbers)]
         return images
 
+    def image_at(self, position: int) -> np.ndarray:
+        """The indexed image at ``position`` as the network saw it (blank if its file is
+        gone)."""
+        if self.corpus is not None:
+            return self.corpus[position]
+        try:
+            return read_query(
+                self.index.paths[position], self.index.preprocessing, data_dir=self.data_dir
+            )
+        except LavaRetrievalError:
+            return np.zeros((28, 28), np.uint8)
+
+    def hits(self, image: np.ndarray, k: int, **knobs) -> dict:
+        """The service's answer for one prepared image: the hits (ids, scores, paths,
+        labels), no images. Only the embedding is one query at a time; the searches of
+        several requests run at once."""
+        index = self.index  # (one index for the whole request, even if a write swaps it)
+        k = max(1, min(int(k), len(index)))
+        index.check_search(k, **knobs)  # bad knobs and filters: before the embedding
+        with self.embed_lock:
+            embedding = self.graph.embed(image[None]) if self.graph else index.embed(image[None])
+        return self._hits_answer(k, index.search_embeddings(embedding, k, **knobs)[0])
+
+    def hits_by_id(self, item: int, k: int, **knobs) -> dict:
+        """:meth:`hits` of the indexed image of id ``item`` (its stored embedding)."""
+        index = self.index
+        k = max(1, min(int(k), len(index)))
+        return self._hits_answer(k, index.search_by_id([item], k, **knobs)[0])
+
+    @staticmethod
+    def _hits_answer(k: int, hits) -> dict:
+        return {
+            "k": k,
+            "hits": [{**h.to_dict(), "score": round(h.score, 6)} for h in hits],
+            "warning": SILENT_WARNING if hits.silent else None,
+        }
+
+    def write(self, change) -> ImageIndex:
+        """Apply ``change`` (a function of an :class:`ImageIndex`) to the newest version of the
+        served index directory and save it, then serve that version (one write at a time;
+        searches go on meanwhile on the version before)."""
+        if self.directory is None:
+            raise RetrievalIndexError(
+                "this server indexes in memory (no --index): there is nothing to write to"
+            )
+        from lava_retrieval.common.locking import exclusive
+
+        with self.write_lock, exclusive(self.directory, what="writing this index"):
+            latest = ImageIndex.load(self.directory)
+            latest.check_network(self.index.network)
+            change(latest)
+            latest.save(self.directory)
+            self.swap(latest)
+        return latest
+
+    def swap(self, index: ImageIndex) -> None:
+        """Serve ``index`` from now on (its images and the ANN column's index with it)."""
+        self.index = index
+        self.corpus = self._corpus_images()
+        if self.ann is not None and self.corpus is not None:
+            from lava_retrieval.search.index import CosineIndex
+
+            self.ann_index = CosineIndex().add(self._ann_embed(self.corpus))
+
     def _ann_embed(self, images: np.ndarray) -> np.ndarray:
         from lava_retrieval.ann.inference import embed
 
@@ -180,7 +281,7 @@ class SearchService:
             {
                 **h.to_dict(),
                 "score": round(h.score, 4),
-                "image": png_data_url(self.corpus[self.index.position(h.id)], 2),
+                "image": png_data_url(self.image_at(self.index.position(h.id)), 2),
             }
             for h in hits
         ]
@@ -199,7 +300,7 @@ class SearchService:
             "ann_note": self.ann_note,
             "k": k,
         }
-        if self.ann is not None:
+        if self.ann is not None and self.corpus is not None:
             allowed = self.index.matching(knobs.get("labels"), knobs.get("path_prefix"))
             scores, ids = self.ann_index.search(self._ann_embed(image[None]), k, allowed)
             pairs = enumerate(zip(ids[0], scores[0], strict=True), 1)
@@ -293,17 +394,16 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    allow_writes: bool = False,
 ):
-    """The Flask application of :class:`SearchService` (see the module docstring)."""
-    import threading
-
+    """The Flask application of :class:`SearchService` (see the module docstring);
+    ``allow_writes``: accept ``DELETE`` and ``PUT`` of items."""
     from flask import Flask, g, jsonify, request
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
     app = Flask("lava_retrieval.apps.web")
     app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes
     headers = security_headers()
-    one_at_a_time = threading.Lock()
     metrics = Metrics()
 
     @app.before_request
@@ -363,6 +463,9 @@ def create_app(
             return error("k must be an integer", 400)
         if wanted < 1:
             return error("k must be at least 1", 400)
+        view = request.form.get("view", "page").strip() or "page"
+        if view not in VIEWS:
+            return error(f"view must be one of {', '.join(VIEWS)}", 400)
         knobs = {}
         for name in ("nprobe", "ef"):
             text = request.form.get(name, "").strip()
@@ -387,8 +490,13 @@ def create_app(
                 number = request.form["id"].strip()
                 if not number.isdigit():
                     return error("id must be a number", 400)
+                if view == "hits":  # its stored embedding answers: nothing is simulated
+                    try:
+                        return jsonify(service.hits_by_id(int(number), wanted, **knobs))
+                    except RetrievalIndexError as exc:
+                        return error(str(exc), 400)
                 # An indexed image as the query: as the network saw it when it was indexed.
-                image = service.corpus[service.index.position(int(number))]
+                image = service.image_at(service.index.position(int(number)))
             elif request.form.get("test_id", "").strip():
                 number = request.form["test_id"].strip()
                 if not number.isdigit():
@@ -402,12 +510,13 @@ def create_app(
                 return error("send an image file (field 'image'), a test_id or an id", 400)
         except (ImageError, LavaRetrievalError) as exc:
             return error(str(exc), 400)
-        with one_at_a_time:
-            try:
-                answer = service.search(image, wanted, **knobs)
-            except RetrievalIndexError as exc:  # knobs that do not apply or are out of range
-                return error(str(exc), 400)
-        return jsonify(answer)
+        try:
+            if view == "hits":
+                return jsonify(service.hits(image, wanted, **knobs))
+            with service.embed_lock:  # the page's answer simulates the query twice
+                return jsonify(service.search(image, wanted, **knobs))
+        except RetrievalIndexError as exc:  # knobs that do not apply or are out of range
+            return error(str(exc), 400)
 
     @app.get("/api/items/<item_id>")
     def item(item_id: str):
@@ -419,7 +528,50 @@ def create_app(
             return error(str(exc), 404)
         hit = service.index.hit(0, position, 0.0).to_dict()
         hit.pop("rank"), hit.pop("score")
-        return jsonify({**hit, "image": png_data_url(service.corpus[position], 2)})
+        return jsonify({**hit, "image": png_data_url(service.image_at(position), 2)})
+
+    def writable():
+        if not allow_writes:
+            return error("this server is read-only (serve --allow-writes accepts changes)", 403)
+        return None
+
+    @app.delete("/api/items/<item_id>")
+    def remove_item(item_id: str):
+        if (refused := writable()) is not None:
+            return refused
+        if not item_id.isdigit():
+            return error("an item id is a number", 400)
+        try:
+            index = service.write(lambda latest: latest.remove([int(item_id)]))
+        except RetrievalIndexError as exc:
+            return error(str(exc), 404 if "not in the index" in str(exc) else 409)
+        return jsonify({"removed": int(item_id), "count": len(index)})
+
+    @app.put("/api/items/<item_id>")
+    def upsert_item(item_id: str):
+        if (refused := writable()) is not None:
+            return refused
+        if not item_id.isdigit() or len(item_id) > 18:
+            return error("an item id is a number", 400)
+        upload = request.files.get("image")
+        if upload is None or not upload.filename:
+            return error("send the item's image file (field 'image')", 400)
+        path = request.form.get("path", "").strip() or upload.filename
+        if not SCHEME.match(path):  # a name of the client's, not a file of this machine
+            path = f"upload:{path}"
+        try:
+            image = _read_upload(upload.read(), service.index.preprocessing.invert, max_pixels)
+            if service.index.index.labels_ is not None:
+                raise RetrievalIndexError(
+                    "this index has labels: its images are added with `index add`"
+                )
+            source = Images(image[None], [path], None, [])
+            with service.embed_lock:
+                embedding = service.index.embed(source.images)
+            index = service.write(lambda latest: latest._append(source, embedding, [int(item_id)]))
+        except (ImageError, LavaRetrievalError) as exc:
+            return error(str(exc), 400 if isinstance(exc, ImageError) else 409)
+        return jsonify({"id": int(item_id), "path": path, "count": len(index)})
 
     @app.post("/api/search/batch")
     def batch():
@@ -524,6 +676,7 @@ def serve(
     corpus: int = 10000,
     data_dir: str | None = None,
     backend: str = "sim",
+    allow_writes: bool = False,
     log=print,
 ) -> None:
     """Load (or build) the index and serve the page until interrupted; ``backend`` embeds the
@@ -535,9 +688,11 @@ def serve(
         index = ImageIndex.load(index_dir)
     if backend != "sim":
         log(f"starting the Lava graph ({backend}) ...")
-    service = SearchService(index, checkpoint, data_dir, backend)
+    service = SearchService(index, checkpoint, data_dir, backend, directory=index_dir)
     try:
-        app = create_app(service, k, max_upload_bytes, max_pixels=max_pixels)
+        app = create_app(
+            service, k, max_upload_bytes, max_pixels=max_pixels, allow_writes=allow_writes
+        )
         try:
             server = make_server(
                 app, host=host, port=port, threads=threads, max_request_bytes=max_upload_bytes

@@ -27,6 +27,7 @@ def run_serve(args: argparse.Namespace) -> None:
         corpus=args.corpus,
         data_dir=args.data_dir,
         backend=args.backend,
+        allow_writes=args.allow_writes,
         log=log(args),
     )
 
@@ -56,6 +57,12 @@ def register(sub) -> None:
         default="sim",
         help="what embeds the queries: the simulator, or one Lava process graph kept running "
         "for the life of the server (the same answers)",
+    )
+    p.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="accept DELETE and PUT /api/items/ID (remove, add or replace an item of --index; "
+        "default: read-only)",
     )
     p.add_argument("--checkpoint", help="the ANN for the ANN column (default: the method's)")
     p.add_argument("--corpus", type=count, default=10000, help="images indexed without --index")

@@ -73,6 +73,9 @@ from lava_retrieval.snn.network import SpikingNetwork
 FASHION_PREFIX = "fashion-mnist:"
 SPLITS = ("train", "validation", "test", "full_train")
 SEARCH_BACKENDS = ("sim", "lava")
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
+"""A stored path that starts like this (``fashion-mnist:``, ``upload:``, ``https:``) names no
+file here and is kept as it is."""
 
 
 @dataclass
@@ -155,7 +158,7 @@ def _fashion(data_dir: str | None):
 def _stored_path(path: str) -> str:
     """A path as the index stores it: absolute (so that the index answers from any working
     directory), or ``fashion-mnist:SPLIT:I`` as it is."""
-    return path if path.startswith(FASHION_PREFIX) else os.path.abspath(path)
+    return path if SCHEME.match(path) else os.path.abspath(path)
 
 
 def read_query(
@@ -503,10 +506,48 @@ class ImageIndex:
         positions = [self.position(i) for i in np.asarray(ids).reshape(-1).tolist()]
         if not positions:
             raise RetrievalIndexError("no ids to search with")
+        return self.search_embeddings(
+            self.index.vectors_[positions],
+            k,
+            nprobe=nprobe,
+            ef=ef,
+            exact=exact,
+            labels=labels,
+            path_prefix=path_prefix,
+        )
+
+    def check_search(self, k: int, **options) -> None:
+        """Refuse ``k``, knobs or filters (the options of :meth:`search_embeddings`) that a
+        search of this index cannot take, before any work."""
+        if not isinstance(k, (int, np.integer)) or not 1 <= k <= len(self):
+            raise RetrievalIndexError(f"k must be between 1 and {len(self)}, got {k!r}")
+        self._plan(
+            k,
+            options.get("nprobe"),
+            options.get("ef"),
+            options.get("exact", False),
+            options.get("labels"),
+            options.get("path_prefix"),
+            False,
+        )
+
+    def search_embeddings(
+        self,
+        embeddings: np.ndarray,
+        k: int = 10,
+        *,
+        nprobe: int | None = None,
+        ef: int | None = None,
+        exact: bool = False,
+        labels: list[int | str] | None = None,
+        path_prefix: str | None = None,
+    ) -> list[Hits]:
+        """:meth:`search` with embeddings already made (by this index's network and
+        settings) as the queries."""
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= len(self):
             raise RetrievalIndexError(f"k must be between 1 and {len(self)}, got {k!r}")
         approximate, allowed = self._plan(k, nprobe, ef, exact, labels, path_prefix, False)
-        embeddings = self.index.vectors_[positions]
+        embeddings = np.asarray(embeddings, np.float32).reshape(-1, self.index.dim_)
         scores, found = self._nearest(embeddings, k, approximate, nprobe, ef, allowed)
         return self._results(scores, found, embeddings)
 

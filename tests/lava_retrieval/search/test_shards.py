@@ -63,7 +63,8 @@ def test_a_search_over_shards_is_the_full_ranking(seven, tmp_path):
     queries[queries.sum(1) == 0] = [0, 1, 0]
     for k in (1, 5, 12, 40):
         scores, positions = loaded.search_positions(queries, k)
-        want_scores, want = reference(np.asarray(loaded.vectors_), index_module.normalize(queries), k)
+        vectors = np.asarray(loaded.vectors_)
+        want_scores, want = reference(vectors, index_module.normalize(queries), k)
         np.testing.assert_array_equal(positions, want)
         np.testing.assert_allclose(scores, want_scores, atol=1e-6)
     allowed = np.arange(40) % 3 == 0
