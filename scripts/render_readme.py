@@ -493,8 +493,8 @@ def bench_index() -> str:
     )
 
 
-def bench_ann() -> str:
-    bench = _load("bench-ann.json")
+def bench_ann(name: str = "bench-ann.json", command: str = "") -> str:
+    bench = _load(name)
     sim = bench["simulation"]
     rows = [
         "| index | faiss | build | size | best queries/s at recall@10 ≥ 0.99 | recall@10 | "
@@ -527,18 +527,59 @@ def bench_ann() -> str:
         if bench["target_met"]
         else "not met" + (f" (best: {best['index']} at {best['speed_up']:,.1f}×)" if best else "")
     )
+    source = (
+        "the Fashion-MNIST images"
+        if bench.get("source", "fashion-mnist") == "fashion-mnist"
+        else f"`{bench['source']}` (seeded crops, shifts and flips of the 70,000 images)"
+    )
+    exact_queries = bench.get("exact_queries", bench["queries"])
+    peaks = bench["peak_rss_mib"]
     return (
         "\n".join(rows)
-        + f"\n\n{bench['corpus']:,} embeddings of {bench['dimension']} dimensions (method "
-        + f"`{bench['method']}`, T = {sim['time_steps']}, {sim['timing']}, {sim['readout']}; "
-        + f"embedded in {bench['embed_seconds']:,.0f} s, "
-        + f"{bench['embed_images_per_second']:,.0f} images/s), {bench['queries']:,} queries "
-        + "(seeded variants of the images: crops, shifts, flips) answered one at a time, "
-        + f"median of 3 passes, {bench['machine']['cpus']} CPU cores, one run. Target: "
+        + f"\n\n{bench['corpus']:,} embeddings of {bench['dimension']} dimensions of {source} "
+        + f"(method `{bench['method']}`, T = {sim['time_steps']}, {sim['timing']}, "
+        + f"{sim['readout']}; embedded and written in {bench.get('shards', 1)} shard(s) in "
+        + f"{bench['embed_seconds']:,.0f} s, {bench['embed_images_per_second']:,.0f} "
+        + f"images/s, apart from the index builds), {bench['queries']:,} queries (other "
+        + "seeded variants) answered one at a time, median of 3 passes"
+        + (
+            f" (the exact index: its first {exact_queries} queries, one pass)"
+            if exact_queries != bench["queries"]
+            else ""
+        )
+        + f", {bench['machine']['cpus']} CPU cores, one run; peak memory of the process "
+        + f"{max(v for v in peaks.values() if v) / 1024:,.1f} GiB. Target: "
         + f"recall@10 ≥ {bench['target']['recall']} at ≥ {bench['target']['speed_up']}× the "
         + f"exact index's queries/s: {verdict}. Every knob value: "
         + f"[`results/{bench['figure']}`](results/{bench['figure']}), "
-        + "`results/bench-ann.json`, produced by `python benchmarks/ann_search.py`."
+        + f"`results/{name}`, produced by `python benchmarks/ann_search.py{command}`."
+    )
+
+
+def bench_ann_1m() -> str:
+    return bench_ann("bench-ann-1m.json", " --corpus 1000000 --out results/bench-ann-1m.json")
+
+
+def bench_service() -> str:
+    bench = _load("bench-service.json")
+    index, server = bench["index"], bench["server"]
+    alone, load = bench["alone"], bench["under_load"]
+    search = index["search"]
+    return (
+        "| clients | queries | median | p99 | queries/s |\n| ---: | ---: | ---: | ---: | ---: |\n"
+        + f"| 1 | {alone['count']:,} | {alone['median_ms']:.1f} ms | {alone['p99_ms']:.1f} ms | "
+        + f"{1000 / alone['mean_ms']:,.0f} |\n"
+        + f"| {load['clients']} | {load['count']:,} | {load['median_ms']:.1f} ms | "
+        + f"{load['p99_ms']:.1f} ms | {load['requests_per_second']:,.0f} |\n\n"
+        + f"`lava-retrieval serve` (waitress, {server['threads']} threads) over "
+        + f"{index['count']:,} images in {index['shards']} memory-mapped shards with "
+        + f"{search['index_type']} (`{search.get('factory')}`, recall@10 "
+        + f"{search.get('recall', {}).get('recall_at_k', float('nan')):.3f}); each query a PNG "
+        + "upload not in the index, decoded, embedded by the spiking network and searched "
+        + f"(k = {bench['k']}, `view=hits`), through HTTP on 127.0.0.1; {bench['lost']} "
+        + f"lost. The server started in {server['start_seconds']:.0f} s and peaked at "
+        + f"{server['VmHWM'] / 1024:,.1f} GiB resident; {bench['machine']['cpus']} CPU cores. "
+        + "From `results/bench-service.json`, produced by `python benchmarks/service_load.py`."
     )
 
 
@@ -638,6 +679,8 @@ BLOCKS = {
     "bench-web": bench_web,
     "bench-index": bench_index,
     "bench-ann": bench_ann,
+    "bench-ann-1m": bench_ann_1m,
+    "bench-service": bench_service,
     "bench-memory": bench_memory,
 }
 

@@ -23,9 +23,10 @@ a faiss factory string
     ``"IVF256,Flat"``; its knobs are those of its IVF or HNSW part; ``R`` is 16 with product
     quantisation, 4 otherwise.
 
-Trained (IVF, PQ) on a seeded sample of at most :data:`TRAIN_SAMPLE` vectors. faiss orders
-equal scores as it meets them, not by position; a query may get fewer than ``k`` results from
-an IVF index whose probed clusters hold fewer vectors (the missing ones are dropped).
+Trained (IVF, PQ, SQ) on a seeded sample of at most :data:`TRAIN_SAMPLE` vectors, then filled
+shard by shard. The re-ranked candidates are ordered like the exact search's (score, then
+position); a query may get fewer than ``k`` results from an IVF index whose probed clusters
+hold fewer vectors (the missing ones are dropped).
 
 :func:`recall_at_k` measures an index against the exact search on a sample of its own vectors
 (the build records it); a hit counts when its exact score reaches the exact ``k``-th best, so
