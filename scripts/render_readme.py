@@ -565,6 +565,14 @@ def bench_service() -> str:
     index, server = bench["index"], bench["server"]
     alone, load = bench["alone"], bench["under_load"]
     search = index["search"]
+    knob, setting = next(iter(search["knobs"].items()))
+    default = setting["default"]
+    rows = [
+        r["recall"]
+        for r in _load("bench-ann-1m.json")["rows"]
+        if r["knob"] == knob and r["value"] == default and r["index"] == search["index_type"]
+    ]
+    recall = rows[0] if rows else None
     return (
         "| clients | queries | median | p99 | queries/s |\n| ---: | ---: | ---: | ---: | ---: |\n"
         + f"| 1 | {alone['count']:,} | {alone['median_ms']:.1f} ms | {alone['p99_ms']:.1f} ms | "
@@ -573,8 +581,9 @@ def bench_service() -> str:
         + f"{load['p99_ms']:.1f} ms | {load['requests_per_second']:,.0f} |\n\n"
         + f"`lava-retrieval serve` (waitress, {server['threads']} threads) over "
         + f"{index['count']:,} images in {index['shards']} memory-mapped shards with "
-        + f"{search['index_type']} (`{search.get('factory')}`, recall@10 "
-        + f"{search.get('recall', {}).get('recall_at_k', float('nan')):.3f}); each query a PNG "
+        + f"{search['index_type']} (`{search.get('factory')}`, its default {knob} {default}"
+        + (f": recall@10 {recall:.3f} in the table above" if recall is not None else "")
+        + "); each query a PNG "
         + "upload not in the index, decoded, embedded by the spiking network and searched "
         + f"(k = {bench['k']}, `view=hits`), through HTTP on 127.0.0.1; {bench['lost']} "
         + f"lost. The server started in {server['start_seconds']:.0f} s and peaked at "

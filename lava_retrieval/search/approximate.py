@@ -10,7 +10,7 @@ only the candidate set is approximate. Types:
 
 ``hnsw``
     ``HNSW32,SQ8``: a graph over 8-bit vectors, built with :data:`EF_CONSTRUCTION` candidates
-    per insertion; search knob ``ef`` (faiss's ``efSearch``, default 64, at least the
+    per insertion; search knob ``ef`` (faiss's ``efSearch``, default 128, at least the
     candidates re-ranked), the candidates kept while walking the graph. ``R`` = 4.
 ``ivf``
     ``IVF{nlist},SQ8``: 8-bit vectors in ``nlist`` clusters (about 4 sqrt(N), at least 39
@@ -50,7 +50,7 @@ TRAIN_SAMPLE = 100_000
 RECALL_K = 10
 RECALL_SAMPLE = 1000
 """Queries (own vectors) :func:`recall_at_k` takes by default."""
-DEFAULT_EF = 64
+DEFAULT_EF = 128
 DEFAULT_NPROBE = 16
 DEFAULT_KNOBS = {"ef": DEFAULT_EF, "nprobe": DEFAULT_NPROBE}
 REFINE_FACTOR = 16

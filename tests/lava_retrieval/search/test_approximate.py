@@ -144,7 +144,7 @@ def test_image_index_with_hnsw(network, fashion, tmp_path):
     index.save(tmp_path / "idx")
     meta = json.loads((tmp_path / "idx" / "index.json").read_text())["metadata"]["search"]
     assert meta["index_type"] == "hnsw" and meta["factory"] == "HNSW32,SQ8"
-    assert meta["knobs"] == {"ef": {"default": 64, "min": 1, "max": 1 << 16}}
+    assert meta["knobs"] == {"ef": {"default": 128, "min": 1, "max": 1 << 16}}
     assert meta["recall"]["recall_at_k"] >= 0.95 and meta["recall"]["queries"] == 600
     files = sorted(p.name.split("-")[0] for p in (tmp_path / "idx").iterdir())
     assert "faiss" in files
