@@ -174,6 +174,7 @@ def main() -> None:
             index.index_type, index.approximate = "hnsw", approximate
             index.recall = recall_at_k(exact, approximate)
             index.save(work)
+            index.approximate = None
         del approximate  # one approximate index in memory at a time
     for row in rows:
         row["speed_up"] = round(row["qps"] / exact_qps, 2)

@@ -40,7 +40,13 @@ import numpy as np
 from lava_retrieval.common.atomic import atomic_path, is_full, no_room, write_bytes, write_text
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.locking import exclusive
-from lava_retrieval.search.shards import RELEASE_BYTES, Shards, drop_pages, shard_rows
+from lava_retrieval.search.shards import (
+    RELEASE_BYTES,
+    Shards,
+    drop_pages,
+    map_shard,
+    shard_rows,
+)
 
 FORMAT = "lava-retrieval-index"
 FORMAT_VERSION = 3
@@ -487,8 +493,9 @@ class CosineIndex:
 
 
 def _map(path: Path) -> np.ndarray:
-    """A saved shard, memory-mapped read-only."""
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    """A saved shard, memory-mapped read-only (:func:`~lava_retrieval.search.shards.
+    map_shard`)."""
+    return map_shard(path)
 
 
 def _read_shards(directory: Path, manifest: dict) -> Shards:

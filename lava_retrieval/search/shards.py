@@ -18,6 +18,7 @@ index stays what its searches use, not its size.
 
 from __future__ import annotations
 
+import functools
 import mmap
 from collections.abc import Iterator
 
@@ -124,7 +125,11 @@ class Shards:
         which = np.searchsorted(self.starts, flat, side="right") - 1
         for b in np.unique(which).tolist():
             rows = np.flatnonzero(which == b)
-            out[rows] = self.parts[b][flat[rows] - self.starts[b]]
+            part = self.parts[b]
+            if getattr(part, "reader", None) is not None:
+                read_rows(part, flat[rows] - self.starts[b], out, rows)
+            else:
+                out[rows] = part[flat[rows] - self.starts[b]]
         return out.reshape(*positions.shape, self.dim)
 
     def append(self, vectors: np.ndarray) -> None:
@@ -193,6 +198,54 @@ class Shards:
         one block resident at a time, not the whole index."""
         if self.nbytes > RELEASE_BYTES:
             drop_pages(part)
+
+
+def map_shard(path) -> np.ndarray:
+    """A saved shard (``.npy``), memory-mapped read-only, with its file kept open for
+    :func:`read_rows` (a shard replaced by a newer version stays readable)."""
+    part = np.load(path, mmap_mode="r", allow_pickle=False)
+    if isinstance(part, np.memmap):
+        part.reader = open(path, "rb")  # noqa: SIM115 (closed with the array)
+    return part
+
+
+def read_rows(part: np.memmap, rows: np.ndarray, out: np.ndarray, where: np.ndarray) -> None:
+    """``out[where] = part[rows]``, read with ``pread`` instead of through the mapping:
+    scattered rows of a memory-mapped file would each map their neighbourhood (the kernel's
+    fault-around maps 16 pages per fault), so that a search's few re-ranked rows would leave
+    gigabytes resident; read, they leave only the page cache warm."""
+    size = part.shape[1] * part.itemsize
+    if not (out.flags.c_contiguous and out.dtype == part.dtype and out.shape[1:] == part.shape[1:]):
+        raise ValueError("read_rows needs a C-contiguous output of the shard's rows")
+    rows = np.ascontiguousarray(rows, np.int64)
+    where = np.ascontiguousarray(where, np.int64)
+    failed = _pread_rows()(part.reader.fileno(), part.offset, size, rows, out.ctypes.data, where)
+    if failed >= 0:
+        raise OSError(f"{part.filename}: short read at row {rows[failed]}")
+
+
+@functools.cache
+def _pread_rows():
+    """A compiled loop of ``pread(2)`` calls, one per row (about 2 us each; a Python loop
+    takes five times as long)."""
+    import ctypes
+
+    import numba
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pread = libc.pread
+    # (the buffer's address passed as an integer: numba calls ctypes functions of numbers)
+    pread.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_size_t, ctypes.c_long]
+    pread.restype = ctypes.c_long
+
+    @numba.njit
+    def loop(fd, offset, size, rows, address, where):  # pragma: no cover - compiled
+        for i in range(len(rows)):
+            if pread(fd, address + where[i] * size, size, offset + rows[i] * size) != size:
+                return i
+        return -1
+
+    return loop
 
 
 def drop_pages(part: np.ndarray) -> None:
