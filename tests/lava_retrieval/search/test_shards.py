@@ -165,3 +165,23 @@ def test_large_indexes_release_their_pages(seven, tmp_path, monkeypatch):
     assert len(released) == 5
     for a, b in zip(want, got, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_scattered_rows_of_saved_shards_are_read_not_mapped(seven, tmp_path, monkeypatch):
+    """A gather from memory-mapped shards (what re-ranking does) reads the rows with pread:
+    the same values as indexing the arrays, without touching the mapping."""
+    vectors = np.random.default_rng(6).standard_normal((30, 8))
+    loaded = CosineIndex.load(CosineIndex().add(vectors).save(tmp_path / "idx"))
+    positions = np.array([[29, 0, 7], [13, 13, 28]])
+    want = np.asarray(loaded.vectors_)[positions]
+    calls = []
+    real = shards_module.read_rows
+    monkeypatch.setattr(
+        shards_module, "read_rows", lambda *args: calls.append(len(args[1])) or real(*args)
+    )
+    np.testing.assert_array_equal(loaded.vectors_.take(positions), want)
+    assert sum(calls) == 6 and len(calls) == 3  # three shards met, six rows read
+    part = loaded.vectors_.parts[0]
+    part.reader.close()  # a shard whose file cannot be read any more: an error, not zeros
+    with pytest.raises((OSError, ValueError)):
+        loaded.vectors_.take([1])
