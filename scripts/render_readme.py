@@ -506,12 +506,12 @@ def bench_ann(name: str = "bench-ann.json", command: str = "") -> str:
         f"| exact | none | none | {bench['exact_bytes'] / 2**20:,.0f} MiB | "
         f"{exact['qps']:,.0f} | 1.0 | 1 |"
     )
-    for name, build in bench["builds"].items():
-        mine = [r for r in bench["rows"] if r["index"] == name]
+    for kind, build in bench["builds"].items():
+        mine = [r for r in bench["rows"] if r["index"] == kind]
         good = [r for r in mine if r["recall"] >= bench["target"]["recall"]]
         best = max(good, key=lambda r: r["qps"]) if good else max(mine, key=lambda r: r["recall"])
         rows.append(
-            f"| {name} | `{build['factory']}` | {build['build_seconds']:,.0f} s | "
+            f"| {kind} | `{build['factory']}` | {build['build_seconds']:,.0f} s | "
             f"{build['bytes'] / 2**20:,.0f} MiB | "
             + (
                 f"{best['qps']:,.0f} ({best['knob']} {best['value']})"
@@ -530,7 +530,7 @@ def bench_ann(name: str = "bench-ann.json", command: str = "") -> str:
     source = (
         "the Fashion-MNIST images"
         if bench.get("source", "fashion-mnist") == "fashion-mnist"
-        else f"`{bench['source']}` (seeded crops, shifts and flips of the 70,000 images)"
+        else f"`{bench['source']}`, seeded crops, shifts and flips of the 70,000 images"
     )
     exact_queries = bench.get("exact_queries", bench["queries"])
     peaks = bench["peak_rss_mib"]
@@ -538,7 +538,7 @@ def bench_ann(name: str = "bench-ann.json", command: str = "") -> str:
         "\n".join(rows)
         + f"\n\n{bench['corpus']:,} embeddings of {bench['dimension']} dimensions of {source} "
         + f"(method `{bench['method']}`, T = {sim['time_steps']}, {sim['timing']}, "
-        + f"{sim['readout']}; embedded and written in {bench.get('shards', 1)} shard(s) in "
+        + f"{sim['readout']}; embedded and written in {bench.get('shards', 1)} shards in "
         + f"{bench['embed_seconds']:,.0f} s, {bench['embed_images_per_second']:,.0f} "
         + f"images/s, apart from the index builds), {bench['queries']:,} queries (other "
         + "seeded variants) answered one at a time, median of 3 passes"
