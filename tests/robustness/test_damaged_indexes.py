@@ -34,8 +34,16 @@ def _manifest(directory: Path, change) -> None:
     path.write_text(json.dumps(manifest))
 
 
+def _file(directory: Path, name: str) -> Path:
+    """The file of ``name`` in the manifest (``embeddings.npy``: its first shard)."""
+    manifest = json.loads((directory / "index.json").read_text())
+    if name == "embeddings.npy":
+        return directory / manifest["shards"][0]["file"]
+    return directory / manifest["files"][name]
+
+
 def _array(directory: Path, name: str, change) -> None:
-    path = directory / json.loads((directory / "index.json").read_text())["files"][name]
+    path = _file(directory, name)
     np.save(path, change(np.load(path)))
 
 
@@ -51,7 +59,7 @@ def _set(*keys, value):
 
 def _huge_header(directory: Path) -> None:
     """An embeddings file whose header claims 10^12 rows (terabytes) over a few bytes of data."""
-    path = directory / json.loads((directory / "index.json").read_text())["files"]["embeddings.npy"]
+    path = _file(directory, "embeddings.npy")
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(
             f, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 1024)}

@@ -31,8 +31,9 @@ LEFTOVERS = [
 
 def _only_the_manifests_files(directory: Path) -> None:
     manifest = json.loads((directory / "index.json").read_text())
+    shards = [shard["file"] for shard in manifest["shards"]]
     assert sorted(p.name for p in directory.iterdir()) == sorted(
-        [*manifest["files"].values(), "index.json"]
+        [*manifest["files"].values(), *shards, "index.json"]
     )
     assert not list(directory.parent.glob(".*.lock"))
 
