@@ -490,31 +490,14 @@ class ImageIndex:
             scores, ids = self._nearest(embeddings, k, approximate, nprobe, ef, allowed)
         return self._results(scores, ids, embeddings)
 
-    def search_by_id(
-        self,
-        ids,
-        k: int = 10,
-        *,
-        nprobe: int | None = None,
-        ef: int | None = None,
-        exact: bool = False,
-        labels: list[int | str] | None = None,
-        path_prefix: str | None = None,
-    ) -> list[list[Hit]]:
+    def search_by_id(self, ids, k: int = 10, **options) -> list[Hits]:
         """:meth:`search` with indexed images as the queries, by id: their stored embeddings
-        answer, nothing is simulated (each finds itself first unless filtered out)."""
+        answer, nothing is simulated (each finds itself first unless filtered out);
+        ``options``: the knobs and filters of :meth:`search_embeddings`."""
         positions = [self.position(i) for i in np.asarray(ids).reshape(-1).tolist()]
         if not positions:
             raise RetrievalIndexError("no ids to search with")
-        return self.search_embeddings(
-            self.index.vectors_[positions],
-            k,
-            nprobe=nprobe,
-            ef=ef,
-            exact=exact,
-            labels=labels,
-            path_prefix=path_prefix,
-        )
+        return self.search_embeddings(self.index.vectors_[positions], k, **options)
 
     def check_search(self, k: int, **options) -> None:
         """Refuse ``k``, knobs or filters (the options of :meth:`search_embeddings`) that a
