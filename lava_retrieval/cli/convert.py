@@ -40,6 +40,8 @@ def run_convert(args: argparse.Namespace) -> None:
         config,
         args.out,
         export_netx=args.export_netx,
+        export_nir=args.export_nir,
+        nir_timing=args.nir_timing,
         loihi_report=args.loihi_report,
         allow_undeployable=args.allow_undeployable,
     )
@@ -56,7 +58,7 @@ def run_convert(args: argparse.Namespace) -> None:
             + ("deployable" if chip["deployable"] else f"NOT deployable: {chip['reason']}"),
         ]
         lines += [f"warning: {w}" for w in chip["warnings"]]
-        lines += [f"{k}: {p[k]}" for k in ("netx", "loihi_report") if k in p]
+        lines += [f"{k}: {p[k]}" for k in ("netx", "nir", "loihi_report") if k in p]
         return "\n".join(lines)
 
     emit(args, payload, text)
@@ -117,6 +119,8 @@ def run_calibrate(args: argparse.Namespace) -> None:
 
 def register_convert(sub) -> None:
     """Add the command to ``sub``."""
+    from lava_retrieval.snn.config import TIMINGS
+
     p = add_command(
         sub, "convert", run_convert, "convert an ANN into a spiking network (Algorithm 1)"
     )
@@ -129,6 +133,19 @@ def register_convert(sub) -> None:
         help="the thresholds' percentile alone (default: --percentile); `calibrate` chooses it",
     )
     p.add_argument("--export-netx", metavar="H5", help="also write a lava-dl netx hdf5 file")
+    p.add_argument(
+        "--export-nir",
+        metavar="FILE",
+        help="also write the network as a NIR graph (HDF5; needs the nir extra): what NIR "
+        "cannot state (soft reset, initial potential, timing) is in its metadata",
+    )
+    p.add_argument(
+        "--nir-timing",
+        choices=TIMINGS,
+        default="no_delay",
+        help="the timing the NIR graph is run with, recorded in it: no_delay or pipelined "
+        "(the others cannot be stated in NIR; default: %(default)s)",
+    )
     p.add_argument("--loihi-report", metavar="PNG", help="draw the Loihi core map")
     p.add_argument(
         "--allow-undeployable",

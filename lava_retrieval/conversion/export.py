@@ -17,15 +17,17 @@ def convert_to_file(
     out: str | os.PathLike,
     *,
     export_netx: str | os.PathLike | None = None,
+    export_nir: str | os.PathLike | None = None,
+    nir_timing: str = "no_delay",
     loihi_report: str | os.PathLike | None = None,
     allow_undeployable: bool = False,
 ) -> tuple[SpikingNetwork, dict]:
     """Convert a checkpoint, check it against one Loihi chip, and write the network (and, if
     asked, its netx export and core-map figure). What ``lava-retrieval convert`` does.
 
-    Every reason the netx export would be inexact is reported in one message before anything
-    is converted; a network that does not fit one chip is refused unless
-    ``allow_undeployable``.
+    Every reason the netx export would be inexact, or the NIR export (``export_nir``, run with
+    ``nir_timing``) impossible, is reported in one message before anything is converted; a
+    network that does not fit one chip is refused unless ``allow_undeployable``.
 
     Returns
     -------
@@ -39,9 +41,16 @@ def convert_to_file(
     from lava_retrieval.loihi.netx import NetxExportError
     from lava_retrieval.loihi.netx import export_netx as write_netx
 
-    for path in (out, export_netx, loihi_report):
+    for path in (out, export_netx, export_nir, loihi_report):
         if path:
             check_output(path)  # before converting
+    if export_nir:
+        from lava_retrieval.snn import nir as nir_export
+
+        nir_export.nir_module()  # installed?
+        found = nir_export.export_problems(None, nir_timing)
+        if found:
+            raise nir_export.NIRExportError("cannot export to NIR: " + "; ".join(found))
     config = config.resolved(checkpoint.config.activation == "qcfs")
     if export_netx:
         found = lowering.config_problems(
@@ -77,6 +86,8 @@ def convert_to_file(
     }
     if export_netx:
         payload["netx"] = str(write_netx(network, export_netx))
+    if export_nir:
+        payload["nir"] = str(network.to_nir(nir_timing, path=export_nir))
     if loihi_report:
         title = f"{network.arch}, pooling {network.pool_mode}, {config.num_weight_bits}-bit weights"
         payload["loihi_report"] = str(loihi.plot_core_map(report, loihi_report, title))
