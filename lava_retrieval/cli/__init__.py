@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         embed,
         evaluate,
         index,
+        methods,
         reproduce,
         serve,
     )
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         embed.register,
         evaluate.register,
         convert.register_calibrate,
+        methods.register,
         demo.register,
         index.register_index,
         index.register_search,

@@ -84,7 +84,7 @@ def export_problems(network: SpikingNetwork | None, timing: str) -> list[str]:
         reason = WHY_NOT.get(timing, f"unknown timing {timing!r}")
         problems.append(
             f"the {timing} timing: NIR runs a graph one step at a time with no delay; it cannot "
-            f"state {reason} (export with --timing {' or '.join(NIR_TIMINGS)})"
+            f"state {reason} (export with --nir-timing {' or '.join(NIR_TIMINGS)})"
         )
     return problems
 
