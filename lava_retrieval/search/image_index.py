@@ -479,7 +479,7 @@ class ImageIndex:
                 queries,
                 self.config,
                 batch_size=len(queries),
-                corpus=self.index.vectors_,
+                corpus=np.asarray(self.index.vectors_),
                 k=k,
             )
             answer = graph.run(progress=False)
