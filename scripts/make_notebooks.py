@@ -166,7 +166,7 @@ from lava_retrieval.data.fashion_mnist import load_fashion_mnist
 
 torch.manual_seed(0)
 data = load_fashion_mnist()
-count, epochs = (3000, 1) if SMALL else (60000, 3)
+count, epochs = (6000, 2) if SMALL else (60000, 3)
 images = torch.tensor(data.train_images[:count], dtype=torch.float32)[:, None] / 255
 labels = torch.tensor(data.train_labels[:count], dtype=torch.long)
 ann = ConvNet("16-32-10")
