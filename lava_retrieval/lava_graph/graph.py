@@ -175,10 +175,25 @@ def _stop(process, before: set | None = None) -> None:
         pass
     finally:
         watchdog.cancel()
-    # A shared-memory server interrupted while starting is not shut down by ``stop`` and ignores
-    # signals; left alive, the interpreter would wait for it at exit.
-    manager = getattr(getattr(infrastructure, "_smm", None), "_manager", None)
-    _kill([getattr(manager, "_process", None)])
+    # A shared-memory server that ``stop`` did not reach (an interrupted start-up) is asked to
+    # shut down: it unlinks every segment it made (killed instead, one it was making when the
+    # interrupt came would never be unlinked). One that does not answer in time, or that was
+    # interrupted while starting and cannot be asked, is killed: it ignores signals, and left
+    # alive, the interpreter would wait for it at exit.
+    memory = getattr(infrastructure, "_smm", None)
+    manager = getattr(memory, "_manager", None)
+    if manager is not None:
+        server = getattr(manager, "_process", None)
+        watchdog = threading.Timer(STOP_SECONDS, _kill, args=([server],))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            memory.shutdown()
+        except Exception:  # noqa: BLE001 - never started, or already gone: killed below
+            pass
+        finally:
+            watchdog.cancel()
+        _kill([server])
     # A process forked by the run but not yet listed as one of its actors when the interrupt
     # came (between its start and Lava's bookkeeping) is known to multiprocessing only.
     if before is not None:
