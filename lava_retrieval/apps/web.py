@@ -55,7 +55,9 @@ import numpy as np
 
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.data.images import ImageError, decode_image
+from lava_retrieval.search.build import AUGMENTED_PREFIX
 from lava_retrieval.search.image_index import (
+    FASHION_PREFIX,
     SCHEME,
     ImageIndex,
     Images,
@@ -73,7 +75,6 @@ MAX_BATCH = 1000  # queries of one /api/search/batch request
 CORPUS_IN_MEMORY = 100_000
 """Up to this many indexed images are kept in memory as the network saw them (and get the ANN
 column); above, each image shown is read from its path when asked for."""
-AUGMENTED_PATH = "fashion-mnist:augmented:"
 VIEWS = ("page", "hits")
 LATENCY_WINDOW = 1000  # searches whose latency /api/metrics summarises
 ROUTES = ("/", "/healthz", "/api/info", "/api/metrics", "/api/search", "/api/search/batch")
@@ -189,8 +190,8 @@ class SearchService:
         images = np.zeros((len(self.index), 28, 28), np.uint8)
         by_split: dict[str, list[tuple[int, int]]] = {}
         for position, path in enumerate(self.index.paths):
-            if path.startswith("fashion-mnist:") and not path.startswith(AUGMENTED_PATH):
-                split, number = path[len("fashion-mnist:") :].rsplit(":", 1)
+            if path.startswith(FASHION_PREFIX) and not path.startswith(AUGMENTED_PREFIX):
+                split, number = path[len(FASHION_PREFIX) :].rsplit(":", 1)
                 by_split.setdefault(split, []).append((position, int(number)))
             else:
                 try:
@@ -225,7 +226,6 @@ class SearchService:
         several requests run at once."""
         index = self.index  # (one index for the whole request, even if a write swaps it)
         k = max(1, min(int(k), len(index)))
-        index.check_search(k, **knobs)  # bad knobs and filters: before the embedding
         with self.embed_lock:
             embedding = self.graph.embed(image[None]) if self.graph else index.embed(image[None])
         return self._hits_answer(k, index.search_embeddings(embedding, k, **knobs)[0])

@@ -50,11 +50,14 @@ from lava_retrieval.data.images import (
     Preprocessing,
     load_image,
 )
+from lava_retrieval.search.image_index import FASHION_PREFIX, SPLITS
 
 CHUNK = 2048
 """Images read and embedded at once (a Ray Data batch)."""
 AUGMENT_SEED = 0
 AUGMENTED = "augmented"
+AUGMENTED_PREFIX = f"{FASHION_PREFIX}{AUGMENTED}:"
+"""How the items of ``fashion-mnist:augmented:N`` are named (and queried): this, then I."""
 MAX_AUGMENTED = 100_000_000
 READ_CPUS = 0.5
 """CPUs a Ray reading task asks for."""
@@ -83,17 +86,16 @@ class SourcePlan:
         from lava_retrieval.search.image_index import Images, _fashion
 
         if self.files is None:
-            fashion = _fashion(self.data_dir)
-            split = self.source.removeprefix(FASHION)
+            split = self.source.removeprefix(FASHION_PREFIX)
             if split.startswith(AUGMENTED + ":"):
                 from lava_retrieval.data.augment import augment
 
                 base, labels = _catalogue(self.data_dir)
                 images = augment(base, start, stop, AUGMENT_SEED)
                 labels = labels[np.arange(start, stop) % len(base)]
-                paths = [f"{FASHION}{AUGMENTED}:{i}" for i in range(start, stop)]
+                paths = [f"{AUGMENTED_PREFIX}{i}" for i in range(start, stop)]
             else:
-                images, labels = fashion.split(split)
+                images, labels = _fashion(self.data_dir).split(split)
                 images, labels = images[start:stop], labels[start:stop]
                 paths = [f"{self.source}:{i}" for i in range(start, stop)]
             return Images(images, paths, labels.astype(np.int64), [], self.class_names)
@@ -112,9 +114,6 @@ class SourcePlan:
     @property
     def has_labels(self) -> bool:
         return self.files is None
-
-
-FASHION = "fashion-mnist:"
 
 
 @functools.lru_cache(maxsize=1)
@@ -140,7 +139,7 @@ def plan_source(
 ) -> SourcePlan:
     """List a source (see the module docstring); a bad source fails here, before any work."""
     from lava_retrieval.data.images import EXTENSIONS, _walk
-    from lava_retrieval.search.image_index import SPLITS, _fashion
+    from lava_retrieval.search.image_index import _fashion
 
     preprocessing = preprocessing or Preprocessing()
     text = str(source)
@@ -148,15 +147,15 @@ def plan_source(
     common = dict(
         preprocessing=preprocessing, data_dir=data_dir, max_bytes=max_bytes, max_pixels=max_pixels
     )
-    if text.startswith(FASHION):
+    if text.startswith(FASHION_PREFIX):
         from lava_retrieval.data.fashion_mnist import CLASS_NAMES
 
-        split = text[len(FASHION) :]
+        split = text[len(FASHION_PREFIX) :]
         if split.startswith(AUGMENTED + ":"):
             number = split[len(AUGMENTED) + 1 :]
             if not re.fullmatch("[0-9]{1,9}", number) or not 0 < int(number) <= MAX_AUGMENTED:
                 raise LavaRetrievalError(
-                    f"{text}: use {FASHION}{AUGMENTED}:N with N from 1 to {MAX_AUGMENTED:,}"
+                    f"{text}: use {AUGMENTED_PREFIX}N with N from 1 to {MAX_AUGMENTED:,}"
                 )
             count = int(number)
         elif split in SPLITS:
@@ -164,8 +163,8 @@ def plan_source(
         else:
             raise LavaRetrievalError(
                 f"{text}: unknown split {split!r}; use "
-                + ", ".join(FASHION + s for s in SPLITS)
-                + f" or {FASHION}{AUGMENTED}:N"
+                + ", ".join(FASHION_PREFIX + s for s in SPLITS)
+                + f" or {AUGMENTED_PREFIX}N"
             )
         count = count if limit is None else min(count, limit)
         return SourcePlan(text, count, class_names=list(CLASS_NAMES), **common)

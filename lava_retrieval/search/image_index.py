@@ -173,12 +173,14 @@ def read_query(
     text = str(query)
     if text.startswith(FASHION_PREFIX):
         split, _, number = text[len(FASHION_PREFIX) :].partition(":")
-        if split not in (*SPLITS, "augmented") or not re.fullmatch("[0-9]{1,9}", number):
+        from lava_retrieval.search.build import AUGMENTED
+
+        if split not in (*SPLITS, AUGMENTED) or not re.fullmatch("[0-9]{1,9}", number):
             raise LavaRetrievalError(
                 f"{text}: use fashion-mnist:SPLIT:I, e.g. fashion-mnist:test:0 (or "
                 "fashion-mnist:augmented:I, variant I of the augmented catalogue)"
             )
-        if split == "augmented":
+        if split == AUGMENTED:
             from lava_retrieval.data.augment import augment
             from lava_retrieval.search.build import AUGMENT_SEED, _catalogue
 
@@ -498,21 +500,6 @@ class ImageIndex:
         if not positions:
             raise RetrievalIndexError("no ids to search with")
         return self.search_embeddings(self.index.vectors_[positions], k, **options)
-
-    def check_search(self, k: int, **options) -> None:
-        """Refuse ``k``, knobs or filters (the options of :meth:`search_embeddings`) that a
-        search of this index cannot take, before any work."""
-        if not isinstance(k, (int, np.integer)) or not 1 <= k <= len(self):
-            raise RetrievalIndexError(f"k must be between 1 and {len(self)}, got {k!r}")
-        self._plan(
-            k,
-            options.get("nprobe"),
-            options.get("ef"),
-            options.get("exact", False),
-            options.get("labels"),
-            options.get("path_prefix"),
-            False,
-        )
 
     def search_embeddings(
         self,
