@@ -70,7 +70,7 @@ from lava_retrieval.snn.config import SimConfig
 DEFAULT_MAX_UPLOAD = 8 * 2**20  # 8 MiB
 DEFAULT_MAX_PIXELS = 12_000_000  # a 12-megapixel photo; decoding it takes a fraction of a second
 DEFAULT_THREADS = 4
-SERVE_BACKENDS = ("sim", "lava", "lava-float")
+SERVE_BACKENDS = ("sim", "lava", "lava-float", "loihi")
 MAX_BATCH = 1000  # queries of one /api/search/batch request
 CORPUS_IN_MEMORY = 100_000
 """Up to this many indexed images are kept in memory as the network saw them (and get the ANN

@@ -17,9 +17,10 @@ names as the command line's ``--backend``, where ``sim`` is the fast simulator):
 ``lava-float``
     ``floating_pt`` models: the same neurons in float64, without saturation.
 ``loihi``
-    Each IFLayer as Lava's own Conv/Dense + LIF (the processes lava-loihi maps to neurocores),
-    simulated on the CPU; batch 1, one image per graph, and the network must lower exactly onto
-    them (:mod:`lava_retrieval.loihi.lowering`: zero reset, 8-bit weights).
+    Each IFLayer as Lava's own Conv/Dense + LIFReset (the processes lava-loihi maps to
+    neurocores), simulated on the CPU; batch 1, image after image (timings ``delay``, with one
+    flush step per window, and ``pipelined``), and the network must lower exactly onto them
+    (:mod:`lava_retrieval.loihi.lowering`: zero reset, 8-bit weights).
 ``loihi-hw``
     The same on a Loihi 2 chip through ``Loihi2HwCfg``; needs Intel's lava-loihi extension.
 
@@ -223,18 +224,12 @@ def _offset(depth: int, time_steps: int, timing: str) -> int:
     return depth if timing in ("pipelined", "graded") else 0
 
 
-def _check_loihi(
-    network: SpikingNetwork, images: np.ndarray, readout: str, timing: str = "delay"
-) -> None:
-    problems = lowering.problems(network, "loihi")
-    if timing != "delay":
+def _check_loihi(network: SpikingNetwork, readout: str, timing: str = "delay") -> None:
+    problems = lowering.problems(network, "loihi") + lowering.flush_problems(network, timing)
+    if timing not in lowering.STREAM_TIMINGS:
         problems.append(
-            "Lava's LIF integrates its bias from the first step and cannot start its window "
-            "later: the Loihi backends run the delay timing"
-        )
-    if len(images) != 1:
-        problems.append(
-            f"Lava's synapses cannot be reset between images: one image, not {len(images)}"
+            f"Lava's LIFReset restarts each layer once per window: the Loihi backends run the "
+            f"timings {' and '.join(lowering.STREAM_TIMINGS)}, not {timing}"
         )
     if readout != "membrane":
         problems.append("Lava's LIF keeps no spike count: use the membrane readout")
@@ -296,10 +291,12 @@ def build(
     if batch_size < 1:
         raise GraphError("batch_size must be >= 1")
     loihi = backend.startswith("loihi")
-    if loihi and host:
-        raise GraphError("the Loihi backends take one image per graph: they cannot stay resident")
+    lead = 0
     if loihi:
-        _check_loihi(network, images, readout, timing)
+        _check_loihi(network, readout, timing)
+        lead = lowering.stream_lead(
+            timing, [network.neuron(d).v_init for d in range(len(network.layers))]
+        )
         if backend == "loihi-hw":
             try:
                 import lava.magma.compiler.subcompilers.nc  # noqa: F401  (part of lava-loihi)
@@ -321,8 +318,9 @@ def build(
     # __del__ at exit (Lava's AbstractProcess.stop reads an attribute not yet set).
     with no_interrupts():
         layout = "whc" if loihi else "bchw"
-        # A presentation window: T steps; with graded messages one step (T is the levels).
-        window = 1 if timing == "graded" else time_steps
+        # A presentation window: T steps; with graded messages one step (T is the levels); on
+        # the Loihi path T after the lead (flush) steps.
+        window = 1 if timing == "graded" else time_steps + lead
         encoder = ImageEncoder(
             images=images,
             batch_size=batch_size,
@@ -330,6 +328,7 @@ def build(
             param_scale=network.layers[0].param_scale,
             layout=layout,
             side=side,
+            lead=lead,
         )
         layers = []
         for depth, spec in enumerate(network.layers):
@@ -342,6 +341,7 @@ def build(
                 depth=depth,
                 layout=layout,
                 analog=network.analog_input and depth == 0,
+                lead=lead,
             )
             source = layers[-1].out if layers else encoder.out
             if loihi and spec.kind == "dense" and len(source.shape) > 1:
@@ -406,20 +406,8 @@ def embed(
 ) -> np.ndarray:
     """Embeddings of ``images`` from the Lava graph, (N, D) float64 holding integers.
 
-    The Loihi backends embed one image per graph (their synapses cannot be cleared between
-    images).
+    The Loihi backends embed one image per window (batch 1), all in one run.
     """
     config = config or SimConfig()
-    if backend.startswith("loihi"):
-        from tqdm.auto import tqdm
-
-        _check_loihi(network, np.asarray(images)[:1], config.readout, config.timing)
-        rows = [
-            build(network, images[i : i + 1], config, batch_size=1, backend=backend)
-            .run(False)
-            .embeddings
-            for i in tqdm(range(len(images)), disable=not progress, desc=backend)
-        ]
-        return np.concatenate(rows)
     graph = build(network, images, config, batch_size=batch_size, backend=backend)
     return graph.run(progress).embeddings

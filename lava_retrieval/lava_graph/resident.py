@@ -28,11 +28,12 @@ import numpy as np
 
 from lava_retrieval.common.lava_runtime import checked_interrupts, no_interrupts
 from lava_retrieval.lava_graph.graph import STOP_SECONDS, GraphError, _stop, build
+from lava_retrieval.loihi.lowering import to_whc
 from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 from lava_retrieval.snn.neuron import input_current
 
-RESIDENT_BACKENDS = ("lava", "lava-float")
+RESIDENT_BACKENDS = ("lava", "lava-float", "loihi")
 
 
 class ResidentGraph:
@@ -45,7 +46,8 @@ class ResidentGraph:
         T, timing and readout (default ``SimConfig()``).
     batch_size : int
         Images per window (1: a query at a time, the lowest latency).
-    backend : {"lava", "lava-float"}
+    backend : {"lava", "lava-float", "loihi"}
+        ``loihi``: Lava's Conv/Dense/LIFReset streaming one image per window (batch 1).
 
     >>> with ResidentGraph(net, SimConfig(time_steps=4)) as graph:
     ...     graph.embed(images[:2]).shape
@@ -62,12 +64,11 @@ class ResidentGraph:
     ) -> None:
         if backend not in RESIDENT_BACKENDS:
             raise GraphError(
-                f"a resident graph runs on the backends {RESIDENT_BACKENDS}, not {backend!r} "
-                "(the Loihi backends take one image per graph)"
+                f"a resident graph runs on the backends {RESIDENT_BACKENDS}, not {backend!r}"
             )
         self.network, self.config = network, config or SimConfig()
-        self.batch_size, self.backend = batch_size, backend
         self.graph = build(network, None, self.config, batch_size=batch_size, backend=backend)
+        self.batch_size, self.backend = self.graph.batch_size, backend
         self._lock = threading.Lock()
         self._steps = 0  # steps run so far
         self._kinds: list[int] = []  # per window sent and not yet answered: its images (0: blank)
@@ -118,9 +119,9 @@ class ResidentGraph:
             frames, kinds = [], []
             for start in range(0, len(currents), b):
                 chunk = currents[start : start + b]
-                frame = np.zeros(encoder.out.shape, np.int32)
+                frame = np.zeros((b, 1, *side), np.int32)
                 frame[: len(chunk), 0] = chunk
-                frames.append(frame)
+                frames.append(to_whc(frame[0]) if self.backend == "loihi" else frame)
                 kinds.append(len(chunk))
             # Run until the last window's embedding has left: whole windows, the extra ones
             # blank (their embeddings arrive with the next call's and are dropped).

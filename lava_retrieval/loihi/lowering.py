@@ -35,6 +35,20 @@ The mapping:
 * **Initial potential.** Lava's LIF starts from ``v = v_init << 6`` (one image per graph);
   netx has no initial potential, so only ``initial_membrane = 0`` exports.
 * **netx** cannot load pooling layers: pooling must be folded (``pool_mode="folded"``).
+* **Streaming.** One graph embeds image after image: each layer is Lava's ``LIFReset``, which
+  zeroes ``u`` and ``v`` once per window of ``P = T + lead`` steps and then integrates that
+  step's input (:func:`stream_lead`, :func:`reset_step`). Under ``pipelined`` the layer at
+  depth d restarts d steps after the input (as netx staggers its layers): what is in flight
+  at its first step is the new image's first, and what a layer sends between its windows
+  reaches its successor between that one's windows. Under ``delay`` every layer restarts at
+  once and the reference drops the previous image's last spikes, still in flight then; the
+  window starts with one flush step (``lead = 1``) in which the encoder sends nothing and a
+  clock neuron (a LIF firing once per window) inhibits every neuron by at least the most its
+  input and bias can bring (:func:`flush_inhibition`), so no layer fires and nothing is in
+  flight when the windows start. An initial potential is a second clock pulse of exactly
+  ``v_init`` at every window's first step (``LIFReset`` restarts from 0); it needs the lead
+  step under ``pipelined`` too. The pulses go through ``Dense`` synapses of single-sign 8-bit
+  weights (:func:`pulse`).
 
 :func:`problems` lists every reason a network cannot be lowered exactly, each naming the
 conversion option that fixes it; :func:`config_problems` does the same for conversion settings,
@@ -58,6 +72,12 @@ MAX_CURRENT = (1 << 17) - 1
 MAX_BIAS = (1 << 12) - 1
 V_SCALE = 1 << FRACTION_BITS
 TARGETS = ("loihi", "netx")
+#: The timings the streaming Loihi path runs (one restart per window and layer).
+STREAM_TIMINGS = ("delay", "pipelined")
+#: Largest weight of a single-sign 8-bit ``Dense`` (Lava's clip for excitatory/inhibitory).
+MAX_PULSE_WEIGHT = 255
+#: Largest ``weight_exp`` of a Loihi synapse.
+MAX_WEIGHT_EXP = 7
 _NO_POOLING = "netx cannot load pooling layers (convert with --pool-mode folded)"
 _NO_INITIAL = "netx neurons start every run at 0 (convert with --initial-membrane 0)"
 _NO_ANALOG = (
@@ -146,6 +166,98 @@ def lif_bias(layer: SpikingLayer) -> np.ndarray:
     if layer.bias is not None:
         bias[:] = layer.bias.astype(np.int32)
     return bias
+
+
+def stream_lead(timing: str, v_inits) -> int:
+    """Steps before each image in a window of the streaming Loihi path: one flush step under
+    ``delay``, or where any layer starts from an initial potential (its pulse needs a step
+    before the window); none otherwise.
+
+    >>> stream_lead("delay", [0, 0]), stream_lead("pipelined", [0, 0]), stream_lead("pipelined", [0, 5])
+    (1, 0, 1)
+    """
+    return int(timing == "delay" or any(int(v) != 0 for v in v_inits))
+
+
+def reset_step(timing: str, time_steps: int, lead: int, depth: int) -> int:
+    """The first step (Lava counts from 1) of the first window of the layer at ``depth``:
+    after the lead, and under ``pipelined`` ``depth`` steps later. ``LIFReset`` restarts the
+    layer at every step congruent to it modulo ``time_steps + lead``.
+
+    >>> reset_step("delay", 8, 1, 3), reset_step("pipelined", 8, 0, 3)
+    (2, 4)
+    """
+    return 1 + lead + (depth if timing == "pipelined" else 0)
+
+
+def flush_inhibition(layer: SpikingLayer) -> np.ndarray:
+    """What keeps a neuron of ``layer`` from firing in a flush step whatever it holds: the most
+    its synaptic input can bring (the sum of its positive weights) plus its positive bias, per
+    output channel (per neuron for a dense layer). A neuron below its threshold stays below it.
+    The input layer receives nothing in a flush step: its bias alone.
+    """
+    bias = (
+        np.zeros(layer.output_shape[0], np.int64)
+        if layer.bias is None
+        else layer.bias.astype(np.int64)
+    )
+    if layer.weight is None:
+        return np.maximum(bias, 0)
+    w = layer.weight.reshape(len(layer.weight), -1).astype(np.int64)
+    return np.clip(w, 0, None).sum(1) + np.maximum(bias, 0)
+
+
+def pulse(amounts: np.ndarray, exact: bool) -> tuple[np.ndarray, int]:
+    """``(weights, weight_exp)`` of a ``Dense`` that turns one spike of each of K clock neurons
+    into ``amounts`` (one row per neuron, non-negative): 8-bit columns of at most
+    :data:`MAX_PULSE_WEIGHT` summing to it, at ``weight_exp`` 0 when ``exact``; otherwise at
+    the smallest exponent (up to :data:`MAX_WEIGHT_EXP`) that needs few columns, delivering at
+    least ``amounts`` (``weights.sum(1) << weight_exp >= amounts``).
+
+    >>> w, e = pulse(np.array([300, 10]), exact=True); w.tolist(), e
+    ([[255, 45], [10, 0]], 0)
+    >>> w, e = pulse(np.array([100_000]), exact=False); int(w.sum()) << e, e
+    (100096, 7)
+    """
+    amounts = np.asarray(amounts, np.int64)
+    top = int(amounts.max()) if amounts.size else 0
+    exp = 0
+    if not exact:
+        while exp < MAX_WEIGHT_EXP and top > MAX_PULSE_WEIGHT << exp:
+            exp += 1
+    units = -(-amounts // (1 << exp))
+    columns = max(1, -(-int(units.max(initial=0)) // MAX_PULSE_WEIGHT))
+    steps = MAX_PULSE_WEIGHT * np.arange(columns)
+    return np.clip(units[:, None] - steps, 0, MAX_PULSE_WEIGHT).astype(np.int32), exp
+
+
+def flush_problems(network: SpikingNetwork, timing: str) -> list[str]:
+    """Why the streaming Loihi path cannot run ``network`` under ``timing``: under ``delay``, a
+    layer whose flush inhibition plus its most negative input would wrap the current register.
+    """
+    if timing != "delay":
+        return []
+    wrapping = []
+    for layer in network.layers:
+        inhibition = flush_inhibition(layer)
+        weights, exp = pulse(inhibition, exact=False)
+        delivered = weights.astype(np.int64).sum(1) << exp
+        negative = (
+            np.zeros_like(delivered)
+            if layer.weight is None
+            else np.clip(
+                -layer.weight.reshape(len(layer.weight), -1).astype(np.int64), 0, None
+            ).sum(1)
+        )
+        if int((delivered + negative).max(initial=0)) > MAX_CURRENT:
+            wrapping.append(layer.name)
+    if not wrapping:
+        return []
+    return [
+        f"{', '.join(wrapping)}: the flush step's inhibition and the most negative synaptic "
+        f"input together pass {MAX_CURRENT}, which wraps Lava's 24-bit current register "
+        "(run the pipelined timing)"
+    ]
 
 
 def _chw(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -250,7 +250,8 @@ class PyIFLayerModelFloat(_BatchedIFLayer):
 @implements(proc=IFLayer, protocol=LoihiProtocol)
 @tag("fixed_pt", "loihi")
 class LoihiIFLayerModel(AbstractSubProcessModel):
-    """The layer on Lava's own ``Conv`` / ``Dense`` and ``LIF`` (batch 1, ``whc`` layout).
+    """The layer on Lava's own ``Conv`` / ``Dense``, ``LIFReset`` and ``LIF`` (batch 1, ``whc``
+    layout), streaming one image per window.
 
     These are the processes for which Intel's lava-loihi extension provides neurocore models, so
     ``Loihi2HwCfg(select_sub_proc_model=True)`` runs this on the chip; ``Loihi2SimCfg`` with
@@ -259,32 +260,47 @@ class LoihiIFLayerModel(AbstractSubProcessModel):
     exactly are :mod:`lava_retrieval.loihi.lowering`'s; a layer that cannot be lowered exactly is
     refused. Lava's LIF keeps ``v`` scaled by ``2**6``, which the membrane probe converts back
     (:func:`lava_retrieval.loihi.lowering.membrane_from_lava`).
-    Lava's synapses have no reset, so one graph embeds one image.
+
+    The neurons are a ``LIFReset`` restarting at :func:`~lava_retrieval.loihi.lowering.reset_step`
+    every ``time_steps + lead`` steps. Under ``delay`` a clock (a ``LIF`` firing once per
+    window) inhibits them through a ``Dense`` in the flush step before each restart; an initial
+    potential is the same clock's pulse at each restart (module docstring of
+    :mod:`~lava_retrieval.loihi.lowering`).
     """
 
     def __init__(self, proc: IFLayer) -> None:
         from lava.proc.conv.process import Conv
         from lava.proc.dense.process import Dense
-        from lava.proc.lif.process import LIF
+        from lava.proc.lif.process import LIF, LIFReset
 
         params = proc.proc_params
         if params["layout"] != "whc":
             raise ValueError("the Loihi model needs layout 'whc'")
-        if params["timing"] != "delay":
+        timing, lead, v_init = params["timing"], params.get("lead", 0), params["v_init"]
+        if timing not in lowering.STREAM_TIMINGS:
             raise ValueError(
-                "the Loihi model runs the delay timing: Lava's LIF integrates its bias from the "
-                "first step and cannot start its window later"
+                f"the Loihi model runs the timings {lowering.STREAM_TIMINGS}, not {timing!r}"
             )
+        if lead < lowering.stream_lead(timing, [v_init]):
+            raise ValueError(f"the Loihi model needs a lead step for {timing} with v_init {v_init}")
         layer = layer_of(params)
         lowering.check_layer(layer, params["reset"])
-        self.lif = LIF(
-            shape=proc.out.shape,
+        period = params["time_steps"] + lead
+        first = lowering.reset_step(timing, params["time_steps"], lead, params["depth"])
+        shape = proc.out.shape
+        bias = lowering.lif_bias(layer)
+        self.lif = LIFReset(
+            shape=shape,
             du=lowering.DU,
             dv=lowering.DV,
             vth=lowering.vth(layer.threshold),
-            bias_mant=lowering.lif_bias(layer),
+            bias_mant=bias,
             bias_exp=lowering.BIAS_EXP,
-            v=lowering.lif_v_init(params["v_init"]),
+            # Under delay the run starts with a flush step, with nothing in flight: the bias
+            # alone must not make a neuron fire.
+            v=-np.maximum(bias, 0) * lowering.V_SCALE if timing == "delay" else 0,
+            reset_interval=period,
+            reset_offset=first % period,
         )
         if layer.kind == "input":
             proc.in_ports.inp.connect(self.lif.a_in)
@@ -302,5 +318,49 @@ class LoihiIFLayerModel(AbstractSubProcessModel):
                 )
             proc.in_ports.inp.connect(self.synapse.s_in)
             self.synapse.a_out.connect(self.lif.a_in)
+        # Clock pulses, each through a Dense from neurons firing one step before it lands:
+        # inhibition in the flush step (first - 1), the initial potential at the restart.
+        pulses = []
+        if timing == "delay":
+            pulses.append((-lowering.flush_inhibition(layer), False, first - 2))
+        if v_init:
+            pulses.append((np.full(shape[-1], v_init), True, first - 1))
+        pulses = [p for p in pulses if np.any(p[0])]
+        if pulses:
+            self._pulse(pulses, shape, period, Dense, LIF)
         self.lif.s_out.connect(proc.out_ports.out)
         proc.vars.v.alias(self.lif.v)
+
+    def _pulse(self, pulses: list, shape: tuple, period: int, dense, lif) -> None:
+        """One clock ``LIF`` (``vth = period - 1`` and a bias of one: it fires every ``period``
+        steps, first at step ``period - v``) and one ``Dense`` per pulse, which turns its clock
+        neurons' spikes into the per-channel ``amounts`` (negative: an inhibition) one step
+        after they fire at steps congruent to ``fires``."""
+        neurons = int(np.prod(shape))
+        channel = np.arange(neurons) % shape[-1]  # (W, H, C): the channel is the last axis
+        blocks = []
+        for amounts, exact, fires in pulses:
+            weights, exp = lowering.pulse(np.abs(amounts), exact)
+            sign = -1 if amounts.min() < 0 else 1
+            blocks.append((sign * weights[channel], exp, (fires - 1) % period + 1))
+        width = sum(weights.shape[1] for weights, _, _ in blocks)
+        phases = np.concatenate([np.full(w.shape[1], phase) for w, _, phase in blocks])
+        self.clock = lif(
+            shape=(width,),
+            du=lowering.DU,
+            dv=lowering.DV,
+            vth=period - 1,
+            bias_mant=1,
+            bias_exp=lowering.BIAS_EXP,
+            v=(period - phases) * lowering.V_SCALE,
+        )
+        start = 0
+        for i, (block, exp, _) in enumerate(blocks):
+            weights = np.zeros((neurons, width), np.int32)
+            weights[:, start : start + block.shape[1]] = block
+            start += block.shape[1]
+            synapse = dense(weights=weights, weight_exp=exp, num_weight_bits=8)
+            self.clock.s_out.connect(synapse.s_in)
+            synapse.a_out.reshape(shape).connect(self.lif.a_in)
+            # Lava finds a sub-model's processes among its attributes only.
+            setattr(self, f"pulse{i}", synapse)

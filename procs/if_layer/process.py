@@ -69,6 +69,10 @@ class IFLayer(AbstractProcess):
         An analog input layer (``kind="input"`` only): no neuron fires; in every step in which
         it would send spikes it sends the encoder's current itself, a graded message (with
         ``graded`` timing, T times the current).
+    lead : int
+        The hierarchical Loihi model only: steps before the image in every window, which then
+        lasts ``time_steps + lead`` (the flush step that lets Lava's ``LIFReset`` stream under
+        ``delay``: :func:`lava_retrieval.loihi.lowering.stream_lead`).
     """
 
     def __init__(
@@ -92,9 +96,12 @@ class IFLayer(AbstractProcess):
         layout: str = "bchw",
         name: str | None = None,
         analog: bool = False,
+        lead: int = 0,
     ) -> None:
         if analog and kind != "input":
             raise ValueError("only the input layer can be analog")
+        if lead and layout != "whc":
+            raise ValueError("a lead step is the Loihi path's (layout 'whc')")
         super().__init__(
             kind=kind,
             input_shape=tuple(input_shape),
@@ -114,6 +121,7 @@ class IFLayer(AbstractProcess):
             layout=layout,
             name=name,
             analog=bool(analog),
+            lead=int(lead),
         )
         if timing not in GRAPH_TIMINGS:
             raise ValueError(f"timing must be one of {GRAPH_TIMINGS}, got {timing!r}")
@@ -144,6 +152,7 @@ class IFLayer(AbstractProcess):
         depth: int = 0,
         layout: str = "bchw",
         analog: bool = False,
+        lead: int = 0,
     ) -> IFLayer:
         """The IFLayer of one layer of a SpikingNetwork (weights, bias, geometry) with its
         neurons' parameters (``network.neuron(i)``: threshold, reset, initial potential);
@@ -173,4 +182,5 @@ class IFLayer(AbstractProcess):
             layout=layout,
             name=layer.name,
             analog=analog,
+            lead=lead,
         )

@@ -22,6 +22,7 @@ class _Encoder(PyLoihiProcessModel):
         self.time_steps = proc_params["time_steps"]
         self.whc = proc_params["layout"] == "whc"
         self.host = proc_params.get("host", False)
+        self.lead = proc_params.get("lead", 0)
         self.window = -1
         self.frame = None
 
@@ -36,7 +37,10 @@ class _Encoder(PyLoihiProcessModel):
             frame = np.zeros((self.batch, 1, *self.currents.shape[1:]), self.dtype)
             frame[: len(chunk), 0] = chunk
             self.frame = to_whc(frame[0]) if self.whc else frame
-        self.out.send(self.frame)
+        if (self.time_step - 1) % self.time_steps < self.lead:
+            self.out.send(np.zeros_like(self.frame))
+        else:
+            self.out.send(self.frame)
 
 
 @implements(proc=ImageEncoder, protocol=LoihiProtocol)

@@ -17,6 +17,10 @@ class ImageEncoder(AbstractProcess):
     image, and for the missing tail of the last batch, it sends zeros::
 
         out[t] = current[images of window (t - 1) // T]     every step of the window
+                 0                                         the first ``lead`` steps of it
+
+    (``lead``: the streaming Loihi path's flush step, :func:`lava_retrieval.loihi.lowering.stream_lead`;
+    ``T`` then counts it.)
 
     With ``images=None`` the images come from the program that runs the graph instead, a
     batch at a time: at the first step of every window the encoder waits for one
@@ -33,6 +37,8 @@ class ImageEncoder(AbstractProcess):
         T steps per window.
     param_scale : float
         The input layer's param_scale (W_MAX).
+    lead : int
+        Steps at the start of every window in which nothing is sent (default 0).
     layout : {"bchw", "whc"}
         Shape of ``out``: (B, 1, 28, 28), or (28, 28, 1) for the batch-1 Loihi path.
     """
@@ -47,6 +53,7 @@ class ImageEncoder(AbstractProcess):
         layout: str = "bchw",
         side: tuple[int, int] = (28, 28),
         buffer_size: int = 4,
+        lead: int = 0,
         name: str | None = None,
     ) -> None:
         from lava_retrieval.snn.neuron import input_current
@@ -63,6 +70,7 @@ class ImageEncoder(AbstractProcess):
             time_steps=time_steps,
             layout=layout,
             host=host,
+            lead=int(lead),
             name=name,
         )
         h, w = currents.shape[1:]

@@ -19,7 +19,8 @@ events-steps   the event kernel step by step, also under the two-phase     every
                streaming in windows of 3                                   (taking turns)
 ``lava-float`` the same, float models (held to the reference without       the readouts
                saturation, which they do not model)                        (taking turns)
-``loihi``      each IFLayer on Lava's own Conv/Dense + LIF (hard reset)    membrane readout
+``loihi``      each IFLayer on Lava's own Conv/Dense + LIFReset (hard       membrane readout
+               reset), images streaming one window each
 ``netx``       the netx export, loaded by lava-dl                          every layer's spikes
 ``sinabs``     the NIR export (``SpikingNetwork.to_nir``), imported by     every layer (not
                sinabs' ``from_nir`` with one spike per step, no membrane   an analog input
@@ -332,10 +333,10 @@ def _readouts_of(case: str) -> tuple[str, ...]:
 def _loihi(network, images, steps, timing, readouts) -> Observed:
     from lava_retrieval.lava_graph.graph import embed
 
+    # All images stream through one graph, one window each.
+    config = SimConfig(steps, timing=timing)
     return Observed(
-        readouts={
-            "membrane": embed(network, images, SimConfig(steps), backend="loihi", progress=False)
-        }
+        readouts={"membrane": embed(network, images, config, backend="loihi", progress=False)}
     )
 
 
@@ -443,6 +444,8 @@ class Engine:
                 return "no CUDA GPU on this machine"
         if self.lowers_to is not None:
             found = lowering.problems(network, self.lowers_to)
+            if self.lowers_to == "loihi":
+                found += lowering.flush_problems(network, timing)
             if found:
                 return "; ".join(found)
         if self.needs_int32 and not events.supports(network, steps if timing == "graded" else 0):
@@ -459,7 +462,7 @@ ENGINES = {
     "events-steps": Engine(_event_steps, timings=window.TIMINGS, max_images=4, needs_int32=True),
     "lava": Engine(_graph("lava"), timings=GRAPH_TIMINGS),
     "lava-float": Engine(_graph("lava-float"), timings=GRAPH_TIMINGS, saturates=False),
-    "loihi": Engine(_loihi, timings=("delay",), max_images=2, lowers_to="loihi"),
+    "loihi": Engine(_loihi, timings=lowering.STREAM_TIMINGS, max_images=4, lowers_to="loihi"),
     "netx": Engine(None, timings=("delay",), max_images=1, lowers_to="netx", make=_netx),
     # NIR states the timings that run one step through the whole graph; sinabs does not
     # saturate (held to the reference without saturation).

@@ -64,17 +64,48 @@ def test_nothing_leaks_from_one_image_to_the_next(network, queries):
 def test_loihi_path_refuses_what_it_cannot_run(network, queries):
     with pytest.raises(GraphError, match="convert with --reset zero"):
         build(network, queries[:1], backend="loihi")
-    with pytest.raises(GraphError, match="one image, not 2; .*membrane readout"):
-        build(network, queries[:2], SimConfig(readout="spike_count"), backend="loihi")
-    with pytest.raises(GraphError, match="the Loihi backends run the delay timing"):
-        build(network, queries[:1], SimConfig(timing="pipelined"), backend="loihi")
-    with pytest.raises(GraphError, match="lava-loihi"):
-        zero = convert(
-            load_checkpoint().model,
-            queries,
-            ConversionConfig(reset="zero", num_weight_bits=8, calibration_size=32),
+    zero = _lowerable(queries)
+    with pytest.raises(
+        GraphError, match="timings delay and pipelined, not exact_count; .*membrane"
+    ):
+        build(
+            zero,
+            queries[:2],
+            SimConfig(timing="exact_count", readout="integrated"),
+            backend="loihi",
         )
+    with pytest.raises(GraphError, match="lava-loihi"):
         build(zero, queries[:1], backend="loihi-hw")
+
+
+def _lowerable(images):
+    return convert(
+        load_checkpoint().model,
+        images,
+        ConversionConfig(
+            reset="zero", num_weight_bits=8, calibration_size=32, initial_membrane=0.5
+        ),
+    )
+
+
+@pytest.mark.parametrize("timing", ["delay", "pipelined"])
+def test_the_loihi_path_streams_each_image_as_if_alone(queries, timing):
+    """One run embeds image after image on Lava's LIFReset (with an initial potential, so a
+    clock pulse starts every window), each as its own graph of one image would."""
+    network = _lowerable(queries)
+    config = SimConfig(6, timing=timing)
+    graph = build(network, queries[:5], config, backend="loihi")
+    # One flush step per window, and under pipelined the embedding layer's depth at the end.
+    assert graph.time_steps == 7 and graph.num_windows == 5
+    assert graph.offset == (network.embedding_layer if timing == "pipelined" else 0)
+    streamed = graph.run(progress=False).embeddings
+    alone = [
+        embed(network, queries[i : i + 1], config, backend="loihi", progress=False) for i in (0, 4)
+    ]
+    np.testing.assert_array_equal(streamed[[0, 4]], np.concatenate(alone))
+    want = readout_of(network, simulate(network, queries[:5], config), "membrane")
+    np.testing.assert_array_equal(streamed, want)
+    assert len(np.unique(streamed, axis=0)) == 5
 
 
 @pytest.mark.parametrize("timing", ["delay", "pipelined"])

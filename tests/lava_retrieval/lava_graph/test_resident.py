@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lava_retrieval.ann.checkpoint import load_checkpoint
+from lava_retrieval.conversion.algorithm import ConversionConfig, convert
 from lava_retrieval.engines.sim import readout_of, simulate
 from lava_retrieval.lava_graph.graph import GraphError
 from lava_retrieval.lava_graph.resident import ResidentGraph
@@ -57,6 +59,21 @@ def test_query_after_query_gives_the_simulators_integers(fashion, path, config, 
     graph.close()  # twice: nothing more to do
 
 
+@pytest.mark.parametrize("timing", ["delay", "pipelined"])
+def test_a_resident_loihi_graph_streams_query_after_query(fashion, timing):
+    """Lava's Conv/Dense/LIFReset kept running: each call's windows continue the last's."""
+    config = ConversionConfig(reset="zero", num_weight_bits=8, calibration_size=32)
+    network = convert(load_checkpoint().model, fashion.train_images[:32], config)
+    images, settings = fashion.test_images[:4], SimConfig(12, timing)
+    want = readout_of(network, simulate(network, images, settings), "membrane")
+    with ResidentGraph(network, settings, batch_size=8, backend="loihi") as graph:
+        assert graph.batch_size == 1
+        first = graph.embed(images[:1])
+        rest = graph.embed(images[1:])
+    np.testing.assert_array_equal(np.concatenate([first, rest]), want)
+    assert np.abs(want).sum() > 0
+
+
 def test_the_index_searches_through_a_resident_graph(fashion):
     network = SpikingNetwork.load(PAPER)
     index = ImageIndex(network, SimConfig(6, "pipelined", "integrated"))
@@ -79,6 +96,8 @@ def test_the_index_searches_through_a_resident_graph(fashion):
 def test_what_a_resident_graph_refuses(fashion):
     network = SpikingNetwork.load(PAPER)
     with pytest.raises(GraphError, match="resident graph runs on the backends"):
+        ResidentGraph(network, SimConfig(4), backend="loihi-hw")
+    with pytest.raises(GraphError, match="the Loihi backend: .*convert with --reset zero"):
         ResidentGraph(network, SimConfig(4), backend="loihi")
     with ResidentGraph(network, SimConfig(4)) as graph:
         with pytest.raises(GraphError, match=r"images must be \(N, 28, 28\)"):

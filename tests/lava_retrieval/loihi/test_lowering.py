@@ -117,3 +117,52 @@ def test_an_initial_potential_lowers_to_loihi_but_not_to_netx():
         "netx", pool_mode="folded", reset="zero", weight_bits=8, initial_membrane=0.5
     )
     assert found == ["netx neurons start every run at 0 (convert with --initial-membrane 0)"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming (the LIFReset path): the flush step's inhibition and the clock pulses.
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_a_pulse_delivers_at_least_its_amounts_in_8_bit_columns(exact):
+    amounts = np.array([0, 1, 254, 255, 256, 5000, 40_000, 131_000])
+    weights, exp = lowering.pulse(amounts, exact)
+    delivered = weights.astype(np.int64).sum(1) << exp
+    assert weights.min() >= 0 and weights.max() <= lowering.MAX_PULSE_WEIGHT
+    assert 0 <= exp <= lowering.MAX_WEIGHT_EXP
+    if exact:
+        np.testing.assert_array_equal(delivered, amounts)
+    else:
+        assert (delivered >= amounts).all() and (delivered - amounts < 1 << exp).all()
+        assert weights.shape[1] <= 5  # 131,000 at 2**7 x 255 per column
+
+
+def test_the_flush_inhibition_covers_positive_input_and_bias():
+    weight = np.array([[3, -2, 5, 0], [-1, -1, -1, -1]])
+    network = _dense_network(weight, bias=np.array([4, 7]))
+    np.testing.assert_array_equal(lowering.flush_inhibition(network.layers[1]), [12, 7])
+    np.testing.assert_array_equal(lowering.flush_inhibition(network.layers[0]), [0])
+
+
+def test_a_flush_that_would_wrap_the_current_register_is_refused():
+    # One neuron: 1,024 inputs at +100 and 1,024 at -100; the inhibition (102,400 and more)
+    # and the most negative input (-102,400) together pass 2**17 - 1.
+    inp = SpikingLayer("input", "input", (1, 32, 64), (1, 32, 64), None, None, 255, 255.0, 1.0)
+    weight = np.concatenate([np.full((1, 1024), 100), np.full((1, 1024), -100)], axis=1)
+    dense = SpikingLayer("dense1", "dense", (1, 32, 64), (1,), weight, None, 9, 1.0, 1.0)
+    out = SpikingLayer("dense2", "dense", (1,), (1,), np.ones((1, 1)), None, 1, 1.0, 1.0)
+    network = SpikingNetwork((inp, dense, out), 1, "zero", "folded", "hand")
+    assert lowering.problems(network, "loihi") == []
+    (found,) = lowering.flush_problems(network, "delay")
+    assert found.startswith("dense1: the flush step's inhibition") and "pipelined" in found
+    assert lowering.flush_problems(network, "pipelined") == []
+
+
+def test_windows_of_the_streaming_path():
+    assert [lowering.stream_lead(t, [0, 0]) for t in ("delay", "pipelined")] == [1, 0]
+    assert lowering.stream_lead("pipelined", [0, 3]) == 1
+    # Lava counts steps from 1; the first window of the layer at depth 2 starts after the lead,
+    # and pipelined two steps later.
+    assert lowering.reset_step("delay", 5, 1, 2) == 2
+    assert lowering.reset_step("pipelined", 5, 0, 2) == 3
+    assert lowering.reset_step("pipelined", 5, 1, 2) == 4
