@@ -19,8 +19,8 @@ class ImageEncoder(AbstractProcess):
         out[t] = current[images of window (t - 1) // T]     every step of the window
                  0                                         the first ``lead`` steps of it
 
-    (``lead``: the streaming Loihi path's flush step, :func:`lava_retrieval.loihi.lowering.stream_lead`;
-    ``T`` then counts it.)
+    (``lead``: the streaming Loihi path's flush step,
+    :func:`lava_retrieval.loihi.lowering.stream_lead`; ``T`` then counts it.)
 
     With ``images=None`` the images come from the program that runs the graph instead, a
     batch at a time: at the first step of every window the encoder waits for one
