@@ -493,6 +493,35 @@ def bench_index() -> str:
     )
 
 
+def bench_loihi_stream() -> str:
+    bench = _load("bench-loihi-stream.json")
+    rows = [
+        "| timing | steps per image | one graph per image | streamed in one graph | ratio | "
+        "resident graph, one query |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for timing, row in bench["timings"].items():
+        rows.append(
+            f"| {timing} | {row['steps_per_image']} | "
+            f"{row['single_graph_seconds_per_image']:.2f} s per image | "
+            f"{row['stream_images_per_second']:.2f} images/s "
+            f"({row['stream_seconds'] / bench['images']:.2f} s per image) | "
+            f"{row['speedup']:.1f} x | {row['resident_query_ms']:.0f} ms |"
+        )
+    return (
+        "\n".join(rows)
+        + f"\n\n`--backend loihi` on the CPU: {bench['network']}, T = {bench['time_steps']}, "
+        + f"{bench['images']} test images streamed, {bench['single_images']} run one graph each; "
+        + f"one run on {bench['machine']['cpus']} CPU cores. Every embedding equals the "
+        + "simulator's. A graph per image pays Lava's start-up (compiling, forking its "
+        + "processes) every time; streamed, the steps of Lava's Python models of Conv and "
+        + "LIFReset are what is left. A resident pipelined graph answers a query after one "
+        + "more window (its embedding leaves the depth in steps after its window). "
+        + "From `results/bench-loihi-stream.json`, produced by "
+        + "`python benchmarks/loihi_stream.py`."
+    )
+
+
 def bench_ann(name: str = "bench-ann.json", command: str = "") -> str:
     bench = _load(name)
     sim = bench["simulation"]
@@ -687,6 +716,7 @@ BLOCKS = {
     "bench-methods": bench_methods,
     "bench-web": bench_web,
     "bench-index": bench_index,
+    "bench-loihi-stream": bench_loihi_stream,
     "bench-ann": bench_ann,
     "bench-ann-1m": bench_ann_1m,
     "bench-service": bench_service,

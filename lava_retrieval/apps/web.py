@@ -680,7 +680,8 @@ def serve(
     log=print,
 ) -> None:
     """Load (or build) the index and serve the page until interrupted; ``backend`` embeds the
-    queries (``lava``, ``lava-float``: one resident Lava graph for the life of the server)."""
+    queries (``lava``, ``lava-float``, ``loihi``: one resident Lava graph for the life of the
+    server)."""
     if index_dir is None:
         log(f"no --index: indexing the first {corpus:,} training images (default method) ...")
         index = default_index(corpus, data_dir=data_dir)

@@ -58,8 +58,9 @@ def register(sub) -> None:
         choices=BACKENDS,
         default="lava",
         help="what runs the network. lava: the Lava process graph, fixed point; lava-float: "
-        "floating point; loihi: Lava's Conv/Dense/LIF on the CPU (needs a network converted "
-        "with --reset zero --weight-bits 8, one image per run); loihi-hw: the same on a chip "
+        "floating point; loihi: Lava's Conv/Dense/LIFReset on the CPU (needs a network converted "
+        "with --reset zero --weight-bits 8; delay or pipelined timing, image after image in one "
+        "run); loihi-hw: the same on a chip "
         "(needs lava-loihi); sim: the fast simulator (see --engine). All give the same numbers.",
     )
     p.add_argument(

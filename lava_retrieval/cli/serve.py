@@ -56,7 +56,8 @@ def register(sub) -> None:
         choices=SERVE_BACKENDS,
         default="sim",
         help="what embeds the queries: the simulator, or one Lava process graph kept running "
-        "for the life of the server (the same answers)",
+        "for the life of the server (the same answers; loihi: Lava's Conv/Dense/LIFReset, for "
+        "an index whose network was converted with --reset zero --weight-bits 8)",
     )
     p.add_argument(
         "--allow-writes",

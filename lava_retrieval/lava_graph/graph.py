@@ -225,12 +225,11 @@ def _offset(depth: int, time_steps: int, timing: str) -> int:
 
 
 def _check_loihi(network: SpikingNetwork, readout: str, timing: str = "delay") -> None:
-    problems = lowering.problems(network, "loihi") + lowering.flush_problems(network, timing)
-    if timing not in lowering.STREAM_TIMINGS:
-        problems.append(
-            f"Lava's LIFReset restarts each layer once per window: the Loihi backends run the "
-            f"timings {' and '.join(lowering.STREAM_TIMINGS)}, not {timing}"
-        )
+    problems = (
+        lowering.problems(network, "loihi")
+        + lowering.timing_problems(timing)
+        + lowering.flush_problems(network, timing)
+    )
     if readout != "membrane":
         problems.append("Lava's LIF keeps no spike count: use the membrane readout")
     if problems:

@@ -181,6 +181,20 @@ def stream_lead(timing: str, v_inits) -> int:
     return int(timing == "delay" or any(int(v) != 0 for v in v_inits))
 
 
+def timing_problems(timing: str) -> list[str]:
+    """Why the streaming Loihi path cannot run ``timing`` (empty when it can).
+
+    >>> timing_problems("pipelined"), len(timing_problems("graded"))
+    ([], 1)
+    """
+    if timing in STREAM_TIMINGS:
+        return []
+    return [
+        "Lava's LIFReset restarts each layer once per window: the Loihi backends run the "
+        f"timings {' and '.join(STREAM_TIMINGS)}, not {timing}"
+    ]
+
+
 def reset_step(timing: str, time_steps: int, lead: int, depth: int) -> int:
     """The first step (Lava counts from 1) of the first window of the layer at ``depth``:
     after the lead, and under ``pipelined`` ``depth`` steps later. ``LIFReset`` restarts the
