@@ -5,11 +5,11 @@ image in one graph, against one graph per image (how it ran before it could stre
 
 Measured in one run on one machine: the shipped ANN converted for Lava's built-ins (zero
 reset, 8-bit weights, pooling as its own layers, initial membrane 0.5), T = 16, the membrane
-readout. For each timing the Loihi path runs (``delay``: one flush step per window; ``pipelined``), the seconds
-to embed ``--images`` test images in one graph, and per image through a graph of its own
-(``--single`` images; its start-up is most of it), the images per second of both and their
-ratio, and the median latency of one query through a resident Loihi graph. Every embedding is
-checked against the simulator's (the same integers, or the run fails).
+readout. For each timing the Loihi path runs (``delay``: one flush step per window;
+``pipelined``), the seconds to embed ``--images`` test images in one graph, and per image
+through a graph of its own (``--single`` images; its start-up is most of it), the images per
+second of both and their ratio, and the median latency of one query through a resident Loihi
+graph. Every embedding is checked against the simulator's (the same integers, or the run fails).
 """
 
 from __future__ import annotations
