@@ -33,9 +33,7 @@ def capabilities(method) -> dict[str, str | None]:
         else f"the Lava graph runs the timings {', '.join(GRAPH_TIMINGS)}, not {method.timing}"
     )
     out["lava"] = out["lava-float"] = graph
-    loihi = lowering.config_problems("loihi", **settings) + lowering.timing_problems(
-        method.timing
-    )
+    loihi = lowering.config_problems("loihi", **settings) + lowering.timing_problems(method.timing)
     if method.readout != "membrane":
         loihi.append(f"Lava's LIF keeps no spike count: the {method.readout} readout needs one")
     out["loihi"] = "; ".join(loihi) or None
