@@ -104,3 +104,15 @@ def test_what_a_resident_graph_refuses(fashion):
             graph.embed(np.zeros((2, 14, 14), np.uint8))
         # A bad call leaves the graph running.
         assert graph.embed(fashion.test_images[:1]).shape == (1, 1024)
+
+
+def test_serving_from_the_loihi_path_names_what_the_index_lacks(tmp_path, capsys):
+    from lava_retrieval.cli import main
+
+    index = str(tmp_path / "index")
+    assert main(["index", "build", "fashion-mnist:test", "--limit", "8", "--out", index]) == 0
+    capsys.readouterr()
+    assert main(["serve", "--index", index, "--backend", "loihi", "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the Loihi backend: ")
+    assert "--reset zero" in err[0] and "not exact_count" in err[0]
