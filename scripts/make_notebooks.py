@@ -151,8 +151,9 @@ print("the hand-wired graph agrees with the simulator")
 CONVERT = [
     "# Convert your own ANN, fit it to a Loihi chip, estimate its energy\n\n"
     "Train a small ANN of the family, convert it to integrate-and-fire neurons with "
-    "Algorithm 1, check that it fits one Loihi chip (cores per layer) and estimate the energy "
-    "of one image from its measured spikes and synaptic operations.",
+    "Algorithm 1, check that it fits one Loihi chip (cores per layer), estimate the energy "
+    "of one image from its measured spikes and synaptic operations, and run it on Lava's own "
+    "Loihi processes.",
     SETUP,
     "## Train a small ANN\n\nAny `torch` network of the family works (convolutions, average "
     "pooling, ReLU, a dense layer); here 16-32-10, a few minutes on a CPU (seconds with "
@@ -186,8 +187,8 @@ print(f"ANN test accuracy (1,000 images): {ann_accuracy:.3f}")
 from lava_retrieval.conversion.algorithm import ConversionConfig, calibration_indices, convert
 
 config = ConversionConfig(calibration_size=500 if SMALL else 2000)
-network = convert(ann, data.train_images[calibration_indices(len(data.train_images), config)],
-                  config)
+calibration = data.train_images[calibration_indices(len(data.train_images), config)]
+network = convert(ann, calibration, config)
 for layer in network.layers:
     print(f"{layer.name:8} threshold {layer.threshold:6}  param_scale {layer.param_scale:8.2f}")
 """,
@@ -219,9 +220,32 @@ print(f"SNN accuracy at T = {T}: {snn_accuracy:.3f} (ANN {ann_accuracy:.3f})")
 print(f"per image: {counts['spikes']:,.0f} spikes, {counts['synaptic_ops']:,.0f} synaptic ops,"
       f" {energy['total_mj']:.3f} mJ in {energy['ms']:.2f} ms on Loihi (modelled)")
 """,
+    "## Run it on Lava's Loihi processes\n\n"
+    "`--backend loihi` runs each layer as Lava's own `Conv`/`Dense` + `LIFReset`, the "
+    "processes Intel's lava-loihi maps onto neurocores, simulated here on the CPU. They reset "
+    "to zero and hold 8-bit weights, so the network is converted once more for them; then a "
+    "few images stream through one graph, one window each.",
+    """\
+from lava_retrieval.engines.sim import readout_of
+from lava_retrieval.lava_graph.graph import embed as lava_embed
+from lava_retrieval.loihi import lowering
+
+print("as converted above:", "; ".join(lowering.problems(network, "loihi")))
+loihi_config = ConversionConfig(
+    calibration_size=config.calibration_size, reset="zero", num_weight_bits=8
+)
+loihi_network = convert(ann, calibration, loihi_config)
+print("converted for them:", "; ".join(lowering.problems(loihi_network, "loihi")) or "lowers")
+few = data.test_images[: 4 if SMALL else 16]
+on_loihi = lava_embed(loihi_network, few, SimConfig(T), backend="loihi", progress=False)
+simulated = readout_of(loihi_network, simulate(loihi_network, few, SimConfig(T)), "membrane")
+print(f"{len(few)} images through Conv/Dense/LIFReset, equal to the simulator:",
+      np.array_equal(on_loihi, simulated))
+""",
     "## Checks",
     """\
 assert report.deployable, report.reason
+assert lowering.problems(loihi_network, "loihi") == [] and np.array_equal(on_loihi, simulated)
 assert ann_accuracy > 0.6 and snn_accuracy > ann_accuracy - 0.15, (ann_accuracy, snn_accuracy)
 assert energy["total_mj"] > 0 and counts["synaptic_ops"] > counts["spikes"] > 0
 print("converted, deployable, and close to its ANN")
