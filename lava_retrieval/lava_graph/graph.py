@@ -228,7 +228,7 @@ def _check_loihi(network: SpikingNetwork, readout: str, timing: str = "delay") -
     problems = (
         lowering.problems(network, "loihi")
         + lowering.timing_problems(timing)
-        + lowering.flush_problems(network, timing)
+        + lowering.stream_problems(network, timing)
     )
     if readout != "membrane":
         problems.append("Lava's LIF keeps no spike count: use the membrane readout")

@@ -32,8 +32,9 @@ The mapping:
 * **Current register.** Lava's current ``u = a_in << 6`` wraps at 24 bits: a layer whose
   synaptic input per step can pass ``2**17 - 1`` (:data:`MAX_CURRENT`) is refused.
 * **Limits of the chip.** The bias mantissa has 13 bits.
-* **Initial potential.** Lava's LIF starts from ``v = v_init << 6`` (one image per graph);
-  netx has no initial potential, so only ``initial_membrane = 0`` exports.
+* **Initial potential.** ``LIFReset`` restarts from 0: the initial potential is a clock pulse at
+  every restart (below); netx has no initial potential, so only ``initial_membrane = 0``
+  exports.
 * **netx** cannot load pooling layers: pooling must be folded (``pool_mode="folded"``).
 * **Streaming.** One graph embeds image after image: each layer is Lava's ``LIFReset``, which
   zeroes ``u`` and ``v`` once per window of ``P = T + lead`` steps and then integrates that
@@ -150,15 +151,6 @@ def dense_weights(layer: SpikingLayer) -> tuple[np.ndarray, int]:
     return 2 * weight.astype(np.int32), -1
 
 
-def lif_v_init(v_init: int) -> int:
-    """Lava's LIF ``v`` for an integer initial potential (scaled by ``2**6``).
-
-    >>> lif_v_init(127)
-    8128
-    """
-    return int(v_init) * V_SCALE
-
-
 def lif_bias(layer: SpikingLayer) -> np.ndarray:
     """``bias_mant`` of Lava's LIF for a layer: one value per neuron in (W, H, C) order (the
     bias is per channel, the last axis), zero for layers without bias."""
@@ -247,32 +239,40 @@ def pulse(amounts: np.ndarray, exact: bool) -> tuple[np.ndarray, int]:
     return np.clip(units[:, None] - steps, 0, MAX_PULSE_WEIGHT).astype(np.int32), exp
 
 
-def flush_problems(network: SpikingNetwork, timing: str) -> list[str]:
-    """Why the streaming Loihi path cannot run ``network`` under ``timing``: under ``delay``, a
-    layer whose flush inhibition plus its most negative input would wrap the current register.
+def stream_problems(network: SpikingNetwork, timing: str) -> list[str]:
+    """Why the streaming Loihi path cannot run ``network`` under ``timing`` although each layer
+    lowers: a pulse that, added to a layer's synaptic input in the same step, would wrap the
+    current register (``delay``: the flush inhibition with the most negative input; an initial
+    potential under ``pipelined``: its pulse with the largest input, both at the restart).
     """
-    if timing != "delay":
-        return []
     wrapping = []
-    for layer in network.layers:
-        inhibition = flush_inhibition(layer)
-        weights, exp = pulse(inhibition, exact=False)
-        delivered = weights.astype(np.int64).sum(1) << exp
-        negative = (
-            np.zeros_like(delivered)
-            if layer.weight is None
-            else np.clip(
-                -layer.weight.reshape(len(layer.weight), -1).astype(np.int64), 0, None
-            ).sum(1)
-        )
-        if int((delivered + negative).max(initial=0)) > MAX_CURRENT:
+    for depth, layer in enumerate(network.layers):
+        if layer.weight is None:  # pixel currents (none in a flush step)
+            positive = np.full(layer.output_shape[0], max_current(layer), np.int64)
+            negative = np.zeros_like(positive)
+        else:
+            w = layer.weight.reshape(len(layer.weight), -1).astype(np.int64)
+            positive, negative = np.clip(w, 0, None).sum(1), np.clip(-w, 0, None).sum(1)
+        if timing == "delay":
+            weights, exp = pulse(flush_inhibition(layer), exact=False)
+            total = (weights.astype(np.int64).sum(1) << exp) + negative
+        elif timing == "pipelined":
+            total = positive + abs(int(network.neuron(depth).v_init))
+        else:
+            continue
+        if int(total.max(initial=0)) > MAX_CURRENT:
             wrapping.append(layer.name)
     if not wrapping:
         return []
+    what = (
+        "the flush step's inhibition and the most negative synaptic input"
+        if timing == "delay"
+        else "the initial potential's pulse and the largest synaptic input"
+    )
+    fix = "run the pipelined timing" if timing == "delay" else "convert with --initial-membrane 0"
     return [
-        f"{', '.join(wrapping)}: the flush step's inhibition and the most negative synaptic "
-        f"input together pass {MAX_CURRENT}, which wraps Lava's 24-bit current register "
-        "(run the pipelined timing)"
+        f"{', '.join(wrapping)}: {what} together can pass {MAX_CURRENT}, which wraps Lava's "
+        f"24-bit current register ({fix})"
     ]
 
 
@@ -314,7 +314,7 @@ def config_problems(
 
 def problems(network: SpikingNetwork, target: str = "loihi") -> list[str]:
     """Every reason ``network`` cannot be lowered exactly onto ``target`` (``loihi``: Lava's
-    Conv/Dense/LIF; ``netx``: a netx hdf5 file); empty when it can.
+    Conv/Dense/LIFReset; ``netx``: a netx hdf5 file); empty when it can.
 
     >>> len(problems(net, "netx"))
     3
@@ -339,7 +339,7 @@ def check(network: SpikingNetwork, target: str = "loihi") -> None:
 
 def check_layer(layer: SpikingLayer, reset: str) -> None:
     """Raise :class:`LoweringError` if one layer (with the network's reset) cannot be lowered
-    onto Lava's Conv/Dense/LIF exactly."""
+    onto Lava's Conv/Dense/LIFReset exactly."""
     _raise(_neuron_problems((layer,), reset), "loihi")
 
 

@@ -1,4 +1,4 @@
-"""ProcessModels of IFLayer: float, bit-accurate fixed point, and Lava's Conv/Dense + LIF."""
+"""ProcessModels of IFLayer: float, bit-accurate fixed point, and Lava's Conv/Dense + LIFReset."""
 
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ class IFLayer(AbstractProcess):
     the synaptic product and the neuron update share one OS process instead of two, and
     clearing the in-flight synaptic input between images is one line in the same model. The
     hierarchical model (``LoihiIFLayerModel``) still maps the layer onto Lava's own ``Conv`` /
-    ``Dense`` + ``LIF`` for Loihi.
+    ``Dense`` + ``LIFReset`` for Loihi.
 
     Parameters
     ----------

@@ -445,7 +445,7 @@ class Engine:
         if self.lowers_to is not None:
             found = lowering.problems(network, self.lowers_to)
             if self.lowers_to == "loihi":
-                found += lowering.flush_problems(network, timing)
+                found += lowering.stream_problems(network, timing)
             if found:
                 return "; ".join(found)
         if self.needs_int32 and not events.supports(network, steps if timing == "graded" else 0):

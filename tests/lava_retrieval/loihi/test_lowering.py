@@ -112,7 +112,6 @@ def test_an_initial_potential_lowers_to_loihi_but_not_to_netx():
     assert lowering.problems(network, "netx") == [
         "netx neurons start every run at 0 (convert with --initial-membrane 0)"
     ]
-    assert lowering.lif_v_init(network.neuron(1).v_init) == 2 * 64
     found = lowering.config_problems(
         "netx", pool_mode="folded", reset="zero", weight_bits=8, initial_membrane=0.5
     )
@@ -153,9 +152,28 @@ def test_a_flush_that_would_wrap_the_current_register_is_refused():
     out = SpikingLayer("dense2", "dense", (1,), (1,), np.ones((1, 1)), None, 1, 1.0, 1.0)
     network = SpikingNetwork((inp, dense, out), 1, "zero", "folded", "hand")
     assert lowering.problems(network, "loihi") == []
-    (found,) = lowering.flush_problems(network, "delay")
+    (found,) = lowering.stream_problems(network, "delay")
     assert found.startswith("dense1: the flush step's inhibition") and "pipelined" in found
-    assert lowering.flush_problems(network, "pipelined") == []
+    assert lowering.stream_problems(network, "pipelined") == []
+
+
+def test_an_initial_potential_that_would_wrap_the_current_register_is_refused():
+    # Pipelined, the pulse of v_init lands with the first step's input: 102,400 + 50,000.
+    inp = SpikingLayer("input", "input", (1, 32, 32), (1, 32, 32), None, None, 255, 255.0, 1.0)
+    dense = SpikingLayer(
+        "dense1", "dense", (1, 32, 32), (1,), np.full((1, 1024), 100), None, 100_000, 1.0, 1.0
+    )
+    out = SpikingLayer("dense2", "dense", (1,), (1,), np.ones((1, 1)), None, 1, 1.0, 1.0)
+    network = SpikingNetwork((inp, dense, out), 1, "zero", "folded", "hand", initial_membrane=0.5)
+    assert lowering.problems(network, "loihi") == []
+    (found,) = lowering.stream_problems(network, "pipelined")
+    assert (
+        found.startswith("dense1: the initial potential's pulse")
+        and "--initial-membrane 0" in found
+    )
+    # Under delay nothing is in flight at a restart, and this inhibition wraps nothing.
+    assert lowering.stream_problems(network, "delay") == []
+    assert lowering.stream_problems(replace(network, initial_membrane=0.0), "pipelined") == []
 
 
 def test_windows_of_the_streaming_path():
