@@ -95,7 +95,8 @@ def test_the_loihi_path_streams_each_image_as_if_alone(queries, timing):
     network = _lowerable(queries)
     config = SimConfig(6, timing=timing)
     graph = build(network, queries[:5], config, backend="loihi")
-    # One flush step per window, and under pipelined the embedding layer's depth at the end.
+    # A lead step per window (delay's flush; pipelined, for the initial potential's pulse),
+    # and under pipelined the embedding layer's depth at the end.
     assert graph.time_steps == 7 and graph.num_windows == 5
     assert graph.offset == (network.embedding_layer if timing == "pipelined" else 0)
     streamed = graph.run(progress=False).embeddings
