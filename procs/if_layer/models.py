@@ -271,7 +271,7 @@ class LoihiIFLayerModel(AbstractSubProcessModel):
     def __init__(self, proc: IFLayer) -> None:
         from lava.proc.conv.process import Conv
         from lava.proc.dense.process import Dense
-        from lava.proc.lif.process import LIF, LIFReset
+        from lava.proc.lif.process import LIFReset
 
         params = proc.proc_params
         if params["layout"] != "whc":
@@ -327,15 +327,18 @@ class LoihiIFLayerModel(AbstractSubProcessModel):
             pulses.append((np.full(shape[-1], v_init), True, first - 1))
         pulses = [p for p in pulses if np.any(p[0])]
         if pulses:
-            self._pulse(pulses, shape, period, Dense, LIF)
+            self._pulse(pulses, shape, period)
         self.lif.s_out.connect(proc.out_ports.out)
         proc.vars.v.alias(self.lif.v)
 
-    def _pulse(self, pulses: list, shape: tuple, period: int, dense, lif) -> None:
+    def _pulse(self, pulses: list, shape: tuple, period: int) -> None:
         """One clock ``LIF`` (``vth = period - 1`` and a bias of one: it fires every ``period``
         steps, first at step ``period - v``) and one ``Dense`` per pulse, which turns its clock
         neurons' spikes into the per-channel ``amounts`` (negative: an inhibition) one step
         after they fire at steps congruent to ``fires``."""
+        from lava.proc.dense.process import Dense
+        from lava.proc.lif.process import LIF
+
         neurons = int(np.prod(shape))
         channel = np.arange(neurons) % shape[-1]  # (W, H, C): the channel is the last axis
         blocks = []
@@ -345,7 +348,7 @@ class LoihiIFLayerModel(AbstractSubProcessModel):
             blocks.append((sign * weights[channel], exp, (fires - 1) % period + 1))
         width = sum(weights.shape[1] for weights, _, _ in blocks)
         phases = np.concatenate([np.full(w.shape[1], phase) for w, _, phase in blocks])
-        self.clock = lif(
+        self.clock = LIF(
             shape=(width,),
             du=lowering.DU,
             dv=lowering.DV,
@@ -359,7 +362,7 @@ class LoihiIFLayerModel(AbstractSubProcessModel):
             weights = np.zeros((neurons, width), np.int32)
             weights[:, start : start + block.shape[1]] = block
             start += block.shape[1]
-            synapse = dense(weights=weights, weight_exp=exp, num_weight_bits=8)
+            synapse = Dense(weights=weights, weight_exp=exp, num_weight_bits=8)
             self.clock.s_out.connect(synapse.s_in)
             synapse.a_out.reshape(shape).connect(self.lif.a_in)
             # Lava finds a sub-model's processes among its attributes only.
