@@ -66,6 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _forget_unhandled_interrupt() -> None:
+    """Make a handled Ctrl-C end the program with the status it returns.
+
+    CPython remembers a KeyboardInterrupt that left code run by ``exec``/``eval`` of a string
+    (``dataclasses`` builds every dataclass's methods that way, so an import can be interrupted
+    there) and, at exit, ends the interpreter by SIGINT instead of with the status it was
+    given, even after the interrupt was caught. Any later ``exec`` of a string clears that
+    record."""
+    exec("None")  # noqa: S102 - a constant string, run for its side effect on the record
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
@@ -101,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if as_program:  # ending anyway: a second Ctrl-C must not turn 130 into death by signal
             for s in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(s, signal.SIG_IGN)
+            _forget_unhandled_interrupt()
         print("interrupted", file=sys.stderr)
         return 130
     return 0
