@@ -115,22 +115,37 @@ def _die_with_parent() -> None:
         pass
 
 
+#: Ctrl-C and SIGTERM received within :func:`terminate_as_interrupt` (see
+#: :func:`checked_interrupts`).
+_received: list[int] = []
+
+
 def _raise_interrupt(signum, frame) -> None:
+    _received.append(signum)
     raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def terminate_as_interrupt():
     """Within the block, SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does, so
-    that one clean-up path (stop the runtime, remove temporary files) serves both."""
+    that one clean-up path (stop the runtime, remove temporary files) serves both. Both are
+    remembered: one that something swallowed on the way (a bare ``except:`` in a library's
+    import code) is raised again before a Lava runtime starts (:func:`checked_interrupts`).
+    A Ctrl-C that the process inherited as ignored (a background job) stays ignored."""
     if not _main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    signals = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signals.append(signal.SIGINT)
+    _received.clear()
+    previous = {s: signal.signal(s, _raise_interrupt) for s in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _received.clear()
 
 
 @contextlib.contextmanager
@@ -168,6 +183,9 @@ def checked_interrupts():
     if not _main_thread():
         yield
         return
+    if _received:  # raised before and swallowed on the way: no runtime starts for it
+        _received.clear()
+        raise KeyboardInterrupt
     seen = []
     _held_signals.clear()
 

@@ -158,6 +158,49 @@ def test_an_interrupt_inside_exec_still_ends_with_130(tmp_path):
     assert process.stderr.split() == ["interrupted", "record", "0"], process.stderr[-2000:]
 
 
+#: A command whose Ctrl-C is swallowed by a bare ``except:`` (as some libraries' import code
+#: has) before it starts a Lava runtime.
+SWALLOWED_THEN_LAVA = """
+import os, signal, sys, time
+import lava_retrieval.cli as cli
+from lava_retrieval.common.lava_runtime import checked_interrupts
+def build_parser():
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)
+    except:
+        pass
+    with checked_interrupts():
+        print("the runtime would start", file=sys.stderr)
+    sys.exit(0)
+cli.build_parser = build_parser
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_a_swallowed_interrupt_starts_no_runtime(tmp_path, inherited):
+    """A Ctrl-C that a library swallowed still ends the command before a Lava runtime starts;
+    one that the command inherited as ignored (a background job) stays ignored."""
+    (tmp_path / "swallowed.py").write_text(SWALLOWED_THEN_LAVA)
+    process = subprocess.run(
+        [sys.executable, "-m", "swallowed"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=None
+        if inherited == "default"
+        else lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    if inherited == "default":
+        assert process.returncode == 130, process.stderr[-2000:]
+        assert process.stderr.split() == ["interrupted"], process.stderr[-2000:]
+    else:
+        assert process.stderr.strip() == "the runtime would start", process.stderr[-2000:]
+
+
 #: The Lava graph of the small network forks this many processes (shared memory server, one per
 #: Lava Process, the runtime service).
 LAVA_CHILDREN = 10
