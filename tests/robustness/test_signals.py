@@ -135,6 +135,20 @@ sys.exit(cli.main())
 """
 
 
+def _run_program(tmp_path: Path, source: str, **options) -> subprocess.CompletedProcess:
+    """Run ``source`` as ``python -m`` (as the installed command runs), the project importable."""
+    (tmp_path / "program.py").write_text(source)
+    return subprocess.run(
+        [sys.executable, "-m", "program"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **options,
+    )
+
+
 def test_an_interrupt_inside_exec_still_ends_with_130(tmp_path):
     """CPython ends a program by SIGINT, whatever status it returns, when a KeyboardInterrupt
     once left code run by ``exec`` of a string, even if it was caught later. A Ctrl-C during
@@ -145,15 +159,7 @@ def test_an_interrupt_inside_exec_still_ends_with_130(tmp_path):
         ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt")
     except ValueError:
         pytest.skip("this Python keeps no such record")
-    (tmp_path / "interrupted_in_exec.py").write_text(INTERRUPTED_IN_EXEC)
-    process = subprocess.run(
-        [sys.executable, "-m", "interrupted_in_exec"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    process = _run_program(tmp_path, INTERRUPTED_IN_EXEC)
     assert process.returncode == 130, process.stderr[-2000:]
     assert process.stderr.split() == ["interrupted", "record", "0"], process.stderr[-2000:]
 
@@ -182,17 +188,9 @@ sys.exit(cli.main())
 def test_a_swallowed_interrupt_starts_no_runtime(tmp_path, inherited):
     """A Ctrl-C that a library swallowed still ends the command before a Lava runtime starts;
     one that the command inherited as ignored (a background job) stays ignored."""
-    (tmp_path / "swallowed.py").write_text(SWALLOWED_THEN_LAVA)
-    process = subprocess.run(
-        [sys.executable, "-m", "swallowed"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=None
-        if inherited == "default"
-        else lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    process = _run_program(
+        tmp_path, SWALLOWED_THEN_LAVA, preexec_fn=None if inherited == "default" else ignore
     )
     if inherited == "default":
         assert process.returncode == 130, process.stderr[-2000:]
