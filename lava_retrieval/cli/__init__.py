@@ -83,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["evaluate-ann", "--checkpoint", "/nonexistent"])
     2
     """
+    from lava_retrieval.cli.options import check_outputs
     from lava_retrieval.common.lava_runtime import terminate_as_interrupt
 
     as_program = argv is None
@@ -92,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             argv = list(sys.argv[1:] if argv is None else argv)
             try:
                 args = parser.parse_args(argv)
+                check_outputs(args)  # every output path, before any work
             except SystemExit as exc:  # --help, or a bad option (already reported)
                 return int(exc.code or 0)
             args.command_line = ["lava-retrieval", *argv]

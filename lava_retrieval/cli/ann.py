@@ -11,6 +11,7 @@ from lava_retrieval.cli.options import (
     finite,
     log,
     natural,
+    output_option,
 )
 
 
@@ -104,7 +105,7 @@ def register_train(sub) -> None:
         default=defaults.seed,
         help="seeds initialisation, shuffling and dropout",
     )
-    p.add_argument("--out", required=True, help="checkpoint directory")
+    output_option(p, "--out", required=True, directory=True, help="checkpoint directory")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.add_argument("--batch-size", type=count, default=defaults.batch_size, help="mini-batch size")
     p.add_argument(

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from lava_retrieval.cli.options import add_command, conversion_options, count, emit, finite, log
+from lava_retrieval.cli.options import (
+    add_command,
+    conversion_options,
+    count,
+    emit,
+    finite,
+    log,
+    output_option,
+)
 
 
 def _layer_table(rows: list[dict]) -> str:
@@ -41,7 +49,7 @@ def run_convert(args: argparse.Namespace) -> None:
         args.out,
         export_netx=args.export_netx,
         export_nir=args.export_nir,
-        nir_timing=args.nir_timing,
+        nir_timing=args.nir_timing or "no_delay",
         loihi_report=args.loihi_report,
         allow_undeployable=args.allow_undeployable,
     )
@@ -125,16 +133,18 @@ def register_convert(sub) -> None:
         sub, "convert", run_convert, "convert an ANN into a spiking network (Algorithm 1)"
     )
     conversion_options(p)
-    p.add_argument("--out", required=True, help="spiking-network file to write (.npz)")
+    output_option(p, "--out", required=True, help="spiking-network file to write (.npz)")
     p.add_argument(
         "--activation-percentile",
         type=finite,
         metavar="P",
         help="the thresholds' percentile alone (default: --percentile); `calibrate` chooses it",
     )
-    p.add_argument("--export-netx", metavar="H5", help="also write a lava-dl netx hdf5 file")
-    p.add_argument(
+    output_option(p, "--export-netx", metavar="H5", help="also write a lava-dl netx hdf5 file")
+    output_option(
+        p,
         "--export-nir",
+        needed_by=("nir_timing",),
         metavar="FILE",
         help="also write the network as a NIR graph (HDF5; needs the nir extra): what NIR "
         "cannot state (soft reset, initial potential, timing) is in its metadata",
@@ -142,11 +152,10 @@ def register_convert(sub) -> None:
     p.add_argument(
         "--nir-timing",
         choices=TIMINGS,
-        default="no_delay",
         help="the timing the NIR graph is run with, recorded in it: no_delay or pipelined "
-        "(the others cannot be stated in NIR; default: %(default)s)",
+        "(the others cannot be stated in NIR; default: no_delay)",
     )
-    p.add_argument("--loihi-report", metavar="PNG", help="draw the Loihi core map")
+    output_option(p, "--loihi-report", metavar="PNG", help="draw the Loihi core map")
     p.add_argument(
         "--allow-undeployable",
         action="store_true",
@@ -185,4 +194,4 @@ def register_calibrate(sub) -> None:
         help="candidate activation percentiles",
     )
     p.add_argument("--limit", type=count, help="first N validation images only (default: all)")
-    p.add_argument("--out", help="also write the result as JSON")
+    output_option(p, "--out", help="also write the result as JSON")

@@ -10,6 +10,7 @@ from lava_retrieval.cli.options import (
     count,
     json_safe,
     log,
+    output_option,
 )
 
 
@@ -36,7 +37,7 @@ def register(sub) -> None:
     p = add_command(
         sub, "demo", run_demo, "retrieval demo: convert, embed, query through the Lava graph"
     )
-    p.add_argument("--out", default="runs/demo-retrieval.png", help="the Fig. 6-style PNG")
+    output_option(p, "--out", default="runs/demo-retrieval.png", help="the Fig. 6-style PNG")
     p.add_argument("--corpus", type=count, default=60000, help="training images in the corpus")
     p.add_argument(
         "--time-steps", type=count, help="T, steps per image (default: the method's; see evaluate)"

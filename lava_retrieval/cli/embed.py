@@ -8,6 +8,7 @@ from lava_retrieval.cli.options import (
     add_command,
     count,
     emit,
+    output_option,
 )
 
 
@@ -87,4 +88,6 @@ def register(sub) -> None:
     p.add_argument("--limit", type=count, help="only the first N images of the split")
     p.add_argument("--readout", choices=READOUTS, default="membrane", help="what the embedding is")
     p.add_argument("--batch-size", type=count, default=256, help="images per Lava window")
-    p.add_argument("--out", required=True, help="embeddings file (.npy); a .json goes beside it")
+    output_option(
+        p, "--out", required=True, sidecar=".json", help="embeddings file (.npy); a .json goes beside it"
+    )

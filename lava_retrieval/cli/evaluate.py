@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from lava_retrieval.cli.options import add_command, count, emit, method_options, note
+from lava_retrieval.cli.options import (
+    add_command,
+    count,
+    emit,
+    method_options,
+    note,
+    output_option,
+)
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -65,8 +72,10 @@ def register(sub) -> None:
     p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")
     p.add_argument("--limit-corpus", type=count, help="first N training images only (quick looks)")
     p.add_argument("--limit-queries", type=count, help="first N test images only")
-    p.add_argument(
+    output_option(
+        p,
         "--out-dir",
+        directory=True,
         default="runs/evaluate",
         help="where STEM.{json,csv,md} go (default runs/evaluate; the committed results/ only "
         "when named)",

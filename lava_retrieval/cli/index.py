@@ -10,17 +10,12 @@ from lava_retrieval.cli.options import (
     add_command,
     count,
     emit,
+    identifier,
     image_options,
     note,
+    output_option,
     source_options,
 )
-
-
-def identifier(text: str) -> int:
-    """A non-negative integer id (argparse type)."""
-    if not text.isdigit() or len(text) > 18:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an image id (0, 1, 2, ...)")
-    return int(text)
 
 
 def index_type(text: str) -> str:
@@ -292,7 +287,7 @@ def register_index(sub) -> None:
         index_sub, "build", run_index_build, "embed a source of images into a new index"
     )
     source_options(p)
-    p.add_argument("--out", required=True, help="index directory to create")
+    output_option(p, "--out", required=True, directory=True, help="index directory to create")
     p.add_argument("--network", help="spiking network (default: convert the method's ANN)")
     p.add_argument(
         "--method", choices=METHODS, help=f"default {DEFAULT_METHOD} (see `evaluate --help`)"
@@ -405,7 +400,7 @@ def register_search(sub) -> None:
     p.add_argument(
         "--path-prefix", metavar="PREFIX", help="only images whose path starts with PREFIX"
     )
-    p.add_argument("--png", help="draw queries and results into this PNG")
+    output_option(p, "--png", help="draw queries and results into this PNG")
     p.add_argument(
         "--network", help="refuse to search unless this network is the index's (a check)"
     )

@@ -49,7 +49,7 @@ def add_command(
     p = sub.add_parser(
         name, help=help_text, description=help_text, formatter_class=DefaultsFormatter
     )
-    p.set_defaults(handler=handler)
+    p.set_defaults(handler=handler, command_parser=p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument(
         "--data-dir",
@@ -58,34 +58,97 @@ def add_command(
     return p
 
 
-def _number(text: str, kind, check, wanted: str):
+def output_option(
+    p: argparse.ArgumentParser,
+    *flags: str,
+    directory: bool = False,
+    sidecar: str | None = None,
+    needed_by: tuple[str, ...] = (),
+    **kwargs,
+) -> argparse.Action:
+    """An option naming a file (``directory``: a directory) that the command writes. Before
+    the command runs, :func:`check_outputs` checks every such option of it (and the file
+    ``sidecar``, a suffix, that is written beside it); ``needed_by``: options (their
+    destinations) that have no effect without this one, refused when given alone."""
+    action = p.add_argument(*flags, **kwargs)
+    outputs = p.get_default("outputs") or ()
+    p.set_defaults(outputs=(*outputs, (action.option_strings[0], action.dest, directory, sidecar)))
+    if needed_by:
+        needs = p.get_default("needs") or ()
+        p.set_defaults(needs=(*needs, *((dest, action.dest) for dest in needed_by)))
+    return action
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output path that cannot be written as a file (see
+    :func:`lava_retrieval.common.atomic.check_outputs`) and an option given without the one
+    it needs (a usage error of the command's parser)."""
+    from pathlib import Path
+
+    from lava_retrieval.common.atomic import check_outputs as check
+
+    parser = args.command_parser
+    options = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+    for dest, needed in getattr(args, "needs", ()):
+        if getattr(args, dest, None) is not None and getattr(args, needed, None) is None:
+            parser.error(f"{options[dest]} has no effect without {options[needed]}")
+    named = []
+    for option, dest, directory, sidecar in getattr(args, "outputs", ()):
+        path = getattr(args, dest, None)
+        named.append((option, path, directory))
+        if sidecar and path:
+            named.append((f"{option}'s {sidecar} file", Path(path).with_suffix(sidecar), False))
+    check(named)
+
+
+def _number(parse, text: str, *args):
+    """``parse(text, *args)`` (a :mod:`~lava_retrieval.common.strict` parser) for argparse."""
+    from lava_retrieval.common.strict import ParseError
+
     try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
-    if not check(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}")
-    return value
+        return parse(text, *args)
+    except ParseError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def count(text: str) -> int:
-    return _number(text, int, lambda v: v >= 1, "a positive integer")
+    from lava_retrieval.common.strict import integer
+
+    return _number(integer, text, "a positive integer", 1)
 
 
 def natural(text: str) -> int:
-    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
+    from lava_retrieval.common.strict import integer
+
+    return _number(integer, text, "an integer >= 0", 0)
+
+
+def identifier(text: str) -> int:
+    """An image id of an index (argparse type)."""
+    from lava_retrieval.common.strict import integer
+
+    return _number(integer, text, "an image id", 0)
 
 
 def port(text: str) -> int:
-    return _number(text, int, lambda v: 0 <= v <= 65535, "a port number (0..65535)")
+    from lava_retrieval.common.strict import integer
+
+    return _number(integer, text, "a port number", 0, 65535)
 
 
 def finite(text: str) -> float:
-    return _number(text, float, math.isfinite, "a finite number")
+    from lava_retrieval.common.strict import decimal
+
+    return _number(decimal, text, "a finite number")
 
 
 def positive(text: str) -> float:
-    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a positive finite number")
+    from lava_retrieval.common.strict import decimal
+
+    value = _number(decimal, text, "a positive finite number")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive finite number")
+    return value
 
 
 def json_safe(value):

@@ -8,6 +8,7 @@ from lava_retrieval.cli.options import (
     add_command,
     emit,
     log,
+    output_option,
 )
 
 
@@ -64,7 +65,7 @@ def register(sub) -> None:
     p.add_argument(
         "--only", type=steps, metavar="STEPS", help="comma-separated steps, e.g. table1,fig4"
     )
-    p.add_argument("--out-dir", help="where results go (default: results)")
+    output_option(p, "--out-dir", directory=True, help="where results go (default: results)")
     p.add_argument("--checkpoints", default="checkpoints", help="the trained networks' directory")
     p.add_argument("--device", default="cpu", help="also time the ANN here, e.g. cuda")
     p.add_argument("--force", action="store_true", help="redo steps that are up to date")

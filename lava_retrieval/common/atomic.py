@@ -7,6 +7,11 @@ directory, is flushed to disk, and is renamed over the target in one step, so a 
 mid-write leaves the previous version (or nothing) there, never half a file. A failed write
 removes its temporary file; one that fails because the file system is full (or the file too
 large for it) is an :class:`OutputPathError` naming the file.
+
+An output path is only ever (re)placed as a regular file: a path that exists as anything else (a
+device, a FIFO, a socket, a directory, or a symbolic link to one of these) is refused and left as
+it is, when it is checked (:func:`check_output`, :func:`check_outputs`, before the work) and again
+just before the rename.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import contextlib
 import errno
 import os
 import secrets
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from lava_retrieval.common.errors import LavaRetrievalError
@@ -50,6 +56,33 @@ def is_full(exc: OSError, directory: str | os.PathLike) -> bool:
     return stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def not_a_file(path: str | os.PathLike) -> str | None:
+    """What ``path`` is if it exists as something other than a regular file (following
+    symbolic links), else None.
+
+    >>> not_a_file("/dev/null"), not_a_file("/nonexistent/x")
+    ('a character device', None)
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # (a dangling link is replaced as a link, its target untouched)
+    except OSError as exc:
+        return f"unreadable ({os.strerror(exc.errno or 0)})"
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
 def check_output(path: str | os.PathLike) -> Path:
     """``path`` as a Path if a file can be written there, else :class:`OutputPathError`:
     callers check before long work, and :func:`atomic_path` checks again.
@@ -57,7 +90,12 @@ def check_output(path: str | os.PathLike) -> Path:
     >>> check_output("/")  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     lava_retrieval.common.atomic.OutputPathError: /: is a directory, not a file
+    >>> check_output("/dev/null")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    lava_retrieval.common.atomic.OutputPathError: /dev/null: is a character device, ...
     """
+    if not os.fspath(path):
+        raise OutputPathError("an empty name names no file")
     path = Path(path)
     # Names first: asking the file system about a name too long is itself an error.
     if len(os.fsencode(path.name)) > 240:  # room for the temporary name's suffix
@@ -65,8 +103,11 @@ def check_output(path: str | os.PathLike) -> Path:
     for part in path.parent.parts:  # room for a lock file's name beside a directory, too
         if len(os.fsencode(part)) > 240:
             raise OutputPathError(f"{path}: the directory name {part[:20]}... is too long")
-    if path.is_dir():
-        raise OutputPathError(f"{path}: is a directory, not a file")
+    if (what := not_a_file(path)) is not None:
+        raise OutputPathError(
+            f"{path}: is {what}, not a file"
+            + ("" if what == "a directory" else "; only a regular file is ever replaced")
+        )
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
@@ -81,6 +122,36 @@ def check_output(path: str | os.PathLike) -> Path:
                 pass
             break
     return path
+
+
+def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, bool]]) -> None:
+    """Check every output of one command before it starts: ``(option, path, is_directory)``
+    triples (``path`` None: not given). Each file is :func:`check_output`; a directory must not
+    exist as anything else; an empty name, and two outputs naming the same file, are refused.
+
+    >>> check_outputs([("--out", "a.npz", False), ("--export-nir", "./a.npz", False)])
+    Traceback (most recent call last):
+    lava_retrieval.common.atomic.OutputPathError: --out and --export-nir name the same file ./a.npz
+    """
+    seen: dict[str, str] = {}
+    for option, path, directory in outputs:
+        if path is None:
+            continue
+        if not os.fspath(path):
+            raise OutputPathError(f"{option}: an empty name names no file")
+        if directory:
+            what = not_a_file(path) or ("a file" if os.path.isfile(path) else None)
+            if what not in (None, "a directory"):
+                raise OutputPathError(f"{option} {path}: is {what}, not a directory")
+        else:
+            try:
+                check_output(path)
+            except OutputPathError as exc:
+                raise OutputPathError(f"{option} {exc}") from None
+        key = os.path.realpath(path)
+        if key in seen:
+            raise OutputPathError(f"{seen[key]} and {option} name the same file {path}")
+        seen[key] = option
 
 
 @contextlib.contextmanager
@@ -121,6 +192,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        if (what := not_a_file(path)) is not None:  # made meanwhile: left as it is
+            raise OutputPathError(f"{path}: is {what}, not a file; it was not replaced")
         os.replace(tmp, path)
     except OSError as exc:
         if is_full(exc, path.parent):

@@ -172,25 +172,89 @@ def read_query(
     """One query: an image file, or ``fashion-mnist:SPLIT:I`` (image I of a split)."""
     text = str(query)
     if text.startswith(FASHION_PREFIX):
-        split, _, number = text[len(FASHION_PREFIX) :].partition(":")
+        split, number = fashion_item(text, data_dir)
         from lava_retrieval.search.build import AUGMENTED
 
-        if split not in (*SPLITS, AUGMENTED) or not re.fullmatch("[0-9]{1,9}", number):
-            raise LavaRetrievalError(
-                f"{text}: use fashion-mnist:SPLIT:I, e.g. fashion-mnist:test:0 (or "
-                "fashion-mnist:augmented:I, variant I of the augmented catalogue)"
-            )
         if split == AUGMENTED:
             from lava_retrieval.data.augment import augment
             from lava_retrieval.search.build import AUGMENT_SEED, _catalogue
 
             base, _ = _catalogue(None if data_dir is None else str(data_dir))
-            return augment(base, int(number), int(number) + 1, AUGMENT_SEED)[0]
+            return augment(base, number, number + 1, AUGMENT_SEED)[0]
         images, _ = _fashion(None if data_dir is None else str(data_dir)).split(split)
-        if int(number) >= len(images):
-            raise LavaRetrievalError(f"{text}: the {split} split has {len(images)} images")
-        return images[int(number)]
+        return images[number]
+    check_item_path(text)
     return load_image(query, preprocessing.invert, max_bytes, max_pixels)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_PATH_CHARS = 4096
+
+
+def fashion_item(text: str, data_dir: str | None = None) -> tuple[str, int]:
+    """``fashion-mnist:SPLIT:I`` as (split, I), checked: the split exists and has an image I
+    (``fashion-mnist:augmented:I``: I below the largest catalogue).
+
+    >>> fashion_item("fashion-mnist:augmented:7")
+    ('augmented', 7)
+    >>> fashion_item("fashion-mnist:bogus:1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    lava_retrieval.common.errors.LavaRetrievalError: fashion-mnist:bogus:1: use fashion-mnist:...
+    """
+    from lava_retrieval.search.build import AUGMENTED, MAX_AUGMENTED
+
+    split, _, number = text[len(FASHION_PREFIX) :].partition(":")
+    if split not in (*SPLITS, AUGMENTED) or not re.fullmatch("[0-9]{1,9}", number):
+        raise LavaRetrievalError(
+            f"{_shown(text)}: use fashion-mnist:SPLIT:I, e.g. fashion-mnist:test:0 (or "
+            "fashion-mnist:augmented:I, variant I of the augmented catalogue)"
+        )
+    size = (
+        MAX_AUGMENTED
+        if split == AUGMENTED
+        else len(_fashion(None if data_dir is None else str(data_dir)).split(split)[0])
+    )
+    if int(number) >= size:
+        raise LavaRetrievalError(f"{text}: the {split} split has {size:,} images")
+    return split, int(number)
+
+
+def check_item_path(path: str, data_dir: str | None = None) -> str:
+    """``path`` if an index may store it as an image's path, else a :class:`LavaRetrievalError`:
+    no control characters (NUL among them), at most :data:`MAX_PATH_CHARS` characters, and a
+    ``fashion-mnist:`` path names an image that exists (:func:`fashion_item`).
+
+    >>> check_item_path("upload:\\x00x")
+    Traceback (most recent call last):
+    lava_retrieval.common.errors.LavaRetrievalError: 'upload:\\x00x': a path holds no control characters
+    """
+    if not isinstance(path, str) or not path:
+        raise LavaRetrievalError("a path must be a non-empty string")
+    if _CONTROL.search(path):
+        raise LavaRetrievalError(f"{_shown(path)}: a path holds no control characters")
+    if len(path) > MAX_PATH_CHARS:
+        raise LavaRetrievalError(f"{_shown(path)}: longer than {MAX_PATH_CHARS} characters")
+    if path.startswith(FASHION_PREFIX):
+        fashion_item(path, data_dir)
+    return path
+
+
+def _shown(text: str) -> str:
+    """A path as a message shows it: quoted where it holds what a terminal would not show,
+    cut to 80 characters."""
+    shown = repr(text) if _CONTROL.search(text) or not text.isprintable() else text
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def _label_number(text: str, class_names: list[str] | None) -> int | None:
+    """``text`` as a class number (ASCII digits, below the number of classes), else None."""
+    from lava_retrieval.common.strict import ParseError, integer
+
+    high = len(class_names) - 1 if class_names else 2**31 - 1
+    try:
+        return integer(text, "a class number", 0, high)
+    except ParseError:
+        return None
 
 
 class ImageIndex:
@@ -586,8 +650,8 @@ class ImageIndex:
                 text = str(label)
                 if self.class_names and text in self.class_names:
                     wanted.append(self.class_names.index(text))
-                elif text.isdigit() and (not self.class_names or int(text) < len(self.class_names)):
-                    wanted.append(int(text))
+                elif (number := _label_number(text, self.class_names)) is not None:
+                    wanted.append(number)
                 else:
                     names = ", ".join(self.class_names or [])
                     raise RetrievalIndexError(
