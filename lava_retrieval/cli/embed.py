@@ -89,5 +89,9 @@ def register(sub) -> None:
     p.add_argument("--readout", choices=READOUTS, default="membrane", help="what the embedding is")
     p.add_argument("--batch-size", type=count, default=256, help="images per Lava window")
     output_option(
-        p, "--out", required=True, sidecar=".json", help="embeddings file (.npy); a .json goes beside it"
+        p,
+        "--out",
+        required=True,
+        sidecar=".json",
+        help="embeddings file (.npy); a .json goes beside it",
     )
