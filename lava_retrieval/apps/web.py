@@ -54,13 +54,16 @@ import time
 import numpy as np
 
 from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.common.strict import MAX_ID, ParseError, integer, json_integer, loads
 from lava_retrieval.data.images import ImageError, decode_image
+from lava_retrieval.search.approximate import MAX_KNOB
 from lava_retrieval.search.build import AUGMENTED_PREFIX
 from lava_retrieval.search.image_index import (
     FASHION_PREFIX,
     SCHEME,
     ImageIndex,
     Images,
+    check_item_path,
     read_query,
     read_source,
 )
@@ -72,6 +75,8 @@ DEFAULT_MAX_PIXELS = 12_000_000  # a 12-megapixel photo; decoding it takes a fra
 DEFAULT_THREADS = 4
 SERVE_BACKENDS = ("sim", "lava", "lava-float", "loihi")
 MAX_BATCH = 1000  # queries of one /api/search/batch request
+MAX_BATCH_BYTES = 1 << 20  # a /api/search/batch body (1,000 ids and the options fit in 30 KB)
+MAX_BATCH_DEPTH = 3  # {"ids": [...], "labels": [...]}: nesting beyond is refused unparsed
 CORPUS_IN_MEMORY = 100_000
 """Up to this many indexed images are kept in memory as the network saw them (and get the ANN
 column); above, each image shown is read from its path when asked for."""
@@ -153,6 +158,8 @@ class SearchService:
         self.backend = backend
         self.embed_lock = threading.Lock()  # the simulator and the graph: one query at a time
         self.write_lock = threading.Lock()
+        index.check_paths(data_dir)  # an item a past write damaged: named, with its repair
+        self.ann_index = None
         self.corpus = self._corpus_images()
         self.ann = None
         self.ann_note = "no ANN is known for this index's network (serve --checkpoint DIR)"
@@ -182,22 +189,20 @@ class SearchService:
         if self.graph is not None:
             self.graph.close()
 
-    def _corpus_images(self) -> np.ndarray | None:
+    def _corpus_images(self, index: ImageIndex | None = None) -> np.ndarray | None:
         """The indexed images as the network saw them (read back from their paths), or None
         above :data:`CORPUS_IN_MEMORY` images (then each is read when shown)."""
-        if len(self.index) > CORPUS_IN_MEMORY:
+        index = self.index if index is None else index
+        if len(index) > CORPUS_IN_MEMORY:
             return None
-        images = np.zeros((len(self.index), 28, 28), np.uint8)
+        images = np.zeros((len(index), 28, 28), np.uint8)
         by_split: dict[str, list[tuple[int, int]]] = {}
-        for position, path in enumerate(self.index.paths):
+        for position, path in enumerate(index.paths):
             if path.startswith(FASHION_PREFIX) and not path.startswith(AUGMENTED_PREFIX):
                 split, number = path[len(FASHION_PREFIX) :].rsplit(":", 1)
                 by_split.setdefault(split, []).append((position, int(number)))
             else:
-                try:
-                    images[position] = read_query(path, self.index.preprocessing)
-                except LavaRetrievalError:
-                    pass  # a moved or deleted file shows blank
+                images[position] = self._read_back(path, index)
         if by_split:
             from lava_retrieval.data.fashion_mnist import load_fashion_mnist
 
@@ -213,10 +218,15 @@ class SearchService:
         gone)."""
         if self.corpus is not None:
             return self.corpus[position]
+        return self._read_back(self.index.paths[position], self.index)
+
+    def _read_back(self, path: str, index: ImageIndex) -> np.ndarray:
+        """The image of an indexed path as the network saw it; blank for a moved or deleted
+        file and for a name that is no file here (``upload:``, ``https:``)."""
+        if SCHEME.match(path) and not path.startswith(FASHION_PREFIX):
+            return np.zeros((28, 28), np.uint8)
         try:
-            return read_query(
-                self.index.paths[position], self.index.preprocessing, data_dir=self.data_dir
-            )
+            return read_query(path, index.preprocessing, data_dir=self.data_dir)
         except LavaRetrievalError:
             return np.zeros((28, 28), np.uint8)
 
@@ -258,18 +268,25 @@ class SearchService:
             latest = ImageIndex.load(self.directory)
             latest.check_network(self.index.network)
             change(latest)
+            served = self.prepare(latest)  # everything that can fail, before the save
             latest.save(self.directory)
-            self.swap(latest)
+            self.swap(served)
         return latest
 
-    def swap(self, index: ImageIndex) -> None:
-        """Serve ``index`` from now on (its images and the ANN column's index with it)."""
-        self.index = index
-        self.corpus = self._corpus_images()
-        if self.ann is not None and self.corpus is not None:
+    def prepare(self, index: ImageIndex) -> tuple:
+        """What :meth:`swap` serves for ``index``: the index, its images and the ANN column's
+        index (an error for an item whose path cannot be read back)."""
+        corpus = self._corpus_images(index)
+        ann_index = getattr(self, "ann_index", None)
+        if self.ann is not None and corpus is not None:
             from lava_retrieval.search.index import CosineIndex
 
-            self.ann_index = CosineIndex().add(self._ann_embed(self.corpus))
+            ann_index = CosineIndex().add(self._ann_embed(corpus))
+        return index, corpus, ann_index
+
+    def swap(self, served: tuple) -> None:
+        """Serve what :meth:`prepare` made from now on."""
+        self.index, self.corpus, self.ann_index = served
 
     def _ann_embed(self, images: np.ndarray) -> np.ndarray:
         from lava_retrieval.ann.inference import embed
@@ -424,6 +441,12 @@ def create_app(
     def error(message: str, status: int):
         return jsonify({"error": message}), status
 
+    def field(name: str, low: int, high: int, default: int | None = None) -> int | None:
+        """The form field ``name`` as an integer in ``low..high`` (``default`` if absent or
+        blank; a :class:`ParseError` if it is something else)."""
+        text = request.form.get(name, "").strip()
+        return default if not text else integer(text, f"a valid {name}", low, high)
+
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_exc):
         return error(f"the upload is larger than the limit of {max_upload_bytes:,} bytes", 413)
@@ -458,21 +481,15 @@ def create_app(
     @app.post("/api/search")
     def search():
         try:
-            wanted = int(request.form.get("k", k))
-        except ValueError:
-            return error("k must be an integer", 400)
-        if wanted < 1:
-            return error("k must be at least 1", 400)
+            wanted = field("k", 1, MAX_ID, default=k)
+            knobs = {name: field(name, 1, MAX_KNOB) for name in ("nprobe", "ef")}
+            knobs = {name: value for name, value in knobs.items() if value is not None}
+            number, test_id = field("id", 0, MAX_ID), field("test_id", 0, MAX_ID)
+        except ParseError as exc:
+            return error(str(exc), 400)
         view = request.form.get("view", "page").strip() or "page"
         if view not in VIEWS:
             return error(f"view must be one of {', '.join(VIEWS)}", 400)
-        knobs = {}
-        for name in ("nprobe", "ef"):
-            text = request.form.get(name, "").strip()
-            if text:
-                if not text.isdigit():
-                    return error(f"{name} must be a positive integer", 400)
-                knobs[name] = int(text)
         exact = request.form.get("exact", "").strip().lower()
         if exact not in ("", "0", "1", "true", "false"):
             return error("exact must be true or false", 400)
@@ -486,23 +503,17 @@ def create_app(
         try:
             if upload is not None and upload.filename:
                 image = _read_upload(upload.read(), service.index.preprocessing.invert, max_pixels)
-            elif request.form.get("id", "").strip():
-                number = request.form["id"].strip()
-                if not number.isdigit():
-                    return error("id must be a number", 400)
+            elif number is not None:
                 if view == "hits":  # its stored embedding answers: nothing is simulated
                     try:
-                        return jsonify(service.hits_by_id(int(number), wanted, **knobs))
+                        return jsonify(service.hits_by_id(number, wanted, **knobs))
                     except RetrievalIndexError as exc:
                         return error(str(exc), 400)
                 # An indexed image as the query: as the network saw it when it was indexed.
-                image = service.image_at(service.index.position(int(number)))
-            elif request.form.get("test_id", "").strip():
-                number = request.form["test_id"].strip()
-                if not number.isdigit():
-                    return error("test_id must be a number", 400)
+                image = service.image_at(service.index.position(number))
+            elif test_id is not None:
                 image = read_query(
-                    f"fashion-mnist:test:{number}",
+                    f"fashion-mnist:test:{test_id}",
                     service.index.preprocessing,
                     data_dir=service.data_dir,
                 )
@@ -520,10 +531,12 @@ def create_app(
 
     @app.get("/api/items/<item_id>")
     def item(item_id: str):
-        if not item_id.isdigit():
-            return error("an item id is a number", 400)
         try:
-            position = service.index.position(int(item_id))
+            number = integer(item_id, "an item id")
+        except ParseError as exc:
+            return error(str(exc), 400)
+        try:
+            position = service.index.position(number)
         except RetrievalIndexError as exc:
             return error(str(exc), 404)
         hit = service.index.hit(0, position, 0.0).to_dict()
@@ -539,26 +552,31 @@ def create_app(
     def remove_item(item_id: str):
         if (refused := writable()) is not None:
             return refused
-        if not item_id.isdigit():
-            return error("an item id is a number", 400)
         try:
-            index = service.write(lambda latest: latest.remove([int(item_id)]))
+            number = integer(item_id, "an item id")
+        except ParseError as exc:
+            return error(str(exc), 400)
+        try:
+            index = service.write(lambda latest: latest.remove([number]))
         except RetrievalIndexError as exc:
             return error(str(exc), 404 if "not in the index" in str(exc) else 409)
-        return jsonify({"removed": int(item_id), "count": len(index)})
+        return jsonify({"removed": number, "count": len(index)})
 
     @app.put("/api/items/<item_id>")
     def upsert_item(item_id: str):
         if (refused := writable()) is not None:
             return refused
-        if not item_id.isdigit() or len(item_id) > 18:
-            return error("an item id is a number", 400)
         upload = request.files.get("image")
-        if upload is None or not upload.filename:
-            return error("send the item's image file (field 'image')", 400)
-        path = request.form.get("path", "").strip() or upload.filename
-        if not SCHEME.match(path):  # a name of the client's, not a file of this machine
-            path = f"upload:{path}"
+        try:
+            number = integer(item_id, "an item id")
+            if upload is None or not upload.filename:
+                raise ParseError("send the item's image file (field 'image')")
+            path = request.form.get("path", "").strip() or upload.filename
+            if not SCHEME.match(path):  # a name of the client's, not a file of this machine
+                path = f"upload:{path}"
+            check_item_path(path, service.data_dir)  # before anything is written
+        except LavaRetrievalError as exc:
+            return error(str(exc), 400)
         try:
             image = _read_upload(upload.read(), service.index.preprocessing.invert, max_pixels)
             if service.index.index.labels_ is not None:
@@ -568,30 +586,35 @@ def create_app(
             source = Images(image[None], [path], None, [])
             with service.embed_lock:
                 embedding = service.index.embed(source.images)
-            index = service.write(lambda latest: latest._append(source, embedding, [int(item_id)]))
+            index = service.write(lambda latest: latest._append(source, embedding, [number]))
         except (ImageError, LavaRetrievalError) as exc:
             return error(str(exc), 400 if isinstance(exc, ImageError) else 409)
-        return jsonify({"id": int(item_id), "path": path, "count": len(index)})
+        return jsonify({"id": number, "path": path, "count": len(index)})
 
     @app.post("/api/search/batch")
     def batch():
         """Queries by indexed id, answered from the stored embeddings: ``{"ids": [...], "k",
         "nprobe", "ef", "exact", "labels", "path_prefix"}`` -> ``{"results": [...]}``."""
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return error("send a JSON object with ids", 400)
-        ids, wanted = body.get("ids"), body.get("k", k)
-        if not isinstance(ids, list) or not ids or len(ids) > MAX_BATCH:
-            return error(f"ids must be a list of 1 to {MAX_BATCH:,} ids", 400)
-        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids + [wanted]):
-            return error("ids and k must be integers", 400)
-        options = {}
-        for name, kind in (("nprobe", int), ("ef", int), ("exact", bool), ("path_prefix", str)):
+        try:
+            body = loads(request.get_data(), "the body", MAX_BATCH_BYTES, MAX_BATCH_DEPTH)
+            if not isinstance(body, dict):
+                raise ParseError("send a JSON object with ids")
+            ids, wanted = body.get("ids"), json_integer(body.get("k", k), "k", 1)
+            if not isinstance(ids, list) or not ids or len(ids) > MAX_BATCH:
+                raise ParseError(f"ids must be a list of 1 to {MAX_BATCH:,} ids")
+            ids = [json_integer(i, "every id") for i in ids]
+            options = {
+                name: json_integer(body[name], name, 1, MAX_KNOB)
+                for name in ("nprobe", "ef")
+                if body.get(name) is not None
+            }
+        except ParseError as exc:
+            return error(str(exc), 400)
+        for name, kind in (("exact", bool), ("path_prefix", str)):
             value = body.get(name)
             if value is None:
                 continue
-            # (JSON true is no integer here, and 1 no boolean)
-            if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+            if not isinstance(value, kind):  # (JSON 1 is no boolean here)
                 return error(f"{name} must be of type {kind.__name__}", 400)
             options[name] = value
         if body.get("labels") is not None:
@@ -624,10 +647,12 @@ def make_server(
     max_request_bytes: int = DEFAULT_MAX_UPLOAD,
 ):
     """A waitress server of ``app`` (not started): ``server.run()`` serves until interrupted,
-    ``server.close()`` stops; ``server.effective_port`` is the port it listens on."""
+    ``server.close()`` stops; ``server.effective_port`` is the port it listens on. What
+    waitress answers itself (413 for a request over the limit, 400 for a malformed one) is
+    JSON with the headers of every other answer (:func:`security_headers`)."""
     from waitress.server import create_server
 
-    return create_server(
+    server = create_server(
         app,
         host=host,
         port=port,
@@ -638,6 +663,42 @@ def make_server(
         ident="",  # no Server header naming the software
         clear_untrusted_proxy_headers=True,
     )
+    listeners = getattr(server, "map", {}).values() if not hasattr(server, "channel") else ()
+    for listener in [server, *listeners]:
+        if hasattr(listener, "channel_class"):
+            listener.channel_class = _secure_channel()
+    return server
+
+
+def _secure_channel():
+    """waitress's channel class whose own error answers are JSON with the security headers."""
+    import json
+
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    headers = list(security_headers().items())
+
+    class SecureErrorTask(ErrorTask):
+        def execute(self):
+            err = self.request.error
+            limit = self.channel.adj.max_request_body_size
+            message = (
+                f"the request is larger than the limit of {limit:,} bytes"
+                if err.code == 413
+                else f"{err.reason}: {err.body}"
+            )
+            body = json.dumps({"error": message}).encode()
+            self.status = f"{err.code} {err.reason}"
+            self.response_headers.extend([("Content-Type", "application/json"), *headers])
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class SecureChannel(HTTPChannel):
+        error_task_class = SecureErrorTask
+
+    return SecureChannel
 
 
 def _read_upload(blob: bytes, invert, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -683,6 +683,21 @@ class ImageIndex:
         name = None if label is None or not self.class_names else self.class_names[label]
         return Hit(rank, int(self.index.ids_[i]), float(score), self.paths[i], label, name)
 
+    def check_paths(self, data_dir: str | None = None) -> None:
+        """Refuse an index holding a path that no image can be read back from
+        (:func:`check_item_path`: a control character, a ``fashion-mnist:`` image that does not
+        exist), naming the first such item and the command that removes it."""
+        for position, path in enumerate(self.paths):
+            try:
+                check_item_path(path, data_dir)
+            except LavaRetrievalError as exc:
+                item = int(self.index.ids_[position])
+                where = self.index.source_[0] if self.index.source_ else "INDEX"
+                raise RetrievalIndexError(
+                    f"{where}: item {item} has a bad path ({exc}); remove it with "
+                    f"`lava-retrieval index remove {where} {item}`"
+                ) from None
+
     def position(self, id_: int) -> int:
         """Where the image of id ``id_`` is stored (an error if it is not indexed)."""
         if self._positions is None:

@@ -27,11 +27,11 @@ def client(web_service):
         ({"image": (io.BytesIO(b"plain text"), "x.png")}, 400, "not an image"),
         ({"image": (io.BytesIO(b""), "x.png")}, 400, "empty"),
         ({"image": (io.BytesIO(b"\x00" * 300_000), "big.png")}, 413, "larger than the limit"),
-        ({"test_id": "abc"}, 400, "must be a number"),
-        ({"test_id": "10000"}, 400, "has 10000 images"),
+        ({"test_id": "abc"}, 400, "'abc' is not a valid test_id"),
+        ({"test_id": "10000"}, 400, "has 10,000 images"),
         ({}, 400, "send an image file"),
-        ({"test_id": "1", "k": "x"}, 400, "k must be an integer"),
-        ({"test_id": "1", "k": "0"}, 400, "at least 1"),
+        ({"test_id": "1", "k": "x"}, 400, "'x' is not a valid k"),
+        ({"test_id": "1", "k": "0"}, 400, "'0' is not a valid k (1.."),
     ],
 )
 def test_bad_requests_are_answered_and_the_server_stays_up(client, data, status, message):

@@ -61,7 +61,7 @@ def test_hits_by_upload_and_by_id_are_the_index_answers(served, fashion):
     for form, message in (
         ({"id": "4", "view": "thumbnails"}, "view must be one of page, hits"),
         ({"id": "4", "view": "hits", "nprobe": "3"}, "nprobe does not apply"),
-        ({"id": "4", "view": "hits", "ef": "0"}, "ef must be between 1 and"),
+        ({"id": "4", "view": "hits", "ef": "0"}, "'0' is not a valid ef (1..65536)"),
         ({"id": "99", "view": "hits"}, "not in the index: id 99"),
     ):
         response = client.post("/api/search", data=form)
