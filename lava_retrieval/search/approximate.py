@@ -35,8 +35,11 @@ that equal scores (duplicate images) are not counted as misses.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import re
+import signal
 
 import numpy as np
 
@@ -149,6 +152,8 @@ class ApproximateIndex:
         if len(vectors) == 0:
             raise RetrievalIndexError("an approximate index needs at least one vector")
         factory = factory_for(index_type, len(vectors), vectors.shape[1])
+        if index_type not in INDEX_TYPES:  # a string of the user's: tried in a child first
+            probe_factory(factory, vectors.shape[1])
         index = _construct(faiss, factory, vectors.shape[1])
         if index_type == "hnsw":
             faiss.downcast_index(index).hnsw.efConstruction = EF_CONSTRUCTION
@@ -287,12 +292,30 @@ class ApproximateIndex:
         """Write the faiss index to ``path`` (faiss's format, straight to the file)."""
         faiss_module().write_index(self.index, str(path))
 
+    def describe(self) -> dict:
+        """What the manifest records of the faiss index, to check the file against: its
+        class, dimension and count."""
+        faiss = faiss_module()
+        return {
+            "type": type(faiss.downcast_index(self.index)).__name__,
+            "dimension": int(self.index.d),
+            "count": int(self.index.ntotal),
+        }
+
     @classmethod
     def read(
-        cls, path, index_type: str, factory: str, vectors, where: str | None = None
+        cls,
+        path,
+        index_type: str,
+        factory: str,
+        vectors,
+        where: str | None = None,
+        expect: dict | None = None,
     ) -> ApproximateIndex:
         """An index written by :meth:`write`, checked against what its manifest says:
-        ``vectors`` are the full vectors it was built on (an exact index's)."""
+        ``vectors`` are the full vectors it was built on (an exact index's); ``expect``:
+        :meth:`describe` as recorded (its faiss class must be the file's); the factory string
+        must be of the family ``index_type`` names."""
         faiss = faiss_module()
         where = where or str(path)
         count, dim = vectors.shape
@@ -311,7 +334,75 @@ class ApproximateIndex:
             raise RetrievalIndexError(
                 f"{where}: the faiss index holds {index.ntotal} vectors, the manifest says {count}"
             )
-        return cls(index_type, factory, index, vectors)
+        family = {"hnsw": "HNSW", "ivf": "IVF", "ivf-pq": "IVF"}.get(index_type)
+        if family and not factory.startswith(family):
+            raise RetrievalIndexError(
+                f"{where}: the manifest's factory {factory!r} is no {index_type} index"
+            )
+        found = cls(index_type, factory, index, vectors)
+        kind = found.describe()["type"]
+        if isinstance(expect, dict) and expect.get("type") != kind:
+            raise RetrievalIndexError(
+                f"{where}: a faiss {kind}, the manifest says {expect.get('type')!r}"
+            )
+        if (
+            family == "HNSW"
+            and _hnsw(faiss, index) is None
+            or (family == "IVF" and faiss.try_extract_index_ivf(index) is None)
+        ):
+            raise RetrievalIndexError(f"{where}: a faiss {kind} is no {index_type} index")
+        return found
+
+
+_PROBE = """
+import sys
+import faiss
+import numpy as np
+factory, dim = sys.argv[1], int(sys.argv[2])
+index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+vectors = np.random.default_rng(0).standard_normal((2000, dim)).astype("float32")
+vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+if not index.is_trained:
+    index.train(vectors)
+index.add(vectors[:200])
+index.search(vectors[:2], 2)
+"""
+PROBE_SECONDS = 120
+
+
+@functools.lru_cache(maxsize=64)
+def probe_factory(factory: str, dim: int) -> None:
+    """Build, train, fill and search a small index of ``factory`` in a child process first:
+    faiss ends the process on some factory strings (``HNSW0`` fails an assertion and aborts)
+    instead of raising; such a string is refused here with one message. A factory that only
+    raises (a Python error, as most bad ones do) passes: the caller reports faiss's reason.
+    A factory of an index that takes its ids from the caller (``IDMap``) is refused by name:
+    this index's labels are positions."""
+    import subprocess
+    import sys
+
+    if re.search("IDMap", factory, re.I):
+        raise RetrievalIndexError(
+            f"{factory!r}: an IDMap index takes its ids from the caller (add_with_ids); an "
+            "index of this package labels vectors by position: leave IDMap out"
+        )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, factory, str(dim)],
+            capture_output=True,
+            timeout=PROBE_SECONDS,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+    except subprocess.TimeoutExpired:
+        raise RetrievalIndexError(
+            f"faiss did not build a 2,000-vector {factory!r} index in {PROBE_SECONDS} s; "
+            "choose another factory string"
+        ) from None
+    if done.returncode < 0:
+        raise RetrievalIndexError(
+            f"faiss cannot build {factory!r} for {dim} dimensions: it ends the process "
+            f"({signal.Signals(-done.returncode).name}); choose another factory string"
+        )
 
 
 def _construct(faiss, factory: str, dim: int):
@@ -343,7 +434,9 @@ def check_index_type(index_type: str, dim: int) -> None:
     of vectors, such as training, is checked when it is built)."""
     if index_type in INDEX_TYPES:
         return
-    _construct(faiss_module(), factory_for(index_type, 1, dim), dim)
+    factory = factory_for(index_type, 1, dim)
+    probe_factory(factory, dim)
+    _construct(faiss_module(), factory, dim)
 
 
 def _hnsw(faiss, index):

@@ -45,6 +45,7 @@ import numpy as np
 from lava_retrieval.common.atomic import check_output
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.locking import exclusive
+from lava_retrieval.common.strict import MAX_ID, loads
 from lava_retrieval.data.images import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -55,6 +56,7 @@ from lava_retrieval.data.images import (
 )
 from lava_retrieval.search.approximate import (
     DEFAULT_KNOBS,
+    INDEX_TYPES,
     ApproximateIndex,
     check_index_type,
     recall_at_k,
@@ -63,6 +65,7 @@ from lava_retrieval.search.index import (
     MANIFEST,
     CosineIndex,
     RetrievalIndexError,
+    check_file,
     check_index_directory,
     normalize,
     while_unchanged,
@@ -73,6 +76,7 @@ from lava_retrieval.snn.network import SpikingNetwork
 FASHION_PREFIX = "fashion-mnist:"
 SPLITS = ("train", "validation", "test", "full_train")
 SEARCH_BACKENDS = ("sim", "lava")
+MAX_PATHS_BYTES = 1 << 33  # paths.json: 8 GiB is past any index this package can hold
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
 """A stored path that starts like this (``fashion-mnist:``, ``upload:``, ``https:``) names no
 file here and is kept as it is."""
@@ -328,6 +332,7 @@ class ImageIndex:
         info = {"index_type": self.index_type}
         if self.approximate is not None:
             info["factory"] = self.approximate.factory
+            info["faiss"] = self.approximate.describe()
             info["knobs"] = {
                 name: {"default": DEFAULT_KNOBS[name], "min": low, "max": high}
                 for name, (low, high) in self.approximate.knobs().items()
@@ -756,8 +761,13 @@ class ImageIndex:
         meta = index.metadata or {}
         files = manifest["files"]
         try:
-            network = SpikingNetwork.load(directory / files["network.npz"])
-            paths = json.loads((directory / files["paths.json"]).read_text())
+            network = SpikingNetwork.load(check_file(directory, manifest, "network.npz"))
+            paths = loads(
+                check_file(directory, manifest, "paths.json").read_bytes(),
+                f"{directory}/{files['paths.json']}",
+                MAX_PATHS_BYTES,
+                max_depth=1,
+            )
             config = SimConfig(**meta["simulation"])
             preprocessing = Preprocessing(**meta["preprocessing"])
         except (KeyError, TypeError, ValueError, OSError, LavaRetrievalError) as exc:
@@ -771,7 +781,12 @@ class ImageIndex:
         if len(index) and (index.ids_.min() < 0 or len(np.unique(index.ids_)) != len(index)):
             raise RetrievalIndexError(f"{directory}: its ids are not distinct and non-negative")
         next_id = meta.get("next_id", int(index.ids_.max()) + 1 if len(index) else 0)
-        if not isinstance(next_id, int) or (len(index) and next_id <= index.ids_.max()):
+        if (
+            not isinstance(next_id, int)
+            or isinstance(next_id, bool)
+            or not 0 <= next_id <= MAX_ID
+            or (len(index) and next_id <= index.ids_.max())
+        ):
             raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad next_id {next_id!r}")
         if not all(isinstance(p, str) for p in paths):
             raise RetrievalIndexError(f"{directory}: {files['paths.json']} holds non-strings")
@@ -793,26 +808,33 @@ class ImageIndex:
         out.class_names = class_names
         out.sources = list(sources)
         out.next_id = next_id
-        out._load_search(directory, meta.get("search") or {"index_type": "exact"}, files)
+        out._load_search(directory, meta.get("search") or {"index_type": "exact"}, manifest)
         return out
 
-    def _load_search(self, directory: Path, search: dict, files: dict) -> None:
-        """The approximate part named by the manifest's ``metadata.search``, checked."""
+    def _load_search(self, directory: Path, search: dict, manifest: dict) -> None:
+        """The approximate part named by the manifest's ``metadata.search``, checked: a known
+        index type (or the factory string it names), the faiss file's checksum, and its type,
+        dimension and count against what the manifest records."""
         index_type = search.get("index_type") if isinstance(search, dict) else None
         if not isinstance(index_type, str):
             raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad search settings {search!r}")
+        factory, recall = search.get("factory"), search.get("recall")
+        if index_type not in (*INDEX_TYPES, factory):
+            raise RetrievalIndexError(
+                f"{directory}/{MANIFEST}: unknown index type {index_type!r} (this package "
+                f"writes {', '.join(INDEX_TYPES)} or a faiss factory string)"
+            )
         self.index_type = index_type
         if index_type == "exact" or not len(self):  # an empty index has no faiss part yet
             return
-        factory, recall = search.get("factory"), search.get("recall")
-        if "faiss.index" not in files or not isinstance(factory, str):
+        if "faiss.index" not in manifest["files"] or not isinstance(factory, str):
             raise RetrievalIndexError(
                 f"{directory}: a {index_type} index without its faiss file or factory string"
             )
-        path = directory / files["faiss.index"]
-        if not path.is_file():
-            raise RetrievalIndexError(f"{path}: missing")
-        self.approximate = ApproximateIndex.read(path, index_type, factory, self.index.vectors_)
+        path = check_file(directory, manifest, "faiss.index")
+        self.approximate = ApproximateIndex.read(
+            path, index_type, factory, self.index.vectors_, expect=search.get("faiss")
+        )
         self.recall = recall if isinstance(recall, dict) else None
 
     def check_network(self, network: SpikingNetwork) -> None:

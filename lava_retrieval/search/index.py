@@ -40,9 +40,11 @@ import numpy as np
 from lava_retrieval.common.atomic import atomic_path, is_full, no_room, write_bytes, write_text
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.locking import exclusive
+from lava_retrieval.common.strict import ParseError, loads
 from lava_retrieval.search.shards import (
     RELEASE_BYTES,
     Shards,
+    check_npy,
     drop_pages,
     map_shard,
     shard_rows,
@@ -386,14 +388,17 @@ class CosineIndex:
         for name, array in arrays.items():
             with atomic_path(versioned(name)) as tmp:
                 np.save(tmp, array)
+        checksums = {}
         for name, blob in (extra_files or {}).items():
             if not re.fullmatch(r"[a-z_]+\.[a-z]+", name) or name in arrays:
                 raise RetrievalIndexError(f"bad extra index file name {name!r}")
             if callable(blob):
                 with atomic_path(versioned(name)) as tmp:
                     blob(tmp)
+                    checksums[name] = file_digest(tmp)
             else:
                 write_bytes(versioned(name), blob)
+                checksums[name] = hashlib.sha256(blob).hexdigest()
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -402,6 +407,7 @@ class CosineIndex:
             "has_labels": self.labels_ is not None,
             "files": files,
             "shards": shards,
+            "checksums": checksums,
             "metadata": self.metadata or {},
         }
         write_text(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
@@ -416,13 +422,13 @@ class CosineIndex:
             text = (directory / MANIFEST).read_text()
             if len(text) > MAX_MANIFEST_CHARS:
                 raise RetrievalIndexError(f"{directory}/{MANIFEST}: larger than an index manifest")
-            manifest = json.loads(text)
+            manifest = loads(text, f"{directory}/{MANIFEST}", MAX_MANIFEST_CHARS)
         except FileNotFoundError:
             raise RetrievalIndexError(f"{directory}: no {MANIFEST}, not an index") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
             raise RetrievalIndexError(f"{directory}/{MANIFEST}: not valid JSON ({exc})") from None
-        except RecursionError:
-            raise RetrievalIndexError(f"{directory}/{MANIFEST}: nested too deeply") from None
+        except ParseError as exc:
+            raise RetrievalIndexError(str(exc)) from None
         except OSError as exc:
             raise RetrievalIndexError(
                 f"{directory}/{MANIFEST}: unreadable ({exc.strerror})"
@@ -449,6 +455,11 @@ class CosineIndex:
             raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad file list")
         if not isinstance(manifest.get("metadata") or {}, dict):
             raise RetrievalIndexError(f"{directory}/{MANIFEST}: metadata is not an object")
+        checksums = manifest.get("checksums") or {}
+        if not isinstance(checksums, dict) or not all(
+            isinstance(v, str) and re.fullmatch("[0-9a-f]{64}", v) for v in checksums.values()
+        ):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad checksums")
         if not isinstance(manifest.get("has_labels", False), bool):
             raise RetrievalIndexError(f"{directory}/{MANIFEST}: has_labels is not true or false")
         manifest["files"] = files
@@ -471,11 +482,14 @@ class CosineIndex:
         def array(name: str, shape: tuple, kinds: str) -> np.ndarray:
             path = directory / files.get(name, name)
             try:  # the header first (memory-mapped): nothing is allocated for a false shape
+                check_npy(path)
                 value = np.load(path, mmap_mode="r", allow_pickle=False)
             except FileNotFoundError:
                 raise RetrievalIndexError(f"{path}: missing") from None
             except (OSError, ValueError, EOFError) as exc:
                 raise RetrievalIndexError(f"{path}: unreadable ({exc})") from None
+            except LavaRetrievalError as exc:
+                raise RetrievalIndexError(str(exc)) from None
             if value.shape != shape or value.dtype.kind not in kinds or value.dtype.itemsize > 8:
                 raise RetrievalIndexError(
                     f"{path}: {value.dtype} array of shape {value.shape}, the manifest says {shape}"
@@ -531,6 +545,8 @@ def _read_shards(directory: Path, manifest: dict) -> Shards:
             raise RetrievalIndexError(f"{path}: missing") from None
         except (OSError, ValueError, EOFError) as exc:
             raise RetrievalIndexError(f"{path}: unreadable ({exc})") from None
+        except LavaRetrievalError as exc:
+            raise RetrievalIndexError(str(exc)) from None
         if value.shape != (shard["count"], dim) or value.dtype.kind != "f":
             raise RetrievalIndexError(
                 f"{path}: {value.dtype} array of shape {value.shape}, the manifest says "
@@ -576,6 +592,31 @@ def _top_k(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         columns = columns[np.lexsort((columns, -block[row, columns]))[:k]]
         top[row], top_scores[row] = columns, block[row, columns]
     return top, top_scores
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (read in 16 MiB pieces), as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while piece := f.read(1 << 24):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def check_file(directory: Path, manifest: dict, name: str) -> Path:
+    """The path of the versioned file ``name`` of a validated manifest, refused if it is
+    missing or its SHA-256 differs from the one the manifest records (an index written before
+    checksums were recorded has none to compare)."""
+    path = directory / manifest["files"][name]
+    if not path.is_file():
+        raise RetrievalIndexError(f"{path}: missing")
+    want = (manifest.get("checksums") or {}).get(name)
+    if want is not None and file_digest(path) != want:
+        raise RetrievalIndexError(
+            f"{path}: its content differs from what the manifest records (checksum); the file "
+            "was changed or damaged after the index was saved"
+        )
+    return path
 
 
 def manifest_digest(directory: str | os.PathLike) -> str | None:

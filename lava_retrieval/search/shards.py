@@ -200,9 +200,32 @@ class Shards:
             drop_pages(part)
 
 
+NPY_HEADER_BYTES = 10_000  # numpy's own bound on a header it parses safely
+
+
+def check_npy(path) -> None:
+    """Refuse a ``.npy`` file whose header is not one numpy writes: the magic string, a known
+    version, a header of at most :data:`NPY_HEADER_BYTES` holding a plain dict of dtype, order
+    and shape. The bytes of a damaged header are never handed to numpy's parser unbounded
+    (it tokenizes them as Python source and raises what Python raises on bad source)."""
+    from lava_retrieval.common.errors import LavaRetrievalError
+
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            np.lib.format._read_array_header(f, version, max_header_size=NPY_HEADER_BYTES)
+        except Exception as exc:  # ValueError, SyntaxError, tokenize.TokenError, EOFError...
+            raise LavaRetrievalError(
+                f"{path}: not a .npy file of this package (its header is damaged: "
+                f"{type(exc).__name__})"
+            ) from None
+
+
 def map_shard(path) -> np.ndarray:
     """A saved shard (``.npy``), memory-mapped read-only, with its file kept open for
-    :func:`read_rows` (a shard replaced by a newer version stays readable)."""
+    :func:`read_rows` (a shard replaced by a newer version stays readable); its header is
+    checked first (:func:`check_npy`)."""
+    check_npy(path)
     part = np.load(path, mmap_mode="r", allow_pickle=False)
     if isinstance(part, np.memmap):
         part.reader = open(path, "rb")  # noqa: SIM115 (closed with the array)

@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
+    """An HNSW index of 20 test images (an exact part and a faiss file)."""
     network = SpikingNetwork.load(ROOT / "results" / "snn-32-64-10.npz")
-    index = ImageIndex(network, SimConfig(time_steps=8))
+    index = ImageIndex(network, SimConfig(time_steps=8), index_type="hnsw")
     index.add(read_source("fashion-mnist:test", limit=20, progress=False))
     return index.save(tmp_path_factory.mktemp("built") / "idx")
 
@@ -67,12 +68,41 @@ def _huge_header(directory: Path) -> None:
         f.write(b"\0" * 64)
 
 
-def _paths(value):
+def _rewrite(name: str, content, checksum: bool = True):
+    """Replace the versioned file ``name`` by ``content`` (bytes, or a function of the old
+    bytes); ``checksum``: record the new file's checksum too, so that what reads it is tested
+    rather than the checksum."""
+    import hashlib
+
     def change(directory: Path):
-        name = json.loads((directory / "index.json").read_text())["files"]["paths.json"]
-        (directory / name).write_text(json.dumps(value))
+        path = _file(directory, name)
+        data = content(path.read_bytes()) if callable(content) else content
+        path.write_bytes(data)
+        if checksum:
+            _set("checksums", name, value=hashlib.sha256(data).hexdigest())(directory)
 
     return change
+
+
+def _paths(value):
+    return _rewrite("paths.json", json.dumps(value).encode())
+
+
+def _damaged_header(data: bytes) -> bytes:
+    """An .npy header whose dict is never closed: numpy's parser tokenizes it as Python and
+    raises tokenize.TokenError, no ValueError."""
+    return data.replace(b"}", b" ", 1)
+
+
+def _other_faiss(directory: Path) -> None:
+    """The faiss file of an IVF index where the manifest says HNSW (checksum recorded)."""
+    import faiss
+
+    index = faiss.index_factory(1024, "IVF2,Flat", faiss.METRIC_INNER_PRODUCT)
+    vectors = np.load(_file(directory, "embeddings.npy")).astype(np.float32)
+    index.train(vectors)
+    index.add(vectors)
+    _rewrite("faiss.index", faiss.serialize_index(index).tobytes())(directory)
 
 
 TAMPERED = {
@@ -93,6 +123,20 @@ TAMPERED = {
     "embeddings-huge-header": _huge_header,
     "paths-not-strings": _paths([{"x": 1}] * 20),
     "paths-not-list": _paths("a"),
+    "paths-nested": _rewrite("paths.json", b"[" * 100_000 + b"]" * 100_000),
+    "paths-changed-unrecorded": _rewrite("paths.json", b'["a"]', checksum=False),
+    "ids-header-damaged": _rewrite("ids.npy", _damaged_header, checksum=False),
+    "embeddings-header-damaged": lambda d: _file(d, "embeddings.npy").write_bytes(
+        _damaged_header(_file(d, "embeddings.npy").read_bytes())
+    ),
+    "next-id-beyond-int64": _set("metadata", "next_id", value=2**63),
+    "next-id-bool": _set("metadata", "next_id", value=True),
+    "index-type-bogus": _set("metadata", "search", "index_type", value="bogus"),
+    "factory-disagrees": _set("metadata", "search", "factory", value="IVF16,Flat"),
+    "faiss-type-disagrees": _set("metadata", "search", "faiss", "type", value="IndexFlatIP"),
+    "faiss-file-changed": _rewrite("faiss.index", lambda b: b[:-1] + bytes([b[-1] ^ 1]), False),
+    "faiss-file-of-ivf": _other_faiss,
+    "checksums-text": _set("checksums", value="none"),
 }
 
 
