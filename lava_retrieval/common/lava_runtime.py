@@ -4,6 +4,12 @@ Lava 0.10 calls ``multiprocessing.set_start_method('fork')`` when its message in
 first imported; that call raises ``RuntimeError: context has already been set`` when anything
 before it (a tqdm progress bar creates a multiprocessing lock, for instance) fixed the start
 method. :func:`import_lava` clears the choice through the public API first, so Lava can make it.
+
+It also records the name of every shared-memory segment the process creates (Lava's channels),
+before the segment exists: a signal that lands between ``shm_open`` and the bookkeeping of
+``multiprocessing`` (its resource tracker, the shared-memory manager's list) would otherwise
+leave a segment in ``/dev/shm`` that nobody unlinks. :func:`release_segments` unlinks what a
+stopped runtime left.
 """
 
 from __future__ import annotations
@@ -28,10 +34,72 @@ def import_lava() -> None:
     if multiprocessing.get_start_method(allow_none=True) is not None:
         multiprocessing.set_start_method(None, force=True)
     __import__(_MODULE)
+    _record_created_segments()
     os.register_at_fork(
         before=_hold_signals, after_in_parent=_release_signals, after_in_child=_in_child
     )
     sys.unraisablehook = _quiet_interrupted_finalizer(sys.unraisablehook)
+
+
+#: Every shared-memory segment this process asked to create, in order (None: released).
+_segments: list[str | None] = []
+
+
+def _record_created_segments() -> None:
+    """Route ``multiprocessing.shared_memory``'s ``shm_open`` through a wrapper that records a
+    name it is asked to create before the call (a signal right after the call returns must
+    not skip the record); attaching to an existing segment is not recorded."""
+    import types
+    from multiprocessing import shared_memory
+
+    real = getattr(shared_memory, "_posixshmem", None)
+    if real is None or isinstance(real, types.SimpleNamespace):  # not POSIX, or done
+        return
+
+    def shm_open(name, flags, mode=0o777):
+        if not flags & os.O_EXCL:
+            return real.shm_open(name, flags, mode=mode)
+        _segments.append(name)
+        try:
+            return real.shm_open(name, flags, mode=mode)
+        except FileExistsError:  # another process's name: SharedMemory tries another
+            _segments[_segments.index(name)] = None
+            raise
+
+    shared_memory._posixshmem = types.SimpleNamespace(shm_open=shm_open, shm_unlink=real.shm_unlink)
+
+
+def segments_mark() -> int:
+    """Where the segments of a runtime about to start begin in the record (for
+    :func:`release_segments`)."""
+    return len(_segments)
+
+
+def release_segments(mark: int = 0) -> int:
+    """Unlink every segment this process created since ``mark`` that still exists; returns how
+    many. Call it only when the runtime that used them has stopped (after its shared-memory
+    manager's shutdown, or its kill): a segment of a runtime still running would lose its name.
+    Runtimes started one after another by one thread each release their own."""
+    from multiprocessing import shared_memory
+
+    released = 0
+    for i in range(mark, len(_segments)):
+        name, _segments[i] = _segments[i], None
+        if name is None:
+            continue
+        try:  # opened by name, it is known to the resource tracker, and unlinked through it
+            segment = shared_memory.SharedMemory(name.lstrip("/"))
+        except FileNotFoundError:
+            continue  # unlinked by its manager, as a normal stop does
+        except ValueError:  # empty: the signal came before its size was set
+            with contextlib.suppress(FileNotFoundError):
+                shared_memory._posixshmem.shm_unlink(name)
+            released += 1
+            continue
+        segment.close()
+        segment.unlink()
+        released += 1
+    return released
 
 
 def _quiet_interrupted_finalizer(previous):

@@ -42,6 +42,8 @@ from lava_retrieval.common.lava_runtime import (
     checked_interrupts,
     import_lava,
     no_interrupts,
+    release_segments,
+    segments_mark,
 )
 from lava_retrieval.loihi import lowering
 from lava_retrieval.snn.config import GRAPH_TIMINGS, SimConfig
@@ -111,6 +113,7 @@ class RetrievalGraph:
         n, b = self.num_images, self.batch_size
         embeddings, ids, scores, arrived = [], [], [], []
         before = set(multiprocessing.active_children())  # what this run forks is not in it
+        segments = segments_mark()  # nor the shared memory it creates
         start = time.perf_counter()
         try:
             with checked_interrupts():  # compiling and forking: a signal may be swallowed
@@ -123,7 +126,7 @@ class RetrievalGraph:
                 )
         except KeyboardInterrupt:
             with no_interrupts():
-                _stop(self.encoder, before)
+                _stop(self.encoder, before, segments)
             raise
         try:
             with tqdm(total=n, unit="img", disable=not progress, desc=self.backend) as bar:
@@ -138,7 +141,7 @@ class RetrievalGraph:
             self.encoder.wait()
         finally:
             with no_interrupts():
-                _stop(self.encoder, before)
+                _stop(self.encoder, before, segments)
         return GraphResult(
             embeddings=np.concatenate(embeddings),
             ids=np.concatenate(ids).astype(np.int64) if ids else None,
@@ -152,12 +155,14 @@ class RetrievalGraph:
 STOP_SECONDS = 10.0
 
 
-def _stop(process, before: set | None = None) -> None:
+def _stop(process, before: set | None = None, segments: int | None = None) -> None:
     """Stop the runtime of ``process`` if it started, also after an interrupted start-up: Lava's
     ``stop`` joins every process it forked, and one forked before the runtime started is never
     told to end, so those are killed first; a stop that takes longer than ``STOP_SECONDS`` kills
     what is left, and so is any process the run forked (those alive before it, ``before``, are
-    left alone) that is still there after the stop."""
+    left alone) that is still there after the stop. Shared-memory segments created since
+    ``segments`` (:func:`~lava_retrieval.common.lava_runtime.segments_mark`) that are still
+    there after the stop are unlinked."""
     import threading
 
     runtime = getattr(process, "runtime", None)
@@ -199,6 +204,8 @@ def _stop(process, before: set | None = None) -> None:
     # came (between its start and Lava's bookkeeping) is known to multiprocessing only.
     if before is not None:
         _kill([child for child in multiprocessing.active_children() if child not in before])
+    if segments is not None:
+        release_segments(segments)
 
 
 def _kill(actors) -> None:

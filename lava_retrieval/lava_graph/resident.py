@@ -26,7 +26,7 @@ import weakref
 
 import numpy as np
 
-from lava_retrieval.common.lava_runtime import checked_interrupts, no_interrupts
+from lava_retrieval.common.lava_runtime import checked_interrupts, no_interrupts, segments_mark
 from lava_retrieval.lava_graph.graph import STOP_SECONDS, GraphError, _stop, build
 from lava_retrieval.loihi.lowering import to_whc
 from lava_retrieval.snn.config import SimConfig
@@ -84,6 +84,7 @@ class ResidentGraph:
     def _start(self) -> None:
         start = time.perf_counter()
         self._before = set(multiprocessing.active_children())
+        self._segments = segments_mark()
         try:
             with checked_interrupts():  # compiling and forking: a signal may be swallowed
                 self.graph.encoder.create_runtime(
@@ -91,7 +92,7 @@ class ResidentGraph:
                 )
         except BaseException:
             with no_interrupts():
-                _stop(self.graph.encoder, self._before)
+                _stop(self.graph.encoder, self._before, self._segments)
             self._closed = True
             raise
         # Stopped at exit even if never closed (a weak reference: no cycle keeps it alive).
@@ -162,7 +163,7 @@ class ResidentGraph:
         if not self._closed:
             self._closed = True
             with no_interrupts():
-                _stop(self.graph.encoder, self._before)
+                _stop(self.graph.encoder, self._before, self._segments)
 
     def close(self) -> None:
         """Stop the graph: every process it forked ends and its shared memory is released.

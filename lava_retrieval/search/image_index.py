@@ -667,7 +667,9 @@ class ImageIndex:
             prefix = str(path_prefix)
             if not prefix.startswith(FASHION_PREFIX):
                 folder = prefix.endswith(os.sep)
-                prefix = os.path.abspath(prefix) + (os.sep if folder else "")
+                prefix = os.path.abspath(prefix)
+                if folder and not prefix.endswith(os.sep):  # ("/" stays "/")
+                    prefix += os.sep
             keep &= np.fromiter((p.startswith(prefix) for p in self.paths), bool, len(self))
         if not keep.any():
             raise RetrievalIndexError("the filter matches no indexed image")

@@ -71,6 +71,14 @@ def _start(tmp_path: Path, backend: str) -> subprocess.Popen:
     return _popen(_embed_command(tmp_path / "embeddings.npy", backend))
 
 
+def _segments() -> set[str]:
+    """The shared-memory segments of Python's ``multiprocessing`` now in /dev/shm (an
+    assertion that none is new holds even where there were none before)."""
+    if not os.path.isdir("/dev/shm"):
+        return set()
+    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
+
+
 def _wait_for(condition, seconds: float) -> bool:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -92,7 +100,7 @@ def _wait_for(condition, seconds: float) -> bool:
     ],
 )
 def test_a_signalled_command_leaves_nothing_behind(tmp_path, signum, whole_group, backend, when):
-    shm = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    shm = _segments()
     process = _start(tmp_path, backend)
     try:
         if when == "start-up":
@@ -112,8 +120,7 @@ def test_a_signalled_command_leaves_nothing_behind(tmp_path, signum, whole_group
             assert err.decode().rstrip().endswith("interrupted")
             assert "Traceback" not in err.decode()
         assert _wait_for(lambda: not _session(process.pid), 10), _session(process.pid)
-        if shm:
-            assert _wait_for(lambda: not (set(os.listdir("/dev/shm")) - shm), 10)
+        assert _wait_for(lambda: not (_segments() - shm), 10), _segments() - shm
         assert not any(tmp_path.iterdir())  # no output, no temporary file
     finally:
         for line in _session(process.pid):
@@ -232,7 +239,7 @@ def test_a_signal_at_any_moment_of_a_lava_run(tmp_path, small_index, command, mo
     kind, value = moment
     signum = (signal.SIGINT, signal.SIGTERM)[MOMENTS.index(moment) % 2 if moment in MOMENTS else 0]
     send = os.killpg if signum == signal.SIGINT else os.kill
-    shm = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    shm = _segments()
     process = _popen(argv)
     try:
         deadline = time.monotonic() + 60
@@ -254,8 +261,7 @@ def test_a_signal_at_any_moment_of_a_lava_run(tmp_path, small_index, command, mo
         assert err.rstrip().endswith("interrupted") and "Traceback" not in err, err[-2000:]
         assert "leaked" not in err, err[-2000:]
         assert _wait_for(lambda: not _in_session(process.pid), 10), _session(process.pid)
-        if shm:
-            assert _wait_for(lambda: not (set(os.listdir("/dev/shm")) - shm), 10)
+        assert _wait_for(lambda: not (_segments() - shm), 10), _segments() - shm
         assert not any((tmp_path / "out").glob("*")) if command == "embed" else True
     finally:
         for line in _session(process.pid):
@@ -277,7 +283,7 @@ def test_serve_ends_as_interrupted(tmp_path, signum, backend):
     from lava_retrieval.snn.config import SimConfig
     from lava_retrieval.snn.network import SpikingNetwork
 
-    shm = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    shm = _segments()
     index = ImageIndex(SpikingNetwork.load(ROOT / "results" / "snn-32-64-10.npz"), SimConfig(8))
     index.add(read_source("fashion-mnist:test", limit=20, progress=False)).save(tmp_path / "idx")
     command = [
@@ -323,5 +329,47 @@ def test_serve_ends_as_interrupted(tmp_path, signum, backend):
     assert process.returncode == 130 and err.decode().strip().endswith("interrupted")
     assert "Traceback" not in err.decode()
     assert _wait_for(lambda: not _session(process.pid), 10)
-    if shm:
-        assert _wait_for(lambda: not (set(os.listdir("/dev/shm")) - shm), 10)
+    assert _wait_for(lambda: not (_segments() - shm), 10), _segments() - shm
+
+
+#: A Ctrl-C inside ``SharedMemory(create=True)``, after the segment exists but before anything
+#: recorded it (the resource tracker's registration; with ``ftruncate``: before its size was
+#: set): the window in which a Lava start-up's interrupt leaked a segment.
+INTERRUPTED_SEGMENT = """
+import os, sys
+from multiprocessing import resource_tracker, shared_memory
+from lava_retrieval.common.lava_runtime import import_lava, release_segments, segments_mark
+import_lava()
+where = sys.argv[1]
+mark = segments_mark()
+owner = resource_tracker if where == "register" else os
+name = "register" if where == "register" else "ftruncate"
+real = getattr(owner, name)
+def interrupt(*args, **kwargs):  # once
+    setattr(owner, name, real)
+    raise KeyboardInterrupt
+setattr(owner, name, interrupt)
+try:
+    shared_memory.SharedMemory(create=True, size=4096)
+except KeyboardInterrupt:
+    pass
+print(len(os.listdir("/dev/shm")), release_segments(mark), flush=True)
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm on this system")
+@pytest.mark.parametrize("where", ["register", "ftruncate"])
+def test_a_segment_interrupted_while_it_was_made_is_released(where):
+    before = _segments()
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_SEGMENT, where],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    released = int(done.stdout.split()[1])
+    assert released == 1, done.stdout  # it was there, and this process unlinked it
+    assert not (_segments() - before)
+    assert "leaked" not in done.stderr and "Traceback" not in done.stderr, done.stderr

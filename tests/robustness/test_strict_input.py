@@ -261,3 +261,8 @@ def test_waitress_answers_carry_the_headers(writable):
     assert "larger than the limit" in json.loads(body)["error"]
     for name, value in HEADERS.items():
         assert headers[name.lower()] == value
+
+
+def test_the_root_as_a_path_prefix_matches_every_file(writable):
+    service, _, _ = writable
+    assert service.index.matching(path_prefix="/").all()
