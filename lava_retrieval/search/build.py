@@ -32,7 +32,10 @@ import contextlib
 import functools
 import os
 import re
+import signal
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -275,6 +278,9 @@ def build_index(
 def _ray_module():
     # Ray's C++ side logs to stderr; what matters reaches Python as an exception.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    # Its core worker would install a SIGTERM handler of its own in this process (a stack
+    # dump, then death by the signal): SIGTERM is ours, an interrupt like Ctrl-C.
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     try:
         import ray
         import ray.data  # noqa: F401
@@ -307,8 +313,73 @@ def check_ray_address(address: str) -> None:
         ) from None
 
 
-def _connect(ray, address: str, log) -> bool:
-    """Connect to (or start) Ray; returns whether this call did (and should disconnect)."""
+class RaySession:
+    """What a local Ray instance started by this process needs to end cleanly: the processes
+    that were this process's descendants before it started (those are left alone), so that
+    :meth:`end` can shut Ray down and then end every other descendant. This process becomes
+    a child subreaper (Linux), so that Ray's processes orphaned by a stop (its agents, workers
+    still starting) are its descendants too, not init's."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            with contextlib.suppress(OSError, AttributeError):
+                ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        self.process = psutil.Process()
+        self.before = {p.pid for p in self.process.children(recursive=True)}
+
+    def end(self, ray) -> None:
+        """Shut Ray down and end (SIGKILL) what of it is left, without being interrupted
+        half-way (a signal meanwhile is raised when it is done)."""
+        import psutil
+
+        from lava_retrieval.common.lava_runtime import no_interrupts
+
+        with no_interrupts():
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            for _ in range(20):  # what a kill orphans is reparented here and seen next round
+                left = [
+                    p for p in self.process.children(recursive=True) if p.pid not in self.before
+                ]
+                if not left:
+                    break
+                for p in left:
+                    with contextlib.suppress(psutil.Error):
+                        p.kill()
+                psutil.wait_procs(left, timeout=3)
+
+
+@contextlib.contextmanager
+def _our_sigterm(ray):
+    """``ray.init`` replaces the SIGTERM handler by one that exits (``sys.exit(15)``, which
+    no clean-up path expects): within the block it keeps the one it found, and installs it
+    again after (which also replaces a handler installed in C)."""
+    ours = signal.getsignal(signal.SIGTERM)
+    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    replace = getattr(utils, "set_sigterm_handler", None)
+    if replace is not None:
+        utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    except SystemExit as exc:  # an exit Ray asked for on SIGTERM all the same
+        if exc.code == signal.SIGTERM:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if replace is not None:
+            utils.set_sigterm_handler = replace
+        if ours is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, ours)
+
+
+def _connect(ray, address: str, log) -> RaySession | bool:
+    """Connect to (or start) Ray; returns whether this call did (and should disconnect): a
+    :class:`RaySession` for a Ray instance it started on this machine, True for a cluster it
+    joined, False if Ray was connected already."""
     if ray.is_initialized():
         return False
     check_ray_address(address)
@@ -319,19 +390,41 @@ def _connect(ray, address: str, log) -> bool:
     logging.getLogger("ray").setLevel(logging.WARNING)
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    session = RaySession() if address == "local" else True
     try:
-        if address == "local":
-            from lava_retrieval.common.cores import threads_for
+        with _our_sigterm(ray):
+            if address == "local":
+                from lava_retrieval.common.cores import threads_for
 
-            ray.init(num_cpus=threads_for(None), object_store_memory=1 << 30, **options)
-        else:
-            ray.init(address=address, **options)
+                ray.init(
+                    address="local",  # (never a cluster RAY_ADDRESS names)
+                    num_cpus=threads_for(None),
+                    object_store_memory=1 << 30,
+                    **options,
+                )
+            else:
+                ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        _end(ray, session)
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LavaRetrievalError(f"cannot join the Ray cluster at {address}: {text}") from None
+    except BaseException:  # interrupted while Ray started: what it started so far ends
+        _end(ray, session)
+        raise
     if log:
         log(f"ray: {ray.cluster_resources().get('CPU', 0):.0f} CPUs")
-    return True
+    return session
+
+
+def _end(ray, started: RaySession | bool) -> None:
+    """Disconnect from Ray if :func:`_connect` connected (and end a local instance whole)."""
+    if isinstance(started, RaySession):
+        started.end(ray)
+    elif started:
+        from lava_retrieval.common.lava_runtime import no_interrupts
+
+        with no_interrupts():
+            ray.shutdown()
 
 
 def _read_chunk(batch: dict, plan: SourcePlan) -> dict:
@@ -414,14 +507,32 @@ def embedded_with_ray(
             )
         )
     except BaseException:
-        if started:
-            ray.shutdown()
+        _end(ray, started)
         raise
-    return _collect(ray, dataset, started), f"{actors} Ray actor{'s' if actors > 1 else ''}"
+    batches = _RayBatches(_collect(dataset), ray, started)
+    return batches, f"{actors} Ray actor{'s' if actors > 1 else ''}"
 
 
-def _collect(ray, dataset, started: bool) -> Iterator:
-    """The chunks of a Ray dataset as (images, embeddings), Ray shut down at the end."""
+class _RayBatches:
+    """The chunks of a Ray build (an iterator); :meth:`close` ends Ray (whether or not the
+    iteration started: a generator never started runs no ``finally``)."""
+
+    def __init__(self, batches: Iterator, ray, started: RaySession | bool) -> None:
+        self.batches, self.ray, self.started = batches, ray, started
+
+    def __iter__(self) -> Iterator:
+        return self.batches
+
+    def close(self) -> None:
+        try:
+            self.batches.close()
+        finally:
+            started, self.started = self.started, False
+            _end(self.ray, started)
+
+
+def _collect(dataset) -> Iterator:
+    """The chunks of a Ray dataset as (images, embeddings)."""
     from lava_retrieval.search.image_index import Images
 
     try:
@@ -443,6 +554,3 @@ def _collect(ray, dataset, started: bool) -> Iterator:
         if isinstance(exc, LavaRetrievalError):
             raise
         raise LavaRetrievalError(f"the Ray build failed: {type(exc).__name__}: {exc}") from exc
-    finally:
-        if started:
-            ray.shutdown()

@@ -4,6 +4,7 @@ Lava run, at any moment of its start-up, run and shutdown; nothing of its sessio
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -373,3 +374,73 @@ def test_a_segment_interrupted_while_it_was_made_is_released(where):
     assert released == 1, done.stdout  # it was there, and this process unlinked it
     assert not (_segments() - before)
     assert "leaked" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def _named_in_session(sid: int, name: str) -> bool:
+    """Whether a live process of session ``sid`` has the command name ``name``."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, fields = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        fields = fields.split()
+        if fields[0] != "Z" and int(fields[3]) == sid and head.split("(", 1)[1] == name:
+            return True
+    return False
+
+
+#: Moments of a Ray build (``index build --ray``, a Ray instance started on this machine):
+#: before Ray starts, while it starts (its raylet is up, the rest is coming), while its
+#: actors start and embed, and while the driver collects their chunks into the index.
+RAY_MOMENTS = [("seconds", 0.3), ("process", "raylet"), ("line", "ray: "), ("line", "img/s]")]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="Ray is not installed (the ray extra)"
+)
+@pytest.mark.parametrize("moment", RAY_MOMENTS, ids=lambda m: f"{m[0]}-{m[1]}")
+def test_a_signal_at_any_moment_of_a_ray_build(tmp_path, moment):
+    """Ctrl-C to the group, or SIGTERM to the command alone (every other moment): 130 and
+    `interrupted`, no index left, and no process of the command's session (Ray's raylet, GCS,
+    agents and workers) alive afterwards."""
+    import threading
+
+    signum = (signal.SIGINT, signal.SIGTERM)[RAY_MOMENTS.index(moment) % 2]
+    send = os.killpg if signum == signal.SIGINT else os.kill
+    out = tmp_path / "idx"
+    argv = [sys.executable, "-m", "lava_retrieval.cli", "index", "build", "fashion-mnist:test"]
+    process = _popen([*argv, "--limit", "3000", "--chunk", "256", "--ray", "--out", str(out)])
+    err = bytearray()
+
+    def read() -> None:
+        while chunk := process.stderr.read1():
+            err.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        kind, value = moment
+        deadline = time.monotonic() + 90
+        if kind == "seconds":
+            time.sleep(value)
+        while kind == "process" and not _named_in_session(process.pid, value):
+            assert time.monotonic() < deadline and process.poll() is None, err.decode()[-2000:]
+            time.sleep(0.01)
+        while kind == "line" and value.encode() not in err:
+            assert time.monotonic() < deadline and process.poll() is None, err.decode()[-2000:]
+            time.sleep(0.01)
+        assert process.poll() is None, err.decode()[-2000:]
+        send(process.pid, signum)
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+        text = err.decode()
+        assert process.returncode == 130, text[-2000:]
+        assert text.rstrip().endswith("interrupted") and "Traceback" not in text, text[-2000:]
+        assert _wait_for(lambda: not _in_session(process.pid), 10), _session(process.pid)
+        assert not out.exists()
+    finally:
+        for line in _session(process.pid):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
