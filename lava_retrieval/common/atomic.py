@@ -83,6 +83,18 @@ def not_a_file(path: str | os.PathLike) -> str | None:
     return next((what for test, what in _KINDS if test(mode)), "not a regular file")
 
 
+def _check_names(path: Path, directory: bool = False) -> Path:
+    """``path`` if no part of it is too long (asking the file system about a name too long is
+    itself an error): room for a temporary name's suffix, and for a lock file beside a
+    directory."""
+    if not directory and len(os.fsencode(path.name)) > 240:
+        raise OutputPathError(f"{path}: the file name is too long")
+    for part in path.parts if directory else path.parent.parts:
+        if len(os.fsencode(part)) > 240:
+            raise OutputPathError(f"{path}: the directory name {part[:20]}... is too long")
+    return path
+
+
 def check_output(path: str | os.PathLike) -> Path:
     """``path`` as a Path if a file can be written there, else :class:`OutputPathError`:
     callers check before long work, and :func:`atomic_path` checks again.
@@ -96,13 +108,7 @@ def check_output(path: str | os.PathLike) -> Path:
     """
     if not os.fspath(path):
         raise OutputPathError("an empty name names no file")
-    path = Path(path)
-    # Names first: asking the file system about a name too long is itself an error.
-    if len(os.fsencode(path.name)) > 240:  # room for the temporary name's suffix
-        raise OutputPathError(f"{path}: the file name is too long")
-    for part in path.parent.parts:  # room for a lock file's name beside a directory, too
-        if len(os.fsencode(part)) > 240:
-            raise OutputPathError(f"{path}: the directory name {part[:20]}... is too long")
+    path = _check_names(Path(path))
     if (what := not_a_file(path)) is not None:
         raise OutputPathError(
             f"{path}: is {what}, not a file"
@@ -140,6 +146,7 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, bool]])
         if not os.fspath(path):
             raise OutputPathError(f"{option}: an empty name names no file")
         if directory:
+            _check_names(Path(path), directory=True)
             what = not_a_file(path) or ("a file" if os.path.isfile(path) else None)
             if what not in (None, "a directory"):
                 raise OutputPathError(f"{option} {path}: is {what}, not a directory")

@@ -35,15 +35,20 @@ def convert_to_file(
         The network and a JSON-able description: files written, configuration, per-layer
         scalars with fan-in and cores, the Loihi report.
     """
-    from lava_retrieval.common.atomic import check_output
+    from lava_retrieval.common.atomic import check_outputs
     from lava_retrieval.loihi import lowering
     from lava_retrieval.loihi import resources as loihi
     from lava_retrieval.loihi.netx import NetxExportError
     from lava_retrieval.loihi.netx import export_netx as write_netx
 
-    for path in (out, export_netx, export_nir, loihi_report):
-        if path:
-            check_output(path)  # before converting
+    check_outputs(  # before converting: each a file that can be written, no two the same
+        [
+            ("out", out, False),
+            ("export_netx", export_netx, False),
+            ("export_nir", export_nir, False),
+            ("loihi_report", loihi_report, False),
+        ]
+    )
     if export_nir:
         from lava_retrieval.snn import nir as nir_export
 

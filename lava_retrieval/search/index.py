@@ -11,8 +11,9 @@ Search is brute force and exact, chunked over queries so that memory stays bound
 
 ``save(dir)`` writes ``embeddings-V.npy`` (normalised float32), ``ids-V.npy``, ``labels-V.npy``
 (if any) and any extra files of the caller, each atomically under a fresh version tag ``V``, and
-then ``index.json`` (dimension, count, the caller's metadata and the names of the files of its
-version), itself atomically and last: whatever moment a crash or kill strikes, ``index.json``
+then ``index.json`` (dimension, count, the caller's metadata, the names of the files of its
+version and the SHA-256 of each extra file, which :func:`check_file` compares when it is read),
+itself atomically and last: whatever moment a crash or kill strikes, ``index.json``
 names a complete set of files (the previous index or the new one). Files of older versions are
 removed afterwards. ``save`` refuses a directory that holds anything but an index, so it never
 deletes files it did not write.

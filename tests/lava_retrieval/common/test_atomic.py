@@ -74,5 +74,5 @@ def test_commands_refuse_a_directory_as_output_before_working(command, tmp_path,
     }[command]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err == f"error: {tmp_path}: is a directory, not a file\n"
+    assert err == f"error: --out {tmp_path}: is a directory, not a file\n"
     assert os.listdir(tmp_path) == []

@@ -180,6 +180,10 @@ def test_a_damaged_faiss_file_is_refused(network, tmp_path):
     faiss_file = tmp_path / "idx" / manifest["files"]["faiss.index"]
     blob = faiss_file.read_bytes()
     faiss_file.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(RetrievalIndexError, match="differs from what the manifest records"):
+        ImageIndex.load(tmp_path / "idx")
+    del manifest["checksums"]  # as an index saved before checksums were recorded
+    (tmp_path / "idx" / "index.json").write_text(json.dumps(manifest))
     with pytest.raises(RetrievalIndexError, match="not a faiss index"):
         ImageIndex.load(tmp_path / "idx")
     faiss_file.unlink()
@@ -233,7 +237,7 @@ def test_page_knobs(web_service):
     assert client.get("/api/info").json["search"] == {"index_type": "exact"}
     for data, message in [
         ({"test_id": "1", "ef": "10"}, "ef cannot be used: this index is exact"),
-        ({"test_id": "1", "nprobe": "x"}, "nprobe must be a positive integer"),
+        ({"test_id": "1", "nprobe": "x"}, "'x' is not a valid nprobe"),
         ({"test_id": "1", "exact": "maybe"}, "exact must be true or false"),
     ]:
         answer = client.post("/api/search", data=data)

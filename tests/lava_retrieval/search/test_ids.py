@@ -206,9 +206,9 @@ def test_service_items_id_queries_and_batches(built, fashion, tmp_path):
         ([1, 2], "JSON object"),
         ({"ids": []}, "list of 1 to"),
         ({"ids": list(range(MAX_BATCH + 1))}, "list of 1 to"),
-        ({"ids": [1.5]}, "integers"),
+        ({"ids": [1.5]}, "every id must be an integer"),
         ({"ids": [5], "exact": 1}, "exact must be of type bool"),
-        ({"ids": [5], "ef": True}, "ef must be of type int"),
+        ({"ids": [5], "ef": True}, "ef must be an integer (1..65536), not True"),
         ({"ids": [0]}, "not in the index: id 0"),
         ({"ids": [5], "ef": 10}, "this index is exact"),
     ]:

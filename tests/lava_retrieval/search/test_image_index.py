@@ -128,7 +128,7 @@ def test_cli_build_add_search(photos, network_file, tmp_path, capsys):
         (["search", "{idx}", "{photos}/group0/00.png", "-k", "0"], "not a positive integer"),
         (["search", "{idx}", "{photos}/group0/00.png", "-k", "99"], "k must be between 1"),
         (["search", "{tmp}", "{photos}/group0/00.png"], "not an index"),
-        (["search", "{idx}", "fashion-mnist:test:99999"], "has 10000 images"),
+        (["search", "{idx}", "fashion-mnist:test:99999"], "has 10,000 images"),
         (["index", "build", "{photos}", "--out", "{photos}"], "not an index"),
         (["index", "build", "{tmp}/nowhere", "--out", "{tmp}/x"], "no such folder"),
         # Output paths that cannot work are refused before the work, nothing left behind.
