@@ -38,6 +38,7 @@ from lava_retrieval.ann.config import SHIPPED_ARCH, TrainConfig
 from lava_retrieval.ann.model import ConvNet
 from lava_retrieval.common.atomic import atomic_path
 from lava_retrieval.common.errors import CheckpointError, LavaRetrievalError
+from lava_retrieval.common.strict import ParseError, loads
 
 FORMAT = "lava-retrieval-ann-checkpoint"
 FORMAT_VERSION = 1
@@ -144,9 +145,9 @@ def read_meta(path: str | os.PathLike, missing_ok: bool = False) -> dict | None:
             return None
         raise CheckpointError(f"{path}: not a checkpoint directory (no {META_FILE})")
     try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{meta_path}: not valid JSON ({exc})") from None
+        meta = loads(meta_path.read_bytes(), str(meta_path), 1 << 26)
+    except ParseError as exc:
+        raise CheckpointError(str(exc)) from None
     except OSError as exc:
         raise CheckpointError(f"{meta_path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(meta, dict):

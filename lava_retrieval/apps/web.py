@@ -54,7 +54,14 @@ import time
 import numpy as np
 
 from lava_retrieval.common.errors import LavaRetrievalError
-from lava_retrieval.common.strict import MAX_ID, ParseError, integer, json_integer, loads
+from lava_retrieval.common.strict import (
+    MAX_ID,
+    MAX_ITEM_ID,
+    ParseError,
+    integer,
+    json_integer,
+    loads,
+)
 from lava_retrieval.data.images import ImageError, decode_image
 from lava_retrieval.search.approximate import MAX_KNOB
 from lava_retrieval.search.build import AUGMENTED_PREFIX
@@ -152,15 +159,14 @@ class SearchService:
 
         if backend not in SERVE_BACKENDS:
             raise LavaRetrievalError(f"backend must be one of {SERVE_BACKENDS}, got {backend!r}")
-        self.index = index
+        self._served = (index, None, None)  # (index, its images, the ANN's index): one swap
         self.directory = directory
         self.data_dir = data_dir
         self.backend = backend
         self.embed_lock = threading.Lock()  # the simulator and the graph: one query at a time
         self.write_lock = threading.Lock()
         index.check_paths(data_dir)  # an item a past write damaged: named, with its repair
-        self.ann_index = None
-        self.corpus = self._corpus_images()
+        self._served = (index, self._corpus_images(index), None)
         self.ann = None
         self.ann_note = "no ANN is known for this index's network (serve --checkpoint DIR)"
         if self.corpus is None:
@@ -180,9 +186,28 @@ class SearchService:
             from lava_retrieval.search.index import CosineIndex
 
             # The ANN's index of the same images: its ids are their positions.
-            self.ann_index = CosineIndex().add(self._ann_embed(self.corpus))
+            self._served = (index, self.corpus, CosineIndex().add(self._ann_embed(self.corpus)))
         # The Lava backends: one graph, compiled and started now, for every query.
         self.graph = index.resident_graph(backend) if backend != "sim" else None
+
+    @property
+    def index(self) -> ImageIndex:
+        """The index served now (a request that reads more than one of :attr:`index`,
+        :attr:`corpus`, :attr:`ann_index` takes them together from :attr:`served`)."""
+        return self._served[0]
+
+    @property
+    def corpus(self) -> np.ndarray | None:
+        return self._served[1]
+
+    @property
+    def ann_index(self):
+        return self._served[2]
+
+    @property
+    def served(self) -> tuple:
+        """(index, corpus, ann_index) as one version: a write swaps all three at once."""
+        return self._served
 
     def close(self) -> None:
         """Stop the resident Lava graph, if any."""
@@ -213,12 +238,19 @@ class SearchService:
                 images[list(positions)] = split_images[list(numbers)]
         return images
 
-    def image_at(self, position: int) -> np.ndarray:
-        """The indexed image at ``position`` as the network saw it (blank if its file is
-        gone)."""
-        if self.corpus is not None:
-            return self.corpus[position]
-        return self._read_back(self.index.paths[position], self.index)
+    def image_at(self, position: int, served: tuple | None = None) -> np.ndarray:
+        """The indexed image at ``position`` (of ``served``, default the version served now)
+        as the network saw it (blank if its file is gone)."""
+        index, corpus, _ = served or self._served
+        if corpus is not None:
+            return corpus[position]
+        return self._read_back(index.paths[position], index)
+
+    def item(self, item: int) -> tuple[dict, np.ndarray]:
+        """The record and image of the indexed item of id ``item``, of one version."""
+        served = self._served
+        position = served[0].position(item)
+        return served[0].hit(0, position, 0.0).to_dict(), self.image_at(position, served)
 
     def _read_back(self, path: str, index: ImageIndex) -> np.ndarray:
         """The image of an indexed path as the network saw it; blank for a moved or deleted
@@ -286,19 +318,19 @@ class SearchService:
 
     def swap(self, served: tuple) -> None:
         """Serve what :meth:`prepare` made from now on."""
-        self.index, self.corpus, self.ann_index = served
+        self._served = served
 
     def _ann_embed(self, images: np.ndarray) -> np.ndarray:
         from lava_retrieval.ann.inference import embed
 
         return embed(self.ann, images, batch_size=2000)
 
-    def _hits(self, hits) -> list[dict]:
+    def _hits(self, hits, served: tuple) -> list[dict]:
         return [
             {
                 **h.to_dict(),
                 "score": round(h.score, 4),
-                "image": png_data_url(self.image_at(self.index.position(h.id)), 2),
+                "image": png_data_url(self.image_at(served[0].position(h.id), served), 2),
             }
             for h in hits
         ]
@@ -307,23 +339,27 @@ class SearchService:
         """The page's answer for one prepared image; ``knobs``: ``nprobe``, ``ef``, ``exact``,
         ``labels``, ``path_prefix`` of :meth:`ImageIndex.search` (the ANN column is filtered
         alike)."""
-        k = max(1, min(int(k), len(self.index)))
-        snn = self.index.search(image[None], k, graph=self.graph, **knobs)[0]
+        served = self._served  # one version for the whole answer, even if a write swaps it
+        index, corpus, ann_index = served
+        k = max(1, min(int(k), len(index)))
+        snn = index.search(image[None], k, graph=self.graph, **knobs)[0]
         result = {
             "warning": SILENT_WARNING if snn.silent else None,
             "input": png_data_url(image, 6),
-            "snn": self._hits(snn),
+            "snn": self._hits(snn, served),
             "ann": None,
             "ann_note": self.ann_note,
             "k": k,
         }
-        if self.ann is not None and self.corpus is not None:
-            allowed = self.index.matching(knobs.get("labels"), knobs.get("path_prefix"))
-            scores, ids = self.ann_index.search(self._ann_embed(image[None]), k, allowed)
+        if self.ann is not None and corpus is not None:
+            allowed = index.matching(knobs.get("labels"), knobs.get("path_prefix"))
+            scores, ids = ann_index.search(self._ann_embed(image[None]), k, allowed)
             pairs = enumerate(zip(ids[0], scores[0], strict=True), 1)
-            result["ann"] = self._hits([self.index.hit(r, i, s) for r, (i, s) in pairs if i >= 0])
-        config = self.index.config
-        result["activity"] = activity(self.index.network, image, config.time_steps, config.timing)
+            result["ann"] = self._hits(
+                [index.hit(r, i, s) for r, (i, s) in pairs if i >= 0], served
+            )
+        config = index.config
+        result["activity"] = activity(index.network, image, config.time_steps, config.timing)
         result["spikes"] = [
             {k: layer[k] for k in ("layer", "spikes", "neurons")} for layer in result["activity"]
         ]
@@ -510,7 +546,7 @@ def create_app(
                     except RetrievalIndexError as exc:
                         return error(str(exc), 400)
                 # An indexed image as the query: as the network saw it when it was indexed.
-                image = service.image_at(service.index.position(number))
+                image = service.item(number)[1]
             elif test_id is not None:
                 image = read_query(
                     f"fashion-mnist:test:{test_id}",
@@ -536,12 +572,11 @@ def create_app(
         except ParseError as exc:
             return error(str(exc), 400)
         try:
-            position = service.index.position(number)
+            hit, image = service.item(number)
         except RetrievalIndexError as exc:
             return error(str(exc), 404)
-        hit = service.index.hit(0, position, 0.0).to_dict()
         hit.pop("rank"), hit.pop("score")
-        return jsonify({**hit, "image": png_data_url(service.image_at(position), 2)})
+        return jsonify({**hit, "image": png_data_url(image, 2)})
 
     def writable():
         if not allow_writes:
@@ -557,9 +592,11 @@ def create_app(
         except ParseError as exc:
             return error(str(exc), 400)
         try:
-            index = service.write(lambda latest: latest.remove([number]))
+            index = service.write(lambda latest: latest.remove([number], keep_one=True))
         except RetrievalIndexError as exc:
             return error(str(exc), 404 if "not in the index" in str(exc) else 409)
+        except OSError as exc:  # a directory that cannot be written (a full disk is an error
+            return error(f"the index cannot be written: {exc.strerror or exc}", 409)  # above)
         return jsonify({"removed": number, "count": len(index)})
 
     @app.put("/api/items/<item_id>")
@@ -568,7 +605,7 @@ def create_app(
             return refused
         upload = request.files.get("image")
         try:
-            number = integer(item_id, "an item id")
+            number = integer(item_id, "an item id", 0, MAX_ITEM_ID)
             if upload is None or not upload.filename:
                 raise ParseError("send the item's image file (field 'image')")
             path = request.form.get("path", "").strip() or upload.filename
@@ -589,6 +626,8 @@ def create_app(
             index = service.write(lambda latest: latest._append(source, embedding, [number]))
         except (ImageError, LavaRetrievalError) as exc:
             return error(str(exc), 400 if isinstance(exc, ImageError) else 409)
+        except OSError as exc:  # a directory that cannot be written (nothing was changed)
+            return error(f"the index cannot be written: {exc.strerror or exc}", 409)
         return jsonify({"id": number, "path": path, "count": len(index)})
 
     @app.post("/api/search/batch")

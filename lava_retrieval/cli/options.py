@@ -96,7 +96,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     for option, dest, directory, sidecar in getattr(args, "outputs", ()):
         path = getattr(args, dest, None)
         named.append((option, path, directory))
-        if sidecar and path:
+        if sidecar and path and Path(path).name:  # ("/" has none: refused as a directory)
             named.append((f"{option}'s {sidecar} file", Path(path).with_suffix(sidecar), False))
     check(named)
 
@@ -125,9 +125,9 @@ def natural(text: str) -> int:
 
 def identifier(text: str) -> int:
     """An image id of an index (argparse type)."""
-    from lava_retrieval.common.strict import integer
+    from lava_retrieval.common.strict import MAX_ITEM_ID, integer
 
-    return _number(integer, text, "an image id", 0)
+    return _number(integer, text, "an image id", 0, MAX_ITEM_ID)
 
 
 def port(text: str) -> int:

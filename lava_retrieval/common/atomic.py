@@ -145,16 +145,16 @@ def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, bool]])
             continue
         if not os.fspath(path):
             raise OutputPathError(f"{option}: an empty name names no file")
-        if directory:
-            _check_names(Path(path), directory=True)
-            what = not_a_file(path) or ("a file" if os.path.isfile(path) else None)
-            if what not in (None, "a directory"):
-                raise OutputPathError(f"{option} {path}: is {what}, not a directory")
-        else:
-            try:
+        try:
+            if directory:
+                _check_names(Path(path), directory=True)
+                what = not_a_file(path) or ("a file" if os.path.isfile(path) else None)
+                if what not in (None, "a directory"):
+                    raise OutputPathError(f"{path}: is {what}, not a directory")
+            else:
                 check_output(path)
-            except OutputPathError as exc:
-                raise OutputPathError(f"{option} {exc}") from None
+        except OutputPathError as exc:
+            raise OutputPathError(f"{option} {exc}") from None
         key = os.path.realpath(path)
         if key in seen:
             raise OutputPathError(f"{seen[key]} and {option} name the same file {path}")

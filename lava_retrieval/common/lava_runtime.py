@@ -75,15 +75,16 @@ def segments_mark() -> int:
     return len(_segments)
 
 
-def release_segments(mark: int = 0) -> int:
-    """Unlink every segment this process created since ``mark`` that still exists; returns how
-    many. Call it only when the runtime that used them has stopped (after its shared-memory
-    manager's shutdown, or its kill): a segment of a runtime still running would lose its name.
-    Runtimes started one after another by one thread each release their own."""
+def release_segments(mark: int = 0, end: int | None = None) -> int:
+    """Unlink every segment this process created from ``mark`` to ``end`` (default: until now)
+    that still exists; returns how many. Call it only when the runtime that used them has
+    stopped (after its shared-memory manager's shutdown, or its kill): a segment of a runtime
+    still running would lose its name. A runtime that outlives others (a resident graph)
+    passes the ``end`` its start-up reached, so that it releases its own segments only."""
     from multiprocessing import shared_memory
 
     released = 0
-    for i in range(mark, len(_segments)):
+    for i in range(mark, len(_segments) if end is None else end):
         name, _segments[i] = _segments[i], None
         if name is None:
             continue

@@ -23,7 +23,9 @@ import numpy as np
 from lava_retrieval.common.errors import LavaRetrievalError
 
 MAX_ID = 2**63 - 1
-"""The largest id an index stores (its ids are signed 64-bit integers)."""
+"""The largest number an index stores as an id or its next id (signed 64-bit integers)."""
+MAX_ITEM_ID = MAX_ID - 1
+"""The largest id an image can be given (the index's next id is one more)."""
 MAX_DIGITS = 19  # 2**63 has 19 digits: a longer numeral is out of every range used here
 MAX_JSON_DEPTH = 64
 """Nesting of a JSON document beyond which it is refused unparsed (no file or request of this
@@ -72,7 +74,9 @@ def decimal(
     if not isinstance(text, str) or len(text) > 64 or not _DECIMAL.fullmatch(text):
         raise ParseError(f"{_shown(text)} is not {what}")
     value = float(text)
-    if not math.isfinite(value) or not low <= value <= high:
+    if not math.isfinite(value):
+        raise ParseError(f"{_shown(text)} is not {what} (it is too large)")
+    if not low <= value <= high:
         raise ParseError(f"{_shown(text)} is not {what} ({low:g}..{high:g})")
     return value
 
@@ -101,7 +105,8 @@ def json_depth(text: str | bytes) -> int:
     """
     data = text.encode() if isinstance(text, str) else bytes(text)
     # Strings out first (escaped quotes stay inside them), then a running sum of brackets.
-    data = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', data, flags=re.S)
+    # (an unclosed string runs to the end: one match, so the scan stays linear)
+    data = re.sub(rb'"(?:[^"\\]|\\.)*(?:"|\Z)', b'""', data, flags=re.S)
     deepest, level = 0, 0
     step = 1 << 22
     for start in range(0, len(data), step):

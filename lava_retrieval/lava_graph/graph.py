@@ -113,7 +113,7 @@ class RetrievalGraph:
         n, b = self.num_images, self.batch_size
         embeddings, ids, scores, arrived = [], [], [], []
         before = set(multiprocessing.active_children())  # what this run forks is not in it
-        segments = segments_mark()  # nor the shared memory it creates
+        segments = (segments_mark(), None)  # nor the shared memory it creates
         start = time.perf_counter()
         try:
             with checked_interrupts():  # compiling and forking: a signal may be swallowed
@@ -155,14 +155,14 @@ class RetrievalGraph:
 STOP_SECONDS = 10.0
 
 
-def _stop(process, before: set | None = None, segments: int | None = None) -> None:
+def _stop(process, before: set | None = None, segments: tuple | None = None) -> None:
     """Stop the runtime of ``process`` if it started, also after an interrupted start-up: Lava's
     ``stop`` joins every process it forked, and one forked before the runtime started is never
     told to end, so those are killed first; a stop that takes longer than ``STOP_SECONDS`` kills
     what is left, and so is any process the run forked (those alive before it, ``before``, are
-    left alone) that is still there after the stop. Shared-memory segments created since
-    ``segments`` (:func:`~lava_retrieval.common.lava_runtime.segments_mark`) that are still
-    there after the stop are unlinked."""
+    left alone) that is still there after the stop. The run's shared-memory segments that are
+    still there after the stop are unlinked: ``segments`` is (start, end) of their record
+    (:func:`~lava_retrieval.common.lava_runtime.segments_mark`; end None: until now)."""
     import threading
 
     runtime = getattr(process, "runtime", None)
@@ -205,7 +205,7 @@ def _stop(process, before: set | None = None, segments: int | None = None) -> No
     if before is not None:
         _kill([child for child in multiprocessing.active_children() if child not in before])
     if segments is not None:
-        release_segments(segments)
+        release_segments(*segments)
 
 
 def _kill(actors) -> None:

@@ -84,7 +84,7 @@ class ResidentGraph:
     def _start(self) -> None:
         start = time.perf_counter()
         self._before = set(multiprocessing.active_children())
-        self._segments = segments_mark()
+        self._segments = (segments_mark(), None)
         try:
             with checked_interrupts():  # compiling and forking: a signal may be swallowed
                 self.graph.encoder.create_runtime(
@@ -95,6 +95,7 @@ class ResidentGraph:
                 _stop(self.graph.encoder, self._before, self._segments)
             self._closed = True
             raise
+        self._segments = (self._segments[0], segments_mark())  # its own, not a later graph's
         # Stopped at exit even if never closed (a weak reference: no cycle keeps it alive).
         atexit.register(_close_at_exit, weakref.ref(self))
         self.startup_seconds = time.perf_counter() - start

@@ -36,6 +36,7 @@ import functools
 import json
 import os
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,8 +226,10 @@ def fashion_item(text: str, data_dir: str | None = None) -> tuple[str, int]:
 
 def check_item_path(path: str, data_dir: str | None = None) -> str:
     """``path`` if an index may store it as an image's path, else a :class:`LavaRetrievalError`:
-    no control characters (NUL among them), at most :data:`MAX_PATH_CHARS` characters, and a
-    ``fashion-mnist:`` path names an image that exists (:func:`fashion_item`).
+    no NUL, and a name with a scheme (``upload:``, ``https:``: a client's, no file here) no
+    control character at all, at most :data:`MAX_PATH_CHARS` characters, and a
+    ``fashion-mnist:`` path names an image that exists (:func:`fashion_item`). (A file's own
+    path may hold what its file system allows: a newline is a legal character of a name.)
 
     >>> check_item_path("upload:\\x00x")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -234,7 +237,7 @@ def check_item_path(path: str, data_dir: str | None = None) -> str:
     """
     if not isinstance(path, str) or not path:
         raise LavaRetrievalError("a path must be a non-empty string")
-    if _CONTROL.search(path):
+    if "\x00" in path or (SCHEME.match(path) and _CONTROL.search(path)):
         raise LavaRetrievalError(f"{_shown(path)}: a path holds no control characters")
     if len(path) > MAX_PATH_CHARS:
         raise LavaRetrievalError(f"{_shown(path)}: longer than {MAX_PATH_CHARS} characters")
@@ -418,6 +421,8 @@ class ImageIndex:
         self, source: Images, embeddings: np.ndarray, ids=None, *, record: bool = True
     ) -> ImageIndex:
         ids = self._ids_for(source, None, False) if ids is None else np.asarray(ids, np.int64)
+        if len(ids) and int(ids.max()) >= MAX_ID:  # its next id would not fit in 64 bits
+            raise RetrievalIndexError(f"id {int(ids.max())} is beyond the largest, {MAX_ID - 1}")
         replaced = ids[np.isin(ids, self.index.ids_)]
         if len(replaced):  # upsert: the old entries go, the new ones come last
             self.remove(replaced)
@@ -432,10 +437,15 @@ class ImageIndex:
             self.sources.append({"count": len(source.paths), "skipped": len(source.bad)})
         return self
 
-    def remove(self, ids) -> int:
+    def remove(self, ids, keep_one: bool = False) -> int:
         """Remove the images of ``ids`` (all must be indexed); returns how many. Their ids
-        are not given out again; an approximate part is rebuilt at the next save."""
+        are not given out again; an approximate part is rebuilt at the next save.
+        ``keep_one``: refuse (changing nothing) to remove every image."""
         ids = np.asarray(ids, np.int64).reshape(-1)
+        if keep_one and len(self) and np.isin(self.index.ids_, ids).all():
+            raise RetrievalIndexError(
+                "that would remove every image; an index keeps at least one (nothing was changed)"
+            )
         keep = ~np.isin(self.index.ids_, ids)
         removed = self.index.remove(ids)
         self.paths = [p for p, kept in zip(self.paths, keep, strict=True) if kept]
@@ -699,10 +709,10 @@ class ImageIndex:
                 check_item_path(path, data_dir)
             except LavaRetrievalError as exc:
                 item = int(self.index.ids_[position])
-                where = self.index.source_[0] if self.index.source_ else "INDEX"
+                where = str(self.index.source_[0]) if self.index.source_ else "INDEX"
                 raise RetrievalIndexError(
                     f"{where}: item {item} has a bad path ({exc}); remove it with "
-                    f"`lava-retrieval index remove {where} {item}`"
+                    f"`lava-retrieval index remove {shlex.quote(where)} {item}`"
                 ) from None
 
     def position(self, id_: int) -> int:

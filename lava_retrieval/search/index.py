@@ -38,7 +38,14 @@ from typing import TypeVar, Union
 
 import numpy as np
 
-from lava_retrieval.common.atomic import atomic_path, is_full, no_room, write_bytes, write_text
+from lava_retrieval.common.atomic import (
+    atomic_path,
+    is_full,
+    no_room,
+    not_a_file,
+    write_bytes,
+    write_text,
+)
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.locking import exclusive
 from lava_retrieval.common.strict import ParseError, loads
@@ -420,6 +427,8 @@ class CosineIndex:
         if not directory.is_dir():
             raise RetrievalIndexError(f"{directory}: no such index directory")
         try:
+            if (what := not_a_file(directory / MANIFEST)) is not None:  # a FIFO would block
+                raise RetrievalIndexError(f"{directory}/{MANIFEST}: is {what}, not a file")
             text = (directory / MANIFEST).read_text()
             if len(text) > MAX_MANIFEST_CHARS:
                 raise RetrievalIndexError(f"{directory}/{MANIFEST}: larger than an index manifest")
@@ -622,8 +631,11 @@ def check_file(directory: Path, manifest: dict, name: str) -> Path:
 
 def manifest_digest(directory: str | os.PathLike) -> str | None:
     """SHA-256 of an index directory's ``index.json`` (which names its version), or None."""
+    path = Path(directory) / MANIFEST
+    if not_a_file(path) is not None:  # (a FIFO would block; read_manifest names the problem)
+        return None
     try:
-        return hashlib.sha256((Path(directory) / MANIFEST).read_bytes()).hexdigest()
+        return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
 

@@ -208,8 +208,11 @@ def check_npy(path) -> None:
     version, a header of at most :data:`NPY_HEADER_BYTES` holding a plain dict of dtype, order
     and shape. The bytes of a damaged header are never handed to numpy's parser unbounded
     (it tokenizes them as Python source and raises what Python raises on bad source)."""
+    from lava_retrieval.common.atomic import not_a_file
     from lava_retrieval.common.errors import LavaRetrievalError
 
+    if (what := not_a_file(path)) is not None:  # (opening a FIFO would wait for a writer)
+        raise LavaRetrievalError(f"{path}: is {what}, not a .npy file")
     with open(path, "rb") as f:
         try:
             version = np.lib.format.read_magic(f)

@@ -43,6 +43,7 @@ import numpy as np
 
 from lava_retrieval.common.atomic import write_bytes
 from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.common.strict import loads
 from lava_retrieval.snn.neuron import RESET_MODES, NeuronParams, initial_potential
 
 FORMAT = "lava-retrieval-snn"
@@ -432,7 +433,9 @@ class SpikingNetwork:
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}
-            header = json.loads(arrays.pop("header").tobytes().decode())
+            header = loads(arrays.pop("header").tobytes(), f"{path}: its header", 1 << 24)
+            if not isinstance(header, dict):
+                raise ValueError("its header is not a JSON object")
         except (
             ValueError,
             KeyError,

@@ -4,6 +4,7 @@ Python), never a traceback or a wrong answer."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -137,6 +138,8 @@ TAMPERED = {
     "faiss-file-changed": _rewrite("faiss.index", lambda b: b[:-1] + bytes([b[-1] ^ 1]), False),
     "faiss-file-of-ivf": _other_faiss,
     "checksums-text": _set("checksums", value="none"),
+    "ids-a-fifo": lambda d: (_file(d, "ids.npy").unlink(), os.mkfifo(_file(d, "ids.npy"))),
+    "manifest-a-fifo": lambda d: ((d / "index.json").unlink(), os.mkfifo(d / "index.json")),
 }
 
 

@@ -87,6 +87,9 @@ def test_an_output_that_is_no_regular_file_is_refused_and_kept(
         (["convert", "--out", "a.npz", "--export-nir", ""], "an empty name"),
         (["convert", "--out", ""], "an empty name"),
         (["search", "IDX", "--png", ""], "an empty name"),
+        (["embed", "--network", "n", "--out", "/"], "is a directory, not a file"),
+        (["embed", "--network", "n", "--out", "."], "is a directory, not a file"),
+        (["index", "build", "x", "--out", "n" * 300], "is too long"),
         (["convert", "--out", "a.npz", "--nir-timing", "pipelined"], "without --export-nir"),
     ],
 )

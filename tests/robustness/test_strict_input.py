@@ -266,3 +266,45 @@ def test_waitress_answers_carry_the_headers(writable):
 def test_the_root_as_a_path_prefix_matches_every_file(writable):
     service, _, _ = writable
     assert service.index.matching(path_prefix="/").all()
+
+
+def test_the_largest_id_leaves_room_for_the_next(writable, fashion):
+    """An id of 2^63 - 1 would make the index's next id 2^63, which no index can record."""
+    _, client, directory = writable
+    image = {"image": (io.BytesIO(png(fashion, 9)), "q.png")}
+    response = client.put(f"/api/items/{MAX_ID}", data=image)
+    check_answer(response)
+    assert response.status_code == 400 and "is not an item id" in response.json["error"]
+    ImageIndex.load(directory)
+
+
+def test_the_last_item_is_not_removed(writable):
+    service, client, directory = writable
+    ids = [int(i) for i in service.index.index.ids_]
+    for i in ids[:-1]:
+        assert client.delete(f"/api/items/{i}").status_code == 200
+    response = client.delete(f"/api/items/{ids[-1]}")
+    check_answer(response)
+    assert response.status_code == 409 and "keeps at least one" in response.json["error"]
+    assert len(ImageIndex.load(directory)) == 1
+
+
+def test_an_unclosed_string_is_scanned_in_linear_time():
+    """A body of escaped quotes never closed: a scan that started over at every quote would
+    take an hour on 1 MiB."""
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ParseError):
+        loads(b'"' + b'\\"' * (1 << 19), "the body", 1 << 21)
+    assert time.perf_counter() - start < 10
+
+
+def test_a_file_name_may_hold_a_newline_but_a_name_may_not():
+    from lava_retrieval.common.errors import LavaRetrievalError
+    from lava_retrieval.search.image_index import check_item_path
+
+    assert check_item_path("/photos/a\nb.png") == "/photos/a\nb.png"
+    for bad in ("upload:a\nb", "/photos/a\x00b.png", "https://x/\x1b[2J"):
+        with pytest.raises(LavaRetrievalError, match="control characters"):
+            check_item_path(bad)
