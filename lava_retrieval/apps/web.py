@@ -24,7 +24,11 @@ the search itself runs beside theirs. A server started with ``allow_writes`` (``
 (multipart ``image``, optional ``path``, stored as ``upload:PATH`` unless it starts with a
 scheme such as ``https:``: add or replace the item of that id), written to the
 index directory crash-consistently under its writer lock and served from then on (403 on a
-read-only server, 404 for an unknown id, 409 where the index cannot take it).
+read-only server, 404 for an unknown id, 400 for an id or path that is none (checked before
+anything is written: a ``fashion-mnist:`` path must name an image that exists, a name holds no
+control character), 409 where the index cannot take it or its directory cannot be written,
+also for removing its last image). Every number of a request is read by
+:mod:`lava_retrieval.common.strict`.
 ``GET /api/info`` describes the index; ``GET /healthz`` answers ``ok``; ``GET /api/metrics``
 counts requests by route and status class and summarises the latency (median, p99) of the last
 searches (:class:`Metrics`).
@@ -307,9 +311,9 @@ class SearchService:
 
     def prepare(self, index: ImageIndex) -> tuple:
         """What :meth:`swap` serves for ``index``: the index, its images and the ANN column's
-        index (an error for an item whose path cannot be read back)."""
+        index (made before the index is saved: what fails here changes nothing)."""
         corpus = self._corpus_images(index)
-        ann_index = getattr(self, "ann_index", None)
+        ann_index = self.ann_index
         if self.ann is not None and corpus is not None:
             from lava_retrieval.search.index import CosineIndex
 
