@@ -92,13 +92,11 @@ def _conversion_config(args: argparse.Namespace):
 
 def run_calibrate(args: argparse.Namespace) -> None:
     from lava_retrieval.ann.checkpoint import load_checkpoint
-    from lava_retrieval.common.atomic import check_output, write_text
+    from lava_retrieval.common.atomic import write_text
     from lava_retrieval.data.fashion_mnist import load_fashion_mnist
     from lava_retrieval.evaluation.calibration import calibrate
     from lava_retrieval.snn.config import SimConfig
 
-    if args.out:
-        check_output(args.out)  # before the long work
     result = calibrate(
         load_checkpoint(args.checkpoint),
         load_fashion_mnist(args.data_dir),

@@ -13,7 +13,6 @@ from lava_retrieval.cli.options import (
 
 
 def run_embed(args: argparse.Namespace) -> None:
-    from lava_retrieval.common.atomic import check_output
     from lava_retrieval.data.fashion_mnist import load_fashion_mnist
     from lava_retrieval.lava_graph.embedding import embed_to_file
     from lava_retrieval.snn.config import SimConfig
@@ -22,7 +21,6 @@ def run_embed(args: argparse.Namespace) -> None:
     config = SimConfig(
         time_steps=args.time_steps, timing=args.timing, readout=args.readout, engine=args.engine
     )
-    check_output(args.out)  # before the long work
     network = SpikingNetwork.load(args.network)
     images, _ = load_fashion_mnist(args.data_dir).split(args.split)
     images = images[: args.limit]

@@ -199,10 +199,6 @@ def run_search(args: argparse.Namespace) -> None:
         from lava_retrieval.common.errors import LavaRetrievalError
 
         raise LavaRetrievalError("give query images or --id ID (an indexed image), not both")
-    if args.png:
-        from lava_retrieval.common.atomic import check_output
-
-        check_output(args.png)
     # Queries by id are indexed images: their stored embeddings answer (nothing simulated);
     # their images are read back only to be drawn.
     names = args.images or [f"id:{i}" for i in args.id]

@@ -46,7 +46,7 @@ import numpy as np
 from lava_retrieval.common.atomic import check_output
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.locking import exclusive
-from lava_retrieval.common.strict import MAX_ID, loads
+from lava_retrieval.common.strict import MAX_ID, ParseError, integer, loads
 from lava_retrieval.data.images import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -69,6 +69,7 @@ from lava_retrieval.search.index import (
     check_file,
     check_index_directory,
     normalize,
+    read_checked,
     while_unchanged,
 )
 from lava_retrieval.snn.config import SimConfig, cache_key
@@ -255,8 +256,6 @@ def _shown(text: str) -> str:
 
 def _label_number(text: str, class_names: list[str] | None) -> int | None:
     """``text`` as a class number (ASCII digits, below the number of classes), else None."""
-    from lava_retrieval.common.strict import ParseError, integer
-
     high = len(class_names) - 1 if class_names else 2**31 - 1
     try:
         return integer(text, "a class number", 0, high)
@@ -775,13 +774,15 @@ class ImageIndex:
         try:
             network = SpikingNetwork.load(check_file(directory, manifest, "network.npz"))
             paths = loads(
-                check_file(directory, manifest, "paths.json").read_bytes(),
+                read_checked(directory, manifest, "paths.json"),
                 f"{directory}/{files['paths.json']}",
                 MAX_PATHS_BYTES,
                 max_depth=1,
             )
             config = SimConfig(**meta["simulation"])
             preprocessing = Preprocessing(**meta["preprocessing"])
+        except RetrievalIndexError:  # a file missing or changed: said as it is
+            raise
         except (KeyError, TypeError, ValueError, OSError, LavaRetrievalError) as exc:
             raise RetrievalIndexError(
                 f"{directory}: not an image index of this package ({type(exc).__name__}: {exc})"

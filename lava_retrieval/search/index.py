@@ -617,16 +617,34 @@ def check_file(directory: Path, manifest: dict, name: str) -> Path:
     """The path of the versioned file ``name`` of a validated manifest, refused if it is
     missing or its SHA-256 differs from the one the manifest records (an index written before
     checksums were recorded has none to compare)."""
+    path = _versioned_file(directory, manifest, name)
+    _check_digest(path, manifest, name, lambda: file_digest(path))
+    return path
+
+
+def read_checked(directory: Path, manifest: dict, name: str) -> bytes:
+    """The bytes of the versioned file ``name``, checked as :func:`check_file` checks it
+    (read once)."""
+    path = _versioned_file(directory, manifest, name)
+    data = path.read_bytes()
+    _check_digest(path, manifest, name, lambda: hashlib.sha256(data).hexdigest())
+    return data
+
+
+def _versioned_file(directory: Path, manifest: dict, name: str) -> Path:
     path = directory / manifest["files"][name]
     if not path.is_file():
         raise RetrievalIndexError(f"{path}: missing")
+    return path
+
+
+def _check_digest(path: Path, manifest: dict, name: str, digest: Callable[[], str]) -> None:
     want = (manifest.get("checksums") or {}).get(name)
-    if want is not None and file_digest(path) != want:
+    if want is not None and digest() != want:
         raise RetrievalIndexError(
             f"{path}: its content differs from what the manifest records (checksum); the file "
             "was changed or damaged after the index was saved"
         )
-    return path
 
 
 def manifest_digest(directory: str | os.PathLike) -> str | None:
