@@ -69,6 +69,7 @@ class TrainConfig:
     levels: int | None = None
     init_from: str | None = None
     input_levels: int | None = None
+    sdnn: bool = False
 
     def __post_init__(self) -> None:
         ArchSpec.parse(self.arch)
@@ -93,6 +94,8 @@ class TrainConfig:
                 if self.activation == "relu"
                 else isinstance(self.levels, int) and 1 <= self.levels <= 1024
             ),
+            "sdnn": self.sdnn in (False, True)
+            and (not self.sdnn or (self.activation == "qcfs" and self.input_levels == 255)),
             "input_levels": self.input_levels is None
             or (
                 self.activation == "qcfs"
@@ -107,7 +110,9 @@ class TrainConfig:
 
     def model(self) -> ConvNet:
         """A freshly initialised network of this configuration."""
-        return ConvNet(self.arch, self.dropout, self.activation, self.levels, self.input_levels)
+        return ConvNet(
+            self.arch, self.dropout, self.activation, self.levels, self.input_levels, self.sdnn
+        )
 
     def learning_rate_at(self, step: int, steps_per_epoch: int) -> float:
         """The learning rate of optimiser step ``step`` (0-based).

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from lava_retrieval.common.errors import SpecError
 
@@ -125,20 +126,23 @@ class _QCFSFunction(torch.autograd.Function):
     """QCFS forward with the straight-through gradients in one pass (saves memory traffic)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
+    def forward(
+        ctx, x: torch.Tensor, lam: torch.Tensor, levels: int, ceiling: bool = True
+    ) -> torch.Tensor:
         y = x / lam
-        out = torch.floor(y.clamp(0.0, 1.0) * levels + 0.5) * (lam / levels)
+        out = torch.floor(y.clamp(0.0, 1.0 if ceiling else None) * levels + 0.5) * (lam / levels)
         ctx.save_for_backward(y, out, lam)
+        ctx.ceiling = ceiling
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         y, out, lam = ctx.saved_tensors
-        inside = (y > 0) & (y < 1)
+        inside = (y > 0) & (y < 1) if ctx.ceiling else y > 0
         grad_x = grad * inside
         # d out / d lambda: q - x / lambda inside the clip, 1 above it, 0 below it.
         grad_lam = torch.where(inside, out / lam - y, (y >= 1).to(y.dtype))
-        return grad_x, (grad * grad_lam).sum().reshape(lam.shape), None
+        return grad_x, (grad * grad_lam).sum().reshape(lam.shape), None, None
 
 
 class QCFS(nn.Module):
@@ -160,9 +164,14 @@ class QCFS(nn.Module):
     """
 
     def __init__(
-        self, levels: int, threshold: float = QCFS_INITIAL_THRESHOLD, trainable: bool = True
+        self,
+        levels: int,
+        threshold: float = QCFS_INITIAL_THRESHOLD,
+        trainable: bool = True,
+        ceiling: bool = True,
     ) -> None:
         super().__init__()
+        self.ceiling = bool(ceiling)
         if levels < 1:
             raise SpecError(f"QCFS needs at least one level, got {levels}")
         if not threshold > 0:
@@ -175,10 +184,30 @@ class QCFS(nn.Module):
             self.register_buffer("threshold", value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _QCFSFunction.apply(x, self.threshold.clamp(min=1e-3), self.levels)
+        return _QCFSFunction.apply(x, self.threshold.clamp(min=1e-3), self.levels, self.ceiling)
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, threshold={float(self.threshold):.4g}"
+
+
+def _round_ste(x: torch.Tensor) -> torch.Tensor:
+    """``round(x)`` with the gradient of the identity."""
+    return x + (torch.round(x) - x).detach()
+
+
+def _sdnn_scale(scaled: torch.Tensor, weight_max: int = 127) -> float:
+    """``2**k``, the largest power of two (k <= 16) with ``round(2**k max|scaled|) <= 127``
+    (:func:`lava_retrieval.conversion.sdnn.state_exp`)."""
+    from lava_retrieval.conversion.sdnn import state_exp
+
+    return 2.0 ** state_exp(float(scaled.detach().abs().max()), weight_max)
+
+
+def _sdnn_quantised(scaled: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """The weights the sigma-delta conversion makes of ``scaled = W x ratio``, in ANN units:
+    ``round(2**k scaled) / (2**k ratio)``."""
+    scale = _sdnn_scale(scaled)
+    return _round_ste(scaled * scale) / (scale * ratio)
 
 
 class ConvNet(nn.Module):
@@ -197,6 +226,12 @@ class ConvNet(nn.Module):
     input_levels : int, optional
         Levels of the input image's quantiser (``qcfs`` only; default ``levels``). 255 keeps
         the 8-bit image as it is: the ANN a network with an analog input converts from.
+    sdnn : bool
+        Train for the sigma-delta conversion (``qcfs`` with ``input_levels`` 255 only,
+        :mod:`lava_retrieval.conversion.sdnn`): the forward pass uses the weights that
+        conversion makes (each layer's ratio of steps, a power-of-two scale, 8 bits, rounded
+        with a straight-through gradient) and the QCFS activations have no ceiling, so the
+        ANN computes what the sigma-delta network will (up to the output layer's scale).
 
     >>> net = ConvNet("32-64-10")
     >>> net(torch.zeros(2, 1, 28, 28)).shape
@@ -212,6 +247,7 @@ class ConvNet(nn.Module):
         activation: str = "relu",
         levels: int | None = None,
         input_levels: int | None = None,
+        sdnn: bool = False,
     ) -> None:
         super().__init__()
         self.spec = spec if isinstance(spec, ArchSpec) else ArchSpec.parse(spec)
@@ -226,16 +262,19 @@ class ConvNet(nn.Module):
         self.activation, self.levels = activation, levels
         self.input_levels = input_levels if input_levels is not None else levels
         qcfs = activation == "qcfs"
+        if sdnn and not (qcfs and self.input_levels == 255):
+            raise SpecError("sdnn training needs activation 'qcfs' and input_levels 255")
+        self.sdnn = bool(sdnn)
 
         def act() -> list[nn.Module]:
-            return [QCFS(levels)] if qcfs else [nn.ReLU()]
+            return [QCFS(levels, ceiling=not sdnn)] if qcfs else [nn.ReLU()]
 
         channels = (INPUT_SHAPE[0], *self.spec.conv_channels)
         layers: list[nn.Module] = [QCFS(self.input_levels, 1.0, trainable=False)] if qcfs else []
         for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:], strict=True)):
             if i < 2:
                 layers += [nn.Conv2d(c_in, c_out, 5), *act(), nn.AvgPool2d(2)]
-                layers += [QCFS(levels)] if qcfs else []
+                layers += [QCFS(levels, ceiling=not sdnn)] if qcfs else []
             else:
                 layers += [nn.Conv2d(c_in, c_out, 3, padding=1), *act()]
         c, h, w = self.spec.embedding_shape
@@ -244,11 +283,42 @@ class ConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits of (N, 1, 28, 28) images in [0, 1]."""
-        return self.layers(x)
+        return self._sdnn_forward(x, len(self.layers)) if self.sdnn else self.layers(x)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The flattened output of the layer before the dense layer (torch C, H, W order)."""
+        if self.sdnn:
+            return self._sdnn_forward(x, len(self.layers) - 2)
         return self.layers[:-2](x)
+
+    def _sdnn_forward(self, x: torch.Tensor, end: int) -> torch.Tensor:
+        """The first ``end`` modules with the sigma-delta conversion's weights (``sdnn``)."""
+        modules = list(self.layers)
+        step = None  # the step of the activation the next synaptic layer receives
+        for i, module in enumerate(modules[:end]):
+            if isinstance(module, QCFS):
+                x = module(x)
+                step = module.threshold.clamp(min=1e-3) / module.levels
+                continue
+            if not isinstance(module, (nn.Conv2d, nn.AvgPool2d, nn.Linear)):
+                x = module(x)
+                continue
+            after = next((m for m in modules[i + 1 :] if isinstance(m, QCFS)), None)
+            out_step = 1.0 if after is None else after.threshold.clamp(min=1e-3) / after.levels
+            ratio = step / out_step
+            if isinstance(module, nn.AvgPool2d):
+                area = module.kernel_size**2
+                weight = _sdnn_quantised(ratio / area * torch.ones(1), ratio)
+                x = F.avg_pool2d(x, module.kernel_size, divisor_override=1) * weight
+                continue
+            weight = _sdnn_quantised(module.weight * ratio, ratio)
+            scale = _sdnn_scale(module.weight * ratio)
+            bias = _round_ste(module.bias / out_step * scale) * out_step / scale
+            if isinstance(module, nn.Conv2d):
+                x = F.conv2d(x, weight, bias, module.stride, module.padding)
+            else:
+                x = F.linear(x, weight, bias)
+        return x
 
     @property
     def num_parameters(self) -> int:

@@ -49,7 +49,8 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
 @torch.no_grad()
 def _initialise_from(model: ConvNet, source: Checkpoint, dataset, config: TrainConfig) -> None:
     """Copy ``source``'s weights into ``model`` (same architecture, any activation); each
-    learned QCFS threshold starts at the 99.9th percentile of its input on training images."""
+    learned QCFS threshold starts at the source's (a QCFS source of the same levels), else at
+    the 99.9th percentile of its input on training images."""
     from lava_retrieval.ann.model import QCFS
 
     if str(source.model.spec) != str(model.spec):
@@ -61,6 +62,12 @@ def _initialise_from(model: ConvNet, source: Checkpoint, dataset, config: TrainC
     for mine, theirs in zip(synaptic, source_synaptic, strict=True):
         mine.weight.copy_(theirs.weight)
         mine.bias.copy_(theirs.bias)
+    ours = [m for m in model.layers if isinstance(m, QCFS)]
+    theirs = [m for m in source.model.layers if isinstance(m, QCFS)]
+    if len(ours) == len(theirs) and all(a.levels == b.levels for a, b in zip(ours, theirs)):
+        for mine, their in zip(ours, theirs, strict=True):
+            mine.threshold.copy_(their.threshold)
+        return
     images, _ = dataset.split("train", config.validation_fraction)
     x = to_tensor(images[:2000])
     model.eval()

@@ -35,6 +35,7 @@ def run_train(args: argparse.Namespace) -> None:
         levels=args.levels if args.activation == "qcfs" else None,
         init_from=args.init_from,
         input_levels=args.input_levels,
+        sdnn=args.sdnn,
     )
     dataset = load_fashion_mnist(args.data_dir)
     ckpt = train(
@@ -163,6 +164,13 @@ def register_train(sub) -> None:
         metavar="P",
         help="levels of the input image's quantiser with --activation qcfs (default: L); 255 "
         "keeps the 8-bit image, the ANN of a network converted with --analog-input",
+    )
+    p.add_argument(
+        "--sdnn",
+        action="store_true",
+        help="train for the sigma-delta conversion (method qcfs8-sdnn): its 8-bit "
+        "power-of-two-scaled weights and QCFS without a ceiling in the forward pass (needs "
+        "--activation qcfs --input-levels 255)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

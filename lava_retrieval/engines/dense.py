@@ -178,6 +178,33 @@ def _fire_without_input(v: torch.Tensor, params: NeuronParams, steps: int) -> to
     return counts
 
 
+def _simulate_sigma_delta(prepared: Prepared, images: np.ndarray, record: bool):
+    """Sigma-delta neurons: each layer integrates its predecessor's message through its
+    synapses and its bias once and sends ``floor(max(v, 0) / threshold)``, in float64 (exact
+    integers: a network's sums stay far below 2**53)."""
+    layers, synapses, params = prepared.layers, prepared.synapses, prepared.params
+    message = torch.from_numpy(
+        input_current(images, layers[0].param_scale).astype(np.float64)[:, None]
+    ).to(prepared.device)
+    result = SimResult([], [], [] if record else None)
+    for index in range(len(layers)):
+        syn = synapses[index]
+        if index == 0 and prepared.analog:  # no neurons: the pixel current is the message
+            silent, v = _silent_input(prepared, message.cpu().numpy(), 1, record)
+            _keep(result, silent, v, torch.zeros_like(v))
+            continue
+        total = syn(message, torch.float64) if index else message.clone()
+        if index and syn.bias is not None:
+            total = total + syn.bias.to(torch.float64)
+        neuron = params[index]
+        v = total + neuron.v_init
+        counts = torch.div(v.clamp(min=0), neuron.threshold, rounding_mode="floor")
+        v.sub_(counts * neuron.threshold)
+        _keep(result, (counts > 0).unsqueeze(0), v, counts)
+        message = counts
+    return result
+
+
 def _simulate_graded(prepared: Prepared, images: np.ndarray, levels: int, record: bool):
     """Graded spikes: each layer integrates its predecessor's counts through its synapses and
     ``levels`` x its bias in one step, then fires without input (closed form)."""
@@ -291,6 +318,8 @@ def _simulate_chunk(
         return _simulate_exact_count(prepared, images, time_steps, record)
     if timing == "graded":
         return _simulate_graded(prepared, images, time_steps, record)
+    if timing == "sigma_delta":
+        return _simulate_sigma_delta(prepared, images, record)
     layers, synapses, params = prepared.layers, prepared.synapses, prepared.params
     n = len(images)
     pixels = input_current(images, layers[0].param_scale)[:, None]

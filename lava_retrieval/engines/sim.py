@@ -60,7 +60,8 @@ def _engine(network: SpikingNetwork, engine: str, config: SimConfig | None = Non
     """The engine that runs ``network`` (with ``config``'s timing): ``events`` or ``torch``."""
     from lava_retrieval.engines import events
 
-    if engine == "torch":
+    if engine == "torch" or (config is not None and config.timing == "sigma_delta"):
+        # Sigma-delta messages are unbounded counts: the dense engine, in float64.
         return "torch"
     if engine == "events" and not events.AVAILABLE:
         raise LavaRetrievalError("engine 'events' needs numba: pip install numba")
@@ -152,7 +153,7 @@ def simulate_at(
     images, wanted = _checked(network, images, layers)
     longest = replace(config, time_steps=steps[-1])
     engine = _engine(network, config.engine, longest)
-    if engine != "events" or config.timing in ("exact_count", "graded"):
+    if engine != "events" or config.timing in ("exact_count", "graded", "sigma_delta"):
         return {
             t: simulate(network, images, replace(config, time_steps=t), layers=layers)
             for t in steps

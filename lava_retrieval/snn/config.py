@@ -16,9 +16,9 @@ from numbers import Integral
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.snn.network import SpikingNetwork
 
-TIMINGS = ("delay", "no_delay", "pipelined", "exact_count", "graded")
+TIMINGS = ("delay", "no_delay", "pipelined", "exact_count", "graded", "sigma_delta")
 """When each layer's window starts (see :mod:`lava_retrieval.snn.reference`)."""
-GRAPH_TIMINGS = ("delay", "pipelined", "exact_count", "graded")
+GRAPH_TIMINGS = ("delay", "pipelined", "exact_count", "graded", "sigma_delta")
 """The timings a Lava process graph runs (``no_delay`` has no synapse delay; ``pipelined``
 computes its integers)."""
 READOUTS = ("membrane", "spike_count", "integrated")
@@ -54,8 +54,10 @@ class SimConfig:
     timing : str
         ``delay`` (Lava's with one window for all layers, the paper's; default), ``no_delay``,
         ``pipelined`` (each layer's window shifted by its depth), ``exact_count`` (each layer
-        integrates T steps, then fires T) or ``graded`` (each layer sends its count as one graded
-        message; T is the number of levels); see :mod:`lava_retrieval.snn.reference`.
+        integrates T steps, then fires T), ``graded`` (each layer sends its count as one graded
+        message; T is the number of levels) or ``sigma_delta`` (Loihi 2's sigma-delta neurons:
+        each layer sends ``floor(relu(v) / threshold)`` as one graded message, no limit; T is
+        not used); see :mod:`lava_retrieval.snn.reference`.
     readout : str
         ``membrane`` (default, the paper's), ``spike_count`` or ``integrated``.
     chunk_size : int

@@ -53,8 +53,16 @@ Timing
     wherever that one's sum stays inside the saturation bounds (it clips once, not every step);
     streamed, one image per step, latency layers + 1. ``spikes`` records each count as
     ``exact_count`` would fire it (in the first steps of a window of T).
+    ``sigma_delta``: Loihi 2's sigma-delta neurons with graded messages (the QCFS network
+    converted for them, :mod:`lava_retrieval.conversion.sdnn`). A layer receives its
+    predecessor's message ``m`` (an analog input: the pixel current), integrates
+    ``v = v_init + W . m + bias`` once, and sends ``floor(max(v, 0) / threshold)`` as one
+    message, keeping the remainder: no upper limit, no saturation (a network that lowers onto
+    the chip provably stays inside its 24-bit state: :mod:`lava_retrieval.loihi.sdnn_lowering`).
+    One message per layer and image, T is not used; ``spikes`` records one step, the neurons
+    that sent a non-zero message.
 Readouts (of the embedding layer, after the last step; ``exact_count``, ``graded``: after its
-firing)
+firing; ``sigma_delta``: ``spike_count`` is the message, ``integrated`` the sum ``W . m + bias``)
     ``membrane`` (the paper's): the potentials; ``spike_count``: spikes per neuron;
     ``integrated``: ``spike_count x threshold + membrane - v_init``, all the input the neuron
     integrated in the window (exact with soft reset and no saturation).
@@ -152,7 +160,19 @@ def simulate_reference(
     current = input_current(images, layers[0].param_scale).reshape(n, *layers[0].output_shape)
     analog = network.analog_input
     silent = np.zeros(current.shape, bool)
-    if timing in ("exact_count", "graded"):
+    if timing == "sigma_delta":
+        message = current
+        for i in range(len(layers)):
+            if i == 0 and analog:  # no neurons: the pixel current is the message
+                trains[0] = [silent]
+                continue
+            a_in = np.rint(ops[i](message)).astype(np.int64) if i else current
+            v[i] = v[i] + a_in + biases[i]
+            counts[i] = np.maximum(v[i], 0) // params[i].threshold
+            v[i] = v[i] - counts[i] * params[i].threshold
+            message = counts[i]
+            trains[i] = [counts[i] > 0]
+    elif timing in ("exact_count", "graded"):
         for i in range(len(layers)):
             if i == 0 and analog:  # no neurons: the current is sent as it is
                 trains[0] = [silent] * time_steps

@@ -25,6 +25,12 @@ class PyHostSinkModel(PyLoihiProcessModel):
         super().__init__(proc_params)
         self.time_steps = proc_params["time_steps"]
         self.offset = proc_params.get("offset", 0)
+        self.every_step = proc_params.get("every_step", False)
+        self.latest = None
+
+    def run_spk(self) -> None:
+        if self.every_step:
+            self.latest = self.inp.recv()
 
     def post_guard(self) -> bool:
         # The end of each window of the layer it serves (``offset`` steps after the encoder's).
@@ -32,4 +38,4 @@ class PyHostSinkModel(PyLoihiProcessModel):
         return step > 0 and step % self.time_steps == 0
 
     def run_post_mgmt(self) -> None:
-        self.host.csp_ports[-1].send(self.inp.recv())
+        self.host.csp_ports[-1].send(self.latest if self.every_step else self.inp.recv())

@@ -26,6 +26,10 @@ class HostSink(AbstractProcess):
     offset : int
         Steps by which the windows it serves start after the encoder's (the embedding layer's
         depth under pipelined timing; default 0).
+    every_step : bool
+        The sender sends in every step (Lava's ``Sigma``): receive every step, relay the
+        message of the window's last step (default False: the sender sends at window ends
+        only, as the membrane probe and the kNN do).
     """
 
     def __init__(
@@ -35,9 +39,16 @@ class HostSink(AbstractProcess):
         time_steps: int,
         buffer_size: int = 4,
         offset: int = 0,
+        every_step: bool = False,
         name=None,
     ) -> None:
-        super().__init__(shape=tuple(shape), time_steps=time_steps, offset=offset, name=name)
+        super().__init__(
+            shape=tuple(shape),
+            time_steps=time_steps,
+            offset=offset,
+            every_step=every_step,
+            name=name,
+        )
         self.inp = InPort(shape=tuple(shape))
         self.host = OutPort(shape=tuple(shape))
         self.host.flag_external_pipe(buffer_size=buffer_size)
