@@ -18,6 +18,8 @@ def capabilities(method) -> dict[str, str | None]:
     from lava_retrieval.snn import nir
     from lava_retrieval.snn.config import GRAPH_TIMINGS
 
+    if method.timing == "sigma_delta":
+        return _sigma_delta_capabilities(method)
     config = method.conversion
     settings = dict(
         pool_mode=config.pool_mode,
@@ -37,13 +39,30 @@ def capabilities(method) -> dict[str, str | None]:
     if method.readout != "membrane":
         loihi.append(f"Lava's LIF keeps no spike count: the {method.readout} readout needs one")
     out["loihi"] = "; ".join(loihi) or None
-    hardware = ["what loihi needs"] if loihi else []
+    out["loihi-hw"] = _hardware(loihi)
+    out["netx"] = "; ".join(lowering.config_problems("netx", **settings)) or None
+    out["nir"] = "; ".join(nir.export_problems(None, method.timing)) or None
+    return out
+
+
+def _hardware(loihi_problems) -> str | None:
+    """Why not ``loihi-hw``: what ``loihi`` lacks, and lava-loihi where it is not installed."""
+    hardware = ["what loihi needs"] if loihi_problems else []
     try:
         import lava.magma.compiler.subcompilers.nc  # noqa: F401  (part of lava-loihi)
     except ImportError:
         hardware.append("Intel's lava-loihi extension (and a Loihi system), not installed here")
-    out["loihi-hw"] = "; ".join(hardware) or None
-    out["netx"] = "; ".join(lowering.config_problems("netx", **settings)) or None
+    return "; ".join(hardware) or None
+
+
+def _sigma_delta_capabilities(method) -> dict[str, str | None]:
+    """A sigma-delta method: every Lava backend (``loihi``: Lava's own Delta/Conv/
+    SigmaDelta/Dense/Sigma), the netx SDNN export; NIR cannot state its neurons."""
+    from lava_retrieval.snn import nir
+
+    out: dict[str, str | None] = {"sim": None, "lava": None, "lava-float": None, "loihi": None}
+    out["loihi-hw"] = _hardware([])
+    out["netx"] = None
     out["nir"] = "; ".join(nir.export_problems(None, method.timing)) or None
     return out
 

@@ -31,6 +31,15 @@ how it is converted, the timing and the readout. ``evaluate`` and ``demo`` take 
     README's tables); ``qcfs-exact`` is the method for T = 16.
 ``qcfs4-analog``
     As ``qcfs8-analog``, the ANN fine-tuned at L = 4 levels: for T = 4.
+``qcfs8-sdnn``
+    The method that runs on Loihi 2's own processes: the ``qcfs8-analog`` ANN fine-tuned with
+    the sigma-delta conversion in the loop (``train --sdnn``), converted for sigma-delta
+    neurons (:mod:`lava_retrieval.conversion.sdnn`: power-of-two thresholds, 8-bit weights,
+    the image as a graded message, pooling as a grouped convolution, a rounding bias) and run
+    with the ``sigma_delta`` timing: each layer sends one graded message per image, one chip
+    step a layer. Its embedding is the embedding layer's messages. ``--backend loihi`` runs it
+    on Lava's ``Delta``/``Conv``/``SigmaDelta``/``Dense``/``Sigma``
+    (:mod:`lava_retrieval.loihi.sdnn_graph`).
 ``paper``
     Liu et al. 2022 as published: the ReLU 32-64-10 ANN, Algorithm 1 with the paper's
     percentiles, Lava's timing (``delay``), the membrane readout. Table 2 of the README.
@@ -73,7 +82,11 @@ class Method:
         ``membrane``, ``spike_count`` or ``integrated``.
     time_steps : tuple of int
         The T it runs at unless told otherwise (the first; ``evaluate`` reports them all): the
-        levels its ANN was trained for, or the paper's 16 (and 128).
+        levels its ANN was trained for, or the paper's 16 (and 128); 1 for ``sigma_delta``.
+    converter : str
+        ``algorithm1`` (:func:`lava_retrieval.conversion.algorithm.convert_checkpoint`, with
+        ``conversion``) or ``sdnn`` (:func:`lava_retrieval.conversion.sdnn.convert_sdnn`,
+        which needs no calibration images; ``conversion`` is not used).
 
     >>> METHODS["paper"].timing, METHODS["qcfs"].timing, METHODS["qcfs8-analog"].time_steps
     ('delay', 'pipelined', (8,))
@@ -86,6 +99,7 @@ class Method:
     timing: str
     readout: str
     time_steps: tuple[int, ...] = (16,)
+    converter: str = "algorithm1"
 
     @property
     def checkpoint_path(self) -> Path:
@@ -98,6 +112,10 @@ class Method:
 
     def network(self, dataset, checkpoint: Checkpoint | None = None) -> SpikingNetwork:
         """Convert ``checkpoint`` (default: this method's) with this method's settings."""
+        if self.converter == "sdnn":
+            from lava_retrieval.conversion.sdnn import convert_sdnn_checkpoint
+
+            return convert_sdnn_checkpoint(checkpoint or self.checkpoint())
         return convert_checkpoint(checkpoint or self.checkpoint(), dataset, self.conversion)
 
 
@@ -157,6 +175,18 @@ METHODS = {
         "integrated",
         (4,),
     ),
+    "qcfs8-sdnn": Method(
+        "qcfs8-sdnn",
+        "QCFS-trained 32-64-10 at 8 levels fine-tuned for sigma-delta neurons (power-of-two "
+        "thresholds, 8-bit weights), graded messages, one step a layer, the embedding layer's "
+        "messages; runs on Lava's own Loihi 2 processes",
+        "32-64-10-qcfs8s",
+        ConversionConfig(initial_membrane=0.5, analog_input=True),
+        "sigma_delta",
+        "spike_count",
+        (1,),
+        "sdnn",
+    ),
     "paper": Method(
         "paper",
         "Liu et al. 2022: ReLU 32-64-10, Algorithm 1, Lava timing, membrane readout",
@@ -191,8 +221,13 @@ def of_network(network: SpikingNetwork) -> Method | None:
             matches.append(method)
     # Of the methods sharing that ANN: one converted like the network (an analog input or
     # not), the default first.
+    sdnn = "sdnn" in network.manifest
     matches.sort(
-        key=lambda m: (m.conversion.analog_input != network.analog_input, m.name != DEFAULT_METHOD)
+        key=lambda m: (
+            (m.converter == "sdnn") != sdnn,
+            m.conversion.analog_input != network.analog_input,
+            m.name != DEFAULT_METHOD,
+        )
     )
     return matches[0] if matches else None
 

@@ -228,7 +228,18 @@ def _offset(depth: int, time_steps: int, timing: str) -> int:
     """
     if timing == "exact_count":
         return depth * (time_steps + 1) + time_steps
-    return depth if timing in ("pipelined", "graded") else 0
+    return depth if timing in ("pipelined", "graded", "sigma_delta") else 0
+
+
+def _check_hardware() -> None:
+    """Refuse ``loihi-hw`` where Intel's lava-loihi extension is not installed."""
+    try:
+        import lava.magma.compiler.subcompilers.nc  # noqa: F401  (part of lava-loihi)
+    except ImportError:
+        raise GraphError(
+            "running on Loihi needs Intel's lava-loihi extension, which is not installed;"
+            " --backend loihi simulates the same process graph on the CPU"
+        ) from None
 
 
 def _check_loihi(network: SpikingNetwork, readout: str, timing: str = "delay") -> None:
@@ -298,19 +309,18 @@ def build(
         raise GraphError("batch_size must be >= 1")
     loihi = backend.startswith("loihi")
     lead = 0
+    if loihi and timing == "sigma_delta":
+        raise GraphError(
+            "a sigma-delta network runs on Lava's sigma-delta processes through "
+            "lava_retrieval.loihi.sdnn_graph (embed); its process graph has no kNN process"
+        )
     if loihi:
         _check_loihi(network, readout, timing)
         lead = lowering.stream_lead(
             timing, [network.neuron(d).v_init for d in range(len(network.layers))]
         )
         if backend == "loihi-hw":
-            try:
-                import lava.magma.compiler.subcompilers.nc  # noqa: F401  (part of lava-loihi)
-            except ImportError:
-                raise GraphError(
-                    "running on Loihi needs Intel's lava-loihi extension, which is not installed;"
-                    " --backend loihi simulates the same process graph on the CPU"
-                ) from None
+            _check_hardware()
         batch_size = 1
     batch_size = batch_size if host else min(batch_size, len(images))
     import_lava()
@@ -326,7 +336,7 @@ def build(
         layout = "whc" if loihi else "bchw"
         # A presentation window: T steps; with graded messages one step (T is the levels); on
         # the Loihi path T after the lead (flush) steps.
-        window = 1 if timing == "graded" else time_steps + lead
+        window = 1 if timing in ("graded", "sigma_delta") else time_steps + lead
         encoder = ImageEncoder(
             images=images,
             batch_size=batch_size,
@@ -415,5 +425,36 @@ def embed(
     The Loihi backends embed one image per window (batch 1), all in one run.
     """
     config = config or SimConfig()
+    if backend.startswith("loihi") and config.timing == "sigma_delta":
+        if backend == "loihi-hw":
+            _check_hardware()
+        return sdnn_embed(network, images, config, progress=progress)
     graph = build(network, images, config, batch_size=batch_size, backend=backend)
     return graph.run(progress).embeddings
+
+
+def sdnn_embed(
+    network: SpikingNetwork,
+    images: np.ndarray,
+    config: SimConfig,
+    *,
+    mode: str = "stream",
+    progress: bool = True,
+) -> np.ndarray:
+    """Embeddings of a ``sigma_delta`` network from Lava's own sigma-delta processes
+    (:mod:`lava_retrieval.loihi.sdnn_graph`), read as ``config.readout`` (``spike_count``:
+    the messages; ``integrated``: messages x threshold + remainder - v_init is not kept by a
+    sigma-delta neuron, so only ``spike_count`` is read)."""
+    from lava_retrieval.loihi.sdnn_graph import SdnnGraph
+
+    if config.readout != "spike_count":
+        raise GraphError(
+            "the sigma-delta processes send their messages, not their potentials: read the "
+            "embedding as spike_count"
+        )
+    images = np.asarray(images)
+    side = tuple(network.layers[0].output_shape[-2:])
+    if images.ndim != 3 or images.shape[1:] != side or len(images) == 0:
+        raise GraphError(f"images must be (N, {side[0]}, {side[1]}), got {images.shape}")
+    result = SdnnGraph(network, images, mode=mode).run(progress)
+    return result.embeddings.astype(np.float64)

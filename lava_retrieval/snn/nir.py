@@ -58,6 +58,8 @@ WHY_NOT = {
     "exact_count": "exact_count's two phases per window (integrate without firing, then fire "
     "without input)",
     "graded": "graded spikes (one message per window carrying a spike count)",
+    "sigma_delta": "sigma-delta neurons (a graded message per image, the ReLU of the sum "
+    "divided by a power of two)",
 }
 
 

@@ -50,9 +50,16 @@ class _BatchedIFLayer(PyLoihiProcessModel):
         self.neuron = NeuronParams(
             threshold=layer.threshold, reset=proc_params["reset"], v_init=proc_params["v_init"]
         )
-        self.pipelined = proc_params["timing"] in ("pipelined", "exact_count", "graded")
+        self.pipelined = proc_params["timing"] in (
+            "pipelined",
+            "exact_count",
+            "graded",
+            "sigma_delta",
+        )
         # graded: one image per step, its count sent as one graded message; T is the levels.
         self.graded = proc_params["timing"] == "graded"
+        # sigma_delta: one image per step, floor(relu(v) / threshold) sent as one message.
+        self.sigma_delta = proc_params["timing"] == "sigma_delta"
         # exact_count: two potentials, one integrating image i+1 while the other fires image
         # i; a layer's window starts T + 1 steps after its predecessor's (one window to fire,
         # one step of synapse delay).
@@ -110,6 +117,9 @@ class _BatchedIFLayer(PyLoihiProcessModel):
         if self.graded:
             self.integrate_message()
             return
+        if self.sigma_delta:
+            self.sigma_delta_message()
+            return
         if step % self.time_steps == 0:
             # A new window: the initial potential, no spike counted; with one window for all
             # layers the input in flight is the previous image's and is dropped, pipelined it
@@ -133,7 +143,7 @@ class _BatchedIFLayer(PyLoihiProcessModel):
         in every step of its window (``exact_count``: in its firing window, the previous
         image's; ``graded``: T times the current, once per image)."""
         received = self.inp.recv().astype(self.pending.dtype)
-        if step % self.time_steps == 0 or self.graded:
+        if step % self.time_steps == 0 or self.graded or self.sigma_delta:
             self.v[:] = self.neuron.v_init
         if self.graded:
             sent = self.time_steps * received
@@ -145,6 +155,27 @@ class _BatchedIFLayer(PyLoihiProcessModel):
         else:
             sent = received
         self.out.send(sent.astype(self.v.dtype))
+
+    def sigma_delta_message(self) -> None:
+        """``sigma_delta``: integrate one message (the image's current, or the synaptic input
+        of the predecessor's message) and the bias from the initial potential, and send
+        ``floor(max(v, 0) / threshold)``, keeping the remainder."""
+        if self.kind == "input":
+            a_in = self.inp.recv().astype(self.state_dtype)
+        else:
+            a_in = self.pending
+        v = self.neuron.v_init + a_in + self.bias
+        count = self.divide(np.maximum(v, 0))
+        v = v - count * self.neuron.threshold
+        self.v[:] = v
+        self.spike_count[:] = count
+        self.out.send(count.astype(self.v.dtype))
+        if self.kind != "input":
+            self.pending = self.synaptic_input(self.inp.recv())
+
+    def divide(self, v: np.ndarray) -> np.ndarray:
+        """``floor(v / threshold)`` of non-negative potentials."""
+        return v // self.neuron.threshold
 
     def integrate_then_fire(self, step: int) -> None:
         """``exact_count``: integrate this window's input into one potential while the other,
@@ -242,6 +273,9 @@ class PyIFLayerModelFloat(_BatchedIFLayer):
 
     def accumulate(self, v, a_in, bias):
         return v + a_in + bias
+
+    def divide(self, v):
+        return np.floor(v / self.neuron.threshold)
 
     def synaptic_input(self, spikes: np.ndarray) -> np.ndarray:
         return self.synapse(spikes).astype(np.float64)
