@@ -256,16 +256,13 @@ def method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method",
         choices=METHODS,
-        help="qcfs8-analog: the ANN trained with QCFS activations at 8 levels, an analog "
-        "input (the image enters the first synapse layer as a graded current), learned "
-        "thresholds, initial membrane 0.5, the exact-count schedule, integrated readout; "
-        "qcfs8-analog-graded: the same with graded spikes; qcfs4-analog: trained at 4 levels, "
-        "for T = 4; qcfs: the QCFS ANN at 16 levels, pipelined timing; qcfs-exact, qcfs-graded: "
-        "that network under the exact-count schedule, with graded spikes; paper: "
-        "Liu et al. 2022 as published (ReLU ANN, Algorithm 1, Lava timing, membrane "
-        "readout). Default: the method whose ANN "
-        f"--network was converted from, else {DEFAULT_METHOD}. The flags below override "
-        "its parts.",
+        help="; ".join(
+            f"{name}: T = {'/'.join(map(str, m.time_steps))}, {m.timing}, {m.readout}"
+            for name, m in METHODS.items()
+        )
+        + " (lava-retrieval methods describes each and where it runs). Default: the method "
+        f"whose ANN --network was converted from, else {DEFAULT_METHOD}. The flags below "
+        "override its parts.",
     )
     p.add_argument("--readout", choices=READOUTS, help="default: the method's")
     p.add_argument(
@@ -274,7 +271,8 @@ def method_options(p: argparse.ArgumentParser) -> None:
         help="delay (the paper's), pipelined or no_delay (the same numbers as pipelined), "
         "exact_count (each layer integrates T steps, then fires T: its count is that of its "
         "whole input), graded (each layer sends that count as one graded message: T levels, "
-        "one step a layer); default: the method's",
+        "one step a layer), sigma_delta (Loihi 2's sigma-delta neurons: one graded message "
+        "per layer and image, T not used); default: the method's",
     )
 
 

@@ -60,8 +60,15 @@ def _engine(network: SpikingNetwork, engine: str, config: SimConfig | None = Non
     """The engine that runs ``network`` (with ``config``'s timing): ``events`` or ``torch``."""
     from lava_retrieval.engines import events
 
-    if engine == "torch" or (config is not None and config.timing == "sigma_delta"):
+    if config is not None and config.timing == "sigma_delta":
         # Sigma-delta messages are unbounded counts: the dense engine, in float64.
+        if engine == "events":
+            raise LavaRetrievalError(
+                "engine 'events' does not run the sigma_delta timing (its messages are not "
+                "spikes); use engine 'torch' or 'auto'"
+            )
+        return "torch"
+    if engine == "torch":
         return "torch"
     if engine == "events" and not events.AVAILABLE:
         raise LavaRetrievalError("engine 'events' needs numba: pip install numba")

@@ -22,6 +22,11 @@ events-steps   the event kernel step by step, also under the two-phase     every
 ``loihi``      each IFLayer on Lava's own Conv/Dense + LIFReset (hard       membrane readout
                reset), images streaming one window each
 ``netx``       the netx export, loaded by lava-dl                          every layer's spikes
+``loihi-sdnn`` a ``sigma_delta`` network on Lava's own Delta/Conv/         the embedding's
+               SigmaDelta/Dense/Sigma, streamed one image per step (the    messages
+               project's SigmaDelta model, which keeps the shifted bits)
+``loihi-sdnn-reset``  the same on Lava 0.10's own models, the graph        the embedding's
+               cleared between images                                      messages
 ``sinabs``     the NIR export (``SpikingNetwork.to_nir``), imported by     every layer (not
                sinabs' ``from_nir`` with one spike per step, no membrane   an analog input
                floor, the graph's recorded reset and initial potentials    layer)
@@ -196,11 +201,55 @@ def _golden_images(fashion) -> np.ndarray:
         return f["images"]
 
 
+def _sdnn_shipped(fashion) -> SpikingNetwork:
+    """The shipped sigma-delta network (method qcfs8-sdnn)."""
+    from lava_retrieval.conversion.sdnn import convert_sdnn_checkpoint
+
+    return convert_sdnn_checkpoint(load_checkpoint(ROOT / "lava_retrieval/pretrained/32-64-10-qcfs8s"))
+
+
+def _sdnn_geometry(k: int, stride: int, padding: int, groups: int) -> Callable:
+    """A hand-built geometry as a sigma-delta network: an analog input, power-of-two
+    thresholds, weights within 8 bits, the rounding half as the initial potential."""
+
+    def build(fashion) -> SpikingNetwork:
+        network = _geometry(k, stride, padding, groups, "subtract")(fashion)
+        layers = [network.layers[0]]
+        for layer, threshold in zip(network.layers[1:], (2048, 512, 256), strict=True):
+            weight = np.clip(layer.weight, -127, 127)
+            layers.append(replace(layer, weight=weight, threshold=threshold))
+        return replace(network, layers=tuple(layers), analog_input=True, initial_membrane=0.5)
+
+    return build
+
+
+def _sdnn_bound(weight: int) -> Callable:
+    """A white image into dense neurons of weights +weight and -weight from every pixel: with
+    41 the sums come within 3 % of the 24-bit bound (784 x 255 x 41 = 8,197,320), and the
+    message of the positive neuron is 8,005."""
+
+    def build(fashion) -> SpikingNetwork:
+        w = np.full((2, 784), weight, np.int32)
+        w[1] = -weight
+        dense = SpikingLayer(
+            "dense1", "dense", (1, 28, 28), (2,), w, np.array([300, -300]), 1024, 1.0, 1.0
+        )
+        out = SpikingLayer(
+            "dense2", "dense", (2,), (1,), np.ones((1, 2), np.int32), None, 1, 1.0, 1.0
+        )
+        return SpikingNetwork(
+            (_input_layer(), dense, out), 1, "subtract", "folded", "hand", {}, 0.5, True
+        )
+
+    return build
+
+
 @dataclass(frozen=True)
 class Case:
     network: Callable
     images: Callable
     time_steps: int
+    sigma_delta: bool = False  # also run under the sigma_delta timing
 
 
 CASES = {
@@ -251,6 +300,12 @@ CASES = {
         _analog(lambda f: replace(_golden(f), reset="zero")), _golden_images, 9
     ),
     "saturation-analog": Case(_analog(_saturation(255, 10**9, "subtract")), _white(1), 4),
+    # Sigma-delta networks (power-of-two thresholds, 8-bit weights, an analog input): the
+    # shipped qcfs8-sdnn on real images, hand-built geometries, sums near the 24-bit bound.
+    "sdnn-shipped": Case(_sdnn_shipped, _test_images(8, 40), 1, True),
+    "sdnn-strided-padded": Case(_sdnn_geometry(3, 2, 1, 1), _test_images(3, 48), 1, True),
+    "sdnn-grouped": Case(_sdnn_geometry(3, 1, 1, 2), _test_images(3, 51), 1, True),
+    "sdnn-24-bit": Case(_sdnn_bound(41), _white(1), 1, True),
 }
 
 
@@ -338,6 +393,29 @@ def _loihi(network, images, steps, timing, readouts) -> Observed:
     return Observed(
         readouts={"membrane": embed(network, images, config, backend="loihi", progress=False)}
     )
+
+
+def _loihi_sdnn(mode: str) -> Callable:
+    def run(network, images, steps, timing, readouts) -> Observed:
+        from lava_retrieval.loihi.sdnn_graph import SdnnGraph
+
+        result = SdnnGraph(network, images, mode=mode).run()
+        counts = [None] * len(network.layers)
+        counts[network.embedding_layer] = result.embeddings.reshape(
+            len(images), *network.embedding_shape
+        )
+        # The output layer's sums: messages x threshold + remainder - v_init of the reference.
+        last = len(network.layers) - 1
+        membrane = [None] * len(network.layers)
+        params = network.neuron(last)
+        sums = result.outputs + params.v_init
+        counts[last] = np.maximum(sums, 0) // params.threshold
+        membrane[last] = sums - counts[last] * params.threshold
+        return Observed(
+            counts=counts, membrane=membrane, readouts={"spike_count": result.embeddings}
+        )
+
+    return run
 
 
 def _sinabs(tmp_dir: Path) -> Callable:
@@ -437,6 +515,10 @@ class Engine:
     make: Callable | None = None  # the run function, given a temporary directory
 
     def why_not(self, network: SpikingNetwork, timing: str = "delay", steps: int = 1) -> str | None:
+        if self.lowers_to == "sdnn":
+            from lava_retrieval.loihi import sdnn_lowering
+
+            return "; ".join(sdnn_lowering.problems(network)) or None
         if self.needs_cuda:
             import torch
 
@@ -458,12 +540,16 @@ class Engine:
 ENGINES = {
     "torch": Engine(_simulator("torch")),
     "torch-cuda": Engine(_simulator("torch", "cuda"), needs_cuda=True),
-    "events": Engine(_simulator("events"), needs_int32=True),
+    "events": Engine(_simulator("events"), timings=TIMINGS[:-1], needs_int32=True),
     "events-steps": Engine(_event_steps, timings=window.TIMINGS, max_images=4, needs_int32=True),
     "lava": Engine(_graph("lava"), timings=GRAPH_TIMINGS),
     "lava-float": Engine(_graph("lava-float"), timings=GRAPH_TIMINGS, saturates=False),
     "loihi": Engine(_loihi, timings=lowering.STREAM_TIMINGS, max_images=4, lowers_to="loihi"),
     "netx": Engine(None, timings=("delay",), max_images=1, lowers_to="netx", make=_netx),
+    "loihi-sdnn": Engine(_loihi_sdnn("stream"), timings=("sigma_delta",), lowers_to="sdnn"),
+    "loihi-sdnn-reset": Engine(
+        _loihi_sdnn("reset"), timings=("sigma_delta",), max_images=2, lowers_to="sdnn"
+    ),
     # NIR states the timings that run one step through the whole graph; sinabs does not
     # saturate (held to the reference without saturation).
     "sinabs": Engine(
@@ -523,6 +609,9 @@ def expected(built):
         for engine, spec in ENGINES.items()
         for case in CASES
         for timing in spec.timings
+        # The sigma-delta cases under sigma_delta only, the others under the rest (a graph
+        # run costs seconds).
+        if (timing == "sigma_delta") == CASES[case].sigma_delta
     ],
 )
 def test_engine_matches_the_reference(engine, case, timing, built, expected, tmp_path):
@@ -559,6 +648,11 @@ def test_cases_are_not_trivial(case, built, expected):
     """Every case makes its deeper layers spike or saturate under some timing: a silent
     network would agree with anything."""
     network, _ = built(case)
+    if CASES[case].sigma_delta:  # the embedding layer sends messages, the output has input
+        result = expected(case, "sigma_delta")
+        assert int(result.spike_counts[network.embedding_layer].sum()) > 0
+        assert int(np.abs(result.membrane[-1]).sum() + result.spike_counts[-1].sum()) > 0
+        return
     results = [expected(case, timing) for timing in TIMINGS]
     spiking = max(int(r.spike_counts[-1].sum() + r.spike_counts[-2].sum()) for r in results)
     saturated = max(int((np.abs(m) == V_MAX).sum()) for r in results for m in r.membrane)
