@@ -12,10 +12,13 @@ Operation counts (:func:`op_counts`), from the simulator's spike counts, per ima
   image with ``pipelined`` timing (its last layer finishes ``depth`` steps after the input) and
   ``T x (layers + 1)`` with ``exact_count`` (the input integrates T steps, then every layer
   fires T steps while its successor integrates them) and ``layers`` with ``graded`` messages
-  (one step a layer).
+  and ``sigma_delta`` neurons (one step a layer).
 * Graded messages (an assumption, not a measurement): with ``graded`` timing a neuron whose
-  count is not 0 sends one message per image, and with an analog input every non-zero pixel
-  current is one message per step it is sent (once per image with ``graded``). A message is
+  count is not 0 sends one message per image (likewise a ``sigma_delta`` neuron whose message
+  is not 0, counted per image from a cleared graph: streamed, a neuron sends only where its
+  message changes from the previous image's), and with an analog input every non-zero pixel
+  current is one message per step it is sent (once per image with ``graded`` and
+  ``sigma_delta``). A message is
   counted in ``spikes`` and causes one synaptic operation per outgoing synapse, costed like a
   binary spike's: Loihi 2 carries graded spikes (Orchard et al., "Efficient neuromorphic signal
   processing with Loihi 2", IEEE SiPS 2021), and no per-operation energy of them has been
@@ -113,7 +116,7 @@ def chip_steps(network: SpikingNetwork, time_steps: int, timing: str) -> int:
     depth = len(network.layers) - 1
     if timing == "exact_count":
         return time_steps * (len(network.layers) + 1)
-    if timing == "graded":
+    if timing in ("graded", "sigma_delta"):
         return depth + 1
     return time_steps + depth if timing == "pipelined" else time_steps
 
@@ -161,9 +164,9 @@ def op_counts(
                 sent = np.asarray(counts)  # messages: spikes, or graded messages
                 if i == 0 and network.analog_input:  # the non-zero pixel currents, every step
                     current = input_current(chunk, layers[0].param_scale)
-                    repeats = 1 if timing == "graded" else time_steps
+                    repeats = 1 if timing in ("graded", "sigma_delta") else time_steps
                     sent = (current > 0).reshape(len(chunk), *layers[0].output_shape) * repeats
-                elif timing == "graded":  # one message per neuron with a non-zero count
+                elif timing in ("graded", "sigma_delta"):  # a message: a non-zero count
                     sent = sent > 0
                 spikes[i] += float(sent.sum(dtype=np.int64))
                 if i < len(fan_out):

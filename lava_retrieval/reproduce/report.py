@@ -452,11 +452,14 @@ def energy(out: Path) -> str:
         "for a measurement."
     )
     lines.append(
-        "- Graded messages (the rows with graded timing, and the analog input's pixel currents) "
+        "- Graded messages (the rows with graded timing, the sigma-delta row's messages, and the "
+        "analog input's pixel currents) "
         "are an assumption, not a measurement: each message is costed like a binary spike and "
         "each synaptic operation it causes like a spike's. Loihi 2 carries graded spikes "
         "(Orchard et al., IEEE SiPS 2021), and no per-operation energy of them has been "
-        "published. The latency column of a graded row is one step a layer."
+        "published. The latency column of a graded or sigma-delta row is one step a layer; the "
+        "sigma-delta row counts each image's messages from a cleared graph (streamed, a neuron "
+        "sends only where its message changes from the previous image's)."
     )
     for row in paper.HARDWARE_ROWS:
         ratio = row["mj"] / (row["total_w"] * row["ms"])

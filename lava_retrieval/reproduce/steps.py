@@ -209,6 +209,8 @@ class Context:
         from lava_retrieval.conversion.methods import get
 
         key = (str(checkpoint.path), method)
+        if key not in self._networks and get(method).converter != "algorithm1":
+            self._networks[key] = get(method).network(self.data, checkpoint)  # no calibration
         if key not in self._networks:
             config = replace(get(method).conversion, calibration_size=self.plan.calibration)
             self._networks[key] = convert_checkpoint(checkpoint, self.data, config)
@@ -610,6 +612,13 @@ ENERGY_CASES = (
         (label, method, timing, steps, f"sweep-{stem}.json")
         for label, method, stem, timing, all_steps in _ENERGY_METHODS
         for steps in all_steps
+    ),
+    (
+        "QCFS-8 sigma-delta, Loihi 2's own processes",
+        "qcfs8-sdnn",
+        "sigma_delta",
+        1,
+        "eval-qcfs8-sdnn.json",
     ),
 )
 
