@@ -42,8 +42,13 @@ def run_convert(args: argparse.Namespace) -> None:
     config = _conversion_config(args)
     if args.activation_percentile is not None:
         config = replace(config, activation_percentile=args.activation_percentile)
+    checkpoint = args.checkpoint
+    if args.sdnn and checkpoint is None:
+        from lava_retrieval.conversion.methods import get
+
+        checkpoint = get("qcfs8-sdnn").checkpoint_path
     network, payload = convert_to_file(
-        load_checkpoint(args.checkpoint),
+        load_checkpoint(checkpoint),
         load_fashion_mnist(args.data_dir),
         config,
         args.out,
@@ -52,13 +57,19 @@ def run_convert(args: argparse.Namespace) -> None:
         nir_timing=args.nir_timing or "no_delay",
         loihi_report=args.loihi_report,
         allow_undeployable=args.allow_undeployable,
+        sdnn=args.sdnn,
     )
     chip = payload["loihi"]
 
     def text(p: dict) -> str:
+        what = (
+            f"sigma-delta, state exponents {network.manifest['sdnn']['state_exp']}"
+            if args.sdnn
+            else f"pooling {config.pool_mode}, reset {config.reset}"
+        )
         lines = [
-            f"converted {p['checkpoint']} -> {p['network']} (pooling {config.pool_mode}, "
-            f"reset {config.reset}, initial membrane {network.initial_membrane:g} x threshold, "
+            f"converted {p['checkpoint']} -> {p['network']} ({what}, "
+            f"initial membrane {network.initial_membrane:g} x threshold, "
             f"embedding {p['embedding_layer']} "
             f"{'x'.join(map(str, p['embedding_shape']))})",
             _layer_table(p["layers"]),
@@ -138,7 +149,21 @@ def register_convert(sub) -> None:
         metavar="P",
         help="the thresholds' percentile alone (default: --percentile); `calibrate` chooses it",
     )
-    output_option(p, "--export-netx", metavar="H5", help="also write a lava-dl netx hdf5 file")
+    p.add_argument(
+        "--sdnn",
+        action="store_true",
+        help="convert for Loihi 2's sigma-delta neurons (method qcfs8-sdnn): power-of-two "
+        "thresholds, 8-bit weights, graded messages; needs an ANN trained with --activation "
+        "qcfs --input-levels 255 (default: the shipped 32-64-10-qcfs8s); the Algorithm 1 "
+        "options above do not apply",
+    )
+    output_option(
+        p,
+        "--export-netx",
+        metavar="H5",
+        help="also write a lava-dl netx hdf5 file (with --sdnn: an SDNN file, loaded with "
+        "lava_retrieval.loihi.netx_sdnn.load_sdnn)",
+    )
     output_option(
         p,
         "--export-nir",

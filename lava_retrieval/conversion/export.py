@@ -21,13 +21,17 @@ def convert_to_file(
     nir_timing: str = "no_delay",
     loihi_report: str | os.PathLike | None = None,
     allow_undeployable: bool = False,
+    sdnn: bool = False,
 ) -> tuple[SpikingNetwork, dict]:
     """Convert a checkpoint, check it against one Loihi chip, and write the network (and, if
     asked, its netx export and core-map figure). What ``lava-retrieval convert`` does.
 
     Every reason the netx export would be inexact, or the NIR export (``export_nir``, run with
     ``nir_timing``) impossible, is reported in one message before anything is converted; a
-    network that does not fit one chip is refused unless ``allow_undeployable``.
+    network that does not fit one chip is refused unless ``allow_undeployable``. With ``sdnn``
+    the checkpoint is converted for sigma-delta neurons (:mod:`lava_retrieval.conversion.sdnn`:
+    ``config`` and ``dataset`` are not used) and the netx export is an SDNN file
+    (:mod:`lava_retrieval.loihi.netx_sdnn`).
 
     Returns
     -------
@@ -53,9 +57,11 @@ def convert_to_file(
         from lava_retrieval.snn import nir as nir_export
 
         nir_export.nir_module()  # installed?
-        found = nir_export.export_problems(None, nir_timing)
+        found = nir_export.export_problems(None, "sigma_delta" if sdnn else nir_timing)
         if found:
             raise nir_export.NIRExportError("cannot export to NIR: " + "; ".join(found))
+    if sdnn:
+        return _convert_sdnn(checkpoint, out, export_netx, loihi_report, allow_undeployable)
     config = config.resolved(checkpoint.config.activation == "qcfs")
     if export_netx:
         found = lowering.config_problems(
@@ -69,26 +75,8 @@ def convert_to_file(
         if found:
             raise NetxExportError("cannot export to netx: " + "; ".join(found))
     network = convert_checkpoint(checkpoint, dataset, config)
-    report = loihi.check(network)
-    if not report.deployable and not allow_undeployable:
-        raise loihi.UndeployableError(
-            f"the network does not fit one Loihi chip: {report.reason} "
-            "(--allow-undeployable writes it anyway)"
-        )
-    network.save(out)
-    payload = {
-        "network": str(out),
-        "checkpoint": str(checkpoint.path),
-        "fingerprint": network.fingerprint(),
-        "config": network.manifest["converter"],
-        "embedding_layer": network.layers[network.embedding_layer].name,
-        "embedding_shape": list(network.embedding_shape),
-        "layers": [
-            {**layer.scalars(), "fan_in": res.fan_in, "cores": res.cores}
-            for layer, res in zip(network.layers, report.layers, strict=True)
-        ],
-        "loihi": report.to_dict(),
-    }
+    payload = _saved(network, checkpoint, out, allow_undeployable)
+    report = payload.pop("_report")
     if export_netx:
         payload["netx"] = str(write_netx(network, export_netx))
     if export_nir:
@@ -97,3 +85,48 @@ def convert_to_file(
         title = f"{network.arch}, pooling {network.pool_mode}, {config.num_weight_bits}-bit weights"
         payload["loihi_report"] = str(loihi.plot_core_map(report, loihi_report, title))
     return network, payload
+
+
+def _convert_sdnn(checkpoint, out, export_netx, loihi_report, allow_undeployable):
+    """:func:`convert_to_file` with ``sdnn``."""
+    from lava_retrieval.conversion.sdnn import convert_sdnn_checkpoint
+    from lava_retrieval.loihi import resources as loihi
+    from lava_retrieval.loihi.netx_sdnn import export_sdnn
+
+    network = convert_sdnn_checkpoint(checkpoint)
+    payload = _saved(network, checkpoint, out, allow_undeployable)
+    report = payload.pop("_report")
+    if export_netx:
+        payload["netx"] = str(export_sdnn(network, export_netx))
+    if loihi_report:
+        title = f"{network.arch}, sigma-delta, 8-bit weights"
+        payload["loihi_report"] = str(loihi.plot_core_map(report, loihi_report, title))
+    return network, payload
+
+
+def _saved(network: SpikingNetwork, checkpoint, out, allow_undeployable: bool) -> dict:
+    """Check ``network`` against one chip and write it to ``out``: the report's payload, with
+    the chip report itself under ``_report``."""
+    from lava_retrieval.loihi import resources as loihi
+
+    report = loihi.check(network)
+    if not report.deployable and not allow_undeployable:
+        raise loihi.UndeployableError(
+            f"the network does not fit one Loihi chip: {report.reason} "
+            "(--allow-undeployable writes it anyway)"
+        )
+    network.save(out)
+    return {
+        "network": str(out),
+        "checkpoint": str(checkpoint.path),
+        "fingerprint": network.fingerprint(),
+        "config": network.manifest.get("converter") or network.manifest.get("sdnn"),
+        "embedding_layer": network.layers[network.embedding_layer].name,
+        "embedding_shape": list(network.embedding_shape),
+        "layers": [
+            {**layer.scalars(), "fan_in": res.fan_in, "cores": res.cores}
+            for layer, res in zip(network.layers, report.layers, strict=True)
+        ],
+        "loihi": report.to_dict(),
+        "_report": report,
+    }

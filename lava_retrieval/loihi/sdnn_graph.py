@@ -83,6 +83,10 @@ class SdnnGraph:
     stock_stream : bool
         ``stream`` with Lava 0.10's own ``SigmaDelta`` model (not exact: for the test that
         shows why the mode brings its own).
+    netx : path, optional
+        Run the layers as lava-dl netx loaded them from this SDNN file
+        (:func:`lava_retrieval.loihi.netx_sdnn.load_sdnn`; ``stream`` mode) instead of
+        building them from ``network`` (which still gives the shapes and the checks).
     """
 
     def __init__(
@@ -92,9 +96,13 @@ class SdnnGraph:
         *,
         mode: str = "stream",
         stock_stream: bool = False,
+        netx=None,
     ) -> None:
         if mode not in MODES:
             raise LavaRetrievalError(f"mode must be one of {MODES}, got {mode!r}")
+        if netx is not None and mode != "stream":
+            raise LavaRetrievalError("a netx-loaded network runs in the stream mode")
+        self.netx_path = netx
         sdnn_lowering.check(network)
         self.network, self.mode, self.stock_stream = network, mode, stock_stream
         side = tuple(network.layers[0].output_shape[-2:])
@@ -131,6 +139,9 @@ class SdnnGraph:
         )
         self.delta = Delta(shape=lowering.whc_shape(network.layers[0].output_shape), vth=1)
         self.encoder.out.connect(self.delta.a_in)
+        if self.netx_path is not None:
+            self._build_netx()
+            return
         source = self.delta.s_out
         self.synapses, self.neurons, self.bias_synapses = [], [], []
         last = len(network.layers) - 1
@@ -189,6 +200,37 @@ class SdnnGraph:
             every_step=True,
         )
         self.neurons[-1].s_out.connect(self.output_sink.inp)
+
+    def _build_netx(self) -> None:
+        """The layers as netx loads them from the file, tapped at the embedding and output."""
+        from lava.proc.sdn.process import Sigma
+
+        from lava_retrieval.loihi.netx_sdnn import load_sdnn
+        from procs.host_sink.process import HostSink
+
+        self.netx = load_sdnn(self.netx_path)
+        source = self.delta.s_out
+        if len(self.netx.inp.shape) == 1:  # a dense first layer: netx's (torch) order
+            source = source.transpose([2, 1, 0]).flatten()
+        source.connect(self.netx.inp)
+        blocks = self.netx.layers
+        if len(blocks) != len(self.network.layers) - 1:
+            raise LavaRetrievalError(
+                f"{self.netx_path} has {len(blocks)} layers, the network {len(self.network.layers) - 1}"
+            )
+        self.neurons = []
+        embedding = blocks[self.depth - 1].out
+        self.embedding_sigma = Sigma(shape=embedding.shape)
+        embedding.connect(self.embedding_sigma.a_in)
+        self.embedding_sink = HostSink(
+            shape=embedding.shape, time_steps=1, offset=self.depth, every_step=True
+        )
+        self.embedding_sigma.s_out.connect(self.embedding_sink.inp)
+        last = len(self.network.layers) - 1
+        self.output_sink = HostSink(
+            shape=blocks[-1].out.shape, time_steps=1, offset=last, every_step=True
+        )
+        blocks[-1].out.connect(self.output_sink.inp)
 
     def _bias(self, index: int) -> np.ndarray:
         """The layer's bias plus its rounding half, per neuron in (W, H, C) order."""

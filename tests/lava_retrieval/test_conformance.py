@@ -27,6 +27,8 @@ events-steps   the event kernel step by step, also under the two-phase     every
                project's SigmaDelta model, which keeps the shifted bits)
 ``loihi-sdnn-reset``  the same on Lava 0.10's own models, the graph        the embedding's
                cleared between images                                      messages
+``netx-sdnn``  the netx SDNN export, loaded by lava-dl and completed by    the embedding's
+               ``load_sdnn``, streamed                                     messages
 ``sinabs``     the NIR export (``SpikingNetwork.to_nir``), imported by     every layer (not
                sinabs' ``from_nir`` with one spike per step, no membrane   an analog input
                floor, the graph's recorded reset and initial potentials    layer)
@@ -395,11 +397,13 @@ def _loihi(network, images, steps, timing, readouts) -> Observed:
     )
 
 
-def _loihi_sdnn(mode: str) -> Callable:
+def _loihi_sdnn(mode: str, tmp_dir: Path | None = None) -> Callable:
     def run(network, images, steps, timing, readouts) -> Observed:
+        from lava_retrieval.loihi.netx_sdnn import export_sdnn
         from lava_retrieval.loihi.sdnn_graph import SdnnGraph
 
-        result = SdnnGraph(network, images, mode=mode).run()
+        netx = None if tmp_dir is None else export_sdnn(network, tmp_dir / "sdnn.h5")
+        result = SdnnGraph(network, images, mode=mode, netx=netx).run()
         counts = [None] * len(network.layers)
         counts[network.embedding_layer] = result.embeddings.reshape(
             len(images), *network.embedding_shape
@@ -549,6 +553,13 @@ ENGINES = {
     "loihi-sdnn": Engine(_loihi_sdnn("stream"), timings=("sigma_delta",), lowers_to="sdnn"),
     "loihi-sdnn-reset": Engine(
         _loihi_sdnn("reset"), timings=("sigma_delta",), max_images=2, lowers_to="sdnn"
+    ),
+    "netx-sdnn": Engine(
+        None,
+        timings=("sigma_delta",),
+        max_images=4,
+        lowers_to="sdnn",
+        make=lambda tmp_dir: _loihi_sdnn("stream", tmp_dir),
     ),
     # NIR states the timings that run one step through the whole graph; sinabs does not
     # saturate (held to the reference without saturation).
