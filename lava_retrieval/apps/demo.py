@@ -62,8 +62,13 @@ def run(
     progress: bool = True,
     log=print,
     method: str = DEFAULT_METHOD,
+    backend: str = "lava",
 ) -> dict:
-    """Run the demo; returns the queries' answers and the PNG path."""
+    """Run the demo; returns the queries' answers and the PNG path. ``backend``: ``lava``
+    answers through the Lava graph (its kNN process searches); ``loihi`` embeds the queries on
+    Lava's own built-in processes and the host searches."""
+    if backend not in ("lava", "loihi"):
+        raise ValueError(f"backend must be lava or loihi, got {backend!r}")
     chosen = get_method(method)
     data = load_fashion_mnist(data_dir)
     log(f"converting the shipped {chosen.checkpoint_name} ANN ({chosen.description}) ...")
@@ -80,17 +85,27 @@ def run(
 
     query_ids = np.array([int(np.flatnonzero(data.test_labels == c)[0]) for c in range(10)])
     queries = data.test_images[query_ids]
-    log(f"answering {len(queries)} queries through the Lava process graph ...")
-    graph = build(
-        network,
-        queries,
-        config,
-        batch_size=len(queries),
-        corpus=corpus,
-        corpus_labels=corpus_labels,
-        k=3,
-    )
-    answer = graph.run(progress=False)
+    if backend == "loihi":
+        from types import SimpleNamespace
+
+        from lava_retrieval.lava_graph.graph import embed as graph_embed
+
+        log(f"embedding {len(queries)} queries on Lava's built-in processes ...")
+        embedded = graph_embed(network, queries, config, backend="loihi", progress=False)
+        scores, ids = CosineIndex().add(corpus).search(embedded.astype(np.float32), 3)
+        answer = SimpleNamespace(scores=scores, ids=ids)
+    else:
+        log(f"answering {len(queries)} queries through the Lava process graph ...")
+        graph = build(
+            network,
+            queries,
+            config,
+            batch_size=len(queries),
+            corpus=corpus,
+            corpus_labels=corpus_labels,
+            k=3,
+        )
+        answer = graph.run(progress=False)
 
     ann_corpus = ann_embed(ckpt.model, corpus_images, batch_size=2000)
     ann_queries = ann_embed(ckpt.model, queries, batch_size=len(queries))
@@ -126,6 +141,7 @@ def run(
     log(f"figure: {path}")
     return {
         "method": chosen.name,
+        "backend": backend,
         "queries": rows,
         "figure": str(path),
         "corpus": len(corpus_images),

@@ -25,6 +25,7 @@ def run_demo(args: argparse.Namespace) -> None:
         progress=not args.json,
         log=log(args),
         method=args.method,
+        backend=args.backend,
     )
     if args.json:
         print(json.dumps(json_safe(result), allow_nan=False))
@@ -41,6 +42,14 @@ def register(sub) -> None:
     p.add_argument("--corpus", type=count, default=60000, help="training images in the corpus")
     p.add_argument(
         "--time-steps", type=count, help="T, steps per image (default: the method's; see evaluate)"
+    )
+    p.add_argument(
+        "--backend",
+        choices=("lava", "loihi"),
+        default="lava",
+        help="lava: the queries through the Lava graph (its kNN process searches); loihi: "
+        "embedded on Lava's own built-in processes (method qcfs8-sdnn: sigma-delta neurons), "
+        "the host searches",
     )
     p.add_argument(
         "--method",

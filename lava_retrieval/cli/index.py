@@ -88,7 +88,9 @@ def run_index_build(args: argparse.Namespace) -> None:
     ImageIndex.check_new(args.out)  # before the long work
     if args.ray is not None:
         if args.backend != "sim":
-            raise LavaRetrievalError("--ray embeds with the simulator: drop --backend lava")
+            raise LavaRetrievalError(
+                f"--ray embeds with the simulator: drop --backend {args.backend}"
+            )
         check_ray_address(args.ray)
     plan = plan_source(
         args.source,
@@ -365,10 +367,11 @@ def register_search(sub) -> None:
     p.add_argument("-k", type=count, default=10, help="results per query (default 10)")
     p.add_argument(
         "--backend",
-        choices=("sim", "lava"),
+        choices=("sim", "lava", "loihi"),
         default="sim",
         help="sim: simulator and host search; lava: the Lava graph (encoder, layers, probe, "
-        "kNN); the same answers",
+        "kNN); loihi: Lava's own built-in processes embed (method qcfs8-sdnn: sigma-delta "
+        "neurons), the host searches; the same answers",
     )
     p.add_argument(
         "--nprobe",

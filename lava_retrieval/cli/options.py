@@ -299,8 +299,9 @@ def source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=count, help="only the first N images of the source")
     p.add_argument(
         "--backend",
-        choices=("sim", "lava"),
+        choices=("sim", "lava", "loihi"),
         default="sim",
-        help="sim: the fast simulator; lava: the Lava process graph (same embeddings)",
+        help="sim: the fast simulator; lava: the Lava process graph; loihi: Lava's own "
+        "built-in processes (method qcfs8-sdnn: sigma-delta neurons); the same embeddings",
     )
     image_options(p)

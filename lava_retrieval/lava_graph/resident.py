@@ -67,7 +67,15 @@ class ResidentGraph:
                 f"a resident graph runs on the backends {RESIDENT_BACKENDS}, not {backend!r}"
             )
         self.network, self.config = network, config or SimConfig()
-        self.graph = build(network, None, self.config, batch_size=batch_size, backend=backend)
+        if backend == "loihi" and self.config.timing == "sigma_delta":
+            # Lava's own sigma-delta processes, streamed (one image per step).
+            from lava_retrieval.loihi.sdnn_graph import SdnnGraph
+
+            if self.config.readout != "spike_count":
+                raise GraphError("the sigma-delta processes send messages: read spike_count")
+            self.graph = SdnnGraph(network, None, mode="stream")
+        else:
+            self.graph = build(network, None, self.config, batch_size=batch_size, backend=backend)
         self.batch_size, self.backend = self.graph.batch_size, backend
         self._lock = threading.Lock()
         self._steps = 0  # steps run so far
@@ -147,8 +155,11 @@ class ResidentGraph:
                     target=lambda: [encoder.send(frame) for frame in frames], daemon=True
                 )
                 feeder.start()
+                convert = getattr(self.graph, "embedding_of", None)  # sigma-delta: (W, H, C)
                 for _ in range(expected):
                     message = sink.receive()
+                    if convert is not None:
+                        message = convert(message)
                     kind = self._kinds.pop(0)
                     if kind:
                         rows.append(message[:kind])

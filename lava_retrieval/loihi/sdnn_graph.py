@@ -83,6 +83,11 @@ class SdnnGraph:
     stock_stream : bool
         ``stream`` with Lava 0.10's own ``SigmaDelta`` model (not exact: for the test that
         shows why the mode brings its own).
+    fast_conv : bool
+        Run Lava's ``Conv`` processes with the project's bit-exact model
+        (:class:`lava_retrieval.loihi.sdnn_models.ConvFastModel`, default) instead of Lava's
+        own Python model (a loop over every pair of channels, tens of times slower); the
+        ``stream`` mode only: ``reset`` runs Lava's own models, all of them.
     netx : path, optional
         Run the layers as lava-dl netx loaded them from this SDNN file
         (:func:`lava_retrieval.loihi.netx_sdnn.load_sdnn`; ``stream`` mode) instead of
@@ -96,13 +101,14 @@ class SdnnGraph:
         *,
         mode: str = "stream",
         stock_stream: bool = False,
+        fast_conv: bool = True,
         netx=None,
     ) -> None:
         if mode not in MODES:
             raise LavaRetrievalError(f"mode must be one of {MODES}, got {mode!r}")
         if netx is not None and mode != "stream":
             raise LavaRetrievalError("a netx-loaded network runs in the stream mode")
-        self.netx_path = netx
+        self.netx_path, self.fast_conv = netx, fast_conv
         sdnn_lowering.check(network)
         self.network, self.mode, self.stock_stream = network, mode, stock_stream
         side = tuple(network.layers[0].output_shape[-2:])
@@ -111,9 +117,14 @@ class SdnnGraph:
             images = np.asarray(images)
             if images.ndim != 3 or images.shape[1:] != side or len(images) == 0:
                 raise LavaRetrievalError(f"images must be (N, {side[0]}, {side[1]}), got {images.shape}")
+        if self.host and mode != "stream":
+            raise LavaRetrievalError("a graph fed by the host streams (mode 'stream')")
         self.images = images
         self.depth = network.embedding_layer  # synapse layers before the embedding's messages
         self.period = len(network.layers) if mode == "reset" else 1
+        # What a resident graph (lava_retrieval.lava_graph.resident) reads: a window is one
+        # step, one image at a time, the embedding leaving ``depth`` steps after it entered.
+        self.time_steps, self.batch_size, self.offset = self.period, 1, self.depth
         import_lava()
         with no_interrupts():
             self._build(side)
@@ -193,13 +204,15 @@ class SdnnGraph:
             every_step=True,
         )
         self.embedding_sigma.s_out.connect(self.embedding_sink.inp)
-        self.output_sink = HostSink(
-            shape=self.neurons[-1].s_out.shape,
-            time_steps=self.period,
-            offset=last + 1 - self.period,
-            every_step=True,
-        )
-        self.neurons[-1].s_out.connect(self.output_sink.inp)
+        self.output_sink = None
+        if not self.host:  # (a resident graph reads the embeddings only)
+            self.output_sink = HostSink(
+                shape=self.neurons[-1].s_out.shape,
+                time_steps=self.period,
+                offset=last + 1 - self.period,
+                every_step=True,
+            )
+            self.neurons[-1].s_out.connect(self.output_sink.inp)
 
     def _build_netx(self) -> None:
         """The layers as netx loads them from the file, tapped at the embedding and output."""
@@ -269,6 +282,12 @@ class SdnnGraph:
         from lava.proc.sdn.process import SigmaDelta
 
         exceptions = {}
+        if self.fast_conv and self.mode == "stream":
+            from lava.proc.conv.process import Conv
+
+            from lava_retrieval.loihi.sdnn_models import ConvFastModel
+
+            exceptions[Conv] = ConvFastModel
         if self.mode == "stream" and not self.stock_stream:
             from lava_retrieval.loihi.sdnn_models import SigmaDeltaKeepsBitsModel
 
@@ -328,6 +347,10 @@ class SdnnGraph:
                 getattr(process, var).set(np.zeros(getattr(process, var).shape))
         for process in [*self.neurons, self.embedding_sigma]:
             process.sigma.set(np.zeros(process.sigma.shape))
+
+    def embedding_of(self, message: np.ndarray) -> np.ndarray:
+        """One embedding sink message as a (1, D) row in the network's (C, H, W) order."""
+        return self._from_lava([message], self.network.embedding_layer).astype(np.float64)
 
     def _from_lava(self, arrays: list, index: int) -> np.ndarray:
         """(N, D) in the network's (C, H, W) order from Lava's (W, H, C) messages."""

@@ -77,7 +77,7 @@ from lava_retrieval.snn.network import SpikingNetwork
 
 FASHION_PREFIX = "fashion-mnist:"
 SPLITS = ("train", "validation", "test", "full_train")
-SEARCH_BACKENDS = ("sim", "lava")
+SEARCH_BACKENDS = ("sim", "lava", "loihi")
 MAX_PATHS_BYTES = 1 << 33  # paths.json: 8 GiB is past any index this package can hold
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
 """A stored path that starts like this (``fashion-mnist:``, ``upload:``, ``https:``) names no
@@ -528,7 +528,9 @@ class ImageIndex:
 
         ``backend="lava"`` answers through the Lava process graph (encoder, layers, probe and a
         CosineKNN process over the index's embeddings); ``sim`` embeds with the simulator and
-        searches on the host. ``graph``, a :class:`~lava_retrieval.lava_graph.resident.
+        searches on the host; ``loihi`` embeds on Lava's own built-in processes (a
+        sigma-delta network: Delta/Conv/SigmaDelta/Dense/Sigma; otherwise Conv/Dense/LIFReset)
+        and searches on the host. ``graph``, a :class:`~lava_retrieval.lava_graph.resident.
         ResidentGraph` of the index's network and settings (:meth:`resident_graph`), embeds
         instead, without starting a graph per call, and the host searches. All give the same
         answer.
@@ -550,6 +552,9 @@ class ImageIndex:
                     "the resident graph runs another network or other settings than the index"
                 )
             embeddings = graph.embed(queries)
+            scores, ids = self._nearest(embeddings, k, approximate, nprobe, ef, allowed)
+        elif backend == "loihi":  # Lava's built-ins embed, the host searches
+            embeddings = self.embed(queries, "loihi")
             scores, ids = self._nearest(embeddings, k, approximate, nprobe, ef, allowed)
         elif backend == "lava":
             from lava_retrieval.lava_graph.graph import build
