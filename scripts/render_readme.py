@@ -469,6 +469,65 @@ def bench_methods() -> str:
     )
 
 
+def sdnn() -> str:
+    """The sigma-delta method: accuracy against its ANNs, latency, energy, speed."""
+    tuned, converted = _load("eval-qcfs8-sdnn.json"), _load("eval-qcfs8-sdnn-converted-only.json")
+    source = _ann(converted)  # the qcfs8-analog ANN, the fine-tuning's start
+    metrics = ("classification", "top1", "top3", "mAP")
+    rows = [
+        "| network | classification | top-1 | top-3 | mAP | below the qcfs8-analog ANN "
+        "(cls. / top-1 / mAP) | below its own ANN |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    entries = (
+        ("ANN `32-64-10-qcfs8a` (QCFS, 8 levels; `qcfs8-analog`'s)", source, None),
+        ("converted from it for sigma-delta neurons, not retrained", _snn(converted, 1), source),
+        ("ANN `32-64-10-qcfs8s` (fine-tuned with the conversion in the loop)", _ann(tuned), None),
+        ("**`qcfs8-sdnn`**: converted from it (the shipped method)", _snn(tuned, 1), _ann(tuned)),
+    )
+    for what, row, own in entries:
+        cells = " | ".join(f"{row[m]:.2f}" for m in metrics)
+        below = _gaps(source, row) if row is not source else "—"
+        mine = _gaps(own, row) if own is not None else "—"
+        rows.append(f"| {what} | {cells} | {below} | {mine} |")
+    energy = next(
+        r for r in _load("energy.json")["result"]["rows"] if r["method"] == "qcfs8-sdnn"
+    )
+    counts, estimate = energy["counts"], energy["estimate"]
+    bench = _load("bench-sdnn.json")
+    speed = bench["rows"]
+    lava_conv = speed["loihi, Lava's own Conv model"]
+    reset = speed["loihi, reset mode (Lava 0.10's own models)"]
+    p = tuned["protocol"]
+    met = max(_ann(tuned)[m] - _snn(tuned, 1)[m] for m in ("classification", "top1")) <= 0.3
+    met = met and _ann(tuned)["mAP"] - _snn(tuned, 1)["mAP"] <= 0.5
+    return (
+        "\n".join(rows)
+        + f"\n\nCorpus {p['corpus']:,} training images, {p['queries']:,} test queries; percent; "
+        + "the embedding is the embedding layer's messages. Target (classification and top-1 "
+        + "within 0.3 of the ANN, mAP within 0.5): "
+        + ("met" if met else "not met")
+        + f". Latency: {counts['steps']} chip steps per image (one a layer; streamed, one image "
+        + f"enters per step). Per image: {counts['spikes']:,.0f} messages, "
+        + f"{counts['synaptic_ops'] / 1e6:.2f} M synaptic operations, "
+        + f"{counts['neuron_updates']:,.0f} neuron updates; the Loihi model's "
+        + f"{estimate['total_mj']:.2f} mJ ({estimate['dynamic_mj']:.3f} mJ dynamic; a graded "
+        + "message costed like a spike: an assumption, see the energy notes). On "
+        + f"{bench['machine']['cpus']} CPU cores: `--backend loihi` streams "
+        + f"{speed['loihi']['images_per_second']:.0f} images/s (Lava's own `Conv` model: "
+        + f"{lava_conv['images_per_second']:.0f}; the reset mode "
+        + f"{reset['images_per_second']:.1f}), "
+        + f"the simulator {speed['sim']['images_per_second']:,.0f}, the project's Lava graph "
+        + f"{speed['lava']['images_per_second']:.0f}; a resident Loihi-path query "
+        + f"{bench['resident']['median_ms']:.0f} ms. From `results/eval-qcfs8-sdnn.json` "
+        + "(`lava-retrieval evaluate --method qcfs8-sdnn --out-dir results --stem eval-qcfs8-sdnn`),"
+        + " `results/eval-qcfs8-sdnn-converted-only.json` (the same with `--checkpoint "
+        + "lava_retrieval/pretrained/32-64-10-qcfs8a --stem eval-qcfs8-sdnn-converted-only`), "
+        + "`results/energy.json` (`lava-retrieval reproduce --only energy`) and "
+        + "`results/bench-sdnn.json` (`python benchmarks/sdnn_loihi.py`)."
+    )
+
+
 def bench_index() -> str:
     bench = _load("bench-index.json")
     sim = bench["simulation"]
@@ -717,6 +776,7 @@ BLOCKS = {
     "bench-web": bench_web,
     "bench-index": bench_index,
     "bench-loihi-stream": bench_loihi_stream,
+    "sdnn": sdnn,
     "bench-ann": bench_ann,
     "bench-ann-1m": bench_ann_1m,
     "bench-service": bench_service,

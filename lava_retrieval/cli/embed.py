@@ -8,21 +8,31 @@ from lava_retrieval.cli.options import (
     add_command,
     count,
     emit,
+    log,
+    method_options,
     output_option,
 )
 
 
 def run_embed(args: argparse.Namespace) -> None:
+    from lava_retrieval.conversion.methods import resolve
     from lava_retrieval.data.fashion_mnist import load_fashion_mnist
     from lava_retrieval.lava_graph.embedding import embed_to_file
-    from lava_retrieval.snn.config import SimConfig
-    from lava_retrieval.snn.network import SpikingNetwork
 
-    config = SimConfig(
-        time_steps=args.time_steps, timing=args.timing, readout=args.readout, engine=args.engine
+    data = load_fashion_mnist(args.data_dir)
+    resolved = resolve(
+        method=args.method,
+        network=args.network,
+        dataset=data,
+        time_steps=args.time_steps,
+        timing=args.timing,
+        readout=args.readout,
+        engine=args.engine,
+        need_ann=False,
+        log=log(args),
     )
-    network = SpikingNetwork.load(args.network)
-    images, _ = load_fashion_mnist(args.data_dir).split(args.split)
+    network, config = resolved.network, resolved.config
+    images, _ = data.split(args.split)
     images = images[: args.limit]
     payload = embed_to_file(
         network,
@@ -32,7 +42,11 @@ def run_embed(args: argparse.Namespace) -> None:
         backend=args.backend,
         batch_size=args.batch_size,
         progress=not args.json,
-        describe={"split": args.split, "network": str(args.network)},
+        describe={
+            "split": args.split,
+            "method": resolved.method.name,
+            "network": str(args.network) if args.network else None,
+        },
     )
     emit(
         args,
@@ -48,19 +62,24 @@ def run_embed(args: argparse.Namespace) -> None:
 def register(sub) -> None:
     """Add the command to ``sub``."""
     from lava_retrieval.lava_graph.embedding import BACKENDS
-    from lava_retrieval.snn.config import ENGINES, READOUTS, TIMINGS
+    from lava_retrieval.snn.config import ENGINES
 
     p = add_command(sub, "embed", run_embed, "embed a data split with the spiking network")
-    p.add_argument("--network", required=True, help="spiking-network file from `convert`")
+    p.add_argument(
+        "--network",
+        help="spiking-network file from `convert` (default: convert the method's shipped ANN)",
+    )
+    method_options(p)
     p.add_argument(
         "--backend",
         choices=BACKENDS,
         default="lava",
         help="what runs the network. lava: the Lava process graph, fixed point; lava-float: "
-        "floating point; loihi: Lava's Conv/Dense/LIFReset on the CPU (needs a network converted "
-        "with --reset zero --weight-bits 8; delay or pipelined timing, image after image in one "
-        "run); loihi-hw: the same on a chip "
-        "(needs lava-loihi); sim: the fast simulator (see --engine). All give the same numbers.",
+        "floating point; loihi: Lava's own built-in processes on the CPU (method qcfs8-sdnn: "
+        "Delta/Conv/SigmaDelta/Dense/Sigma, one image per step; otherwise Conv/Dense/LIFReset, "
+        "for a network converted with --reset zero --weight-bits 8, delay or pipelined "
+        "timing); loihi-hw: the same on a chip (needs lava-loihi); sim: the fast simulator "
+        "(see --engine). All give the same numbers.",
     )
     p.add_argument(
         "--engine",
@@ -70,13 +89,8 @@ def register(sub) -> None:
         "event-driven), torch (dense), auto (events where it can run the network)",
     )
     p.add_argument(
-        "--timing",
-        choices=TIMINGS,
-        default="delay",
-        help="delay: one window for all layers (the paper's); pipelined: each layer's window "
-        "starts its depth in steps later (same numbers as no_delay); no_delay: sim only",
+        "--time-steps", type=count, help="T, steps per image (default: the method's)"
     )
-    p.add_argument("--time-steps", type=count, default=16, help="T, steps per image")
     p.add_argument(
         "--split",
         choices=["train", "validation", "test", "full_train"],
@@ -84,7 +98,6 @@ def register(sub) -> None:
         help="the data split to embed",
     )
     p.add_argument("--limit", type=count, help="only the first N images of the split")
-    p.add_argument("--readout", choices=READOUTS, default="membrane", help="what the embedding is")
     p.add_argument("--batch-size", type=count, default=256, help="images per Lava window")
     output_option(
         p,

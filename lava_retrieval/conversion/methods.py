@@ -208,6 +208,11 @@ def of_network(network: SpikingNetwork) -> Method | None:
     'paper'
     """
     source = network.manifest.get("source_sha256")
+    sdnn = "sdnn" in network.manifest
+    if sdnn:  # a sigma-delta network runs as a sigma-delta method, whichever ANN it came from
+        candidates = [m for m in METHODS.values() if m.converter == "sdnn"]
+        same = [m for m in candidates if _weights_sha(m.checkpoint_path) == source]
+        return (same or candidates)[0]
     if not source:
         return None
     sources: dict[Path, str | None] = {}
@@ -221,15 +226,19 @@ def of_network(network: SpikingNetwork) -> Method | None:
             matches.append(method)
     # Of the methods sharing that ANN: one converted like the network (an analog input or
     # not), the default first.
-    sdnn = "sdnn" in network.manifest
     matches.sort(
         key=lambda m: (
-            (m.converter == "sdnn") != sdnn,
+            m.converter == "sdnn",
             m.conversion.analog_input != network.analog_input,
             m.name != DEFAULT_METHOD,
         )
     )
     return matches[0] if matches else None
+
+
+def _weights_sha(path: Path) -> str | None:
+    meta = read_meta(path, missing_ok=True)
+    return None if meta is None else meta.get("weights_sha256")
 
 
 @dataclass(frozen=True)
