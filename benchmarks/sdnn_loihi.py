@@ -89,7 +89,10 @@ def main() -> None:
             latencies.append(time.perf_counter() - start)
             np.testing.assert_array_equal(got, want[i : i + 1])
     report = {
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+        },
         "method": "qcfs8-sdnn",
         "network_fingerprint": network.fingerprint(),
         "rows": rows,

@@ -490,9 +490,7 @@ def sdnn() -> str:
         below = _gaps(source, row) if row is not source else "—"
         mine = _gaps(own, row) if own is not None else "—"
         rows.append(f"| {what} | {cells} | {below} | {mine} |")
-    energy = next(
-        r for r in _load("energy.json")["result"]["rows"] if r["method"] == "qcfs8-sdnn"
-    )
+    energy = next(r for r in _load("energy.json")["result"]["rows"] if r["method"] == "qcfs8-sdnn")
     counts, estimate = energy["counts"], energy["estimate"]
     bench = _load("bench-sdnn.json")
     speed = bench["rows"]

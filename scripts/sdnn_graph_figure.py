@@ -22,7 +22,9 @@ from lava_retrieval.loihi.sdnn_graph import SdnnGraph  # noqa: E402
 
 
 def _label(process, extra: str = "") -> str:
-    port = next(getattr(process, name) for name in ("a_out", "s_out", "out") if hasattr(process, name))
+    port = next(
+        getattr(process, name) for name in ("a_out", "s_out", "out") if hasattr(process, name)
+    )
     shape = "x".join(str(n) for n in port.shape)
     return f"{type(process).__name__}\n{shape}" + (f"\n{extra}" if extra else "")
 
@@ -61,7 +63,12 @@ def main() -> None:
         where.append((x, y))
         colour = "#dbe8f5" if type(process).__name__ in ("Conv", "Dense") else "#f5e6d3"
         ax.text(
-            x, y, _label(process, extra), ha="center", va="center", fontsize=8,
+            x,
+            y,
+            _label(process, extra),
+            ha="center",
+            va="center",
+            fontsize=8,
             bbox={"boxstyle": "round,pad=0.4", "facecolor": colour, "edgecolor": "0.4"},
         )
     for i in range(len(chain) - 1):
@@ -69,24 +76,36 @@ def main() -> None:
         port = chain[i][2]
         target = "s_in" if type(chain[i + 1][0]).__name__ in ("Conv", "Dense") else "a_in"
         ax.annotate(
-            "", xy=(x1 - 0.33 * (x1 - x0), y1 - 0.3 * (y1 - y0)),
+            "",
+            xy=(x1 - 0.33 * (x1 - x0), y1 - 0.3 * (y1 - y0)),
             xytext=(x0 + 0.33 * (x1 - x0), y0 + 0.3 * (y1 - y0)),
             arrowprops={"arrowstyle": "->", "color": "0.3"},
         )
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, f"{port}→{target}", ha="center", fontsize=6.5, color="0.25")
+        ax.text(
+            (x0 + x1) / 2,
+            (y0 + y1) / 2 + 0.12,
+            f"{port}→{target}",
+            ha="center",
+            fontsize=6.5,
+            color="0.25",
+        )
     # the embedding tap: the embedding layer's SigmaDelta -> Sigma -> HostSink
     tap = 2 + 2 * network.embedding_layer - 1
     x, y = where[tap]
     ax.annotate(
         f"s_out→a_in: Sigma {'x'.join(map(str, graph.embedding_sigma.s_out.shape))}"
         " (the embedding) → HostSink",
-        xy=(x, y - 0.2), xytext=(x, y - 0.55), ha="center", fontsize=7.5,
+        xy=(x, y - 0.2),
+        xytext=(x, y - 0.55),
+        ha="center",
+        fontsize=7.5,
         arrowprops={"arrowstyle": "<-", "color": "0.3"},
     )
     ax.set_title(
         "qcfs8-sdnn on Lava's own processes (built by lava_retrieval.loihi.sdnn_graph): one image "
         "per step, its embedding after "
-        f"{network.embedding_layer} steps", fontsize=10,
+        f"{network.embedding_layer} steps",
+        fontsize=10,
     )
     save_figure(fig, args.out, dpi=100)
     print(args.out)

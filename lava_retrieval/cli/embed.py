@@ -88,9 +88,7 @@ def register(sub) -> None:
         help="the simulator's implementation, for --backend sim: events (compiled, "
         "event-driven), torch (dense), auto (events where it can run the network)",
     )
-    p.add_argument(
-        "--time-steps", type=count, help="T, steps per image (default: the method's)"
-    )
+    p.add_argument("--time-steps", type=count, help="T, steps per image (default: the method's)")
     p.add_argument(
         "--split",
         choices=["train", "validation", "test", "full_train"],

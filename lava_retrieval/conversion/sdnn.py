@@ -106,11 +106,7 @@ def convert_sdnn(
     from lava_retrieval.ann.model import INPUT_SHAPE
 
     shape = INPUT_SHAPE
-    layers = [
-        SpikingLayer(
-            "input", "input", shape, shape, None, None, 1, float(INPUT_SCALE), 1.0
-        )
-    ]
+    layers = [SpikingLayer("input", "input", shape, shape, None, None, 1, float(INPUT_SCALE), 1.0)]
     step_in = 1.0 / INPUT_SCALE
     incoming = np.full(shape[0], INPUT_SCALE, np.int64)  # each channel's largest message
     exps, steps = [], [step_in]
@@ -124,8 +120,10 @@ def convert_sdnn(
             out_shape = (len(layer.weight),)
         else:
             kernel = layer.weight.shape[-1]
-            side = lambda n: (n + 2 * layer.padding - kernel) // layer.stride + 1  # noqa: E731
-            out_shape = (len(layer.weight), side(shape[1]), side(shape[2]))
+            height, width = (
+                (n + 2 * layer.padding - kernel) // layer.stride + 1 for n in shape[1:]
+            )
+            out_shape = (len(layer.weight), height, width)
         counts[layer.kind] += 1
         name = f"{layer.kind}{counts[layer.kind]}"
         # The largest k whose weights fit the bits and whose sums and messages provably fit

@@ -116,7 +116,9 @@ class SdnnGraph:
         if not self.host:
             images = np.asarray(images)
             if images.ndim != 3 or images.shape[1:] != side or len(images) == 0:
-                raise LavaRetrievalError(f"images must be (N, {side[0]}, {side[1]}), got {images.shape}")
+                raise LavaRetrievalError(
+                    f"images must be (N, {side[0]}, {side[1]}), got {images.shape}"
+                )
         if self.host and mode != "stream":
             raise LavaRetrievalError("a graph fed by the host streams (mode 'stream')")
         self.images = images
@@ -229,7 +231,8 @@ class SdnnGraph:
         blocks = self.netx.layers
         if len(blocks) != len(self.network.layers) - 1:
             raise LavaRetrievalError(
-                f"{self.netx_path} has {len(blocks)} layers, the network {len(self.network.layers) - 1}"
+                f"{self.netx_path} has {len(blocks)} synapse layers, the network "
+                f"{len(self.network.layers) - 1}"
             )
         self.neurons = []
         embedding = blocks[self.depth - 1].out

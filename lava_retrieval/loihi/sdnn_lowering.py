@@ -62,9 +62,7 @@ def state_exp(threshold: int) -> int | None:
     return None
 
 
-def layer_bound(
-    layer: SpikingLayer, v_init: int, incoming: np.ndarray
-) -> tuple[int, np.ndarray]:
+def layer_bound(layer: SpikingLayer, v_init: int, incoming: np.ndarray) -> tuple[int, np.ndarray]:
     """``(largest |sum|, largest message per output channel)`` of ``layer`` when each input
     channel's message is at most ``incoming`` (one value per input channel, >= 0).
 
@@ -119,7 +117,9 @@ def problems(network: SpikingNetwork) -> list[str]:
             "encoder): convert with the sigma-delta conversion"
         )
     if network.reset != "subtract":
-        found.append("a sigma-delta neuron keeps its remainder: the network must reset by subtraction")
+        found.append(
+            "a sigma-delta neuron keeps its remainder: the network must reset by subtraction"
+        )
     layers = network.layers[1:]
     odd = [x.name for x in layers if state_exp(x.threshold) is None]
     if odd:
@@ -147,7 +147,9 @@ def problems(network: SpikingNetwork) -> list[str]:
             )
         loud = [b.name for b in proved[:-1] if int(b.largest_message.max()) > MAX_MESSAGE]
         if loud:
-            found.append(f"{', '.join(loud)}: a message can pass the {MESSAGE_BITS}-bit graded spike")
+            found.append(
+                f"{', '.join(loud)}: a message can pass the {MESSAGE_BITS}-bit graded spike"
+            )
     return found
 
 

@@ -207,7 +207,9 @@ def _sdnn_shipped(fashion) -> SpikingNetwork:
     """The shipped sigma-delta network (method qcfs8-sdnn)."""
     from lava_retrieval.conversion.sdnn import convert_sdnn_checkpoint
 
-    return convert_sdnn_checkpoint(load_checkpoint(ROOT / "lava_retrieval/pretrained/32-64-10-qcfs8s"))
+    return convert_sdnn_checkpoint(
+        load_checkpoint(ROOT / "lava_retrieval/pretrained/32-64-10-qcfs8s")
+    )
 
 
 def _sdnn_geometry(k: int, stride: int, padding: int, groups: int) -> Callable:

@@ -65,7 +65,9 @@ def forward_pass(path: Path, images: np.ndarray) -> list[np.ndarray]:
         if layer.kind == "dense":
             total = sent.flatten(1) @ weight.T
         else:
-            total = F.conv2d(sent, weight, stride=layer.stride, padding=layer.padding, groups=layer.groups)
+            total = F.conv2d(
+                sent, weight, stride=layer.stride, padding=layer.padding, groups=layer.groups
+            )
         if layer.bias is not None:
             shape = (1, -1) + (1,) * (total.dim() - 2)
             total = total + torch.from_numpy(layer.bias.astype(np.float64)).view(shape)
@@ -144,9 +146,11 @@ def test_lava_0_10_streamed_without_the_reset_is_not_exact(network, fashion):
     np.testing.assert_array_equal(exact.embeddings, want)
     last = len(network.layers) - 1
     reference = simulate_reference(network, images, 1, "sigma_delta")
-    sums = reference.spike_counts[last] * network.layers[last].threshold + reference.membrane[
-        last
-    ] - network.neuron(last).v_init
+    sums = (
+        reference.spike_counts[last] * network.layers[last].threshold
+        + reference.membrane[last]
+        - network.neuron(last).v_init
+    )
     np.testing.assert_array_equal(exact.outputs, sums)
     assert exact.steps == 4 + last  # one step per image, the last image's class sums after 5
 
