@@ -33,7 +33,7 @@ from lava_retrieval.conversion.methods import resolve
 from lava_retrieval.data.fashion_mnist import load_fashion_mnist
 from lava_retrieval.lava_graph.embedding import embed
 from lava_retrieval.lava_graph.resident import ResidentGraph
-from lava_retrieval.loihi.sdnn_graph import SdnnGraph
+from lava_retrieval.lava_graph.sdnn_graph import SdnnGraph
 
 
 def _timed(run, want: np.ndarray) -> dict:

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/sdnn_graph_figure.py [--out results/sdnn-graph.png]
 
-The boxes are the processes :class:`lava_retrieval.loihi.sdnn_graph.SdnnGraph` creates (read
+The boxes are the processes :class:`lava_retrieval.lava_graph.sdnn_graph.SdnnGraph` creates (read
 from the built graph, not written by hand): their Lava class, shape (W, H, C) and settings, and
 each arrow the ports it connects.
 """
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lava_retrieval.common.figures import pyplot, save_figure  # noqa: E402
 from lava_retrieval.conversion.methods import resolve  # noqa: E402
 from lava_retrieval.data.fashion_mnist import load_fashion_mnist  # noqa: E402
-from lava_retrieval.loihi.sdnn_graph import SdnnGraph  # noqa: E402
+from lava_retrieval.lava_graph.sdnn_graph import SdnnGraph  # noqa: E402
 
 
 def _label(process, extra: str = "") -> str:
@@ -102,7 +102,7 @@ def main() -> None:
         arrowprops={"arrowstyle": "<-", "color": "0.3"},
     )
     ax.set_title(
-        "qcfs8-sdnn on Lava's own processes (built by lava_retrieval.loihi.sdnn_graph): one image "
+        "qcfs8-sdnn on Lava's own processes (built by lava_retrieval.lava_graph.sdnn_graph): one image "
         "per step, its embedding after "
         f"{network.embedding_layer} steps",
         fontsize=10,

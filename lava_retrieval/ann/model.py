@@ -42,6 +42,7 @@ converter makes each learned lambda its layer's threshold.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -190,6 +191,25 @@ class QCFS(nn.Module):
         return f"levels={self.levels}, threshold={float(self.threshold):.4g}"
 
 
+#: Largest state exponent the sigma-delta conversion chooses (the threshold ``2**k`` stays far
+#: below the 24-bit state).
+MAX_STATE_EXP = 16
+
+
+def state_exp(scaled_max: float, weight_max: int = 127) -> int:
+    """The largest ``k <=`` :data:`MAX_STATE_EXP` with ``round(2**k scaled_max) <= weight_max``.
+
+    >>> state_exp(0.5), state_exp(0.0966)
+    (7, 10)
+    """
+    if not scaled_max > 0:
+        return MAX_STATE_EXP
+    k = math.floor(math.log2((weight_max + 0.5) / scaled_max))
+    while k > 0 and round(2.0**k * scaled_max) > weight_max:
+        k -= 1
+    return max(0, min(k, MAX_STATE_EXP))
+
+
 def _round_ste(x: torch.Tensor) -> torch.Tensor:
     """``round(x)`` with the gradient of the identity."""
     return x + (torch.round(x) - x).detach()
@@ -197,9 +217,7 @@ def _round_ste(x: torch.Tensor) -> torch.Tensor:
 
 def _sdnn_scale(scaled: torch.Tensor, weight_max: int = 127) -> float:
     """``2**k``, the largest power of two (k <= 16) with ``round(2**k max|scaled|) <= 127``
-    (:func:`lava_retrieval.conversion.sdnn.state_exp`)."""
-    from lava_retrieval.conversion.sdnn import state_exp
-
+    (:func:`state_exp`, as the sigma-delta conversion chooses it)."""
     return 2.0 ** state_exp(float(scaled.detach().abs().max()), weight_max)
 
 

@@ -64,7 +64,8 @@ def _initialise_from(model: ConvNet, source: Checkpoint, dataset, config: TrainC
         mine.bias.copy_(theirs.bias)
     ours = [m for m in model.layers if isinstance(m, QCFS)]
     theirs = [m for m in source.model.layers if isinstance(m, QCFS)]
-    if len(ours) == len(theirs) and all(a.levels == b.levels for a, b in zip(ours, theirs, strict=True)):
+    same = len(ours) == len(theirs)
+    if same and all(a.levels == b.levels for a, b in zip(ours, theirs, strict=True)):
         for mine, their in zip(ours, theirs, strict=True):
             mine.threshold.copy_(their.threshold)
         return

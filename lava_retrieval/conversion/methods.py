@@ -39,7 +39,7 @@ how it is converted, the timing and the readout. ``evaluate`` and ``demo`` take 
     with the ``sigma_delta`` timing: each layer sends one graded message per image, one chip
     step a layer. Its embedding is the embedding layer's messages. ``--backend loihi`` runs it
     on Lava's ``Delta``/``Conv``/``SigmaDelta``/``Dense``/``Sigma``
-    (:mod:`lava_retrieval.loihi.sdnn_graph`).
+    (:mod:`lava_retrieval.lava_graph.sdnn_graph`).
 ``paper``
     Liu et al. 2022 as published: the ReLU 32-64-10 ANN, Algorithm 1 with the paper's
     percentiles, Lava's timing (``delay``), the membrane readout. Table 2 of the README.

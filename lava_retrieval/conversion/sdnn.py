@@ -32,9 +32,10 @@ pixel ``0..255`` is the input message, ``param_scale = 255``), thresholds ``2**k
 (:mod:`lava_retrieval.snn.reference`). Its manifest records ``sdnn``: the state exponents, the
 weight bits and the ANN's steps.
 
+>>> from lava_retrieval.ann.checkpoint import load_checkpoint
 >>> net = convert_sdnn(load_checkpoint("lava_retrieval/pretrained/32-64-10-qcfs8a").model)
 >>> [layer.threshold for layer in net.layers]
-[1, 1024, 256, 128, 256, 256]
+[1, 1024, 256, 128, 256, 128]
 """
 
 from __future__ import annotations
@@ -42,30 +43,14 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
+from lava_retrieval.ann.model import MAX_STATE_EXP, state_exp
 from lava_retrieval.conversion.algorithm import ConversionError, _input_levels, parse_ann
 from lava_retrieval.loihi.sdnn_lowering import MAX_MESSAGE, MAX_STATE, layer_bound
 from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
 
 #: Largest |weight| of Lava's 8-bit mixed-sign synapses.
 MAX_WEIGHT = 127
-#: Largest state exponent the conversion chooses (the threshold ``2**k`` stays far below the
-#: 24-bit state).
-MAX_STATE_EXP = 16
 INPUT_SCALE = 255
-
-
-def state_exp(scaled_max: float, weight_max: int = MAX_WEIGHT) -> int:
-    """The largest ``k <=`` :data:`MAX_STATE_EXP` with ``round(2**k scaled_max) <= weight_max``.
-
-    >>> state_exp(0.5), state_exp(0.0966)
-    (7, 10)
-    """
-    if not scaled_max > 0:
-        return MAX_STATE_EXP
-    k = int(np.floor(np.log2((weight_max + 0.5) / scaled_max)))
-    while k > 0 and round(2.0**k * scaled_max) > weight_max:
-        k -= 1
-    return max(0, min(k, MAX_STATE_EXP))
 
 
 def convert_sdnn(

@@ -312,7 +312,7 @@ def build(
     if loihi and timing == "sigma_delta":
         raise GraphError(
             "a sigma-delta network runs on Lava's sigma-delta processes through "
-            "lava_retrieval.loihi.sdnn_graph (embed); its process graph has no kNN process"
+            "lava_retrieval.lava_graph.sdnn_graph (embed); its process graph has no kNN process"
         )
     if loihi:
         _check_loihi(network, readout, timing)
@@ -442,10 +442,10 @@ def sdnn_embed(
     progress: bool = True,
 ) -> np.ndarray:
     """Embeddings of a ``sigma_delta`` network from Lava's own sigma-delta processes
-    (:mod:`lava_retrieval.loihi.sdnn_graph`), read as ``config.readout`` (``spike_count``:
+    (:mod:`lava_retrieval.lava_graph.sdnn_graph`), read as ``config.readout`` (``spike_count``:
     the messages; ``integrated``: messages x threshold + remainder - v_init is not kept by a
     sigma-delta neuron, so only ``spike_count`` is read)."""
-    from lava_retrieval.loihi.sdnn_graph import SdnnGraph
+    from lava_retrieval.lava_graph.sdnn_graph import SdnnGraph
 
     if config.readout != "spike_count":
         raise GraphError(

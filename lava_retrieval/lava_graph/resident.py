@@ -69,7 +69,7 @@ class ResidentGraph:
         self.network, self.config = network, config or SimConfig()
         if backend == "loihi" and self.config.timing == "sigma_delta":
             # Lava's own sigma-delta processes, streamed (one image per step).
-            from lava_retrieval.loihi.sdnn_graph import SdnnGraph
+            from lava_retrieval.lava_graph.sdnn_graph import SdnnGraph
 
             if self.config.readout != "spike_count":
                 raise GraphError("the sigma-delta processes send messages: read spike_count")

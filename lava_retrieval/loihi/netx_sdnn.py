@@ -13,7 +13,7 @@ threshold and bias scaled by ``2**(spike_exp + 6)``. Each layer's group therefor
 ``stateExp`` (its ``k``: the threshold ``2**k``) and ``biasState`` (the bias plus the rounding
 half, in state units, per channel), which netx ignores and :func:`load_sdnn` applies to the
 loaded blocks' neurons (``state_exp``, ``vth`` one state unit, ``bias``) before they run. The
-loaded network is then :mod:`lava_retrieval.loihi.sdnn_graph`'s graph, bit for bit (tested).
+loaded network is then :mod:`lava_retrieval.lava_graph.sdnn_graph`'s graph, bit for bit (tested).
 """
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ def test_lava_0_10_streamed_without_the_reset_is_not_exact(network, fashion):
     """Lava 0.10's own SigmaDelta model drops the bits each change loses in its shift: streamed
     without the per-image reset, the embeddings drift from the reference (the stream mode's
     own model, the conformance suite shows, does not)."""
-    from lava_retrieval.loihi.sdnn_graph import SdnnGraph
+    from lava_retrieval.lava_graph.sdnn_graph import SdnnGraph
 
     images = fashion.test_images[:4]
     stock = SdnnGraph(network, images, mode="stream", stock_stream=True).run()
