@@ -102,7 +102,7 @@ def main() -> None:
         arrowprops={"arrowstyle": "<-", "color": "0.3"},
     )
     ax.set_title(
-        "qcfs8-sdnn on Lava's own processes (built by lava_retrieval.lava_graph.sdnn_graph): one image "
+        "qcfs8-sdnn on Lava's own processes (lava_retrieval.lava_graph.sdnn_graph): one image "
         "per step, its embedding after "
         f"{network.embedding_layer} steps",
         fontsize=10,

@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from lava_retrieval.ann.model import MAX_STATE_EXP, state_exp
+from lava_retrieval.ann.model import state_exp
 from lava_retrieval.conversion.algorithm import ConversionError, _input_levels, parse_ann
 from lava_retrieval.loihi.sdnn_lowering import MAX_MESSAGE, MAX_STATE, layer_bound
 from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork

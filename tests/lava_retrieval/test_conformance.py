@@ -401,8 +401,8 @@ def _loihi(network, images, steps, timing, readouts) -> Observed:
 
 def _loihi_sdnn(mode: str, tmp_dir: Path | None = None) -> Callable:
     def run(network, images, steps, timing, readouts) -> Observed:
-        from lava_retrieval.loihi.netx_sdnn import export_sdnn
         from lava_retrieval.lava_graph.sdnn_graph import SdnnGraph
+        from lava_retrieval.loihi.netx_sdnn import export_sdnn
 
         netx = None if tmp_dir is None else export_sdnn(network, tmp_dir / "sdnn.h5")
         result = SdnnGraph(network, images, mode=mode, netx=netx).run()
