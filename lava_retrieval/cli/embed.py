@@ -15,14 +15,22 @@ from lava_retrieval.cli.options import (
 
 
 def run_embed(args: argparse.Namespace) -> None:
-    from lava_retrieval.conversion.methods import resolve
+    from lava_retrieval.conversion.methods import of_network, resolve
     from lava_retrieval.data.fashion_mnist import load_fashion_mnist
     from lava_retrieval.lava_graph.embedding import embed_to_file
+    from lava_retrieval.snn.network import SpikingNetwork
 
     data = load_fashion_mnist(args.data_dir)
+    method, network, unknown = args.method, None, False
+    if args.network:
+        network = SpikingNetwork.load(args.network)
+        if not method and of_network(network) is None:
+            # A network of unknown origin runs as Lava runs it unless told otherwise: the
+            # delay timing, the membrane readout, T = 16 (the paper's method's settings).
+            method, unknown = "paper", True
     resolved = resolve(
-        method=args.method,
-        network=args.network,
+        method=method,
+        network=network,
         dataset=data,
         time_steps=args.time_steps,
         timing=args.timing,
@@ -44,7 +52,7 @@ def run_embed(args: argparse.Namespace) -> None:
         progress=not args.json,
         describe={
             "split": args.split,
-            "method": resolved.method.name,
+            "method": None if unknown else resolved.method.name,
             "network": str(args.network) if args.network else None,
         },
     )
@@ -88,7 +96,12 @@ def register(sub) -> None:
         help="the simulator's implementation, for --backend sim: events (compiled, "
         "event-driven), torch (dense), auto (events where it can run the network)",
     )
-    p.add_argument("--time-steps", type=count, help="T, steps per image (default: the method's)")
+    p.add_argument(
+        "--time-steps",
+        type=count,
+        help="T, steps per image (default: the method's; a --network of unknown origin: 16, "
+        "with the delay timing and the membrane readout)",
+    )
     p.add_argument(
         "--split",
         choices=["train", "validation", "test", "full_train"],

@@ -59,8 +59,9 @@ Timing
     ``v = v_init + W . m + bias`` once, and sends ``floor(max(v, 0) / threshold)`` as one
     message, keeping the remainder: no upper limit, no saturation (a network that lowers onto
     the chip provably stays inside its 24-bit state: :mod:`lava_retrieval.loihi.sdnn_lowering`).
-    One message per layer and image, T is not used; ``spikes`` records one step, the neurons
-    that sent a non-zero message.
+    One message per layer and image, T is not used, nor the network's reset (a sigma-delta
+    neuron keeps its remainder; the Loihi path needs ``reset="subtract"`` anyway);
+    ``spikes`` records one step, the neurons that sent a non-zero message.
 Readouts (of the embedding layer, after the last step; ``exact_count``, ``graded``: after its
 firing; ``sigma_delta``: ``spike_count`` is the message, ``integrated`` the sum ``W . m + bias``)
     ``membrane`` (the paper's): the potentials; ``spike_count``: spikes per neuron;

@@ -111,7 +111,10 @@ def test_golden_arrays(reset, timing):
             np.testing.assert_array_equal(
                 result.membrane[i], golden[f"{reset}/{key}/membrane{i}"], err_msg=f"{i}"
             )
-    assert result.spike_counts[-1].sum() > 0
+    if timing == "sigma_delta":  # messages in the hidden layers, sums at the output
+        assert result.spike_counts[0].sum() > 0 and np.abs(result.membrane[-1]).sum() > 0
+    else:
+        assert result.spike_counts[-1].sum() > 0
 
 
 def test_bad_arguments():
