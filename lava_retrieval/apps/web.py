@@ -755,12 +755,14 @@ def default_index(
     time_steps: int | None = None,
     data_dir: str | None = None,
     progress=True,
+    method: str | None = None,
 ) -> ImageIndex:
-    """An in-memory index of the first ``corpus`` training images with the default method."""
+    """An in-memory index of the first ``corpus`` training images with ``method`` (default: the
+    default method)."""
     from lava_retrieval.conversion.methods import resolve
     from lava_retrieval.data.fashion_mnist import load_fashion_mnist
 
-    chosen = resolve(dataset=load_fashion_mnist(data_dir), time_steps=time_steps)
+    chosen = resolve(method=method, dataset=load_fashion_mnist(data_dir), time_steps=time_steps)
     index = ImageIndex(chosen.network, chosen.config)
     return index.add(
         read_source("fashion-mnist:train", data_dir=data_dir, limit=corpus), progress=progress
@@ -782,13 +784,22 @@ def serve(
     backend: str = "sim",
     allow_writes: bool = False,
     log=print,
+    method: str | None = None,
 ) -> None:
     """Load (or build) the index and serve the page until interrupted; ``backend`` embeds the
     queries (``lava``, ``lava-float``, ``loihi``: one resident Lava graph for the life of the
-    server)."""
+    server); ``method`` is the network of the index built without ``index_dir``."""
+    if index_dir is not None and method is not None:
+        raise LavaRetrievalError(
+            "--method chooses the network of the index built without --index; an --index "
+            "serves with its own network"
+        )
     if index_dir is None:
-        log(f"no --index: indexing the first {corpus:,} training images (default method) ...")
-        index = default_index(corpus, data_dir=data_dir)
+        log(
+            f"no --index: indexing the first {corpus:,} training images (method "
+            f"{method or 'the default'}) ..."
+        )
+        index = default_index(corpus, data_dir=data_dir, method=method)
     else:
         index = ImageIndex.load(index_dir)
     if backend != "sim":

@@ -29,6 +29,7 @@ def run_serve(args: argparse.Namespace) -> None:
         backend=args.backend,
         allow_writes=args.allow_writes,
         log=log(args),
+        method=args.method,
     )
 
 
@@ -67,3 +68,11 @@ def register(sub) -> None:
     )
     p.add_argument("--checkpoint", help="the ANN for the ANN column (default: the method's)")
     p.add_argument("--corpus", type=count, default=10000, help="images indexed without --index")
+    from lava_retrieval.conversion.methods import DEFAULT_METHOD, METHODS
+
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        help=f"the method of the index built without --index (default {DEFAULT_METHOD}; "
+        "qcfs8-sdnn with --backend loihi: Lava's own sigma-delta processes)",
+    )

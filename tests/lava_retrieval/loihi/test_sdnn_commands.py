@@ -105,3 +105,10 @@ def test_index_search_serve_and_demo_take_the_loihi_backend(tmp_path, capsys, fa
                  "--out", str(png), "--json"]) == 0  # fmt: skip
     demo = json.loads(capsys.readouterr().out)
     assert demo["backend"] == "loihi" and png.stat().st_size > 0
+
+
+def test_serve_method_is_for_the_index_it_builds(tmp_path, capsys):
+    argv = ["serve", "--index", str(tmp_path), "--method", "qcfs8-sdnn", "--backend", "loihi"]
+    assert main(argv) == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error")]
+    assert "--method chooses the network of the index built without --index" in line
