@@ -106,6 +106,9 @@ class TrainConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
+            if "sdnn" in bad:
+                values += " (sdnn trains for the sigma-delta conversion: it needs --activation "
+                values += "qcfs --input-levels 255)"
             raise LavaRetrievalError(f"invalid training configuration: {values}")
 
     def model(self) -> ConvNet:

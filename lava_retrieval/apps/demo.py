@@ -75,6 +75,10 @@ def run(
     resolved = resolve(method=method, dataset=data, time_steps=time_steps)
     time_steps = resolved.config.time_steps
     network, config, ckpt = resolved.network, resolved.config, resolved.checkpoint()
+    if backend == "loihi":  # every reason it cannot, before the corpus is embedded
+        from lava_retrieval.lava_graph.graph import check_backend
+
+        check_backend(network, config, "loihi")
     corpus_images = data.train_images[:corpus_size]
     corpus_labels = data.train_labels[:corpus_size]
     log(

@@ -14,6 +14,7 @@ from lava_retrieval.cli.options import (
     log,
     output_option,
 )
+from lava_retrieval.common.errors import LavaRetrievalError
 
 
 def _layer_table(rows: list[dict]) -> str:
@@ -43,6 +44,16 @@ def run_convert(args: argparse.Namespace) -> None:
     if args.activation_percentile is not None:
         config = replace(config, activation_percentile=args.activation_percentile)
     checkpoint = args.checkpoint
+    if args.sdnn:
+        parser = args.command_parser
+        given = [
+            option
+            for option in ALGORITHM1_OPTIONS
+            if getattr(args, option) != parser.get_default(option)
+        ]
+        if given:
+            names = ", ".join("--" + o.replace("_", "-") for o in given)
+            raise LavaRetrievalError(f"{names}: Algorithm 1's options do not apply with --sdnn")
     if args.sdnn and checkpoint is None:
         from lava_retrieval.conversion.methods import get
 
@@ -81,6 +92,24 @@ def run_convert(args: argparse.Namespace) -> None:
         return "\n".join(lines)
 
     emit(args, payload, text)
+
+
+#: The options of Algorithm 1 (``conversion_options`` and ``--activation-percentile``), which
+#: the sigma-delta conversion does not use.
+ALGORITHM1_OPTIONS = (
+    "percentile",
+    "pool_mode",
+    "reset",
+    "initial_membrane",
+    "analog_input",
+    "input_levels",
+    "weight_bits",
+    "bias_bits",
+    "calibration_size",
+    "calibration_seed",
+    "activation_percentile",
+    "nir_timing",
+)
 
 
 def _conversion_config(args: argparse.Namespace):

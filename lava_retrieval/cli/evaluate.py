@@ -12,6 +12,7 @@ from lava_retrieval.cli.options import (
     note,
     output_option,
 )
+from lava_retrieval.common.errors import LavaRetrievalError
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -35,6 +36,11 @@ def run_evaluate(args: argparse.Namespace) -> None:
         engine=args.engine,
         log=note,
     )
+    if chosen.config.timing == "sigma_delta" and set(args.time_steps or [1]) != {1}:
+        raise LavaRetrievalError(
+            "the sigma_delta timing sends one message per layer and image: T is 1, not "
+            + " ".join(map(str, args.time_steps))
+        )
     result = experiments.table2(
         chosen.network,
         chosen.checkpoint().model,

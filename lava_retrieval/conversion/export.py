@@ -91,9 +91,12 @@ def _convert_sdnn(checkpoint, out, export_netx, loihi_report, allow_undeployable
     """:func:`convert_to_file` with ``sdnn``."""
     from lava_retrieval.conversion.sdnn import convert_sdnn_checkpoint
     from lava_retrieval.loihi import resources as loihi
+    from lava_retrieval.loihi import sdnn_lowering
     from lava_retrieval.loihi.netx_sdnn import export_sdnn
 
     network = convert_sdnn_checkpoint(checkpoint)
+    if export_netx:  # every reason before anything is written
+        sdnn_lowering.check(network)
     payload = _saved(network, checkpoint, out, allow_undeployable)
     report = payload.pop("_report")
     if export_netx:

@@ -326,6 +326,11 @@ def resolve(
             raise LavaRetrievalError("converting the method's ANN needs the dataset")
         log(f"converting {ann.name} for method {chosen.name!r} (--network to use another)")
         network = chosen.network(dataset, load_checkpoint(ann))
+    if (timing or chosen.timing) == "sigma_delta" and time_steps not in (None, 1):
+        raise LavaRetrievalError(
+            "the sigma_delta timing sends one message per layer and image: T is 1, not "
+            f"{time_steps}"
+        )
     config = SimConfig(
         time_steps=time_steps or chosen.time_steps[0],
         timing=timing or chosen.timing,

@@ -15,9 +15,9 @@ sum ``W' . m_{l-1}`` (8-bit weights), the neuron adds its bias and sends
 
 * ``W' = round(2**k s_{l-1} / s_l W_l)``: the ratio of the steps goes into the weights, so the
   ANN's ``lambda`` need not be a power of two; ``k`` is the largest exponent whose weights fit
-  8 bits (``|W'| <=`` :data:`MAX_WEIGHT`), which keeps the most weight precision, and whose
-  sums and messages provably stay inside the 24-bit state and the 16-bit graded spike
-  (:func:`lava_retrieval.loihi.sdnn_lowering.layer_bound`).
+  8 bits (``|W'| <=`` :data:`MAX_WEIGHT`), which keeps the most weight precision, whose
+  bias fits the neuron's 16 bits, and whose sums and messages provably stay inside the 24-bit
+  state and the 16-bit graded spike (:func:`lava_retrieval.loihi.sdnn_lowering.layer_bound`).
 * ``B' = round(2**k b_l / s_l)`` and the rounding half ``2**(k-1)`` as the initial potential
   (``initial_membrane = 0.5``: the layer's ``v_init``), added to the bias on the chip.
 * Average pooling is a grouped convolution with one equal weight ``round(2**k s_{l-1} / (4 s_l))``.
@@ -45,7 +45,7 @@ from torch import nn
 
 from lava_retrieval.ann.model import state_exp
 from lava_retrieval.conversion.algorithm import ConversionError, _input_levels, parse_ann
-from lava_retrieval.loihi.sdnn_lowering import MAX_MESSAGE, MAX_STATE, layer_bound
+from lava_retrieval.loihi.sdnn_lowering import MAX_BIAS, MAX_MESSAGE, MAX_STATE, layer_bound
 from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
 
 #: Largest |weight| of Lava's 8-bit mixed-sign synapses.
@@ -135,7 +135,9 @@ def convert_sdnn(
                 groups=layer.groups,
             )
             largest, messages = layer_bound(candidate, (1 << k) // 2, incoming)
-            if largest <= MAX_STATE and (output or int(messages.max()) <= MAX_MESSAGE):
+            biased = np.zeros(1, np.int64) if bias is None else bias
+            fits = int(np.abs(biased + (1 << k) // 2).max()) <= MAX_BIAS
+            if fits and largest <= MAX_STATE and (output or int(messages.max()) <= MAX_MESSAGE):
                 break
         else:
             raise ConversionError(f"{name}: no state exponent keeps its sums inside 24 bits")

@@ -231,6 +231,28 @@ def _offset(depth: int, time_steps: int, timing: str) -> int:
     return depth if timing in ("pipelined", "graded", "sigma_delta") else 0
 
 
+def check_backend(network: SpikingNetwork, config: SimConfig, backend: str) -> None:
+    """Refuse, before any work, what ``backend`` cannot run of ``network`` with ``config``
+    (the Loihi backends: every reason the network cannot be lowered exactly)."""
+    if backend not in BACKENDS:
+        raise GraphError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not backend.startswith("loihi"):
+        return
+    if backend == "loihi-hw":
+        _check_hardware()
+    if config.timing == "sigma_delta":
+        from lava_retrieval.loihi import sdnn_lowering
+
+        if config.readout != "spike_count":
+            raise GraphError(
+                "the sigma-delta processes send their messages, not their potentials: read the "
+                "embedding as spike_count"
+            )
+        sdnn_lowering.check(network)
+    else:
+        _check_loihi(network, config.readout, config.timing)
+
+
 def _check_hardware() -> None:
     """Refuse ``loihi-hw`` where Intel's lava-loihi extension is not installed."""
     try:
@@ -428,7 +450,9 @@ def embed(
     if backend.startswith("loihi") and config.timing == "sigma_delta":
         if backend == "loihi-hw":
             _check_hardware()
-        return sdnn_embed(network, images, config, progress=progress)
+        return sdnn_embed(
+            network, images, config, progress=progress, hardware=backend == "loihi-hw"
+        )
     graph = build(network, images, config, batch_size=batch_size, backend=backend)
     return graph.run(progress).embeddings
 
@@ -440,6 +464,7 @@ def sdnn_embed(
     *,
     mode: str = "stream",
     progress: bool = True,
+    hardware: bool = False,
 ) -> np.ndarray:
     """Embeddings of a ``sigma_delta`` network from Lava's own sigma-delta processes
     (:mod:`lava_retrieval.lava_graph.sdnn_graph`), read as ``config.readout`` (``spike_count``:
@@ -456,5 +481,5 @@ def sdnn_embed(
     side = tuple(network.layers[0].output_shape[-2:])
     if images.ndim != 3 or images.shape[1:] != side or len(images) == 0:
         raise GraphError(f"images must be (N, {side[0]}, {side[1]}), got {images.shape}")
-    result = SdnnGraph(network, images, mode=mode).run(progress)
+    result = SdnnGraph(network, images, mode=mode, hardware=hardware).run(progress)
     return result.embeddings.astype(np.float64)

@@ -88,6 +88,9 @@ class SdnnGraph:
         (:class:`lava_retrieval.loihi.sdnn_models.ConvFastModel`, default) instead of Lava's
         own Python model (a loop over every pair of channels, tens of times slower); the
         ``stream`` mode only: ``reset`` runs Lava's own models, all of them.
+    hardware : bool
+        Run on a Loihi 2 chip (``Loihi2HwCfg``: lava-loihi's own models of every built-in;
+        needs Intel's lava-loihi extension and a chip; not tested here).
     netx : path, optional
         Run the layers as lava-dl netx loaded them from this SDNN file
         (:func:`lava_retrieval.loihi.netx_sdnn.load_sdnn`; ``stream`` mode) instead of
@@ -103,12 +106,15 @@ class SdnnGraph:
         stock_stream: bool = False,
         fast_conv: bool = True,
         netx=None,
+        hardware: bool = False,
     ) -> None:
         if mode not in MODES:
             raise LavaRetrievalError(f"mode must be one of {MODES}, got {mode!r}")
         if netx is not None and mode != "stream":
             raise LavaRetrievalError("a netx-loaded network runs in the stream mode")
-        self.netx_path, self.fast_conv = netx, fast_conv
+        self.netx_path, self.fast_conv, self.hardware = netx, fast_conv, hardware
+        if hardware and mode != "stream":
+            raise LavaRetrievalError("on a chip the graph streams (mode 'stream')")
         sdnn_lowering.check(network)
         self.network, self.mode, self.stock_stream = network, mode, stock_stream
         side = tuple(network.layers[0].output_shape[-2:])
@@ -280,10 +286,13 @@ class SdnnGraph:
 
     def run_config(self):
         """``Loihi2SimCfg`` of Lava's fixed-point models; in ``stream`` mode with the
-        project's ``SigmaDelta`` model that keeps the shifted-off bits."""
-        from lava.magma.core.run_configs import Loihi2SimCfg
+        project's ``SigmaDelta`` model that keeps the shifted-off bits (and its fast ``Conv``
+        model); ``Loihi2HwCfg`` on a chip."""
+        from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
         from lava.proc.sdn.process import SigmaDelta
 
+        if self.hardware:
+            return Loihi2HwCfg(select_sub_proc_model=True)
         exceptions = {}
         if self.fast_conv and self.mode == "stream":
             from lava.proc.conv.process import Conv

@@ -10,9 +10,10 @@ layer's sums are read by a ``Sigma``. Exact when:
   the network resets by subtraction (the remainder is what a sigma-delta neuron keeps);
 * every weight fits Lava's 8-bit mixed-sign synapse (``|w| <=`` :data:`MAX_WEIGHT`);
 * every bias plus the rounding half fits the neuron's 16-bit bias (:data:`MAX_BIAS`);
-* no sum can leave the 24-bit state (``|W . m + B| <=`` :data:`MAX_STATE`: Lava's ``Conv``
-  wraps its output there) and no message (or, streamed, the change of one) leaves the signed
-  message bits (:data:`MAX_MESSAGE`).
+* no sum can leave the 24-bit state (:data:`MAX_STATE`): neither the neuron's
+  ``W . m + B``, nor the synapses' ``W . m`` nor, streamed, their ``W . (m' - m)`` (Lava's
+  ``Conv`` wraps its output there), and no message (or, streamed, the change of one) leaves
+  the signed message bits (:data:`MAX_MESSAGE`).
 
 The bounds are proved, not sampled: :func:`bounds` propagates each channel's largest message
 (from the largest pixel, 255) through the layers, positive and negative weight sums apart.
@@ -66,11 +67,17 @@ def layer_bound(layer: SpikingLayer, v_init: int, incoming: np.ndarray) -> tuple
     """``(largest |sum|, largest message per output channel)`` of ``layer`` when each input
     channel's message is at most ``incoming`` (one value per input channel, >= 0).
 
+    The largest of three sums a step can hold: the neuron's state ``W . m + bias + v_init``
+    (messages between 0 and their bound), and the synapses' output before the bias, both for
+    one image and, streamed, for the change between two images (``W . (m' - m)``, each change
+    between minus and plus its bound: the positive and the negative weights' sums together),
+    which is what Lava's ``Conv`` computes and wraps at 24 bits.
+
     >>> from lava_retrieval.snn.network import SpikingLayer
     >>> w = np.array([[3, -2]], np.int32)
     >>> layer = SpikingLayer("d", "dense", (2,), (1,), w, np.array([1]), 4, 1.0, 1.0)
     >>> s, m = layer_bound(layer, 2, np.array([10, 10])); s, m.tolist()
-    (33, [8])
+    (50, [8])
     """
     w = layer.weight.astype(np.int64)
     c_out = len(w)
@@ -92,7 +99,7 @@ def layer_bound(layer: SpikingLayer, v_init: int, incoming: np.ndarray) -> tuple
     bias = np.zeros(c_out, np.int64) if layer.bias is None else layer.bias.astype(np.int64)
     top = pos + bias + v_init
     bottom = -neg + bias + v_init
-    largest = int(max(np.abs(top).max(), np.abs(bottom).max()))
+    largest = int(max(np.abs(top).max(), np.abs(bottom).max(), (pos + neg).max()))
     return largest, np.maximum(top, 0) // layer.threshold
 
 
@@ -132,8 +139,8 @@ def problems(network: SpikingNetwork) -> list[str]:
         found.append(f"{', '.join(wide)}: weights beyond +-{MAX_WEIGHT} (Lava's 8-bit synapses)")
     big = []
     for index, x in enumerate(network.layers[1:], 1):
-        bias = 0 if x.bias is None else int(np.abs(x.bias.astype(np.int64)).max())
-        if bias + abs(network.neuron(index).v_init) > MAX_BIAS:
+        bias = np.zeros(1, np.int64) if x.bias is None else x.bias.astype(np.int64)
+        if int(np.abs(bias + network.neuron(index).v_init).max()) > MAX_BIAS:
             big.append(x.name)
     if big:
         found.append(f"{', '.join(big)}: bias and rounding half beyond the 16-bit bias")
@@ -143,7 +150,7 @@ def problems(network: SpikingNetwork) -> list[str]:
         if over:
             found.append(
                 f"{', '.join(over)}: a sum can pass {MAX_STATE} and leave the 24-bit state "
-                "(Lava's Conv wraps there)"
+                "(of the neuron, or of the synapses, where Lava's Conv wraps)"
             )
         loud = [b.name for b in proved[:-1] if int(b.largest_message.max()) > MAX_MESSAGE]
         if loud:

@@ -82,7 +82,12 @@ def export_problems(network: SpikingNetwork | None, timing: str) -> list[str]:
     """Why ``network`` (None: any network) run with ``timing`` cannot be written as a NIR
     graph (empty: it can). Every network of this package can, under the timings NIR states."""
     problems = []
-    if timing not in NIR_TIMINGS:
+    if timing == "sigma_delta":
+        problems.append(
+            f"NIR cannot state {WHY_NOT[timing]}; a sigma-delta network exports to netx "
+            "(convert --sdnn --export-netx)"
+        )
+    elif timing not in NIR_TIMINGS:
         reason = WHY_NOT.get(timing, f"unknown timing {timing!r}")
         problems.append(
             f"the {timing} timing: NIR runs a graph one step at a time with no delay; it cannot "

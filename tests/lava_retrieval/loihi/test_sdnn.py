@@ -120,6 +120,25 @@ def test_the_24_bit_bound_is_proved_at_its_edge():
     assert "24-bit state" in problem and "dense1" in problem
 
 
+def test_the_bound_covers_what_lava_s_conv_wraps():
+    """Lava's Conv wraps its output, before the bias, at 24 bits; streamed it computes the
+    synapses' sum of the *change* between two images, which reaches the positive and the
+    negative weights' sums together: a layer whose neuron state always fits but whose streamed
+    synaptic sum can pass 2**23 is refused."""
+    w = np.zeros((1, 1, 28, 28), np.int32)
+    w.reshape(-1)[:200], w.reshape(-1)[200:400] = 127, -127  # each half alone: 6.48 M
+    conv = SpikingLayer("conv1", "conv", (1, 28, 28), (1, 1, 1), w, np.array([0]), 256, 1.0, 1.0)
+    out = SpikingLayer(
+        "dense1", "dense", (1, 1, 1), (1,), np.ones((1, 1), np.int32), None, 1, 1.0, 1.0
+    )
+    pixels = SpikingLayer("input", "input", (1, 28, 28), (1, 28, 28), None, None, 1, 255.0, 1.0)
+    network = SpikingNetwork((pixels, conv, out), 1, "subtract", "folded", "hand", {}, 0.5, True)
+    (problem,) = sdnn_lowering.problems(network)
+    assert "conv1" in problem and "24-bit" in problem
+    half = replace(conv, weight=np.where(w > 0, w, 0))  # one sign: 6.48 M either way
+    assert sdnn_lowering.problems(replace(network, layers=(pixels, half, out))) == []
+
+
 def test_every_reason_in_one_message():
     bad = _dense_network(200, 1000, bias=40_000)
     bad = replace(bad, reset="zero", analog_input=False)
@@ -163,3 +182,15 @@ def test_the_converter_refuses_an_ann_it_cannot_convert():
         convert_sdnn(ConvNet("4-8-10"))
     with pytest.raises(ConversionError, match="input-levels 255"):
         convert_sdnn(ConvNet("4-8-10", activation="qcfs", levels=8))
+
+
+def test_the_conversion_lowers_the_exponent_until_the_bias_fits(network):
+    """A bias that 16 bits hold only at a smaller scale: the conversion takes that scale (it
+    keeps every other layer), and the network lowers."""
+    model = load_checkpoint(SHIPPED).model
+    with torch.no_grad():
+        model.layers[1].bias[0] = 4.5  # 4.5 / step levels: beyond 16 bits at 2**10
+    converted = convert_sdnn(model)
+    assert converted.manifest["sdnn"]["state_exp"][0] < network.manifest["sdnn"]["state_exp"][0]
+    assert converted.manifest["sdnn"]["state_exp"][1:] == network.manifest["sdnn"]["state_exp"][1:]
+    assert sdnn_lowering.problems(converted) == []

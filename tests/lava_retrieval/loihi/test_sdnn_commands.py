@@ -112,3 +112,25 @@ def test_serve_method_is_for_the_index_it_builds(tmp_path, capsys):
     assert main(argv) == 2
     (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error")]
     assert "--method chooses the network of the index built without --index" in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["convert", "--sdnn", "--weight-bits", "4"], "--weight-bits: Algorithm 1's options"),
+        (["evaluate", "--method", "qcfs8-sdnn", "--time-steps", "1", "4"], "T is 1, not 1 4"),
+        (["embed", "--method", "qcfs8-sdnn", "--time-steps", "4"], "T is 1, not 4"),
+        (["train", "--sdnn"], "it needs --activation qcfs --input-levels 255"),
+        (["convert", "--sdnn", "--export-nir", "{tmp}/n.nir"], "exports to netx"),
+        (["demo", "--backend", "loihi", "--method", "paper"], "convert with --reset zero"),
+    ],
+)
+def test_sigma_delta_refusals_are_one_line(argv, message, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    out = ["--out", str(tmp_path / ("o.png" if argv[0] == "demo" else "o.npz"))]
+    if argv[0] == "evaluate":
+        out = ["--out-dir", str(tmp_path)]
+    assert main([*argv, *out]) == 2
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error")]
+    assert len(lines) == 1 and message in lines[0]
+    assert not list(tmp_path.iterdir())  # nothing written
