@@ -249,10 +249,12 @@ class SdnnGraph:
         )
         self.embedding_sigma.s_out.connect(self.embedding_sink.inp)
         last = len(self.network.layers) - 1
-        self.output_sink = HostSink(
-            shape=blocks[-1].out.shape, time_steps=1, offset=last, every_step=True
-        )
-        blocks[-1].out.connect(self.output_sink.inp)
+        self.output_sink = None
+        if not self.host:  # (a resident graph reads the embeddings only)
+            self.output_sink = HostSink(
+                shape=blocks[-1].out.shape, time_steps=1, offset=last, every_step=True
+            )
+            blocks[-1].out.connect(self.output_sink.inp)
 
     def _bias(self, index: int) -> np.ndarray:
         """The layer's bias plus its rounding half, per neuron in (W, H, C) order."""
