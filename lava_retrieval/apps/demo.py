@@ -30,6 +30,10 @@ from lava_retrieval.lava_graph.graph import build
 from lava_retrieval.search.index import CosineIndex
 from lava_retrieval.snn.config import SimConfig, cache_key
 
+#: What answers the demo's queries: the Lava graph with its kNN process, or Lava's built-ins
+#: (the host searches).
+DEMO_BACKENDS = ("lava", "loihi")
+
 
 def _corpus_embeddings(network, images, config: SimConfig, progress) -> np.ndarray:
     """The corpus embeddings, cached under a key of the network's fingerprint, every simulation
@@ -67,8 +71,8 @@ def run(
     """Run the demo; returns the queries' answers and the PNG path. ``backend``: ``lava``
     answers through the Lava graph (its kNN process searches); ``loihi`` embeds the queries on
     Lava's own built-in processes and the host searches."""
-    if backend not in ("lava", "loihi"):
-        raise ValueError(f"backend must be lava or loihi, got {backend!r}")
+    if backend not in DEMO_BACKENDS:
+        raise ValueError(f"backend must be one of {DEMO_BACKENDS}, got {backend!r}")
     chosen = get_method(method)
     data = load_fashion_mnist(data_dir)
     log(f"converting the shipped {chosen.checkpoint_name} ANN ({chosen.description}) ...")

@@ -48,16 +48,16 @@ def run_convert(args: argparse.Namespace) -> None:
         parser = args.command_parser
         given = [
             option
-            for option in ALGORITHM1_OPTIONS
+            for option in _algorithm1_options()
             if getattr(args, option) != parser.get_default(option)
         ]
         if given:
             names = ", ".join("--" + o.replace("_", "-") for o in given)
             raise LavaRetrievalError(f"{names}: Algorithm 1's options do not apply with --sdnn")
-    if args.sdnn and checkpoint is None:
-        from lava_retrieval.conversion.methods import get
+    if args.sdnn and checkpoint is None:  # the sigma-delta method's
+        from lava_retrieval.conversion.methods import METHODS
 
-        checkpoint = get("qcfs8-sdnn").checkpoint_path
+        checkpoint = next(m for m in METHODS.values() if m.converter == "sdnn").checkpoint_path
     network, payload = convert_to_file(
         load_checkpoint(checkpoint),
         load_fashion_mnist(args.data_dir),
@@ -94,22 +94,14 @@ def run_convert(args: argparse.Namespace) -> None:
     emit(args, payload, text)
 
 
-#: The options of Algorithm 1 (``conversion_options`` and ``--activation-percentile``), which
-#: the sigma-delta conversion does not use.
-ALGORITHM1_OPTIONS = (
-    "percentile",
-    "pool_mode",
-    "reset",
-    "initial_membrane",
-    "analog_input",
-    "input_levels",
-    "weight_bits",
-    "bias_bits",
-    "calibration_size",
-    "calibration_seed",
-    "activation_percentile",
-    "nir_timing",
-)
+def _algorithm1_options() -> list[str]:
+    """The options of Algorithm 1 (``conversion_options`` but the checkpoint,
+    ``--activation-percentile``, ``--nir-timing``), which the sigma-delta conversion does not
+    use."""
+    probe = argparse.ArgumentParser(add_help=False)
+    conversion_options(probe)
+    dests = [action.dest for action in probe._actions if action.dest != "checkpoint"]
+    return [*dests, "activation_percentile", "nir_timing"]
 
 
 def _conversion_config(args: argparse.Namespace):

@@ -33,6 +33,7 @@ def run_demo(args: argparse.Namespace) -> None:
 
 def register(sub) -> None:
     """Add the command to ``sub``."""
+    from lava_retrieval.apps.demo import DEMO_BACKENDS
     from lava_retrieval.conversion.methods import DEFAULT_METHOD, METHODS
 
     p = add_command(
@@ -45,7 +46,7 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=("lava", "loihi"),
+        choices=DEMO_BACKENDS,
         default="lava",
         help="lava: the queries through the Lava graph (its kNN process searches); loihi: "
         "embedded on Lava's own built-in processes (method qcfs8-sdnn: sigma-delta neurons), "

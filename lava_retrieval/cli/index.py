@@ -348,6 +348,7 @@ def register_index(sub) -> None:
 def register_search(sub) -> None:
     """Add the command to ``sub``."""
     from lava_retrieval.search.approximate import DEFAULT_EF, DEFAULT_NPROBE
+    from lava_retrieval.search.image_index import SEARCH_BACKENDS
 
     p = add_command(
         sub, "search", run_search, "the k most similar indexed images of each query image"
@@ -367,7 +368,7 @@ def register_search(sub) -> None:
     p.add_argument("-k", type=count, default=10, help="results per query (default 10)")
     p.add_argument(
         "--backend",
-        choices=("sim", "lava", "loihi"),
+        choices=SEARCH_BACKENDS,
         default="sim",
         help="sim: simulator and host search; lava: the Lava graph (encoder, layers, probe, "
         "kNN); loihi: Lava's own built-in processes embed (method qcfs8-sdnn: sigma-delta "

@@ -297,9 +297,11 @@ def source_options(p: argparse.ArgumentParser) -> None:
         "(N seeded crops, shifts and flips of its 70,000 images)",
     )
     p.add_argument("--limit", type=count, help="only the first N images of the source")
+    from lava_retrieval.search.image_index import SEARCH_BACKENDS
+
     p.add_argument(
         "--backend",
-        choices=("sim", "lava", "loihi"),
+        choices=SEARCH_BACKENDS,
         default="sim",
         help="sim: the fast simulator; lava: the Lava process graph; loihi: Lava's own "
         "built-in processes (method qcfs8-sdnn: sigma-delta neurons); the same embeddings",

@@ -448,8 +448,6 @@ def embed(
     """
     config = config or SimConfig()
     if backend.startswith("loihi") and config.timing == "sigma_delta":
-        if backend == "loihi-hw":
-            _check_hardware()
         return sdnn_embed(
             network, images, config, progress=progress, hardware=backend == "loihi-hw"
         )
@@ -467,19 +465,10 @@ def sdnn_embed(
     hardware: bool = False,
 ) -> np.ndarray:
     """Embeddings of a ``sigma_delta`` network from Lava's own sigma-delta processes
-    (:mod:`lava_retrieval.lava_graph.sdnn_graph`), read as ``config.readout`` (``spike_count``:
-    the messages; ``integrated``: messages x threshold + remainder - v_init is not kept by a
-    sigma-delta neuron, so only ``spike_count`` is read)."""
+    (:mod:`lava_retrieval.lava_graph.sdnn_graph`): the embedding layer's messages, so the
+    readout must be ``spike_count`` (:func:`check_backend`)."""
     from lava_retrieval.lava_graph.sdnn_graph import SdnnGraph
 
-    if config.readout != "spike_count":
-        raise GraphError(
-            "the sigma-delta processes send their messages, not their potentials: read the "
-            "embedding as spike_count"
-        )
-    images = np.asarray(images)
-    side = tuple(network.layers[0].output_shape[-2:])
-    if images.ndim != 3 or images.shape[1:] != side or len(images) == 0:
-        raise GraphError(f"images must be (N, {side[0]}, {side[1]}), got {images.shape}")
+    check_backend(network, config, "loihi-hw" if hardware else "loihi")
     result = SdnnGraph(network, images, mode=mode, hardware=hardware).run(progress)
     return result.embeddings.astype(np.float64)

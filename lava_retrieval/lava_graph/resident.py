@@ -69,10 +69,10 @@ class ResidentGraph:
         self.network, self.config = network, config or SimConfig()
         if backend == "loihi" and self.config.timing == "sigma_delta":
             # Lava's own sigma-delta processes, streamed (one image per step).
+            from lava_retrieval.lava_graph.graph import check_backend
             from lava_retrieval.lava_graph.sdnn_graph import SdnnGraph
 
-            if self.config.readout != "spike_count":
-                raise GraphError("the sigma-delta processes send messages: read spike_count")
+            check_backend(network, self.config, backend)
             self.graph = SdnnGraph(network, None, mode="stream")
         else:
             self.graph = build(network, None, self.config, batch_size=batch_size, backend=backend)

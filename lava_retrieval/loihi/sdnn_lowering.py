@@ -33,8 +33,6 @@ MESSAGE_BITS = 16
 MAX_MESSAGE = (1 << (MESSAGE_BITS - 1)) - 1
 MAX_STATE = (1 << 23) - 1
 MAX_BIAS = (1 << 15) - 1
-#: The timing the sigma-delta processes compute.
-TIMING = "sigma_delta"
 
 
 class SdnnLoweringError(LavaRetrievalError):
