@@ -38,12 +38,12 @@ from lava_retrieval.common.figures import pyplot, save_figure
 from lava_retrieval.conversion.methods import DEFAULT_METHOD, get
 from lava_retrieval.data.augment import augment
 from lava_retrieval.data.fashion_mnist import load_fashion_mnist
-from lava_retrieval.lava_graph.embedding import embed
+from lava_retrieval.embedding.files import embed
 from lava_retrieval.search.approximate import ApproximateIndex, kth_scores, recall_at_k
-from lava_retrieval.search.build import build_index, plan_source
-from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.search.build import build_index
+from lava_retrieval.search.image_index import ImageIndex
 from lava_retrieval.search.index import normalize
-from lava_retrieval.snn.config import SimConfig
+from lava_retrieval.search.sources import plan_source, read_source
 
 KNOBS = {
     "hnsw": ("ef", (16, 32, 64, 128, 256, 512, 1024)),
@@ -124,7 +124,7 @@ def main() -> None:
     data = load_fashion_mnist()
     method = get(DEFAULT_METHOD)
     network = method.network(data)
-    config = SimConfig(method.time_steps[0], method.timing, method.readout)
+    config = method.sim_config()
     index, stats = catalogue(work, args.corpus, network, config)
     exact = index.index
     images = np.concatenate([data.train_images, data.test_images])

@@ -27,8 +27,8 @@ from pathlib import Path
 from lava_retrieval.common.atomic import write_text
 from lava_retrieval.conversion.methods import DEFAULT_METHOD, get
 from lava_retrieval.data.fashion_mnist import load_fashion_mnist
-from lava_retrieval.search.image_index import ImageIndex, read_source
-from lava_retrieval.snn.config import SimConfig
+from lava_retrieval.search.image_index import ImageIndex
+from lava_retrieval.search.sources import read_source
 
 
 def _median_seconds(run, repeats: int) -> tuple[float, list[float]]:
@@ -55,7 +55,7 @@ def main() -> None:
     method = get(DEFAULT_METHOD)
     network = method.network(data)
     steps = args.time_steps or method.time_steps[0]
-    config = SimConfig(steps, method.timing, method.readout)
+    config = method.sim_config(steps)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         source = read_source("fashion-mnist:full_train", limit=args.corpus)

@@ -26,12 +26,12 @@ import numpy as np
 from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.common.atomic import write_text
 from lava_retrieval.conversion.algorithm import ConversionConfig, calibration_indices, convert
+from lava_retrieval.conversion.methods import METHODS
 from lava_retrieval.data.fashion_mnist import load_fashion_mnist
 from lava_retrieval.engines.sim import readout_of, simulate
 from lava_retrieval.lava_graph.graph import build
 from lava_retrieval.lava_graph.resident import ResidentGraph
 from lava_retrieval.loihi import lowering
-from lava_retrieval.snn.config import SimConfig
 
 CONVERSION = ConversionConfig(reset="zero", num_weight_bits=8, initial_membrane=0.5)
 
@@ -97,7 +97,11 @@ def main() -> None:
         "single_images": args.single,
         "timings": {
             timing: _timing(
-                network, images, args.single, args.queries, SimConfig(args.time_steps, timing)
+                network,
+                images,
+                args.single,
+                args.queries,
+                METHODS["paper"].sim_config(args.time_steps, timing=timing),
             )
             for timing in lowering.STREAM_TIMINGS
         },

@@ -26,7 +26,6 @@ from lava_retrieval.conversion.methods import METHODS
 from lava_retrieval.data.fashion_mnist import load_fashion_mnist
 from lava_retrieval.engines.sim import embed
 from lava_retrieval.evaluation.energy import chip_steps, op_counts
-from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 
 NETWORKS = {
@@ -53,13 +52,9 @@ def main() -> None:
     for name, path in NETWORKS.items():
         method = METHODS[name]
         network = SpikingNetwork.load(path)
-        counts = op_counts(
-            network, images[:1000], SimConfig(args.time_steps, method.timing, method.readout)
-        )
+        counts = op_counts(network, images[:1000], method.sim_config(args.time_steps))
         for engine in ("events", "torch"):
-            config = SimConfig(
-                args.time_steps, method.timing, method.readout, args.chunk_size, engine
-            )
+            config = method.sim_config(args.time_steps, chunk_size=args.chunk_size, engine=engine)
             embed(network, images[: args.chunk_size], config, progress=False)  # warm-up
             times = []
             for _ in range(args.repeats):

@@ -31,7 +31,7 @@ import numpy as np
 from lava_retrieval.common.atomic import write_text
 from lava_retrieval.conversion.methods import resolve
 from lava_retrieval.data.fashion_mnist import load_fashion_mnist
-from lava_retrieval.lava_graph.embedding import embed
+from lava_retrieval.embedding.files import embed
 from lava_retrieval.lava_graph.resident import ResidentGraph
 from lava_retrieval.lava_graph.sdnn_graph import SdnnGraph
 

@@ -34,7 +34,6 @@ from lava_retrieval.evaluation import paper
 from lava_retrieval.evaluation.energy import op_counts
 from lava_retrieval.lava_graph.graph import build
 from lava_retrieval.search.index import CosineIndex
-from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 
 PAPER_LOIHI_MS_PER_IMAGE = paper.loihi_row(16)["ms"]  # Liu et al. 2022, Table 3
@@ -61,7 +60,7 @@ def main() -> None:
     for name, path in NETWORKS.items():
         network = SpikingNetwork.load(path)
         method = METHODS[name]
-        settings = SimConfig(args.time_steps, method.timing, method.readout)
+        settings = method.sim_config(args.time_steps)
         ops = op_counts(network, images[:1000], settings)["synaptic_ops"]
         methods[name] = {
             "network": path,
@@ -73,7 +72,7 @@ def main() -> None:
             for batch in args.batch_sizes:
                 # Small batches: fewer images (the same number of calls of the simulator).
                 n = min(args.images, max(64, 64 * batch))
-                config = SimConfig(args.time_steps, method.timing, method.readout, batch, engine)
+                config = method.sim_config(args.time_steps, chunk_size=batch, engine=engine)
                 run = functools.partial(embed, network, config=config, progress=False)
                 run(images[:batch])  # warm-up: compilation, caches
                 times = []
@@ -96,7 +95,10 @@ def main() -> None:
                 print(rows[-1], flush=True)
     paper_network = SpikingNetwork.load(NETWORKS["paper"])
     lava = build(
-        paper_network, images[: args.lava_images], SimConfig(args.time_steps), batch_size=256
+        paper_network,
+        images[: args.lava_images],
+        METHODS["paper"].sim_config(args.time_steps),
+        batch_size=256,
     )
     lava = lava.run(progress=False)
     rng = np.random.default_rng(0)

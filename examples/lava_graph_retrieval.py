@@ -17,9 +17,10 @@ import numpy as np
 from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.common.lava_runtime import import_lava
 from lava_retrieval.conversion.algorithm import ConversionConfig, calibration_indices, convert
+from lava_retrieval.conversion.methods import METHODS
 from lava_retrieval.data.fashion_mnist import CLASS_NAMES, load_fashion_mnist
 from lava_retrieval.lava_graph.graph import embed
-from lava_retrieval.snn.config import SimConfig
+from lava_retrieval.search.index import CosineIndex
 
 
 def answer(corpus_size: int, num_queries: int, time_steps: int) -> dict:
@@ -37,7 +38,12 @@ def answer(corpus_size: int, num_queries: int, time_steps: int) -> dict:
         data.train_images[:corpus_size],
         data.train_labels[:corpus_size],
     )
-    corpus = embed(network, corpus_images, SimConfig(time_steps), batch_size=250)
+    corpus = embed(
+        network,
+        corpus_images,
+        METHODS["paper"].sim_config(time_steps),
+        batch_size=250,
+    )
 
     import_lava()
     from lava.magma.core.run_conditions import RunSteps
@@ -70,7 +76,8 @@ def answer(corpus_size: int, num_queries: int, time_steps: int) -> dict:
     probe = MembraneProbe(state_shape=embedding_layer.v.shape, time_steps=steps)
     probe.v_ref.connect_var(embedding_layer.v)
     probe.count_ref.connect_var(embedding_layer.spike_count)
-    knn = CosineKNN(corpus=corpus, labels=corpus_labels, k=3, batch_size=batch, time_steps=steps)
+    index = CosineIndex().add(corpus, labels=corpus_labels)  # the corpus, searchable
+    knn = CosineKNN(index=index, k=3, batch_size=batch, time_steps=steps)
     probe.out.connect(knn.query)
     ids_sink = HostSink(shape=knn.ids.shape, time_steps=steps)
     scores_sink = HostSink(shape=knn.scores.shape, time_steps=steps)

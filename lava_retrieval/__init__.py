@@ -34,10 +34,10 @@ _LAZY = {
     "load_checkpoint": "lava_retrieval.ann.checkpoint",
     "TrainConfig": "lava_retrieval.ann.config",
     "ConvNet": "lava_retrieval.ann.model",
-    "export_netx": "lava_retrieval.loihi.netx",
+    "export_netx": "lava_retrieval.exports.netx",
     "simulate_reference": "lava_retrieval.snn.reference",
     "NeuronParams": "lava_retrieval.snn.neuron",
-    "embed": "lava_retrieval.lava_graph.embedding",
+    "embed": "lava_retrieval.embedding.files",
     "SimConfig": "lava_retrieval.snn.config",
     "resolve": "lava_retrieval.conversion.methods",
 }

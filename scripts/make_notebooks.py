@@ -42,11 +42,11 @@ PROCESS_GRAPH = [
     """\
 from lava_retrieval.conversion.methods import get
 from lava_retrieval.data.fashion_mnist import CLASS_NAMES, load_fashion_mnist
-from lava_retrieval.snn.config import SimConfig
 
 data = load_fashion_mnist()
 network = get("paper").network(data)
 T = 16
+sim = get("paper").sim_config(T)  # the paper's timing (delay) and readout (membrane)
 for layer in network.layers:
     print(f"{layer.name:8} {layer.kind:6} {'x'.join(map(str, layer.output_shape)):>9}  "
           f"threshold {layer.threshold}")
@@ -58,7 +58,7 @@ from lava_retrieval.lava_graph.graph import embed as graph_embed
 
 corpus_size = 100 if SMALL else 1000
 corpus_images, corpus_labels = data.train_images[:corpus_size], data.train_labels[:corpus_size]
-corpus = graph_embed(network, corpus_images, SimConfig(T), batch_size=50, progress=False)
+corpus = graph_embed(network, corpus_images, sim, batch_size=50, progress=False)
 corpus.shape
 """,
     "## The graph, process by process",
@@ -69,6 +69,7 @@ import_lava()  # Lava's imports, made safe: what follows needs it first
 from lava.magma.core.run_conditions import RunSteps  # noqa: E402
 from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
 
+from lava_retrieval.search.index import CosineIndex  # noqa: E402
 from procs.cosine_knn.process import CosineKNN  # noqa: E402
 from procs.host_sink.process import HostSink  # noqa: E402
 from procs.if_layer.process import IFLayer  # noqa: E402
@@ -89,7 +90,9 @@ embedding_layer = layers[network.embedding_layer]
 probe = MembraneProbe(state_shape=embedding_layer.v.shape, time_steps=T)
 probe.v_ref.connect_var(embedding_layer.v)
 probe.count_ref.connect_var(embedding_layer.spike_count)
-knn = CosineKNN(corpus=corpus, labels=corpus_labels, k=3, batch_size=batch, time_steps=T)
+knn = CosineKNN(
+    index=CosineIndex().add(corpus, labels=corpus_labels), k=3, batch_size=batch, time_steps=T
+)
 probe.out.connect(knn.query)
 ids_sink = HostSink(shape=knn.ids.shape, time_steps=T)
 scores_sink = HostSink(shape=knn.scores.shape, time_steps=T)
@@ -139,8 +142,8 @@ from lava_retrieval.engines.sim import embed as sim_embed
 from lava_retrieval.search.index import CosineIndex
 
 want_scores, want_ids = CosineIndex().add(
-    sim_embed(network, corpus_images, SimConfig(T), progress=False)
-).search(sim_embed(network, queries, SimConfig(T), progress=False), 3)
+    sim_embed(network, corpus_images, sim, progress=False)
+).search(sim_embed(network, queries, sim, progress=False), 3)
 assert np.array_equal(ids, want_ids), (ids, want_ids)
 assert np.allclose(scores, want_scores, rtol=1e-5)
 assert np.array_equal(potentials[-1], readout_of(network, trace, "membrane")[0])
@@ -208,13 +211,14 @@ plt.show()
     "## How well does the spiking network classify, and at what energy?",
     """\
 from lava_retrieval.engines.sim import simulate
+from lava_retrieval.conversion.methods import get
 from lava_retrieval.evaluation.energy import LoihiEnergyModel, op_counts
-from lava_retrieval.snn.config import SimConfig
 
 T, test = 32, 300 if SMALL else 2000
-result = simulate(network, data.test_images[:test], SimConfig(T))
+sim = get("paper").sim_config(T)  # the paper's timing (delay) and readout (membrane)
+result = simulate(network, data.test_images[:test], sim)
 snn_accuracy = float(np.mean(result.spike_counts[-1].argmax(1) == data.test_labels[:test]))
-counts = op_counts(network, data.test_images[:50], SimConfig(T))
+counts = op_counts(network, data.test_images[:50], sim)
 energy = LoihiEnergyModel().estimate(counts)
 print(f"SNN accuracy at T = {T}: {snn_accuracy:.3f} (ANN {ann_accuracy:.3f})")
 print(f"per image: {counts['spikes']:,.0f} spikes, {counts['synaptic_ops']:,.0f} synaptic ops,"
@@ -237,8 +241,8 @@ loihi_config = ConversionConfig(
 loihi_network = convert(ann, calibration, loihi_config)
 print("converted for them:", "; ".join(lowering.problems(loihi_network, "loihi")) or "lowers")
 few = data.test_images[: 4 if SMALL else 16]
-on_loihi = lava_embed(loihi_network, few, SimConfig(T), backend="loihi", progress=False)
-simulated = readout_of(loihi_network, simulate(loihi_network, few, SimConfig(T)), "membrane")
+on_loihi = lava_embed(loihi_network, few, sim, backend="loihi", progress=False)
+simulated = readout_of(loihi_network, simulate(loihi_network, few, sim), "membrane")
 print(f"{len(few)} images through Conv/Dense/LIFReset, equal to the simulator:",
       np.array_equal(on_loihi, simulated))
 """,
@@ -280,7 +284,8 @@ print(f"{count} pictures in {FOLDER}")
     "28 x 28).",
     """\
 from lava_retrieval.conversion.methods import resolve
-from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.search.image_index import ImageIndex
+from lava_retrieval.search.sources import read_source
 
 chosen = resolve(dataset=data)
 index = ImageIndex(chosen.network, chosen.config)

@@ -18,7 +18,8 @@ def web_service(fashion):
     """The web page's search service over 800 training images (the paper's network, T = 8)."""
     from lava_retrieval.apps.web import SearchService
     from lava_retrieval.conversion.methods import get
-    from lava_retrieval.search.image_index import ImageIndex, read_source
+    from lava_retrieval.search.image_index import ImageIndex
+    from lava_retrieval.search.sources import read_source
     from lava_retrieval.snn.config import SimConfig
 
     network = get("paper").network(fashion)

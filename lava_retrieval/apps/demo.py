@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lava_retrieval.ann.inference import embed as ann_embed
+from lava_retrieval.backends import registry
 from lava_retrieval.common.atomic import atomic_path
 from lava_retrieval.common.figures import pyplot, save_figure
 from lava_retrieval.conversion.methods import DEFAULT_METHOD, resolve
@@ -32,7 +33,7 @@ from lava_retrieval.snn.config import SimConfig, cache_key
 
 #: What answers the demo's queries: the Lava graph with its kNN process, or Lava's built-ins
 #: (the host searches).
-DEMO_BACKENDS = ("lava", "loihi")
+DEMO_BACKENDS = registry.names("demo")
 
 
 def _corpus_embeddings(network, images, config: SimConfig, progress) -> np.ndarray:
@@ -71,18 +72,14 @@ def run(
     """Run the demo; returns the queries' answers and the PNG path. ``backend``: ``lava``
     answers through the Lava graph (its kNN process searches); ``loihi`` embeds the queries on
     Lava's own built-in processes and the host searches."""
-    if backend not in DEMO_BACKENDS:
-        raise ValueError(f"backend must be one of {DEMO_BACKENDS}, got {backend!r}")
+    registry.get(backend, "demo")
     chosen = get_method(method)
     data = load_fashion_mnist(data_dir)
     log(f"converting the shipped {chosen.checkpoint_name} ANN ({chosen.description}) ...")
     resolved = resolve(method=method, dataset=data, time_steps=time_steps)
     time_steps = resolved.config.time_steps
     network, config, ckpt = resolved.network, resolved.config, resolved.checkpoint()
-    if backend == "loihi":  # every reason it cannot, before the corpus is embedded
-        from lava_retrieval.lava_graph.graph import check_backend
-
-        check_backend(network, config, "loihi")
+    registry.check(backend, network, config)  # every reason it cannot, before the corpus
     corpus_images = data.train_images[:corpus_size]
     corpus_labels = data.train_labels[:corpus_size]
     log(
@@ -109,8 +106,7 @@ def run(
             queries,
             config,
             batch_size=len(queries),
-            corpus=corpus,
-            corpus_labels=corpus_labels,
+            index=CosineIndex().add(corpus, labels=corpus_labels),
             k=3,
         )
         answer = graph.run(progress=False)

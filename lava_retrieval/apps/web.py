@@ -57,6 +57,7 @@ import time
 
 import numpy as np
 
+from lava_retrieval.backends import registry
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.strict import (
     MAX_ID,
@@ -68,23 +69,23 @@ from lava_retrieval.common.strict import (
 )
 from lava_retrieval.data.images import ImageError, decode_image
 from lava_retrieval.search.approximate import MAX_KNOB
-from lava_retrieval.search.build import AUGMENTED_PREFIX
-from lava_retrieval.search.image_index import (
+from lava_retrieval.search.image_index import ImageIndex
+from lava_retrieval.search.index import RetrievalIndexError
+from lava_retrieval.search.sources import (
+    AUGMENTED_PREFIX,
     FASHION_PREFIX,
     SCHEME,
-    ImageIndex,
     Images,
     check_item_path,
     read_query,
     read_source,
 )
-from lava_retrieval.search.index import RetrievalIndexError
 from lava_retrieval.snn.config import SimConfig
 
 DEFAULT_MAX_UPLOAD = 8 * 2**20  # 8 MiB
 DEFAULT_MAX_PIXELS = 12_000_000  # a 12-megapixel photo; decoding it takes a fraction of a second
 DEFAULT_THREADS = 4
-SERVE_BACKENDS = ("sim", "lava", "lava-float", "loihi")
+SERVE_BACKENDS = registry.names("serve")
 MAX_BATCH = 1000  # queries of one /api/search/batch request
 MAX_BATCH_BYTES = 1 << 20  # a /api/search/batch body (1,000 ids and the options fit in 30 KB)
 MAX_BATCH_DEPTH = 3  # {"ids": [...], "labels": [...]}: nesting beyond is refused unparsed
@@ -122,7 +123,10 @@ def activity(network, image: np.ndarray, time_steps: int, timing: str) -> list[d
     from lava_retrieval.engines.sim import simulate
 
     result = simulate(
-        network, image[None], SimConfig(time_steps, timing=timing), record_spikes=True
+        network,
+        image[None],
+        SimConfig(time_steps, timing=timing, readout="membrane"),
+        record_spikes=True,
     )
     layers = []
     for layer, spikes in zip(network.layers, result.spikes, strict=True):
@@ -161,8 +165,7 @@ class SearchService:
     ) -> None:
         import threading
 
-        if backend not in SERVE_BACKENDS:
-            raise LavaRetrievalError(f"backend must be one of {SERVE_BACKENDS}, got {backend!r}")
+        registry.get(backend, "serve")
         self._served = (index, None, None)  # (index, its images, the ANN's index): one swap
         self.directory = directory
         self.data_dir = data_dir

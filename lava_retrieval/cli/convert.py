@@ -125,15 +125,15 @@ def _conversion_config(args: argparse.Namespace):
 def run_calibrate(args: argparse.Namespace) -> None:
     from lava_retrieval.ann.checkpoint import load_checkpoint
     from lava_retrieval.common.atomic import write_text
+    from lava_retrieval.conversion.methods import METHODS
     from lava_retrieval.data.fashion_mnist import load_fashion_mnist
     from lava_retrieval.evaluation.calibration import calibrate
-    from lava_retrieval.snn.config import SimConfig
 
     result = calibrate(
         load_checkpoint(args.checkpoint),
         load_fashion_mnist(args.data_dir),
         _conversion_config(args),
-        SimConfig(timing=args.timing),
+        METHODS["paper"].sim_config(timing=args.timing),
         time_steps=tuple(args.time_steps),
         percentiles=tuple(args.percentiles),
         limit=args.limit,
@@ -183,7 +183,7 @@ def register_convert(sub) -> None:
         "--export-netx",
         metavar="H5",
         help="also write a lava-dl netx hdf5 file (with --sdnn: an SDNN file, loaded with "
-        "lava_retrieval.loihi.netx_sdnn.load_sdnn)",
+        "lava_retrieval.exports.netx_sdnn.load_sdnn)",
     )
     output_option(
         p,
@@ -209,8 +209,11 @@ def register_convert(sub) -> None:
 
 def register_calibrate(sub) -> None:
     """Add the command to ``sub``."""
+    from lava_retrieval.conversion.methods import METHODS
     from lava_retrieval.evaluation.calibration import PERCENTILES
     from lava_retrieval.snn.config import TIMINGS
+
+    paper = METHODS["paper"]  # Algorithm 1's calibration serves the paper's method
 
     p = add_command(
         sub,
@@ -223,11 +226,14 @@ def register_calibrate(sub) -> None:
         "--time-steps",
         type=count,
         nargs="+",
-        default=[16],
+        default=list(paper.time_steps[:1]),
         help="one or more T; the mean validation accuracy over them decides",
     )
     p.add_argument(
-        "--timing", choices=TIMINGS, default="delay", help="the timing the network will run with"
+        "--timing",
+        choices=TIMINGS,
+        default=paper.timing,
+        help="the timing the network will run with",
     )
     p.add_argument(
         "--percentiles",

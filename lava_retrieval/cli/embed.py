@@ -17,7 +17,7 @@ from lava_retrieval.cli.options import (
 def run_embed(args: argparse.Namespace) -> None:
     from lava_retrieval.conversion.methods import of_network, resolve
     from lava_retrieval.data.fashion_mnist import load_fashion_mnist
-    from lava_retrieval.lava_graph.embedding import embed_to_file
+    from lava_retrieval.embedding.files import embed_to_file
     from lava_retrieval.snn.network import SpikingNetwork
 
     data = load_fashion_mnist(args.data_dir)
@@ -69,7 +69,7 @@ def run_embed(args: argparse.Namespace) -> None:
 
 def register(sub) -> None:
     """Add the command to ``sub``."""
-    from lava_retrieval.lava_graph.embedding import BACKENDS
+    from lava_retrieval.embedding.files import BACKENDS
     from lava_retrieval.snn.config import ENGINES
 
     p = add_command(sub, "embed", run_embed, "embed a data split with the spiking network")
@@ -99,8 +99,8 @@ def register(sub) -> None:
     p.add_argument(
         "--time-steps",
         type=count,
-        help="T, steps per image (default: the method's; a --network of unknown origin: 16, "
-        "with the delay timing and the membrane readout)",
+        help="T, steps per image (default: the method's, listed under --method; a --network "
+        "of unknown origin runs as method paper)",
     )
     p.add_argument(
         "--split",

@@ -16,6 +16,7 @@ from lava_retrieval.common.errors import LavaRetrievalError
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    from dataclasses import replace
     from pathlib import Path
 
     from lava_retrieval.common.atomic import check_output
@@ -45,8 +46,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         chosen.network,
         chosen.checkpoint().model,
         dataset,
-        chosen.config,
-        time_steps=tuple(args.time_steps or chosen.method.time_steps),
+        [replace(chosen.config, time_steps=t) for t in args.time_steps or chosen.method.time_steps],
         limit_corpus=args.limit_corpus,
         limit_queries=args.limit_queries,
         progress=not args.no_progress,
@@ -72,8 +72,7 @@ def register(sub) -> None:
         "--time-steps",
         type=count,
         nargs="+",
-        help="an SNN(T) row for each T (default: the method's: 8 for qcfs8-analog, 4 for "
-        "qcfs4-analog, 16 and 128 for paper, else 16)",
+        help="an SNN(T) row for each T (default: the method's, listed under --method)",
     )
     p.add_argument("--engine", choices=ENGINES, default="auto", help="the simulator's engine")
     p.add_argument("--limit-corpus", type=count, help="first N training images only (quick looks)")

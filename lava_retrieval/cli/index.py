@@ -82,8 +82,9 @@ def run_index_build(args: argparse.Namespace) -> None:
     from lava_retrieval.common.errors import LavaRetrievalError
     from lava_retrieval.conversion.methods import resolve
     from lava_retrieval.data.fashion_mnist import load_fashion_mnist
-    from lava_retrieval.search.build import build_index, check_ray_address, plan_source
+    from lava_retrieval.search.build import build_index, check_ray_address
     from lava_retrieval.search.image_index import ImageIndex
+    from lava_retrieval.search.sources import plan_source
 
     ImageIndex.check_new(args.out)  # before the long work
     if args.ray is not None:
@@ -140,7 +141,8 @@ def _report(args: argparse.Namespace, index, directory, source, seconds: float) 
 
 
 def run_index_add(args: argparse.Namespace) -> None:
-    from lava_retrieval.search.image_index import ImageIndex, read_source
+    from lava_retrieval.search.image_index import ImageIndex
+    from lava_retrieval.search.sources import read_source
 
     settings = ImageIndex.load(args.index)
     source = read_source(
@@ -189,7 +191,8 @@ def run_search(args: argparse.Namespace) -> None:
     import numpy as np
 
     from lava_retrieval.data.images import Preprocessing
-    from lava_retrieval.search.image_index import ImageIndex, read_query
+    from lava_retrieval.search.image_index import ImageIndex
+    from lava_retrieval.search.sources import read_query
 
     index = ImageIndex.load(args.index)
     if args.network:

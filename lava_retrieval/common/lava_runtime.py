@@ -286,3 +286,69 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+#: Seconds a runtime may take to stop before its processes are killed.
+STOP_SECONDS = 10.0
+
+
+def stop_runtime(process, before: set | None = None, segments: tuple | None = None) -> None:
+    """Stop the runtime of ``process`` if it started, also after an interrupted start-up: Lava's
+    ``stop`` joins every process it forked, and one forked before the runtime started is never
+    told to end, so those are killed first; a stop that takes longer than ``STOP_SECONDS`` kills
+    what is left, and so is any process the run forked (those alive before it, ``before``, are
+    left alone) that is still there after the stop. The run's shared-memory segments that are
+    still there after the stop are unlinked: ``segments`` is (start, end) of their record
+    (:func:`~lava_retrieval.common.lava_runtime.segments_mark`; end None: until now)."""
+    import threading
+
+    runtime = getattr(process, "runtime", None)
+    if runtime is None:
+        return
+    infrastructure = getattr(runtime, "_messaging_infrastructure", None)
+    actors = list(getattr(infrastructure, "actors", ()))
+    if not getattr(runtime, "_is_started", False):
+        _kill(actors)
+    watchdog = threading.Timer(STOP_SECONDS, _kill, args=(actors,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        process.stop()
+    except Exception:  # noqa: BLE001 - already stopped or half started: nothing more to end
+        pass
+    finally:
+        watchdog.cancel()
+    # A shared-memory server that ``stop`` did not reach (an interrupted start-up) is asked to
+    # shut down: it unlinks every segment it made (killed instead, one it was making when the
+    # interrupt came would never be unlinked). One that does not answer in time, or that was
+    # interrupted while starting and cannot be asked, is killed: it ignores signals, and left
+    # alive, the interpreter would wait for it at exit.
+    memory = getattr(infrastructure, "_smm", None)
+    manager = getattr(memory, "_manager", None)
+    if manager is not None:
+        server = getattr(manager, "_process", None)
+        watchdog = threading.Timer(STOP_SECONDS, _kill, args=([server],))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            memory.shutdown()
+        except Exception:  # noqa: BLE001 - never started, or already gone: killed below
+            pass
+        finally:
+            watchdog.cancel()
+        _kill([server])
+    # A process forked by the run but not yet listed as one of its actors when the interrupt
+    # came (between its start and Lava's bookkeeping) is known to multiprocessing only.
+    if before is not None:
+        _kill([child for child in multiprocessing.active_children() if child not in before])
+    if segments is not None:
+        release_segments(*segments)
+
+
+def _kill(actors) -> None:
+    for actor in actors:
+        try:
+            if actor is not None and actor.is_alive():
+                actor.kill()
+        except (ValueError, OSError, AssertionError):  # closed or not ours: nothing to kill
+            pass

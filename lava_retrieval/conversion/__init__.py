@@ -2,5 +2,5 @@
 methods and the one resolver of ``--method``/``--network``/``--checkpoint`` (:mod:`.methods`),
 and writing a conversion's files (:mod:`.export`).
 
-May import: ``common``, ``data``, ``ann``, ``snn``, ``loihi``.
+May import: ``common``, ``data``, ``ann``, ``snn``, ``loihi``, ``exports``.
 """

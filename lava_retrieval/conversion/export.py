@@ -31,7 +31,7 @@ def convert_to_file(
     network that does not fit one chip is refused unless ``allow_undeployable``. With ``sdnn``
     the checkpoint is converted for sigma-delta neurons (:mod:`lava_retrieval.conversion.sdnn`:
     ``config`` and ``dataset`` are not used) and the netx export is an SDNN file
-    (:mod:`lava_retrieval.loihi.netx_sdnn`).
+    (:mod:`lava_retrieval.exports.netx_sdnn`).
 
     Returns
     -------
@@ -40,10 +40,10 @@ def convert_to_file(
         scalars with fan-in and cores, the Loihi report.
     """
     from lava_retrieval.common.atomic import check_outputs
+    from lava_retrieval.exports.netx import NetxExportError
+    from lava_retrieval.exports.netx import export_netx as write_netx
     from lava_retrieval.loihi import lowering
     from lava_retrieval.loihi import resources as loihi
-    from lava_retrieval.loihi.netx import NetxExportError
-    from lava_retrieval.loihi.netx import export_netx as write_netx
 
     check_outputs(  # before converting: each a file that can be written, no two the same
         [
@@ -54,7 +54,7 @@ def convert_to_file(
         ]
     )
     if export_nir:
-        from lava_retrieval.snn import nir as nir_export
+        from lava_retrieval.exports import nir as nir_export
 
         nir_export.nir_module()  # installed?
         found = nir_export.export_problems(None, "sigma_delta" if sdnn else nir_timing)
@@ -80,7 +80,7 @@ def convert_to_file(
     if export_netx:
         payload["netx"] = str(write_netx(network, export_netx))
     if export_nir:
-        payload["nir"] = str(network.to_nir(nir_timing, path=export_nir))
+        payload["nir"] = str(nir_export.export_nir(network, export_nir, nir_timing))
     if loihi_report:
         title = f"{network.arch}, pooling {network.pool_mode}, {config.num_weight_bits}-bit weights"
         payload["loihi_report"] = str(loihi.plot_core_map(report, loihi_report, title))
@@ -90,9 +90,9 @@ def convert_to_file(
 def _convert_sdnn(checkpoint, out, export_netx, loihi_report, allow_undeployable):
     """:func:`convert_to_file` with ``sdnn``."""
     from lava_retrieval.conversion.sdnn import convert_sdnn_checkpoint
+    from lava_retrieval.exports.netx_sdnn import export_sdnn
     from lava_retrieval.loihi import resources as loihi
     from lava_retrieval.loihi import sdnn_lowering
-    from lava_retrieval.loihi.netx_sdnn import export_sdnn
 
     network = convert_sdnn_checkpoint(checkpoint)
     if export_netx:  # every reason before anything is written

@@ -51,6 +51,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lava_retrieval.ann.checkpoint import (
     PRETRAINED,
@@ -83,6 +84,8 @@ class Method:
     time_steps : tuple of int
         The T it runs at unless told otherwise (the first; ``evaluate`` reports them all): the
         levels its ANN was trained for, or the paper's 16 (and 128); 1 for ``sigma_delta``.
+    label : str
+        Its name in tables and plots (the energy table, the README's method table).
     converter : str
         ``algorithm1`` (:func:`lava_retrieval.conversion.algorithm.convert_checkpoint`, with
         ``conversion``) or ``sdnn`` (:func:`lava_retrieval.conversion.sdnn.convert_sdnn`,
@@ -100,6 +103,7 @@ class Method:
     readout: str
     time_steps: tuple[int, ...] = (16,)
     converter: str = "algorithm1"
+    label: str = ""
 
     @property
     def checkpoint_path(self) -> Path:
@@ -109,6 +113,30 @@ class Method:
     def checkpoint(self) -> Checkpoint:
         """The shipped ANN of this method."""
         return load_checkpoint(self.checkpoint_path)
+
+    def sim_config(
+        self,
+        time_steps: int | None = None,
+        *,
+        timing: str | None = None,
+        readout: str | None = None,
+        **run: Any,
+    ) -> SimConfig:
+        """How this method's network runs: its timing, its readout and its first T, each
+        overridable; ``run`` adds ``chunk_size`` or ``engine``.
+
+        >>> METHODS["paper"].sim_config()
+        SimConfig(time_steps=16, timing='delay', readout='membrane', chunk_size=256, engine='auto')
+        >>> METHODS["qcfs8-analog"].sim_config(4, engine="torch").settings()
+        {'time_steps': 4, 'timing': 'exact_count', 'readout': 'integrated'}
+        """
+        timing = timing or self.timing
+        if timing == "sigma_delta" and time_steps not in (None, 1):
+            raise LavaRetrievalError(
+                "the sigma_delta timing sends one message per layer and image: T is 1, not "
+                f"{time_steps}"
+            )
+        return SimConfig(time_steps or self.time_steps[0], timing, readout or self.readout, **run)
 
     def network(self, dataset, checkpoint: Checkpoint | None = None) -> SpikingNetwork:
         """Convert ``checkpoint`` (default: this method's) with this method's settings."""
@@ -127,6 +155,7 @@ METHODS = {
         ConversionConfig(initial_membrane=0.5),
         "pipelined",
         "integrated",
+        label="QCFS, pipelined",
     ),
     "qcfs-exact": Method(
         "qcfs-exact",
@@ -136,6 +165,7 @@ METHODS = {
         ConversionConfig(initial_membrane=0.5),
         "exact_count",
         "integrated",
+        label="QCFS, exact count",
     ),
     "qcfs-graded": Method(
         "qcfs-graded",
@@ -145,6 +175,7 @@ METHODS = {
         ConversionConfig(initial_membrane=0.5),
         "graded",
         "integrated",
+        label="QCFS, graded",
     ),
     "qcfs8-analog": Method(
         "qcfs8-analog",
@@ -155,6 +186,7 @@ METHODS = {
         "exact_count",
         "integrated",
         (8,),
+        label="QCFS-8 analog, exact count",
     ),
     "qcfs8-analog-graded": Method(
         "qcfs8-analog-graded",
@@ -165,6 +197,7 @@ METHODS = {
         "graded",
         "spike_count",
         (8,),
+        label="QCFS-8 analog, graded",
     ),
     "qcfs4-analog": Method(
         "qcfs4-analog",
@@ -174,6 +207,7 @@ METHODS = {
         "exact_count",
         "integrated",
         (4,),
+        label="QCFS-4 analog, exact count",
     ),
     "qcfs8-sdnn": Method(
         "qcfs8-sdnn",
@@ -186,6 +220,7 @@ METHODS = {
         "spike_count",
         (1,),
         "sdnn",
+        label="QCFS-8 sigma-delta, Loihi 2's own processes",
     ),
     "paper": Method(
         "paper",
@@ -195,6 +230,7 @@ METHODS = {
         "delay",
         "membrane",
         (16, 128),
+        label="paper's method (Algorithm 1, Lava timing)",
     ),
 }
 DEFAULT_METHOD = "qcfs8-analog"
@@ -326,17 +362,7 @@ def resolve(
             raise LavaRetrievalError("converting the method's ANN needs the dataset")
         log(f"converting {ann.name} for method {chosen.name!r} (--network to use another)")
         network = chosen.network(dataset, load_checkpoint(ann))
-    if (timing or chosen.timing) == "sigma_delta" and time_steps not in (None, 1):
-        raise LavaRetrievalError(
-            "the sigma_delta timing sends one message per layer and image: T is 1, not "
-            f"{time_steps}"
-        )
-    config = SimConfig(
-        time_steps=time_steps or chosen.time_steps[0],
-        timing=timing or chosen.timing,
-        readout=readout or chosen.readout,
-        engine=engine,
-    )
+    config = chosen.sim_config(time_steps, timing=timing, readout=readout, engine=engine)
     return Resolved(chosen, network, ann, config)
 
 

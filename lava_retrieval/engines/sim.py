@@ -6,7 +6,7 @@
 computed by one of two engines. This module chooses the engine and chunks the work.
 
 Words: an *engine* is one of the simulator's implementations (below); a *backend* is what runs
-the network for the command line and :mod:`lava_retrieval.lava_graph.embedding`: ``sim`` (this
+the network for the command line and :mod:`lava_retrieval.embedding.files`: ``sim`` (this
 module, with
 its engine) or one of the Lava process graph's backends
 (:data:`lava_retrieval.lava_graph.graph.BACKENDS`).
@@ -149,7 +149,8 @@ def simulate_at(
     each T on the way. The two-phase timings and the ``torch`` engine run once per T. The
     results are those of :func:`simulate` at each T, bit for bit.
 
-    >>> sorted(simulate_at(net, images[:2], SimConfig(), (4, 16), layers=(-1,)))
+    >>> config = SimConfig(16, "delay", "membrane")
+    >>> sorted(simulate_at(net, images[:2], config, (4, 16), layers=(-1,)))
     [4, 16]
     """
     from dataclasses import replace
@@ -221,7 +222,7 @@ def simulate(
         Where the ``torch`` engine computes, e.g. ``cuda`` (``auto`` then means ``torch``);
         default ``cpu``. The results are the same.
 
-    >>> simulate(net, images[:4], SimConfig(time_steps=16)).spike_counts[-1].shape
+    >>> simulate(net, images[:4], SimConfig(16, "delay", "membrane")).spike_counts[-1].shape
     (4, 10)
     """
     time_steps, timing, chunk_size, engine = (
@@ -291,7 +292,7 @@ def embed(
     Only the embedding layer's state is kept per chunk, so memory does not grow with N beyond
     the (N, D) result.
 
-    >>> embed(net, images[:3], SimConfig(time_steps=8), progress=False).shape
+    >>> embed(net, images[:3], SimConfig(8, "delay", "membrane"), progress=False).shape
     (3, 1024)
     """
     from tqdm.auto import tqdm

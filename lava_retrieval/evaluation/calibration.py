@@ -17,6 +17,7 @@ from dataclasses import asdict, replace
 
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.conversion.algorithm import ConversionConfig, convert_checkpoint
+from lava_retrieval.conversion.methods import get
 from lava_retrieval.engines.sim import simulate
 from lava_retrieval.search.metrics import classification_accuracy, predict_classes
 from lava_retrieval.snn.config import SimConfig
@@ -45,7 +46,8 @@ def calibrate(
     config : ConversionConfig, optional
         Every other conversion setting (reset, pooling, initial membrane, ...).
     sim : SimConfig, optional
-        Timing the network will run with, and its time steps (default T = 16, ``delay``).
+        Timing the network will run with, and its time steps (default: method ``paper``'s,
+        T = 16, ``delay``).
     time_steps : tuple of int, optional
         Several numbers of time steps: the accuracy that counts is the mean over them
         (default: ``sim.time_steps`` alone).
@@ -67,7 +69,7 @@ def calibrate(
     99.9
     """
     config = config or ConversionConfig()
-    sim = sim or SimConfig()
+    sim = sim or get("paper").sim_config()
     if not percentiles:
         raise LavaRetrievalError("give at least one percentile")
     if limit is not None and limit < 1:

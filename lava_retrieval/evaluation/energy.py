@@ -138,7 +138,7 @@ def op_counts(
         ``neuron_updates``, ``steps`` (per image) and ``layers``: one record per layer with its
         neurons, spikes and the synaptic operations its spikes cause in the next layer.
 
-    >>> round(op_counts(net, images[:10], SimConfig(16))["synaptic_ops"])
+    >>> round(op_counts(net, images[:10], SimConfig(16, "delay", "membrane"))["synaptic_ops"])
     2926760
     """
     from tqdm.auto import tqdm
@@ -207,7 +207,7 @@ def cost_curve(
     model = LoihiEnergyModel()
     curve = {}
     for steps in time_steps:
-        counts = op_counts(network, images, SimConfig(steps, timing=timing))
+        counts = op_counts(network, images, SimConfig(steps, timing=timing, readout="membrane"))
         curve[int(steps)] = {"steps": counts["steps"], "mj": model.estimate(counts)["total_mj"]}
     return curve
 

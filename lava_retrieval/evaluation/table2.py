@@ -15,6 +15,8 @@ import io
 import json
 import math
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,9 @@ import numpy as np
 from lava_retrieval.ann.inference import embed_and_classify
 from lava_retrieval.ann.model import ConvNet
 from lava_retrieval.common.atomic import write_text
+from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.figures import pyplot, save_figure
+from lava_retrieval.conversion.methods import get
 from lava_retrieval.data.fashion_mnist import FashionMNIST
 from lava_retrieval.engines.sim import readout_of, simulate_at
 from lava_retrieval.evaluation import paper
@@ -121,10 +125,24 @@ def _passes(steps: list[int], bytes_per_t: int) -> list[tuple[int, ...]]:
     return [tuple(steps[first : first + group]) for first in range(0, len(steps), group)]
 
 
+def sweep(configs: SimConfig | Sequence[SimConfig]) -> tuple[SimConfig, tuple[int, ...]]:
+    """One configuration's settings and the T of every row: ``configs`` may differ only in T.
+
+    >>> sweep([SimConfig(4, "delay", "membrane"), SimConfig(16, "delay", "membrane")])[1]
+    (4, 16)
+    """
+    configs = [configs] if isinstance(configs, SimConfig) else list(configs)
+    if not configs:
+        raise LavaRetrievalError("give at least one simulation configuration")
+    first = configs[0]
+    if any(replace(c, time_steps=first.time_steps) != first for c in configs):
+        raise LavaRetrievalError("the rows of one table differ only in T")
+    return first, tuple(c.time_steps for c in configs)
+
+
 def snn_rows(
     network: SpikingNetwork,
-    config: SimConfig,
-    time_steps: tuple[int, ...],
+    configs: SimConfig | Sequence[SimConfig],
     corpus_images: np.ndarray,
     corpus_labels: np.ndarray,
     query_images: np.ndarray,
@@ -137,7 +155,8 @@ def snn_rows(
     and corpus are simulated once for all T where the timing allows
     (:func:`~lava_retrieval.engines.sim.simulate_at`), in passes of as many T as
     :data:`EMBEDDING_BYTES` holds; each row's ``seconds`` is its share of its pass's
-    simulation plus its own scoring."""
+    simulation plus its own scoring. ``configs``: one per row, differing only in T."""
+    config, time_steps = sweep(configs)
     # The embeddings of every T are held until scored: a pass takes as many T as fit in
     # EMBEDDING_BYTES (the shortest T first; a pass's run is as long as its longest T).
     # Integer embeddings that fit 16 bits (membrane potentials mostly do) take half the
@@ -175,46 +194,24 @@ def snn_rows(
     return [rows[t] for t in time_steps]
 
 
-def snn_row(
-    network: SpikingNetwork,
-    config: SimConfig,
-    corpus_images: np.ndarray,
-    corpus_labels: np.ndarray,
-    query_images: np.ndarray,
-    query_labels: np.ndarray,
-    *,
-    progress: bool = True,
-) -> dict:
-    """Table 2's SNN(T) row at ``config.time_steps`` (:func:`snn_rows` of one T)."""
-    return snn_rows(
-        network,
-        config,
-        (config.time_steps,),
-        corpus_images,
-        corpus_labels,
-        query_images,
-        query_labels,
-        progress=progress,
-    )[0]
-
-
 def table2(
     network: SpikingNetwork,
     model: ConvNet,
     dataset: FashionMNIST,
-    config: SimConfig | None = None,
+    configs: SimConfig | Sequence[SimConfig] | None = None,
     *,
-    time_steps: tuple[int, ...] = (16, 128),
     limit_corpus: int | None = None,
     limit_queries: int | None = None,
     progress: bool = True,
 ) -> dict:
     """All rows of Table 2 plus the protocol that produced them.
 
-    ``config`` gives the timing, readout and engine (default ``SimConfig()``: the paper's);
-    one SNN row is simulated for each of ``time_steps``.
+    ``configs``: one SNN row each, the same timing, readout and engine, each its T (default:
+    method ``paper``'s at T = 16 and 128).
     """
-    config = config or SimConfig()
+    if configs is None:
+        configs = [get("paper").sim_config(t) for t in (16, 128)]
+    config, _ = sweep(configs)
     corpus_images, corpus_labels = dataset.split("full_train")
     query_images, query_labels = dataset.split("test")
     corpus_images, corpus_labels = corpus_images[:limit_corpus], corpus_labels[:limit_corpus]
@@ -224,8 +221,7 @@ def table2(
     ]
     rows += snn_rows(
         network,
-        config,
-        tuple(time_steps),
+        configs,
         corpus_images,
         corpus_labels,
         query_images,

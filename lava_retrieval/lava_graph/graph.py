@@ -37,22 +37,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.backends import registry
 from lava_retrieval.common.lava_runtime import (
     checked_interrupts,
     import_lava,
     no_interrupts,
-    release_segments,
     segments_mark,
+    stop_runtime,
 )
 from lava_retrieval.loihi import lowering
-from lava_retrieval.snn.config import GRAPH_TIMINGS, SimConfig
+from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 
-BACKENDS = ("lava", "lava-float", "loihi", "loihi-hw")
+BACKENDS = tuple(name for name in registry.names() if registry.BACKENDS[name].graph)
+"""The backends that run a Lava process graph (:mod:`lava_retrieval.backends.registry`)."""
 
 
-class GraphError(LavaRetrievalError):
+class GraphError(registry.BackendError):
     """The graph cannot be built or run as asked."""
 
 
@@ -126,7 +127,7 @@ class RetrievalGraph:
                 )
         except KeyboardInterrupt:
             with no_interrupts():
-                _stop(self.encoder, before, segments)
+                stop_runtime(self.encoder, before, segments)
             raise
         try:
             with tqdm(total=n, unit="img", disable=not progress, desc=self.backend) as bar:
@@ -141,7 +142,7 @@ class RetrievalGraph:
             self.encoder.wait()
         finally:
             with no_interrupts():
-                _stop(self.encoder, before, segments)
+                stop_runtime(self.encoder, before, segments)
         return GraphResult(
             embeddings=np.concatenate(embeddings),
             ids=np.concatenate(ids).astype(np.int64) if ids else None,
@@ -149,72 +150,6 @@ class RetrievalGraph:
             seconds=time.perf_counter() - start,
             window_times=tuple(arrived),
         )
-
-
-#: Seconds a runtime may take to stop before its processes are killed.
-STOP_SECONDS = 10.0
-
-
-def _stop(process, before: set | None = None, segments: tuple | None = None) -> None:
-    """Stop the runtime of ``process`` if it started, also after an interrupted start-up: Lava's
-    ``stop`` joins every process it forked, and one forked before the runtime started is never
-    told to end, so those are killed first; a stop that takes longer than ``STOP_SECONDS`` kills
-    what is left, and so is any process the run forked (those alive before it, ``before``, are
-    left alone) that is still there after the stop. The run's shared-memory segments that are
-    still there after the stop are unlinked: ``segments`` is (start, end) of their record
-    (:func:`~lava_retrieval.common.lava_runtime.segments_mark`; end None: until now)."""
-    import threading
-
-    runtime = getattr(process, "runtime", None)
-    if runtime is None:
-        return
-    infrastructure = getattr(runtime, "_messaging_infrastructure", None)
-    actors = list(getattr(infrastructure, "actors", ()))
-    if not getattr(runtime, "_is_started", False):
-        _kill(actors)
-    watchdog = threading.Timer(STOP_SECONDS, _kill, args=(actors,))
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        process.stop()
-    except Exception:  # noqa: BLE001 - already stopped or half started: nothing more to end
-        pass
-    finally:
-        watchdog.cancel()
-    # A shared-memory server that ``stop`` did not reach (an interrupted start-up) is asked to
-    # shut down: it unlinks every segment it made (killed instead, one it was making when the
-    # interrupt came would never be unlinked). One that does not answer in time, or that was
-    # interrupted while starting and cannot be asked, is killed: it ignores signals, and left
-    # alive, the interpreter would wait for it at exit.
-    memory = getattr(infrastructure, "_smm", None)
-    manager = getattr(memory, "_manager", None)
-    if manager is not None:
-        server = getattr(manager, "_process", None)
-        watchdog = threading.Timer(STOP_SECONDS, _kill, args=([server],))
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            memory.shutdown()
-        except Exception:  # noqa: BLE001 - never started, or already gone: killed below
-            pass
-        finally:
-            watchdog.cancel()
-        _kill([server])
-    # A process forked by the run but not yet listed as one of its actors when the interrupt
-    # came (between its start and Lava's bookkeeping) is known to multiprocessing only.
-    if before is not None:
-        _kill([child for child in multiprocessing.active_children() if child not in before])
-    if segments is not None:
-        release_segments(*segments)
-
-
-def _kill(actors) -> None:
-    for actor in actors:
-        try:
-            if actor is not None and actor.is_alive():
-                actor.kill()
-        except (ValueError, OSError, AssertionError):  # closed or not ours: nothing to kill
-            pass
 
 
 def _offset(depth: int, time_steps: int, timing: str) -> int:
@@ -233,58 +168,23 @@ def _offset(depth: int, time_steps: int, timing: str) -> int:
 
 def check_backend(network: SpikingNetwork, config: SimConfig, backend: str) -> None:
     """Refuse, before any work, what ``backend`` cannot run of ``network`` with ``config``
-    (the Loihi backends: every reason the network cannot be lowered exactly)."""
+    (:func:`lava_retrieval.backends.registry.check`, for the graph's backends)."""
     if backend not in BACKENDS:
         raise GraphError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if not backend.startswith("loihi"):
-        return
-    if backend == "loihi-hw":
-        _check_hardware()
-    if config.timing == "sigma_delta":
-        from lava_retrieval.loihi import sdnn_lowering
-
-        if config.readout != "spike_count":
-            raise GraphError(
-                "the sigma-delta processes send their messages, not their potentials: read the "
-                "embedding as spike_count"
-            )
-        sdnn_lowering.check(network)
-    else:
-        _check_loihi(network, config.readout, config.timing)
-
-
-def _check_hardware() -> None:
-    """Refuse ``loihi-hw`` where Intel's lava-loihi extension is not installed."""
     try:
-        import lava.magma.compiler.subcompilers.nc  # noqa: F401  (part of lava-loihi)
-    except ImportError:
-        raise GraphError(
-            "running on Loihi needs Intel's lava-loihi extension, which is not installed;"
-            " --backend loihi simulates the same process graph on the CPU"
-        ) from None
-
-
-def _check_loihi(network: SpikingNetwork, readout: str, timing: str = "delay") -> None:
-    problems = (
-        lowering.problems(network, "loihi")
-        + lowering.timing_problems(timing)
-        + lowering.stream_problems(network, timing)
-    )
-    if readout != "membrane":
-        problems.append("Lava's LIF keeps no spike count: use the membrane readout")
-    if problems:
-        raise GraphError("the Loihi backend: " + "; ".join(problems))
+        registry.check(backend, network, config)
+    except registry.BackendError as error:
+        raise GraphError(str(error)) from None
 
 
 def build(
     network: SpikingNetwork,
     images: np.ndarray,
-    config: SimConfig | None = None,
+    config: SimConfig,
     *,
     batch_size: int = 32,
     backend: str = "lava",
-    corpus: np.ndarray | None = None,
-    corpus_labels: np.ndarray | None = None,
+    index=None,
     k: int = 3,
 ) -> RetrievalGraph:
     """Connect encoder, layers, probe (and kNN) for ``images``.
@@ -295,8 +195,8 @@ def build(
     images : numpy.ndarray or None
         (N, 28, 28) uint8 or float in [0, 1]; None: the encoder takes its images from the host
         as the graph runs (:class:`lava_retrieval.lava_graph.resident.ResidentGraph`).
-    config : SimConfig, optional
-        T (steps per image), the timing and the readout; default ``SimConfig()``. Timing
+    config : SimConfig
+        T (steps per image), the timing and the readout. Timing
         ``delay``: one window for all layers (the paper's); ``pipelined``: the window of the
         layer at depth d starts d steps after the input's, and the embedding of each image
         leaves ``embedding_layer`` steps after its window (:mod:`lava_retrieval.snn.reference`);
@@ -304,23 +204,23 @@ def build(
     batch_size : int
         Images per presentation window (B); 1 measures latency.
     backend : {"lava", "lava-float", "loihi", "loihi-hw"}
-    corpus, corpus_labels : numpy.ndarray, optional
-        With a corpus, a CosineKNN answers every image with its ``k`` nearest corpus ids.
+    index : lava_retrieval.search.index.CosineIndex, optional
+        The corpus: with it, a CosineKNN answers every image with its ``k`` nearest corpus
+        ids (``index.search``).
     k : int
 
-    >>> graph = build(net, images[:4], SimConfig(time_steps=4), batch_size=2)
+    >>> graph = build(net, images[:4], SimConfig(4, "delay", "membrane"), batch_size=2)
     >>> graph.run(progress=False).embeddings.shape
     (4, 1024)
     """
-    config = config or SimConfig()
-    time_steps, timing, readout = config.time_steps, config.timing, config.readout
-    if backend not in BACKENDS:
-        raise GraphError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if timing not in GRAPH_TIMINGS:
+    time_steps, timing = config.time_steps, config.timing
+    loihi = backend in BACKENDS and registry.BACKENDS[backend].chip
+    if loihi and timing == "sigma_delta":
         raise GraphError(
-            f"the Lava graph runs the timings {GRAPH_TIMINGS}, not {timing!r} (no_delay has no "
-            "synaptic delay, which Lava's synapses always have: use pipelined, its equal)"
+            "a sigma-delta network runs on Lava's sigma-delta processes through "
+            "lava_retrieval.lava_graph.sdnn_graph (embed); its process graph has no kNN process"
         )
+    check_backend(network, config, backend)
     side = tuple(network.layers[0].output_shape[-2:])
     host = images is None  # the images come from the host as the graph runs
     if not host:
@@ -329,20 +229,11 @@ def build(
             raise GraphError(f"images must be (N, {side[0]}, {side[1]}), got {images.shape}")
     if batch_size < 1:
         raise GraphError("batch_size must be >= 1")
-    loihi = backend.startswith("loihi")
     lead = 0
-    if loihi and timing == "sigma_delta":
-        raise GraphError(
-            "a sigma-delta network runs on Lava's sigma-delta processes through "
-            "lava_retrieval.lava_graph.sdnn_graph (embed); its process graph has no kNN process"
-        )
     if loihi:
-        _check_loihi(network, readout, timing)
         lead = lowering.stream_lead(
             timing, [network.neuron(d).v_init for d in range(len(network.layers))]
         )
-        if backend == "loihi-hw":
-            _check_hardware()
         batch_size = 1
     batch_size = batch_size if host else min(batch_size, len(images))
     import_lava()
@@ -391,7 +282,7 @@ def build(
         probe = MembraneProbe(
             state_shape=embedding_layer.v.shape,
             time_steps=window,
-            readout=readout,
+            readout=config.readout,
             threshold=network.layers[network.embedding_layer].threshold,
             v_init=network.neuron(network.embedding_layer).v_init,
             v_scale=lowering.V_SCALE if loihi else 1,
@@ -414,13 +305,12 @@ def build(
             backend,
             offset=offset,
         )
-        if corpus is not None:
+        if index is not None:
             knn = CosineKNN(
-                corpus=corpus,
+                index=index,
                 k=k,
                 batch_size=batch_size,
                 time_steps=window,
-                labels=corpus_labels,
                 offset=offset,
             )
             probe.out.connect(knn.query)
@@ -436,7 +326,7 @@ def build(
 def embed(
     network: SpikingNetwork,
     images: np.ndarray,
-    config: SimConfig | None = None,
+    config: SimConfig,
     *,
     batch_size: int = 256,
     backend: str = "lava",
@@ -446,8 +336,7 @@ def embed(
 
     The Loihi backends embed one image per window (batch 1), all in one run.
     """
-    config = config or SimConfig()
-    if backend.startswith("loihi") and config.timing == "sigma_delta":
+    if backend in BACKENDS and registry.BACKENDS[backend].chip and config.timing == "sigma_delta":
         return sdnn_embed(
             network, images, config, progress=progress, hardware=backend == "loihi-hw"
         )

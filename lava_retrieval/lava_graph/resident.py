@@ -11,7 +11,8 @@ blank images), and returns them. The windows stay aligned with the graph's own, 
 that of one long run with the images back to back: the simulator's integers, bit for bit.
 
 The graph is stopped by :meth:`ResidentGraph.close` (also at interpreter exit, and on leaving a
-``with`` block), with the guarantees of :func:`lava_retrieval.lava_graph.graph._stop`: every
+``with`` block), with the guarantees of
+:func:`lava_retrieval.common.lava_runtime.stop_runtime`: every
 process it forked ends, and its shared memory is released. Calls are serialised by a lock, so
 the graph can serve several threads.
 """
@@ -26,14 +27,21 @@ import weakref
 
 import numpy as np
 
-from lava_retrieval.common.lava_runtime import checked_interrupts, no_interrupts, segments_mark
-from lava_retrieval.lava_graph.graph import STOP_SECONDS, GraphError, _stop, build
+from lava_retrieval.backends import registry
+from lava_retrieval.common.lava_runtime import (
+    STOP_SECONDS,
+    checked_interrupts,
+    no_interrupts,
+    segments_mark,
+    stop_runtime,
+)
+from lava_retrieval.lava_graph.graph import GraphError, build
 from lava_retrieval.loihi.lowering import to_whc
 from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 from lava_retrieval.snn.neuron import input_current
 
-RESIDENT_BACKENDS = ("lava", "lava-float", "loihi")
+RESIDENT_BACKENDS = registry.names("resident")
 
 
 class ResidentGraph:
@@ -42,14 +50,14 @@ class ResidentGraph:
     Parameters
     ----------
     network : SpikingNetwork
-    config : SimConfig, optional
-        T, timing and readout (default ``SimConfig()``).
+    config : SimConfig
+        T, timing and readout.
     batch_size : int
         Images per window (1: a query at a time, the lowest latency).
     backend : {"lava", "lava-float", "loihi"}
         ``loihi``: Lava's Conv/Dense/LIFReset streaming one image per window (batch 1).
 
-    >>> with ResidentGraph(net, SimConfig(time_steps=4)) as graph:
+    >>> with ResidentGraph(net, SimConfig(4, "delay", "membrane")) as graph:
     ...     graph.embed(images[:2]).shape
     (2, 1024)
     """
@@ -57,7 +65,7 @@ class ResidentGraph:
     def __init__(
         self,
         network: SpikingNetwork,
-        config: SimConfig | None = None,
+        config: SimConfig,
         *,
         batch_size: int = 1,
         backend: str = "lava",
@@ -66,8 +74,8 @@ class ResidentGraph:
             raise GraphError(
                 f"a resident graph runs on the backends {RESIDENT_BACKENDS}, not {backend!r}"
             )
-        self.network, self.config = network, config or SimConfig()
-        if backend == "loihi" and self.config.timing == "sigma_delta":
+        self.network, self.config = network, config
+        if registry.BACKENDS[backend].chip and self.config.timing == "sigma_delta":
             # Lava's own sigma-delta processes, streamed (one image per step).
             from lava_retrieval.lava_graph.graph import check_backend
             from lava_retrieval.lava_graph.sdnn_graph import SdnnGraph
@@ -100,7 +108,7 @@ class ResidentGraph:
                 )
         except BaseException:
             with no_interrupts():
-                _stop(self.graph.encoder, self._before, self._segments)
+                stop_runtime(self.graph.encoder, self._before, self._segments)
             self._closed = True
             raise
         self._segments = (self._segments[0], segments_mark())  # its own, not a later graph's
@@ -175,7 +183,7 @@ class ResidentGraph:
         if not self._closed:
             self._closed = True
             with no_interrupts():
-                _stop(self.graph.encoder, self._before, self._segments)
+                stop_runtime(self.graph.encoder, self._before, self._segments)
 
     def close(self) -> None:
         """Stop the graph: every process it forked ends and its shared memory is released.

@@ -93,7 +93,7 @@ class SdnnGraph:
         needs Intel's lava-loihi extension and a chip; not tested here).
     netx : path, optional
         Run the layers as lava-dl netx loaded them from this SDNN file
-        (:func:`lava_retrieval.loihi.netx_sdnn.load_sdnn`; ``stream`` mode) instead of
+        (:func:`lava_retrieval.exports.netx_sdnn.load_sdnn`; ``stream`` mode) instead of
         building them from ``network`` (which still gives the shapes and the checks).
     """
 
@@ -226,7 +226,7 @@ class SdnnGraph:
         """The layers as netx loads them from the file, tapped at the embedding and output."""
         from lava.proc.sdn.process import Sigma
 
-        from lava_retrieval.loihi.netx_sdnn import load_sdnn
+        from lava_retrieval.exports.netx_sdnn import load_sdnn
         from procs.host_sink.process import HostSink
 
         self.netx = load_sdnn(self.netx_path)
@@ -313,7 +313,7 @@ class SdnnGraph:
         from lava.magma.core.run_conditions import RunSteps
         from tqdm.auto import tqdm
 
-        from lava_retrieval.lava_graph.graph import _stop
+        from lava_retrieval.common.lava_runtime import stop_runtime
 
         if self.host:
             raise LavaRetrievalError("a graph fed by the host runs through its resident loop")
@@ -343,7 +343,7 @@ class SdnnGraph:
                     self.encoder.wait()
         finally:
             with no_interrupts():
-                _stop(self.encoder, before, segments)
+                stop_runtime(self.encoder, before, segments)
         seconds = time.perf_counter() - start
         return SdnnResult(
             embeddings=self._from_lava(embeddings, self.network.embedding_layer),

@@ -3,7 +3,7 @@
 Lava's ``Conv``, ``Dense`` and ``LIF`` (the processes Intel's lava-loihi maps onto neurocores)
 and lava-dl's netx blocks compute the converter's integer neurons exactly when the network is
 given to them as this module says. The Loihi ProcessModel of ``IFLayer``
-(``procs/if_layer/models.py``), the netx export (:mod:`lava_retrieval.loihi.netx`), the graph
+(``procs/if_layer/models.py``), the netx export (:mod:`lava_retrieval.exports.netx`), the graph
 builder
 (:mod:`lava_retrieval.lava_graph.graph`) and the ``convert`` command all go through it.
 

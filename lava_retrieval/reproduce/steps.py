@@ -55,16 +55,12 @@ from lava_retrieval.common.atomic import write_text
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.figures import pyplot, save_figure
 from lava_retrieval.common.locking import exclusive
+from lava_retrieval.conversion.methods import DEFAULT_METHOD as DEFAULT
+from lava_retrieval.conversion.methods import METHODS, get
 from lava_retrieval.evaluation import paper
-from lava_retrieval.snn.config import SimConfig
 
-PAPER_SIM = SimConfig(timing="delay", readout="membrane")
-"""How the paper's method runs (the settings of ``methods.METHODS["paper"]``)."""
-DEFAULT = "qcfs8-analog"
-"""The default method (``methods.DEFAULT_METHOD``, which a test holds this to)."""
-DEFAULT_SIM = SimConfig(timing="exact_count", readout="integrated")
-"""How the default method runs (the settings of ``methods.METHODS[DEFAULT]``)."""
-SWEEP_STEM = f"sweep-{DEFAULT}-{DEFAULT_SIM.timing}-{DEFAULT_SIM.readout}"
+PAPER = METHODS["paper"]
+SWEEP_STEM = f"sweep-{DEFAULT}-{METHODS[DEFAULT].timing}-{METHODS[DEFAULT].readout}"
 DEFAULT_STEPS = (1, 2, 4, 8, 16, 32)
 """T of the default method's sweep (the exact-count schedule is exact up to T = 32)."""
 
@@ -206,7 +202,6 @@ class Context:
         """``checkpoint`` converted with ``method``'s settings and this plan's calibration size
         (cached for the run)."""
         from lava_retrieval.conversion.algorithm import convert_checkpoint
-        from lava_retrieval.conversion.methods import get
 
         key = (str(checkpoint.path), method)
         if key not in self._networks and get(method).converter != "algorithm1":
@@ -299,7 +294,7 @@ def _snn_classification(network, images, labels, time_steps: int) -> float:
     from lava_retrieval.engines.sim import simulate
     from lava_retrieval.search.metrics import classification_accuracy, predict_classes
 
-    result = simulate(network, images, SimConfig(time_steps, timing="delay"), layers=(-1,))
+    result = simulate(network, images, PAPER.sim_config(time_steps), layers=(-1,))
     predicted = predict_classes(result.spike_counts[-1], result.membrane[-1])
     return 100 * classification_accuracy(predicted, labels)
 
@@ -356,7 +351,6 @@ def step_table1(ctx: Context) -> dict:
 
 def _shipped():
     """The shipped 32-64-10 ANN (the paper's method)."""
-    from lava_retrieval.conversion.methods import get
 
     return get("paper").checkpoint()
 
@@ -382,8 +376,7 @@ def step_table2(ctx: Context) -> dict:
         ctx.network(checkpoint),
         checkpoint.model,
         ctx.data,
-        PAPER_SIM,
-        time_steps=(16, 128),
+        [PAPER.sim_config(t) for t in PAPER.time_steps],
         limit_corpus=ctx.plan.corpus,
         limit_queries=ctx.plan.queries,
         progress=ctx.progress,
@@ -421,8 +414,7 @@ def step_fig4(ctx: Context) -> dict:
                 ctx.network(checkpoint),
                 checkpoint.model,
                 ctx.data,
-                PAPER_SIM,
-                time_steps=plan.sweep_steps,
+                [PAPER.sim_config(t) for t in plan.sweep_steps],
                 limit_corpus=corpus,
                 limit_queries=plan.queries,
                 progress=False,
@@ -515,7 +507,7 @@ def step_runtime(ctx: Context) -> dict:
             row = sim_latency(
                 network,
                 images,
-                replace(PAPER_SIM, time_steps=steps),
+                PAPER.sim_config(steps),
                 batch_size=batch,
                 repeats=plan.repeats,
                 device=device,
@@ -524,13 +516,13 @@ def step_runtime(ctx: Context) -> dict:
             row = lava_latency(
                 network,
                 images,
-                replace(PAPER_SIM, time_steps=steps),
+                PAPER.sim_config(steps),
                 images_per_run=plan.lava_images,
                 repeats=plan.repeats,
             )
         rows.append({**row, "model": kind, "device": device, "time_steps": steps})
     figure = plot_fig5(rows, ctx.out_dir / "fig5-runtime.png")
-    return {"rows": rows, "figure": figure.name, "timing": "delay"}
+    return {"rows": rows, "figure": figure.name, "timing": PAPER.timing}
 
 
 def plot_fig5(rows: list[dict], out: Path) -> Path:
@@ -583,67 +575,40 @@ def plot_fig5(rows: list[dict], out: Path) -> Path:
 
 # --- Tables 4 and 5 --------------------------------------------------------------------------
 
-#: The spiking networks whose energy the model estimates: label, method, timing, T, the result
-#: file holding their accuracy (relative to the output directory's parent, the repository).
-_ENERGY_METHODS = (  # label, method, its sweep's file, timing, T
-    ("QCFS, pipelined", "qcfs", "qcfs-pipelined-integrated", "pipelined", (4, 8, 16)),
-    ("QCFS, exact count", "qcfs-exact", "qcfs-exact_count-integrated", "exact_count", (4, 8, 16)),
-    ("QCFS, graded", "qcfs-graded", "qcfs-graded-integrated", "graded", (4, 8, 16)),
-    ("QCFS-8 analog, exact count (default)", DEFAULT, SWEEP_STEM[6:], "exact_count", (4, 8, 16)),
-    (
-        "QCFS-8 analog, graded",
-        "qcfs8-analog-graded",
-        "qcfs8-analog-graded-spike_count",
-        "graded",
-        (4, 8, 16),
-    ),
-    (
-        "QCFS-4 analog, exact count",
-        "qcfs4-analog",
-        "qcfs4-analog-exact_count-integrated",
-        "exact_count",
-        (4,),
-    ),
-)
+#: The spiking networks whose energy the model estimates: method, T, and the result file holding
+#: their accuracy (relative to the output directory). Timing and label are the method's.
 ENERGY_CASES = (
-    ("paper's method (Algorithm 1, Lava timing)", "paper", "delay", 16, "table2.json"),
-    ("paper's method (Algorithm 1, Lava timing)", "paper", "delay", 128, "table2.json"),
-    *(
-        (label, method, timing, steps, f"sweep-{stem}.json")
-        for label, method, stem, timing, all_steps in _ENERGY_METHODS
-        for steps in all_steps
-    ),
-    (
-        "QCFS-8 sigma-delta, Loihi 2's own processes",
-        "qcfs8-sdnn",
-        "sigma_delta",
-        1,
-        "eval-qcfs8-sdnn.json",
-    ),
+    ("paper", 16, "table2.json"),
+    ("paper", 128, "table2.json"),
+    *(("qcfs", t, "sweep-qcfs-pipelined-integrated.json") for t in (4, 8, 16)),
+    *(("qcfs-exact", t, "sweep-qcfs-exact_count-integrated.json") for t in (4, 8, 16)),
+    *(("qcfs-graded", t, "sweep-qcfs-graded-integrated.json") for t in (4, 8, 16)),
+    *((DEFAULT, t, f"{SWEEP_STEM}.json") for t in (4, 8, 16)),
+    *(("qcfs8-analog-graded", t, "sweep-qcfs8-analog-graded-spike_count.json") for t in (4, 8, 16)),
+    ("qcfs4-analog", 4, "sweep-qcfs4-analog-exact_count-integrated.json"),
+    ("qcfs8-sdnn", 1, "eval-qcfs8-sdnn.json"),
 )
 
 
 def step_energy(ctx: Context) -> dict:
     from tqdm.auto import tqdm
 
-    from lava_retrieval.conversion.methods import get
     from lava_retrieval.evaluation.energy import EnergyMeter, LoihiEnergyModel, op_counts
 
     model = LoihiEnergyModel()
     images, _ = ctx.data.split("test")
     images = images[: ctx.plan.energy_images]
     rows = []
-    for label, method, timing, steps, source in tqdm(
-        ENERGY_CASES, desc="energy", disable=not ctx.progress
-    ):
-        network = ctx.network(get(method).checkpoint(), method)
-        counts = op_counts(network, images, SimConfig(steps, timing=timing))
+    for name, steps, source in tqdm(ENERGY_CASES, desc="energy", disable=not ctx.progress):
+        method = get(name)
+        network = ctx.network(method.checkpoint(), name)
+        counts = op_counts(network, images, method.sim_config(steps))
         accuracy = _accuracy_from(ctx.out_dir / source, steps)  # None: run that step first
         rows.append(
             {
-                "label": label,
-                "method": method,
-                "timing": timing,
+                "label": method.label + (" (default)" if name == DEFAULT else ""),
+                "method": name,
+                "timing": method.timing,
                 "time_steps": steps,
                 "counts": counts,
                 "estimate": model.estimate(counts),
@@ -689,7 +654,6 @@ def _accuracy_from(path: Path, time_steps: int) -> dict | None:
 def step_sweeps(ctx: Context) -> dict:
     """The default method at every T of the plan (one part per T, so an interrupted run
     continues), written as ``SWEEP_STEM.{json,csv,md}``."""
-    from lava_retrieval.conversion.methods import get
     from lava_retrieval.evaluation import table2 as experiments
 
     checkpoint = get(DEFAULT).checkpoint()
@@ -704,8 +668,7 @@ def step_sweeps(ctx: Context) -> dict:
                 network,
                 checkpoint.model,
                 ctx.data,
-                DEFAULT_SIM,
-                time_steps=(steps,),
+                METHODS[DEFAULT].sim_config(steps),
                 limit_corpus=ctx.plan.corpus,
                 limit_queries=ctx.plan.queries,
                 progress=ctx.progress,

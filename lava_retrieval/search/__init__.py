@@ -4,5 +4,5 @@ metrics (:mod:`.metrics`), the index of your own images with its network and set
 (:mod:`.image_index`), its staged build in one process or on a Ray cluster (:mod:`.build`) and
 its result figure (:mod:`.figure`).
 
-May import: ``common``, ``data``, ``snn``, ``engines``, ``lava_graph``.
+May import: ``common``, ``data``, ``snn``, ``backends``, ``engines``, ``lava_graph``, ``embedding``.
 """

@@ -29,7 +29,6 @@ labelled with its source image's class: a catalogue of any size from real images
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
 import signal
@@ -38,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,136 +45,19 @@ import numpy as np
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.locking import exclusive
 from lava_retrieval.data.images import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_PIXELS,
     SIZE,
     ImageError,
-    Preprocessing,
-    load_image,
 )
-from lava_retrieval.search.image_index import FASHION_PREFIX, SPLITS
+from lava_retrieval.search.sources import (
+    SourcePlan,
+)
 
 CHUNK = 2048
 """Images read and embedded at once (a Ray Data batch)."""
-AUGMENT_SEED = 0
-AUGMENTED = "augmented"
-AUGMENTED_PREFIX = f"{FASHION_PREFIX}{AUGMENTED}:"
-"""How the items of ``fashion-mnist:augmented:N`` are named (and queried): this, then I."""
-MAX_AUGMENTED = 100_000_000
 READ_CPUS = 0.5
 """CPUs a Ray reading task asks for."""
 RAY_CONNECT_SECONDS = 5.0
 """How long a Ray address may take to answer before the build gives up on it."""
-
-
-@dataclass
-class SourcePlan:
-    """What a source holds, listed (nothing read yet): ``count`` items, read by ranges."""
-
-    source: str
-    count: int
-    preprocessing: Preprocessing
-    files: list[str] | None = None
-    unreadable: list[tuple[str, str]] = field(default_factory=list)
-    class_names: list[str] | None = None
-    data_dir: str | None = None
-    max_bytes: int = DEFAULT_MAX_BYTES
-    max_pixels: int = DEFAULT_MAX_PIXELS
-
-    def read(self, start: int, stop: int):
-        """The prepared images of items ``start:stop`` with their paths and labels, and the
-        files among them that could not be read (an :class:`~lava_retrieval.search.
-        image_index.Images`)."""
-        from lava_retrieval.search.image_index import Images, _fashion
-
-        if self.files is None:
-            split = self.source.removeprefix(FASHION_PREFIX)
-            if split.startswith(AUGMENTED + ":"):
-                from lava_retrieval.data.augment import augment
-
-                base, labels = _catalogue(self.data_dir)
-                images = augment(base, start, stop, AUGMENT_SEED)
-                labels = labels[np.arange(start, stop) % len(base)]
-                paths = [f"{AUGMENTED_PREFIX}{i}" for i in range(start, stop)]
-            else:
-                images, labels = _fashion(self.data_dir).split(split)
-                images, labels = images[start:stop], labels[start:stop]
-                paths = [f"{self.source}:{i}" for i in range(start, stop)]
-            return Images(images, paths, labels.astype(np.int64), [], self.class_names)
-        images, good, bad = [], [], []
-        for path in self.files[start:stop]:
-            try:
-                images.append(
-                    load_image(path, self.preprocessing.invert, self.max_bytes, self.max_pixels)
-                )
-                good.append(path)
-            except ImageError as exc:
-                bad.append((path, str(exc)))
-        stacked = np.stack(images) if images else np.zeros((0, SIZE, SIZE), np.uint8)
-        return Images(stacked, good, None, bad)
-
-    @property
-    def has_labels(self) -> bool:
-        return self.files is None
-
-
-@functools.lru_cache(maxsize=1)
-def _catalogue(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """The 70,000 Fashion-MNIST images (training, then test) and their labels."""
-    from lava_retrieval.search.image_index import _fashion
-
-    data = _fashion(data_dir)
-    return (
-        np.concatenate([data.train_images, data.test_images]),
-        np.concatenate([data.train_labels, data.test_labels]),
-    )
-
-
-def plan_source(
-    source: str | os.PathLike,
-    preprocessing: Preprocessing | None = None,
-    *,
-    data_dir: str | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    limit: int | None = None,
-) -> SourcePlan:
-    """List a source (see the module docstring); a bad source fails here, before any work."""
-    from lava_retrieval.data.images import EXTENSIONS, _walk
-    from lava_retrieval.search.image_index import _fashion
-
-    preprocessing = preprocessing or Preprocessing()
-    text = str(source)
-    data_dir = None if data_dir is None else str(data_dir)
-    common = dict(
-        preprocessing=preprocessing, data_dir=data_dir, max_bytes=max_bytes, max_pixels=max_pixels
-    )
-    if text.startswith(FASHION_PREFIX):
-        from lava_retrieval.data.fashion_mnist import CLASS_NAMES
-
-        split = text[len(FASHION_PREFIX) :]
-        if split.startswith(AUGMENTED + ":"):
-            number = split[len(AUGMENTED) + 1 :]
-            if not re.fullmatch("[0-9]{1,9}", number) or not 0 < int(number) <= MAX_AUGMENTED:
-                raise LavaRetrievalError(
-                    f"{text}: use {AUGMENTED_PREFIX}N with N from 1 to {MAX_AUGMENTED:,}"
-                )
-            count = int(number)
-        elif split in SPLITS:
-            count = len(_fashion(data_dir).split(split)[0])
-        else:
-            raise LavaRetrievalError(
-                f"{text}: unknown split {split!r}; use "
-                + ", ".join(FASHION_PREFIX + s for s in SPLITS)
-                + f" or {AUGMENTED_PREFIX}N"
-            )
-        count = count if limit is None else min(count, limit)
-        return SourcePlan(text, count, class_names=list(CLASS_NAMES), **common)
-    paths, unreadable = _walk(source)
-    paths = [str(p) for p in paths[:limit]]
-    if not paths:
-        raise ImageError(f"{source}: no image files ({', '.join(EXTENSIONS)})")
-    return SourcePlan(text, len(paths), files=paths, unreadable=list(unreadable), **common)
 
 
 def ranges(count: int, chunk: int = CHUNK) -> list[tuple[int, int]]:
@@ -460,7 +342,7 @@ class _Embedder:
     def __init__(self, network, config, threads: int) -> None:
         import numba
 
-        from lava_retrieval.lava_graph.embedding import embed
+        from lava_retrieval.embedding.files import embed
 
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
         self.network, self.config, self.embed = network, config, embed
@@ -533,7 +415,7 @@ class _RayBatches:
 
 def _collect(dataset) -> Iterator:
     """The chunks of a Ray dataset as (images, embeddings)."""
-    from lava_retrieval.search.image_index import Images
+    from lava_retrieval.search.sources import Images
 
     try:
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):

@@ -33,7 +33,7 @@ def draw(out: str | os.PathLike, queries: np.ndarray, names, results, index) -> 
     """
     plt = pyplot()
 
-    from lava_retrieval.search.image_index import read_query
+    from lava_retrieval.search.sources import read_query
 
     k = max(len(hits) for hits in results)
     fig, axes = plt.subplots(

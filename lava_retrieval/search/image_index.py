@@ -32,10 +32,8 @@ Sources are a folder of images (recursive), a list file, or a Fashion-MNIST spli
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,17 +41,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lava_retrieval.backends import registry
 from lava_retrieval.common.atomic import check_output
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.locking import exclusive
 from lava_retrieval.common.strict import MAX_ID, ParseError, integer, loads
 from lava_retrieval.data.images import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_PIXELS,
-    ImageError,
     Preprocessing,
-    load_folder,
-    load_image,
 )
 from lava_retrieval.search.approximate import (
     DEFAULT_KNOBS,
@@ -72,16 +66,18 @@ from lava_retrieval.search.index import (
     read_checked,
     while_unchanged,
 )
+from lava_retrieval.search.sources import (
+    FASHION_PREFIX,
+    SCHEME,
+    Images,
+    check_item_path,
+    read_query,
+)
 from lava_retrieval.snn.config import SimConfig, cache_key
 from lava_retrieval.snn.network import SpikingNetwork
 
-FASHION_PREFIX = "fashion-mnist:"
-SPLITS = ("train", "validation", "test", "full_train")
-SEARCH_BACKENDS = ("sim", "lava", "loihi")
+SEARCH_BACKENDS = registry.names("index")
 MAX_PATHS_BYTES = 1 << 33  # paths.json: 8 GiB is past any index this package can hold
-SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
-"""A stored path that starts like this (``fashion-mnist:``, ``upload:``, ``https:``) names no
-file here and is kept as it is."""
 
 
 @dataclass
@@ -106,152 +102,10 @@ class Hits(list):
     silent: bool = False
 
 
-@dataclass
-class Images:
-    """Prepared images with their paths, labels (or None) and the files that were skipped."""
-
-    images: np.ndarray
-    paths: list[str]
-    labels: np.ndarray | None
-    bad: list[tuple[str, str]]
-    class_names: list[str] | None = None
-
-
-def read_source(
-    source: str | os.PathLike,
-    preprocessing: Preprocessing | None = None,
-    *,
-    data_dir: str | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    limit: int | None = None,
-    progress: bool = False,
-) -> Images:
-    """The images of a folder, a list file or a Fashion-MNIST split (see the module docstring)."""
-    preprocessing = preprocessing or Preprocessing()
-    text = str(source)
-    if text.startswith(FASHION_PREFIX):
-        from lava_retrieval.search.build import plan_source
-
-        plan = plan_source(text, preprocessing, data_dir=data_dir, limit=limit)
-        return plan.read(0, plan.count)
-    loaded = load_folder(
-        source,
-        invert=preprocessing.invert,
-        max_bytes=max_bytes,
-        max_pixels=max_pixels,
-        progress=progress,
-        limit=limit,
-    )
-    if not len(loaded.images):
-        reasons = "; ".join(reason for _, reason in loaded.bad[:3])
-        raise ImageError(f"{source}: none of its {len(loaded.bad)} files could be read ({reasons})")
-    return Images(loaded.images, loaded.paths, None, loaded.bad)
-
-
-@functools.lru_cache(maxsize=2)
-def _fashion(data_dir: str | None):
-    """Fashion-MNIST, read and verified once per process (many queries name its images)."""
-    from lava_retrieval.data.fashion_mnist import load_fashion_mnist
-
-    dataset = load_fashion_mnist(data_dir)
-    arrays = (dataset.train_images, dataset.train_labels, dataset.test_images, dataset.test_labels)
-    for array in arrays:
-        array.flags.writeable = False  # shared by every caller: nobody may change it
-    return dataset
-
-
 def _stored_path(path: str) -> str:
     """A path as the index stores it: absolute (so that the index answers from any working
     directory), or ``fashion-mnist:SPLIT:I`` as it is."""
     return path if SCHEME.match(path) else os.path.abspath(path)
-
-
-def read_query(
-    query: str | os.PathLike,
-    preprocessing: Preprocessing,
-    *,
-    data_dir: str | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> np.ndarray:
-    """One query: an image file, or ``fashion-mnist:SPLIT:I`` (image I of a split)."""
-    text = str(query)
-    if text.startswith(FASHION_PREFIX):
-        split, number = fashion_item(text, data_dir)
-        from lava_retrieval.search.build import AUGMENTED
-
-        if split == AUGMENTED:
-            from lava_retrieval.data.augment import augment
-            from lava_retrieval.search.build import AUGMENT_SEED, _catalogue
-
-            base, _ = _catalogue(None if data_dir is None else str(data_dir))
-            return augment(base, number, number + 1, AUGMENT_SEED)[0]
-        images, _ = _fashion(None if data_dir is None else str(data_dir)).split(split)
-        return images[number]
-    check_item_path(text)
-    return load_image(query, preprocessing.invert, max_bytes, max_pixels)
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MAX_PATH_CHARS = 4096
-
-
-def fashion_item(text: str, data_dir: str | None = None) -> tuple[str, int]:
-    """``fashion-mnist:SPLIT:I`` as (split, I), checked: the split exists and has an image I
-    (``fashion-mnist:augmented:I``: I below the largest catalogue).
-
-    >>> fashion_item("fashion-mnist:augmented:7")
-    ('augmented', 7)
-    >>> fashion_item("fashion-mnist:bogus:1")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    lava_retrieval.common.errors.LavaRetrievalError: fashion-mnist:bogus:1: use fashion-mnist:...
-    """
-    from lava_retrieval.search.build import AUGMENTED, MAX_AUGMENTED
-
-    split, _, number = text[len(FASHION_PREFIX) :].partition(":")
-    if split not in (*SPLITS, AUGMENTED) or not re.fullmatch("[0-9]{1,9}", number):
-        raise LavaRetrievalError(
-            f"{_shown(text)}: use fashion-mnist:SPLIT:I, e.g. fashion-mnist:test:0 (or "
-            "fashion-mnist:augmented:I, variant I of the augmented catalogue)"
-        )
-    size = (
-        MAX_AUGMENTED
-        if split == AUGMENTED
-        else len(_fashion(None if data_dir is None else str(data_dir)).split(split)[0])
-    )
-    if int(number) >= size:
-        raise LavaRetrievalError(f"{text}: the {split} split has {size:,} images")
-    return split, int(number)
-
-
-def check_item_path(path: str, data_dir: str | None = None) -> str:
-    """``path`` if an index may store it as an image's path, else a :class:`LavaRetrievalError`:
-    no NUL, and a name with a scheme (``upload:``, ``https:``: a client's, no file here) no
-    control character at all, at most :data:`MAX_PATH_CHARS` characters, and a
-    ``fashion-mnist:`` path names an image that exists (:func:`fashion_item`). (A file's own
-    path may hold what its file system allows: a newline is a legal character of a name.)
-
-    >>> check_item_path("upload:\\x00x")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    lava_retrieval.common.errors.LavaRetrievalError: 'upload:\\x00x': a path holds no control ...
-    """
-    if not isinstance(path, str) or not path:
-        raise LavaRetrievalError("a path must be a non-empty string")
-    if "\x00" in path or (SCHEME.match(path) and _CONTROL.search(path)):
-        raise LavaRetrievalError(f"{_shown(path)}: a path holds no control characters")
-    if len(path) > MAX_PATH_CHARS:
-        raise LavaRetrievalError(f"{_shown(path)}: longer than {MAX_PATH_CHARS} characters")
-    if path.startswith(FASHION_PREFIX):
-        fashion_item(path, data_dir)
-    return path
-
-
-def _shown(text: str) -> str:
-    """A path as a message shows it: quoted where it holds what a terminal would not show,
-    cut to 80 characters."""
-    shown = repr(text) if _CONTROL.search(text) or not text.isprintable() else text
-    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def _label_number(text: str, class_names: list[str] | None) -> int | None:
@@ -274,7 +128,7 @@ class ImageIndex:
     preprocessing : Preprocessing, optional
         How image files become input (default: automatic inversion).
 
-    >>> index = ImageIndex(net, SimConfig(time_steps=16))
+    >>> index = ImageIndex(net, SimConfig(16, "delay", "membrane"))
     >>> len(index.add(read_source("fashion-mnist:test", limit=50, progress=False)))
     50
     >>> index.search(images[:1], k=1)[0][0].path
@@ -284,12 +138,12 @@ class ImageIndex:
     def __init__(
         self,
         network: SpikingNetwork,
-        config: SimConfig | None = None,
+        config: SimConfig,
         preprocessing: Preprocessing | None = None,
         index_type: str = "exact",
     ) -> None:
         self.network = network
-        self.config = config or SimConfig()
+        self.config = config
         self.preprocessing = preprocessing or Preprocessing()
         dim = int(np.prod(network.embedding_shape))
         check_index_type(index_type, dim)  # a bad type fails now, not after the embedding
@@ -360,7 +214,7 @@ class ImageIndex:
 
     def embed(self, images: np.ndarray, backend: str = "sim", progress: bool = False) -> np.ndarray:
         """Embeddings of prepared (N, 28, 28) images with the index's network and settings."""
-        from lava_retrieval.lava_graph.embedding import embed
+        from lava_retrieval.embedding.files import embed
 
         return embed(self.network, images, self.config, backend=backend, progress=progress)
 
@@ -535,8 +389,7 @@ class ImageIndex:
         instead, without starting a graph per call, and the host searches. All give the same
         answer.
         """
-        if backend not in SEARCH_BACKENDS:
-            raise LavaRetrievalError(f"backend must be one of {SEARCH_BACKENDS}, got {backend!r}")
+        registry.get(backend, "index")
         if len(self) == 0:
             raise RetrievalIndexError("the index is empty")
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= len(self):
@@ -564,7 +417,7 @@ class ImageIndex:
                 queries,
                 self.config,
                 batch_size=len(queries),
-                corpus=np.asarray(self.index.vectors_),
+                index=CosineIndex().add(np.asarray(self.index.vectors_)),  # ids: positions
                 k=k,
             )
             answer = graph.run(progress=False)

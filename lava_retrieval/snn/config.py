@@ -2,7 +2,7 @@
 once), and :class:`SimConfig`, the one record of simulation settings that travels through
 ``simulate``, ``embed``, the Lava graph builder, evaluation and calibration.
 
->>> SimConfig(time_steps=8, timing="pipelined").settings()
+>>> SimConfig(time_steps=8, timing="pipelined", readout="membrane").settings()
 {'time_steps': 8, 'timing': 'pipelined', 'readout': 'membrane'}
 """
 
@@ -45,21 +45,23 @@ def check_readout(readout: str) -> str:
 
 @dataclass(frozen=True)
 class SimConfig:
-    """How to simulate.
+    """How to simulate. T, the timing and the readout have no defaults: they belong to a
+    method (``METHODS[name].sim_config()``, :mod:`lava_retrieval.conversion.methods`) or are
+    chosen together.
 
     Attributes
     ----------
     time_steps : int
-        Steps per image (T). Default 16.
+        Steps per image (T).
     timing : str
-        ``delay`` (Lava's with one window for all layers, the paper's; default), ``no_delay``,
+        ``delay`` (Lava's with one window for all layers, the paper's), ``no_delay``,
         ``pipelined`` (each layer's window shifted by its depth), ``exact_count`` (each layer
         integrates T steps, then fires T), ``graded`` (each layer sends its count as one graded
         message; T is the number of levels) or ``sigma_delta`` (Loihi 2's sigma-delta neurons:
         each layer sends ``floor(relu(v) / threshold)`` as one graded message, no limit; T is
         not used); see :mod:`lava_retrieval.snn.reference`.
     readout : str
-        ``membrane`` (default, the paper's), ``spike_count`` or ``integrated``.
+        ``membrane`` (the paper's), ``spike_count`` or ``integrated``.
     chunk_size : int
         Images simulated together. Default 256 (about 0.4 GB for 32-64-10 at T = 16 with the
         ``torch`` engine, 60 MB with ``events``).
@@ -67,13 +69,13 @@ class SimConfig:
         ``auto`` (default: ``events`` where it can run the network, else ``torch``), ``events``
         or ``torch``.
 
-    >>> SimConfig(time_steps=128).readout
+    >>> SimConfig(128, "delay", "membrane").readout
     'membrane'
     """
 
-    time_steps: int = 16
-    timing: str = "delay"
-    readout: str = "membrane"
+    time_steps: int
+    timing: str
+    readout: str
     chunk_size: int = 256
     engine: str = "auto"
 
@@ -96,7 +98,7 @@ class SimConfig:
         """The settings that decide the result (not ``chunk_size`` or ``engine``, which only
         decide how fast it comes).
 
-        >>> SimConfig(time_steps=8, engine="torch").settings()
+        >>> SimConfig(8, "delay", "membrane", engine="torch").settings()
         {'time_steps': 8, 'timing': 'delay', 'readout': 'membrane'}
         """
         return {"time_steps": self.time_steps, "timing": self.timing, "readout": self.readout}
@@ -109,7 +111,7 @@ def cache_key(network: SpikingNetwork, config: SimConfig, **extra: object) -> st
     Two calls give the same key only if the network computes the same and every setting that
     changes the embeddings is the same, so a cache keyed by it never serves stale embeddings.
 
-    >>> len(cache_key(net, SimConfig(16), corpus=60000))
+    >>> len(cache_key(net, SimConfig(16, "delay", "membrane"), corpus=60000))
     24
     """
     payload = {"network": network.fingerprint(), **config.settings(), **extra}

@@ -314,15 +314,6 @@ class SpikingNetwork:
             v_init=initial_potential(self.initial_membrane, threshold),
         )
 
-    def to_nir(self, timing: str = "no_delay", *, time_steps: int | None = None, path=None):
-        """The network as a NIR graph (:mod:`lava_retrieval.snn.nir`), run with ``timing``;
-        with ``path``, written there (NIR's HDF5 file) and the path returned."""
-        from lava_retrieval.snn import nir
-
-        if path is not None:
-            return nir.export_nir(self, path, timing, time_steps)
-        return nir.to_nir(self, timing, time_steps)
-
     def fingerprint(self) -> str:
         """SHA-256 of what the network computes, as 64 hex digits.
 

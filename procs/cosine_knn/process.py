@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 
@@ -13,21 +12,20 @@ class CosineKNN(AbstractProcess):
 
         ids[b], scores[b] = top_k(cos(query[b], corpus))     at (t - offset) % T == 0
 
-    The search is :class:`lava_retrieval.search.index.CosineIndex` (exact, best first, ties by
-    corpus
-    order). It runs on the host CPU, as in the paper.
+    The search is the ``index`` passed in (the package's is
+    :class:`lava_retrieval.search.index.CosineIndex`: exact, best first, ties by corpus order),
+    so this process depends on no search code. It runs on the host CPU, as in the paper.
 
     Parameters
     ----------
-    corpus : numpy.ndarray
-        (M, D) embeddings.
+    index : object
+        The corpus, searchable: ``len(index)`` vectors of ``index.dim_`` dimensions, and
+        ``index.search(queries, k)`` giving ``(scores, ids)``, each (B, k).
     k : int
     batch_size : int
         Queries per window (B).
     time_steps : int
         T: a batch of queries arrives every T steps.
-    labels : numpy.ndarray, optional
-        (M,) corpus labels, kept for the caller.
     offset : int
         Steps by which the windows it serves start after the encoder's (the embedding layer's
         depth under pipelined timing; default 0).
@@ -36,20 +34,16 @@ class CosineKNN(AbstractProcess):
     def __init__(
         self,
         *,
-        corpus: np.ndarray,
+        index,
         k: int,
         batch_size: int,
         time_steps: int,
-        labels: np.ndarray | None = None,
         offset: int = 0,
         name: str | None = None,
     ) -> None:
-        from lava_retrieval.search.index import CosineIndex
-
-        index = CosineIndex().add(corpus, labels=labels)  # validates the corpus here
         if not 0 < k <= len(index):
             raise ValueError(f"k must lie in 1..{len(index)}, got {k}")
         super().__init__(index=index, k=k, time_steps=time_steps, offset=offset, name=name)
-        self.query = InPort(shape=(batch_size, index.vectors_.shape[1]))
+        self.query = InPort(shape=(batch_size, int(index.dim_)))
         self.ids = OutPort(shape=(batch_size, k))
         self.scores = OutPort(shape=(batch_size, k))

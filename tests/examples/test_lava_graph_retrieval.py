@@ -19,7 +19,7 @@ def test_the_example_graph_answers_like_the_simulator():
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     result = example.answer(corpus_size=200, num_queries=3, time_steps=8)
-    network, config = result["network"], SimConfig(8)
+    network, config = result["network"], SimConfig(8, timing="delay", readout="membrane")
     corpus = embed(network, example.load_fashion_mnist().train_images[:200], config, progress=False)
     np.testing.assert_array_equal(corpus, result["corpus"])  # the Lava graph's corpus embeddings
     queries = embed(network, result["queries"], config, progress=False)

@@ -334,7 +334,7 @@ def _simulator(engine: str, device: str = "cpu") -> Callable:
         result = simulate(
             network,
             images,
-            SimConfig(steps, timing=timing, chunk_size=4, engine=engine),
+            SimConfig(steps, timing=timing, chunk_size=4, engine=engine, readout="membrane"),
             record_spikes=True,
             device=device,
         )
@@ -393,7 +393,7 @@ def _loihi(network, images, steps, timing, readouts) -> Observed:
     from lava_retrieval.lava_graph.graph import embed
 
     # All images stream through one graph, one window each.
-    config = SimConfig(steps, timing=timing)
+    config = SimConfig(steps, timing=timing, readout="membrane")
     return Observed(
         readouts={"membrane": embed(network, images, config, backend="loihi", progress=False)}
     )
@@ -401,8 +401,8 @@ def _loihi(network, images, steps, timing, readouts) -> Observed:
 
 def _loihi_sdnn(mode: str, tmp_dir: Path | None = None) -> Callable:
     def run(network, images, steps, timing, readouts) -> Observed:
+        from lava_retrieval.exports.netx_sdnn import export_sdnn
         from lava_retrieval.lava_graph.sdnn_graph import SdnnGraph
-        from lava_retrieval.loihi.netx_sdnn import export_sdnn
 
         netx = None if tmp_dir is None else export_sdnn(network, tmp_dir / "sdnn.h5")
         result = SdnnGraph(network, images, mode=mode, netx=netx).run()
@@ -434,9 +434,10 @@ def _sinabs(tmp_dir: Path) -> Callable:
         import sinabs
         from sinabs.activation import MembraneReset, MembraneSubtract, SingleSpike
 
+        from lava_retrieval.exports.nir import export_nir
         from lava_retrieval.snn.neuron import input_current
 
-        path = network.to_nir(timing, time_steps=steps, path=tmp_dir / "net.nir")
+        path = export_nir(network, tmp_dir / "net.nir", timing, steps)
         graph = nir.read(str(path))
         n = len(images)
         with warnings.catch_warnings():  # (nirtorch announces a newer loader)
@@ -495,7 +496,7 @@ def _float32_exact(network: SpikingNetwork, steps: int) -> bool:
 
 def _netx(tmp_dir: Path) -> Callable:
     def run(network, images, steps, timing, readouts) -> Observed:
-        from lava_retrieval.loihi.netx import export_netx, run_netx
+        from lava_retrieval.exports.netx import export_netx, run_netx
 
         path = export_netx(network, tmp_dir / "net.h5")
         per_image = [run_netx(path, network, image, steps) for image in images]

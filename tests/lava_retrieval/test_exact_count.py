@@ -91,7 +91,9 @@ def test_counts_are_an_integer_forward_pass(fashion, name, steps, engine, timing
         result = simulate_reference(network, images[:8], steps, timing)
         images = images[:8]
     else:
-        result = simulate(network, images, SimConfig(steps, timing, engine=engine))
+        result = simulate(
+            network, images, SimConfig(steps, timing, engine=engine, readout="membrane")
+        )
     for i, expected in enumerate(forward_pass(NETWORKS[name], images, steps)):
         np.testing.assert_array_equal(result.spike_counts[i], expected, err_msg=f"layer {i}")
     if steps >= 4:  # not a vacuous equality (at T = 1 the small networks may stay silent)

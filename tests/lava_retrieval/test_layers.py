@@ -18,10 +18,13 @@ ALLOWED = {
     "ann": {"common", "data"},
     "snn": {"common"},
     "loihi": {"common", "snn"},
-    "conversion": {"common", "data", "ann", "snn", "loihi"},
+    "conversion": {"common", "data", "ann", "snn", "loihi", "exports"},
     "engines": {"common", "snn"},
-    "lava_graph": {"common", "snn", "loihi", "engines"},
-    "search": {"common", "data", "snn", "engines", "lava_graph"},
+    "backends": {"common", "snn", "loihi"},
+    "exports": {"common", "snn", "loihi"},
+    "lava_graph": {"common", "snn", "loihi", "backends", "exports", "engines"},
+    "embedding": {"common", "snn", "loihi", "backends", "engines", "lava_graph"},
+    "search": {"common", "data", "snn", "backends", "engines", "lava_graph", "embedding"},
 }
 BELOW_EVALUATION = set(ALLOWED) | {"ann", "conversion"}
 ALLOWED["evaluation"] = BELOW_EVALUATION
@@ -64,3 +67,58 @@ def test_no_layer_imports_a_higher_one(subpackage):
         if (bad := _imported_subpackages(path) - ALLOWED[subpackage] - {subpackage})
     }
     assert wrong == {}
+
+
+PROCS = PACKAGE.parent / "procs"
+#: What the Lava processes of ``procs/`` may import: nothing above the Lava graph's floor (the
+#: graph builds them; the kNN process gets its searchable corpus passed in).
+PROCS_ALLOWED = {"common", "snn", "loihi", "engines"}
+
+
+def test_procs_import_nothing_above_the_graphs_floor():
+    wrong = {
+        str(path.relative_to(PROCS)): sorted(bad)
+        for path in sorted(PROCS.rglob("*.py"))
+        if (bad := _imported_subpackages(path) - PROCS_ALLOWED)
+    }
+    assert wrong == {}
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Every module of ``lava_retrieval`` and ``procs`` and the modules of both it imports,
+    anywhere in it (an import inside a function is an edge too)."""
+    modules = {}
+    for root in (PACKAGE, PROCS):
+        for path in root.rglob("*.py"):
+            parts = path.relative_to(root.parent).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    edges = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            found.update(t for t in targets if t in modules and t != name)
+        edges[name] = found
+    return edges
+
+
+def test_no_import_cycle_between_modules():
+    """No module imports, directly or through others, a module that imports it."""
+    edges = _module_imports()
+    assert len(edges) > 100  # the walk saw the package
+    cycles = []
+    for start in sorted(edges):
+        seen, todo = set(), list(edges[start])
+        while todo:
+            name = todo.pop()
+            if name == start:
+                cycles.append(start)
+                break
+            if name not in seen:
+                seen.add(name)
+                todo.extend(edges[name])
+    assert cycles == []

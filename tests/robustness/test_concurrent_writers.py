@@ -10,8 +10,9 @@ import threading
 import pytest
 
 from lava_retrieval.conversion.methods import get
-from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.search.image_index import ImageIndex
 from lava_retrieval.search.index import RetrievalIndexError
+from lava_retrieval.search.sources import read_source
 from lava_retrieval.snn.config import SimConfig
 
 SOURCES = {"fashion-mnist:test": 10, "fashion-mnist:validation": 7, "fashion-mnist:train": 5}
@@ -24,7 +25,7 @@ def network(fashion):
 
 @pytest.fixture
 def index_dir(network, tmp_path):
-    index = ImageIndex(network, SimConfig(time_steps=8))
+    index = ImageIndex(network, SimConfig(time_steps=8, timing="delay", readout="membrane"))
     index.add(read_source("fashion-mnist:full_train", limit=3, progress=False))
     return index.save(tmp_path / "idx", new=True)
 
@@ -93,7 +94,7 @@ def test_a_save_over_a_version_it_did_not_load_is_refused(index_dir):
 
 
 def test_of_two_builders_into_one_directory_the_second_fails(network, index_dir):
-    other = ImageIndex(network, SimConfig(time_steps=8))
+    other = ImageIndex(network, SimConfig(time_steps=8, timing="delay", readout="membrane"))
     other.add(read_source("fashion-mnist:train", limit=4, progress=False))
     with pytest.raises(RetrievalIndexError, match="already holds an index"):
         other.save(index_dir, new=True)

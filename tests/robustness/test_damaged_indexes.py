@@ -13,7 +13,8 @@ import pytest
 
 from lava_retrieval.cli import main
 from lava_retrieval.common.errors import LavaRetrievalError
-from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.search.image_index import ImageIndex
+from lava_retrieval.search.sources import read_source
 from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 
@@ -24,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def built(tmp_path_factory):
     """An HNSW index of 20 test images (an exact part and a faiss file)."""
     network = SpikingNetwork.load(ROOT / "results" / "snn-32-64-10.npz")
-    index = ImageIndex(network, SimConfig(time_steps=8), index_type="hnsw")
+    index = ImageIndex(
+        network, SimConfig(time_steps=8, timing="delay", readout="membrane"), index_type="hnsw"
+    )
     index.add(read_source("fashion-mnist:test", limit=20, progress=False))
     return index.save(tmp_path_factory.mktemp("built") / "idx")
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.search.image_index import ImageIndex
+from lava_retrieval.search.sources import read_source
 
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK = ROOT / "tests" / "lava_retrieval" / "golden" / "small-net.npz"

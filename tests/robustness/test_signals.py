@@ -280,12 +280,16 @@ def test_serve_ends_as_interrupted(tmp_path, signum, backend):
     import http.client
     import json
 
-    from lava_retrieval.search.image_index import ImageIndex, read_source
+    from lava_retrieval.search.image_index import ImageIndex
+    from lava_retrieval.search.sources import read_source
     from lava_retrieval.snn.config import SimConfig
     from lava_retrieval.snn.network import SpikingNetwork
 
     shm = _segments()
-    index = ImageIndex(SpikingNetwork.load(ROOT / "results" / "snn-32-64-10.npz"), SimConfig(8))
+    index = ImageIndex(
+        SpikingNetwork.load(ROOT / "results" / "snn-32-64-10.npz"),
+        SimConfig(8, timing="delay", readout="membrane"),
+    )
     index.add(read_source("fashion-mnist:test", limit=20, progress=False)).save(tmp_path / "idx")
     command = [
         sys.executable,

@@ -20,8 +20,9 @@ from PIL import Image
 from lava_retrieval.apps.web import SearchService, create_app, make_server, security_headers
 from lava_retrieval.cli import main
 from lava_retrieval.common.strict import MAX_ID, ParseError, decimal, integer, json_depth, loads
-from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.search.image_index import ImageIndex
 from lava_retrieval.search.index import RetrievalIndexError, manifest_digest
+from lava_retrieval.search.sources import read_source
 
 HEADERS = security_headers()
 #: The same examples on every run (derandomized: a failure is reproducible, CI is not a dice
@@ -109,7 +110,9 @@ def writable(small_index, fashion, tmp_path):
         (folder / f"{i}.png").write_bytes(png(fashion, i))
     network = ImageIndex.load(small_index).network
     directory = tmp_path / "idx"
-    ImageIndex(network, SimConfig(8)).add(read_source(folder)).save(directory)
+    ImageIndex(network, SimConfig(8, timing="delay", readout="membrane")).add(
+        read_source(folder)
+    ).save(directory)
     service = SearchService(ImageIndex.load(directory), checkpoint=False, directory=directory)
     return service, create_app(service, k=3, allow_writes=True).test_client(), directory
 
@@ -308,7 +311,7 @@ def test_an_unclosed_string_is_scanned_in_linear_time():
 
 def test_a_file_name_may_hold_a_newline_but_a_name_may_not():
     from lava_retrieval.common.errors import LavaRetrievalError
-    from lava_retrieval.search.image_index import check_item_path
+    from lava_retrieval.search.sources import check_item_path
 
     assert check_item_path("/photos/a\nb.png") == "/photos/a\nb.png"
     for bad in ("upload:a\nb", "/photos/a\x00b.png", "https://x/\x1b[2J"):

@@ -15,7 +15,8 @@ from PIL import Image
 
 from lava_retrieval.apps import web
 from lava_retrieval.apps.web import SearchService, create_app, make_server
-from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.search.image_index import ImageIndex
+from lava_retrieval.search.sources import read_source
 from lava_retrieval.snn.config import SimConfig
 
 CONFIG = SimConfig(time_steps=8, timing="pipelined", readout="integrated")

@@ -141,16 +141,18 @@ def test_operation_counts_count_pixel_messages(fashion):
     images = fashion.test_images[:5]
     sent = input_current(images, network.layers[0].param_scale) > 0
     nonzero = float(sent.sum()) / len(images)
-    exact = op_counts(network, images, SimConfig(4, timing="exact_count"))
+    exact = op_counts(network, images, SimConfig(4, timing="exact_count", readout="membrane"))
     assert exact["layers"][0]["spikes"] == pytest.approx(4 * nonzero)
     ones = replace(network.layers[1], weight=np.ones_like(network.layers[1].weight), bias=None)
     fan_out = SynapticOp(ones)(sent[:, None].astype(np.float32)).sum() / len(images)
     assert exact["layers"][0]["synaptic_ops"] == pytest.approx(4 * fan_out)
-    graded = op_counts(network, images, SimConfig(4, timing="graded"))
+    graded = op_counts(network, images, SimConfig(4, timing="graded", readout="membrane"))
     assert graded["layers"][0]["spikes"] == pytest.approx(nonzero)
     from lava_retrieval.engines.sim import simulate
 
-    counts = simulate(network, images, SimConfig(4, timing="graded")).spike_counts
+    counts = simulate(
+        network, images, SimConfig(4, timing="graded", readout="membrane")
+    ).spike_counts
     for i in (1, 2):
         assert graded["layers"][i]["spikes"] == pytest.approx(
             float((np.asarray(counts[i]) > 0).sum()) / len(images)

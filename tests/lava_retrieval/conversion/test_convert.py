@@ -127,7 +127,7 @@ def test_slope_bookkeeping_on_a_linear_stack():
     images = np.random.default_rng(1).random((32, 28, 28))
     net = convert(ann, images, MAX_BASED)  # max-based: every rate stays <= 1
     steps = 2000
-    result = simulate(net, images, SimConfig(steps, timing="no_delay"))
+    result = simulate(net, images, SimConfig(steps, timing="no_delay", readout="membrane"))
     with torch.no_grad():
         x = torch.from_numpy(images).float()[:, None]
         hidden = ann[:3](x).numpy()
@@ -162,7 +162,9 @@ def test_pooling_modes_agree_in_the_rate_domain(shipped_pair, fashion):
     steps = 256
     estimates = []
     for net in (separate, folded):
-        counts = simulate(net, images, SimConfig(steps, timing="no_delay")).spike_counts[-1]
+        counts = simulate(
+            net, images, SimConfig(steps, timing="no_delay", readout="membrane")
+        ).spike_counts[-1]
         estimates.append(counts / steps / net.layers[-1].slope)  # back to ANN logit units
     a, b = estimates
     # Positive logits (the output neurons rectify) agree within 10 % of the largest one.
@@ -303,7 +305,9 @@ def test_qcfs_input_layer_counts_equal_the_quantised_pixels(fashion):
     images = fashion.test_images[:20]
     ann = ConvNet("4-8-10", activation="qcfs", levels=8).eval()
     network = convert(ann, images)
-    result = simulate(network, images, SimConfig(8, timing="no_delay"), layers=(0,))
+    result = simulate(
+        network, images, SimConfig(8, timing="no_delay", readout="membrane"), layers=(0,)
+    )
     with torch.no_grad():
         quantised = ann.layers[0](torch.from_numpy(images / 255.0)).numpy()
     np.testing.assert_array_equal(result.spike_counts[0].reshape(images.shape), quantised * 8)

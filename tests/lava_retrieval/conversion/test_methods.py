@@ -41,7 +41,9 @@ def test_its_spiking_network_classifies_like_its_ann_at_16_steps(qcfs_network, f
     """An accuracy floor on real data: 1,000 test images, pipelined timing (the method's)."""
     images, labels = fashion.test_images[:1000], fashion.test_labels[:1000]
     ann = 100 * accuracy(get("qcfs").checkpoint().model, images, labels)
-    result = simulate(qcfs_network, images, SimConfig(16, timing="pipelined"), layers=(-1,))
+    result = simulate(
+        qcfs_network, images, SimConfig(16, timing="pipelined", readout="membrane"), layers=(-1,)
+    )
     snn = 100 * np.mean(predict_classes(result.spike_counts[-1], result.membrane[-1]) == labels)
     assert snn >= ann - 1.0
 
@@ -56,7 +58,9 @@ def test_the_exact_count_method_classifies_like_its_ann(qcfs_network, fashion):
     assert (graded.timing, graded.checkpoint_path) == ("graded", method.checkpoint_path)
     images, labels = fashion.test_images[:1000], fashion.test_labels[:1000]
     ann = 100 * accuracy(method.checkpoint().model, images, labels)
-    result = simulate(qcfs_network, images, SimConfig(16, timing="exact_count"), layers=(-1,))
+    result = simulate(
+        qcfs_network, images, SimConfig(16, timing="exact_count", readout="membrane"), layers=(-1,)
+    )
     snn = 100 * np.mean(predict_classes(result.spike_counts[-1], result.membrane[-1]) == labels)
     assert snn >= ann - 0.5
 
@@ -178,7 +182,12 @@ def test_the_default_method_has_an_analog_input(analog_network):
     report sweeps the same method; a network converted like it is recognised as it."""
     method = get(DEFAULT_METHOD)
     assert DEFAULT_METHOD == steps.DEFAULT == "qcfs8-analog"
-    assert (method.timing, method.readout) == (steps.DEFAULT_SIM.timing, steps.DEFAULT_SIM.readout)
+    assert method.sim_config().settings() == {
+        "time_steps": 8,
+        "timing": "exact_count",
+        "readout": "integrated",
+    }
+    assert steps.SWEEP_STEM == "sweep-qcfs8-analog-exact_count-integrated"
     assert analog_network.analog_input and analog_network.layers[0].param_scale > 1
     assert analog_network.manifest["analog_input"]["first_layer_scale_factor"] == 1.0
     assert of_network(analog_network) is method
@@ -192,6 +201,8 @@ def test_the_analog_method_classifies_like_its_ann(analog_network, fashion):
     is in the README's tables)."""
     images, labels = fashion.test_images[:1000], fashion.test_labels[:1000]
     ann = 100 * accuracy(get(DEFAULT_METHOD).checkpoint().model, images, labels)
-    result = simulate(analog_network, images, SimConfig(8, timing="exact_count"), layers=(-1,))
+    result = simulate(
+        analog_network, images, SimConfig(8, timing="exact_count", readout="membrane"), layers=(-1,)
+    )
     snn = 100 * np.mean(predict_classes(result.spike_counts[-1], result.membrane[-1]) == labels)
     assert snn >= ann - 1.0

@@ -32,20 +32,34 @@ ENGINES = ["events", "torch"]
 @pytest.mark.parametrize("engine", ENGINES)
 def test_chunking_and_layer_selection(small_network, fashion, engine):
     images = fashion.test_images[:20]
-    whole = simulate(small_network, images, SimConfig(12, chunk_size=64, engine=engine))
+    whole = simulate(
+        small_network,
+        images,
+        SimConfig(12, chunk_size=64, engine=engine, timing="delay", readout="membrane"),
+    )
     parts = simulate(
         small_network,
         images,
-        SimConfig(12, chunk_size=7, engine=engine),
+        SimConfig(12, chunk_size=7, engine=engine, timing="delay", readout="membrane"),
         layers=(small_network.embedding_layer,),
     )
     e = small_network.embedding_layer
     np.testing.assert_array_equal(parts.membrane[e], whole.membrane[e])
     assert parts.membrane[0] is None and parts.spike_counts[-1] is None
-    last = simulate(small_network, images[:2], SimConfig(12, engine=engine), layers=(-1,))
+    last = simulate(
+        small_network,
+        images[:2],
+        SimConfig(12, engine=engine, timing="delay", readout="membrane"),
+        layers=(-1,),
+    )
     np.testing.assert_array_equal(last.spike_counts[-1], whole.spike_counts[-1][:2])
     with pytest.raises(LavaRetrievalError, match="layers must be indices below"):
-        simulate(small_network, images[:2], SimConfig(12), layers=(len(small_network.layers),))
+        simulate(
+            small_network,
+            images[:2],
+            SimConfig(12, timing="delay", readout="membrane"),
+            layers=(len(small_network.layers),),
+        )
     np.testing.assert_array_equal(
         readout_of(small_network, parts, "membrane"), whole.membrane[e].reshape(20, -1)
     )
@@ -60,14 +74,14 @@ def test_engine_choice_and_errors(fashion):
     network = SpikingNetwork((inp, dense, out), 1, "subtract", "separate", "hand")
     images = fashion.test_images[:2]
     v = simulate_reference(network, images, 3, "delay").membrane
-    got = simulate(network, images, SimConfig(3))
+    got = simulate(network, images, SimConfig(3, timing="delay", readout="membrane"))
     np.testing.assert_array_equal(got.membrane[1], v[1])
     with pytest.raises(LavaRetrievalError, match="int32"):
-        simulate(network, images, SimConfig(3, engine="events"))
+        simulate(network, images, SimConfig(3, engine="events", timing="delay", readout="membrane"))
     with pytest.raises(LavaRetrievalError, match="engine must be one of"):
-        simulate(network, images, SimConfig(3, engine="gpu"))
+        simulate(network, images, SimConfig(3, engine="gpu", timing="delay", readout="membrane"))
     with pytest.raises(LavaRetrievalError, match="28 x 28"):
-        simulate(network, images[:, :20], SimConfig(3))
+        simulate(network, images[:, :20], SimConfig(3, timing="delay", readout="membrane"))
 
 
 def test_max_input_by_hand():
@@ -92,21 +106,40 @@ def test_images_that_are_not_pixels_are_refused(images, message, engine):
     """An int32 copy of uint8 pixels would otherwise be read as 255 times too bright."""
     network = SpikingNetwork.load(Path(__file__).parents[1] / "golden" / "small-net.npz")
     with pytest.raises(LavaRetrievalError, match=message):
-        simulate(network, images, SimConfig(4, engine=engine))
+        simulate(network, images, SimConfig(4, engine=engine, timing="delay", readout="membrane"))
 
 
 def test_device_errors_are_clear(small_network, fashion):
     images = fashion.test_images[:2]
     with pytest.raises(LavaRetrievalError, match="unknown device"):
-        simulate(small_network, images, SimConfig(4), device="abacus")
-    cpu = simulate(small_network, images, SimConfig(4, engine="torch"))
-    explicit = simulate(small_network, images, SimConfig(4), device=torch.device("cpu").type + ":0")
+        simulate(
+            small_network, images, SimConfig(4, timing="delay", readout="membrane"), device="abacus"
+        )
+    cpu = simulate(
+        small_network, images, SimConfig(4, engine="torch", timing="delay", readout="membrane")
+    )
+    explicit = simulate(
+        small_network,
+        images,
+        SimConfig(4, timing="delay", readout="membrane"),
+        device=torch.device("cpu").type + ":0",
+    )
     assert all((a == b).all() for a, b in zip(cpu.membrane, explicit.membrane, strict=True))
     with pytest.raises(LavaRetrievalError, match="CPU only"):
-        simulate(small_network, images, SimConfig(4, engine="events"), device="cuda")
+        simulate(
+            small_network,
+            images,
+            SimConfig(4, engine="events", timing="delay", readout="membrane"),
+            device="cuda",
+        )
     if not torch.cuda.is_available():
         with pytest.raises(LavaRetrievalError, match="no CUDA GPU"):
-            simulate(small_network, images, SimConfig(4), device="cuda")
+            simulate(
+                small_network,
+                images,
+                SimConfig(4, timing="delay", readout="membrane"),
+                device="cuda",
+            )
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -117,12 +150,17 @@ def test_several_time_steps_from_one_run(small_network, fashion, engine, timing)
     from lava_retrieval.engines.sim import simulate_at
 
     images = fashion.test_images[:11]
-    config = SimConfig(99, timing=timing, chunk_size=4, engine=engine)
+    config = SimConfig(99, timing=timing, chunk_size=4, engine=engine, readout="membrane")
     layers = (small_network.embedding_layer, -1)
     at = simulate_at(small_network, images, config, (12, 3, 7, 12), layers=layers)
     assert sorted(at) == [3, 7, 12]
     for steps, result in at.items():
-        alone = simulate(small_network, images, SimConfig(steps, timing=timing), layers=layers)
+        alone = simulate(
+            small_network,
+            images,
+            SimConfig(steps, timing=timing, readout="membrane"),
+            layers=layers,
+        )
         for mine, theirs in zip(
             result.spike_counts + result.membrane, alone.spike_counts + alone.membrane, strict=True
         ):

@@ -19,7 +19,7 @@ def test_calibration_uses_the_validation_split_and_picks_the_best(fashion):
         load_checkpoint(),
         fashion,
         ConversionConfig(calibration_size=200, initial_membrane=0.5),
-        SimConfig(timing="pipelined"),
+        SimConfig(timing="pipelined", time_steps=16, readout="membrane"),
         time_steps=(4, 6),
         percentiles=(99.0, 100.0),
         limit=120,

@@ -48,7 +48,9 @@ def _fan_out(layer, c, y, x) -> int:
 def test_op_counts_equal_a_brute_force_count(small_network, fashion, timing):
     images = fashion.test_images[:3]
     time_steps = 6
-    counts = op_counts(small_network, images, SimConfig(time_steps, timing=timing))
+    counts = op_counts(
+        small_network, images, SimConfig(time_steps, timing=timing, readout="membrane")
+    )
     reference = simulate_reference(small_network, images, time_steps, timing)
     layers = small_network.layers
     spikes = synops = 0
@@ -87,7 +89,9 @@ def test_model_matches_the_papers_measurement_at_t16(fashion):
     network = convert(
         load_checkpoint().model, fashion.train_images[:2000], ConversionConfig(initial_membrane=0)
     )
-    counts = op_counts(network, fashion.test_images[:200], SimConfig(16))
+    counts = op_counts(
+        network, fashion.test_images[:200], SimConfig(16, timing="delay", readout="membrane")
+    )
     estimate = LoihiEnergyModel().estimate(counts)
     measured = paper.loihi_row(16)
     assert estimate["total_mj"] == pytest.approx(measured["mj"], rel=0.05)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.cli import main
+from lava_retrieval.conversion.methods import get
 from lava_retrieval.evaluation import table2 as experiments
 from lava_retrieval.snn.network import SpikingNetwork
 
@@ -29,7 +31,7 @@ def test_small_table2(network, fashion, tmp_path):
         SpikingNetwork.load(network),
         load_checkpoint().model,
         fashion,
-        time_steps=(4, 16),
+        [get("paper").sim_config(t) for t in (4, 16)],
         limit_corpus=1000,
         limit_queries=200,
         progress=False,
@@ -59,14 +61,13 @@ def test_passes_give_the_rows_of_one_t_at_a_time(network, fashion, monkeypatch):
     net = SpikingNetwork.load(network)
     corpus, corpus_labels = (a[:300] for a in fashion.split("full_train"))
     queries, query_labels = (a[:60] for a in fashion.split("test"))
-    config = SimConfig(time_steps=16)
+    config = SimConfig(time_steps=16, timing="delay", readout="membrane")
     steps = (4, 8, 16)
 
     def rows(**kwargs):
         got = experiments.snn_rows(
             net,
-            config,
-            kwargs.get("steps", steps),
+            [replace(config, time_steps=t) for t in kwargs.get("steps", steps)],
             corpus,
             corpus_labels,
             queries,

@@ -14,8 +14,10 @@ from lava_retrieval.cli import main
 from lava_retrieval.conversion.algorithm import ConversionConfig, calibration_indices, convert
 from lava_retrieval.engines.sim import readout_of, simulate
 from lava_retrieval.lava_graph.graph import GraphError, build, embed
-from lava_retrieval.search.index import normalize
+from lava_retrieval.search.index import CosineIndex, normalize
 from lava_retrieval.snn.config import SimConfig
+
+PAPER = SimConfig(16, "delay", "membrane")  # method paper's settings
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +39,21 @@ def queries(fashion):
 
 
 def test_batch_of_four_equals_four_runs_of_one(network, queries):
-    batched = embed(network, queries[:4], SimConfig(16), batch_size=4, progress=False)
+    batched = embed(
+        network,
+        queries[:4],
+        SimConfig(16, timing="delay", readout="membrane"),
+        batch_size=4,
+        progress=False,
+    )
     single = [
-        embed(network, queries[i : i + 1], SimConfig(16), batch_size=1, progress=False)
+        embed(
+            network,
+            queries[i : i + 1],
+            SimConfig(16, timing="delay", readout="membrane"),
+            batch_size=1,
+            progress=False,
+        )
         for i in range(4)
     ]
     np.testing.assert_array_equal(batched, np.concatenate(single))
@@ -48,22 +62,42 @@ def test_batch_of_four_equals_four_runs_of_one(network, queries):
 def test_nothing_leaks_from_one_image_to_the_next(network, queries):
     # Three windows of batch 2 (the last one half empty): every image as if presented alone.
     together = embed(
-        network, queries[:5], SimConfig(16, readout="integrated"), batch_size=2, progress=False
+        network,
+        queries[:5],
+        SimConfig(16, readout="integrated", timing="delay"),
+        batch_size=2,
+        progress=False,
     )
     alone = embed(
-        network, queries[4:5], SimConfig(16, readout="integrated"), batch_size=1, progress=False
+        network,
+        queries[4:5],
+        SimConfig(16, readout="integrated", timing="delay"),
+        batch_size=1,
+        progress=False,
     )
     np.testing.assert_array_equal(together[4], alone[0])
-    reversed_order = embed(network, queries[:5][::-1], SimConfig(16), batch_size=2, progress=False)
+    reversed_order = embed(
+        network,
+        queries[:5][::-1],
+        SimConfig(16, timing="delay", readout="membrane"),
+        batch_size=2,
+        progress=False,
+    )
     np.testing.assert_array_equal(
         reversed_order[::-1],
-        embed(network, queries[:5], SimConfig(16), batch_size=2, progress=False),
+        embed(
+            network,
+            queries[:5],
+            SimConfig(16, timing="delay", readout="membrane"),
+            batch_size=2,
+            progress=False,
+        ),
     )
 
 
 def test_loihi_path_refuses_what_it_cannot_run(network, queries):
     with pytest.raises(GraphError, match="convert with --reset zero"):
-        build(network, queries[:1], backend="loihi")
+        build(network, queries[:1], PAPER, backend="loihi")
     zero = _lowerable(queries)
     with pytest.raises(
         GraphError, match="timings delay and pipelined, not exact_count; .*membrane"
@@ -71,11 +105,11 @@ def test_loihi_path_refuses_what_it_cannot_run(network, queries):
         build(
             zero,
             queries[:2],
-            SimConfig(timing="exact_count", readout="integrated"),
+            SimConfig(timing="exact_count", readout="integrated", time_steps=16),
             backend="loihi",
         )
     with pytest.raises(GraphError, match="lava-loihi"):
-        build(zero, queries[:1], backend="loihi-hw")
+        build(zero, queries[:1], PAPER, backend="loihi-hw")
 
 
 def _lowerable(images):
@@ -93,7 +127,7 @@ def test_the_loihi_path_streams_each_image_as_if_alone(queries, timing):
     """One run embeds image after image on Lava's LIFReset (with an initial potential, so a
     clock pulse starts every window), each as its own graph of one image would."""
     network = _lowerable(queries)
-    config = SimConfig(6, timing=timing)
+    config = SimConfig(6, timing=timing, readout="membrane")
     graph = build(network, queries[:5], config, backend="loihi")
     # A lead step per window (delay's flush; pipelined, for the initial potential's pulse),
     # and under pipelined the embedding layer's depth at the end.
@@ -114,21 +148,22 @@ def test_cosine_knn_in_the_graph_matches_brute_force(network, fashion, queries, 
     window: the kNN and the sinks follow the probe's clock."""
     images = fashion.train_images[:300]
     corpus = readout_of(
-        network, simulate(network, images, SimConfig(16, timing=timing)), "membrane"
+        network,
+        simulate(network, images, SimConfig(16, timing=timing, readout="membrane")),
+        "membrane",
     )
     labels = fashion.train_labels[:300]
     result = build(
         network,
         queries[:6],
-        SimConfig(16, timing=timing),
+        SimConfig(16, timing=timing, readout="membrane"),
         batch_size=4,
-        corpus=corpus,
-        corpus_labels=labels,
+        index=CosineIndex().add(corpus, labels=labels),
         k=3,
     )
     got = result.run(progress=False)
     expected_embeddings = readout_of(
-        network, simulate(network, queries[:6], SimConfig(16, timing=timing))
+        network, simulate(network, queries[:6], SimConfig(16, timing=timing, readout="membrane"))
     )
     np.testing.assert_array_equal(got.embeddings, expected_embeddings)
     sims = normalize(got.embeddings) @ normalize(corpus).T
@@ -139,11 +174,15 @@ def test_cosine_knn_in_the_graph_matches_brute_force(network, fashion, queries, 
 
 def test_bad_input(network):
     with pytest.raises(GraphError, match="images must be"):
-        build(network, np.zeros((2, 32, 32), np.uint8))
+        build(network, np.zeros((2, 32, 32), np.uint8), PAPER)
     with pytest.raises(GraphError, match="backend must be"):
-        build(network, np.zeros((2, 28, 28), np.uint8), backend="gpu")
+        build(network, np.zeros((2, 28, 28), np.uint8), PAPER, backend="gpu")
     with pytest.raises(GraphError, match="use pipelined, its equal"):
-        build(network, np.zeros((2, 28, 28), np.uint8), SimConfig(timing="no_delay"))
+        build(
+            network,
+            np.zeros((2, 28, 28), np.uint8),
+            SimConfig(timing="no_delay", time_steps=16, readout="membrane"),
+        )
 
 
 def test_cli_embed(network, tmp_path, capsys):

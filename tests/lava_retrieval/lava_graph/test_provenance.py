@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from lava_retrieval.common.errors import LavaRetrievalError
-from lava_retrieval.lava_graph.embedding import embed, embed_to_file
+from lava_retrieval.embedding.files import embed, embed_to_file
 from lava_retrieval.snn.config import SimConfig, cache_key
 from lava_retrieval.snn.network import SpikingNetwork
+
+PAPER = SimConfig(16, "delay", "membrane")  # method paper's settings
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "small-net.npz"
 
@@ -62,21 +64,29 @@ def test_fingerprint_covers_what_the_network_computes(network, tmp_path):
 
 
 def test_cache_key_covers_every_setting_that_changes_embeddings(network):
-    base = cache_key(network, SimConfig(time_steps=16))
-    assert base == cache_key(network, SimConfig(time_steps=16, engine="torch", chunk_size=3))
+    base = cache_key(network, SimConfig(time_steps=16, timing="delay", readout="membrane"))
+    assert base == cache_key(
+        network,
+        SimConfig(time_steps=16, engine="torch", chunk_size=3, timing="delay", readout="membrane"),
+    )
     others = {
-        cache_key(network, SimConfig(time_steps=8)),
-        cache_key(network, SimConfig(time_steps=16, timing="no_delay")),
-        cache_key(network, SimConfig(time_steps=16, readout="spike_count")),
-        cache_key(replace(network, reset="zero"), SimConfig(time_steps=16)),
-        cache_key(network, SimConfig(time_steps=16), images="abc"),
+        cache_key(network, SimConfig(time_steps=8, timing="delay", readout="membrane")),
+        cache_key(network, SimConfig(time_steps=16, timing="no_delay", readout="membrane")),
+        cache_key(network, SimConfig(time_steps=16, readout="spike_count", timing="delay")),
+        cache_key(
+            replace(network, reset="zero"),
+            SimConfig(time_steps=16, timing="delay", readout="membrane"),
+        ),
+        cache_key(
+            network, SimConfig(time_steps=16, timing="delay", readout="membrane"), images="abc"
+        ),
     }
     assert base not in others and len(others) == 5
 
 
 def test_embedding_file_and_its_sidecar(network, fashion, tmp_path):
     images = fashion.test_images[:5]
-    config = SimConfig(time_steps=6, readout="integrated")
+    config = SimConfig(time_steps=6, readout="integrated", timing="delay")
     out = tmp_path / "sub" / "emb.npy"
     payload = embed_to_file(network, images, out, config, progress=False, describe={"split": "x"})
     saved = np.load(out)
@@ -93,9 +103,14 @@ def test_embedding_file_and_its_sidecar(network, fashion, tmp_path):
 def test_embedding_refuses_what_it_cannot_do(network, fashion):
     images = fashion.test_images[:2]
     with pytest.raises(LavaRetrievalError, match="backend must be one of"):
-        embed(network, images, backend="gpu")
+        embed(network, images, PAPER, backend="gpu")
     with pytest.raises(LavaRetrievalError, match="use pipelined, its equal"):
-        embed(network, images, SimConfig(timing="no_delay"), backend="lava")
+        embed(
+            network,
+            images,
+            SimConfig(timing="no_delay", time_steps=16, readout="membrane"),
+            backend="lava",
+        )
 
 
 def test_initial_membrane_travels_with_the_network(network, tmp_path):

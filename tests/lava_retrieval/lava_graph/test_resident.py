@@ -15,7 +15,8 @@ from lava_retrieval.conversion.algorithm import ConversionConfig, convert
 from lava_retrieval.engines.sim import readout_of, simulate
 from lava_retrieval.lava_graph.graph import GraphError
 from lava_retrieval.lava_graph.resident import ResidentGraph
-from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.search.image_index import ImageIndex
+from lava_retrieval.search.sources import read_source
 from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 
@@ -31,7 +32,7 @@ def _shm() -> set[str]:
 @pytest.mark.parametrize(
     ("path", "config", "batch_size"),
     [
-        (PAPER, SimConfig(10, "delay"), 1),
+        (PAPER, SimConfig(10, "delay", readout="membrane"), 1),
         (PAPER, SimConfig(5, "pipelined", "integrated"), 2),
         (DEFAULT, SimConfig(4, "exact_count", "integrated"), 1),
         (DEFAULT, SimConfig(4, "graded", "spike_count"), 1),
@@ -64,7 +65,7 @@ def test_a_resident_loihi_graph_streams_query_after_query(fashion, timing):
     """Lava's Conv/Dense/LIFReset kept running: each call's windows continue the last's."""
     config = ConversionConfig(reset="zero", num_weight_bits=8, calibration_size=32)
     network = convert(load_checkpoint().model, fashion.train_images[:32], config)
-    images, settings = fashion.test_images[:4], SimConfig(12, timing)
+    images, settings = fashion.test_images[:4], SimConfig(12, timing, readout="membrane")
     want = readout_of(network, simulate(network, images, settings), "membrane")
     with ResidentGraph(network, settings, batch_size=8, backend="loihi") as graph:
         assert graph.batch_size == 1
@@ -81,7 +82,9 @@ def test_the_index_searches_through_a_resident_graph(fashion):
     queries = fashion.test_images[100:103]
     with index.resident_graph() as graph:
         through_graph = index.search(queries, 4, graph=graph)
-        other = ImageIndex(network, SimConfig(7)).add(read_source("fashion-mnist:test", limit=5))
+        other = ImageIndex(network, SimConfig(7, timing="delay", readout="membrane")).add(
+            read_source("fashion-mnist:test", limit=5)
+        )
         with pytest.raises(Exception, match="another network or other settings"):
             other.search(queries, 2, graph=graph)
     simulated = index.search(queries, 4)
@@ -96,10 +99,10 @@ def test_the_index_searches_through_a_resident_graph(fashion):
 def test_what_a_resident_graph_refuses(fashion):
     network = SpikingNetwork.load(PAPER)
     with pytest.raises(GraphError, match="resident graph runs on the backends"):
-        ResidentGraph(network, SimConfig(4), backend="loihi-hw")
+        ResidentGraph(network, SimConfig(4, timing="delay", readout="membrane"), backend="loihi-hw")
     with pytest.raises(GraphError, match="the Loihi backend: .*convert with --reset zero"):
-        ResidentGraph(network, SimConfig(4), backend="loihi")
-    with ResidentGraph(network, SimConfig(4)) as graph:
+        ResidentGraph(network, SimConfig(4, timing="delay", readout="membrane"), backend="loihi")
+    with ResidentGraph(network, SimConfig(4, timing="delay", readout="membrane")) as graph:
         with pytest.raises(GraphError, match=r"images must be \(N, 28, 28\)"):
             graph.embed(np.zeros((2, 14, 14), np.uint8))
         # A bad call leaves the graph running.

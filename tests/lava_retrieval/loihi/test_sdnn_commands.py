@@ -11,7 +11,7 @@ import pytest
 from lava_retrieval.apps.web import SearchService
 from lava_retrieval.cli import main
 from lava_retrieval.conversion.methods import resolve
-from lava_retrieval.lava_graph.embedding import embed
+from lava_retrieval.embedding.files import embed
 from lava_retrieval.lava_graph.resident import ResidentGraph
 from lava_retrieval.search.image_index import ImageIndex
 

@@ -15,8 +15,9 @@ from lava_retrieval.search.approximate import (
     nlist_for,
     recall_at_k,
 )
-from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.search.image_index import ImageIndex
 from lava_retrieval.search.index import CosineIndex, RetrievalIndexError
+from lava_retrieval.search.sources import read_source
 from lava_retrieval.snn.config import SimConfig
 
 CONFIG = SimConfig(time_steps=8, timing="pipelined", readout="integrated")

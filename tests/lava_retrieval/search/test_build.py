@@ -16,8 +16,9 @@ from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.data.augment import augment
 from lava_retrieval.search import build as build_module
 from lava_retrieval.search import index as index_module
-from lava_retrieval.search.build import build_index, check_ray_address, plan_source
-from lava_retrieval.search.image_index import ImageIndex, read_query, read_source
+from lava_retrieval.search.build import build_index, check_ray_address
+from lava_retrieval.search.image_index import ImageIndex
+from lava_retrieval.search.sources import plan_source, read_query, read_source
 from lava_retrieval.snn.config import SimConfig
 
 CONFIG = SimConfig(time_steps=8, timing="pipelined", readout="integrated")

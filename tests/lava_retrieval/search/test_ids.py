@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from lava_retrieval.cli import main
-from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.search.image_index import ImageIndex
 from lava_retrieval.search.index import RetrievalIndexError
+from lava_retrieval.search.sources import read_source
 from lava_retrieval.snn.config import SimConfig
 
 CONFIG = SimConfig(time_steps=8, timing="pipelined", readout="integrated")

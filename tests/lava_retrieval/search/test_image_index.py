@@ -12,8 +12,9 @@ from PIL import Image
 
 from lava_retrieval.cli import main
 from lava_retrieval.conversion.methods import get
-from lava_retrieval.search.image_index import ImageIndex, read_source
+from lava_retrieval.search.image_index import ImageIndex
 from lava_retrieval.search.index import RetrievalIndexError
+from lava_retrieval.search.sources import read_source
 from lava_retrieval.snn.config import SimConfig
 
 CONFIG = SimConfig(time_steps=8, timing="pipelined", readout="integrated")
@@ -170,7 +171,7 @@ def test_cli_errors(photos, network_file, tmp_path, capsys, argv, message):
 def test_an_index_of_a_relative_folder_answers_from_any_directory(
     photos, network_file, tmp_path, monkeypatch
 ):
-    from lava_retrieval.search.image_index import read_query
+    from lava_retrieval.search.sources import read_query
     from lava_retrieval.snn.network import SpikingNetwork
 
     monkeypatch.chdir(photos)

@@ -25,8 +25,8 @@ import h5py
 import numpy as np
 
 from lava_retrieval.common.atomic import atomic_path
+from lava_retrieval.exports.netx import _string
 from lava_retrieval.loihi import sdnn_lowering
-from lava_retrieval.loihi.netx import _string
 from lava_retrieval.snn.network import SpikingNetwork
 
 #: What ``netx.hdf5.Network`` needs told: the input layer is our Delta encoder's, not netx's.

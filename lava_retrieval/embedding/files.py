@@ -1,9 +1,8 @@
 """Image embeddings from a spiking network, by any backend, and their files.
 
-A *backend* is what runs the network: ``sim`` (the fast simulator,
-:mod:`lava_retrieval.engines.sim`,
-with its *engine* ``auto``/``events``/``torch``) or one of the Lava process graph's backends
-(:data:`lava_retrieval.lava_graph.graph.BACKENDS`: ``lava``, ``lava-float``, ``loihi``,
+A *backend* is what runs the network (:mod:`lava_retrieval.backends.registry`): ``sim`` (the
+fast simulator, :mod:`lava_retrieval.engines.sim`, with its *engine* ``auto``/``events``/
+``torch``) or one of the Lava process graph's backends (``lava``, ``lava-float``, ``loihi``,
 ``loihi-hw``). All
 give the same embeddings (the conformance suite holds them to the reference), at different
 speeds. The command line's ``embed`` is a thin wrapper around :func:`embed_to_file`.
@@ -18,21 +17,22 @@ from pathlib import Path
 
 import numpy as np
 
+from lava_retrieval.backends import registry
 from lava_retrieval.common.atomic import atomic_path, write_text
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.engines import sim
 from lava_retrieval.lava_graph import graph
-from lava_retrieval.lava_graph.graph import BACKENDS as GRAPH_BACKENDS
 from lava_retrieval.snn.config import ENGINES, SimConfig, cache_key
 from lava_retrieval.snn.network import SpikingNetwork
 
-BACKENDS = ("sim", *GRAPH_BACKENDS)
+BACKENDS = registry.names("embed")
+"""The backends :func:`embed` offers."""
 
 
 def embed(
     network: SpikingNetwork,
     images: np.ndarray,
-    config: SimConfig | None = None,
+    config: SimConfig,
     *,
     backend: str = "sim",
     batch_size: int = 256,
@@ -45,22 +45,18 @@ def embed(
     network : SpikingNetwork
     images : numpy.ndarray
         (N, H, W) uint8 or float in [0, 1].
-    config : SimConfig, optional
-        Time steps, timing, readout (and, for ``sim``, engine and chunk size); default
-        ``SimConfig()``. The Lava graph runs the ``delay`` and ``pipelined`` timings (whose
-        integers equal ``no_delay``'s).
+    config : SimConfig
+        Time steps, timing, readout (and, for ``sim``, engine and chunk size): a method's
+        (``METHODS[name].sim_config()``) or your own.
     backend : {"sim", "lava", "lava-float", "loihi", "loihi-hw"}
     batch_size : int
         Images per presentation window of the Lava graph.
     progress : bool
 
-    >>> embed(net, images[:4], SimConfig(time_steps=16), progress=False).shape
+    >>> embed(net, images[:4], SimConfig(16, "delay", "membrane"), progress=False).shape
     (4, 1024)
     """
-    config = config or SimConfig()
-    if backend not in BACKENDS:
-        raise LavaRetrievalError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "sim":
+    if not registry.get(backend, "embed").graph:
         return sim.embed(network, images, config, progress=progress)
     if batch_size < 1:
         raise LavaRetrievalError(f"batch_size must be >= 1, got {batch_size}")
@@ -74,7 +70,7 @@ def embed_to_file(
     network: SpikingNetwork,
     images: np.ndarray,
     out: str | os.PathLike,
-    config: SimConfig | None = None,
+    config: SimConfig,
     *,
     backend: str = "sim",
     batch_size: int = 256,
@@ -88,7 +84,6 @@ def embed_to_file(
     their cache key (:func:`lava_retrieval.engines.sim.cache_key`), the backend, the time taken and
     whatever ``describe`` adds (the data split, the network's path).
     """
-    config = config or SimConfig()
     out = Path(out)
     start = time.perf_counter()
     embeddings = embed(
@@ -114,4 +109,4 @@ def embed_to_file(
     return payload
 
 
-__all__ = ["BACKENDS", "ENGINES", "GRAPH_BACKENDS", "embed", "embed_to_file"]
+__all__ = ["BACKENDS", "ENGINES", "embed", "embed_to_file"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lava_retrieval.cli import main
-from lava_retrieval.snn.nir import NIRExportError, to_nir, ungrouped
+from lava_retrieval.exports.nir import NIRExportError, export_nir, to_nir, ungrouped
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def paper(fashion):
 
 
 def test_the_graph_of_the_paper_network(paper, tmp_path):
-    path = paper.to_nir(time_steps=16, path=tmp_path / "net.nir")
+    path = export_nir(paper, tmp_path / "net.nir", time_steps=16)
     graph = nir.read(str(path))
     kinds = {name: type(node).__name__ for name, node in graph.nodes.items()}
     assert kinds == {
@@ -84,7 +84,7 @@ def test_timings_nir_cannot_state_are_refused(paper, timing, tmp_path):
     with pytest.raises(NIRExportError, match=f"cannot export to NIR: the {timing} timing"):
         to_nir(paper, timing)
     with pytest.raises(NIRExportError):
-        paper.to_nir(timing, path=tmp_path / "x.nir")
+        export_nir(paper, tmp_path / "x.nir", timing)
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.conversion.algorithm import ConversionConfig, calibration_indices, convert
-from lava_retrieval.loihi.netx import NetxExportError, export_netx
+from lava_retrieval.exports.netx import NetxExportError, export_netx
 
 NETX_CONFIG = ConversionConfig(
     pool_mode="folded", reset="zero", num_weight_bits=8, calibration_size=300
