@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.setup-done
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: setup demo test lint clean reproduce reproduce-quick
+.PHONY: setup demo test test-fast lint clean reproduce reproduce-quick
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -25,12 +25,18 @@ reproduce: $(STAMP)
 reproduce-quick: $(STAMP)
 	$(VENV)/bin/lava-retrieval reproduce --quick
 
+# Everything (about 10 minutes on 2 cores); test-fast: every module, without the slow tier
+# (the Lava, Loihi, netx and sinabs conformance rows, notebooks, signals, training, reproduce,
+# the browser), in under 2 minutes.
 test: $(STAMP)
 	$(PYTEST) -q
 
+test-fast: $(STAMP)
+	$(PYTEST) -q -m "not slow"
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lava_retrieval procs tests examples benchmarks conftest.py
-	$(VENV)/bin/ruff format --check lava_retrieval procs tests examples benchmarks conftest.py
+	$(VENV)/bin/ruff check lava_retrieval procs tests examples benchmarks scripts conftest.py
+	$(VENV)/bin/ruff format --check lava_retrieval procs tests examples benchmarks scripts conftest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -523,7 +523,8 @@ def sdnn() -> str:
         + f"the simulator {speed['sim']['images_per_second']:,.0f}, the project's Lava graph "
         + f"{speed['lava']['images_per_second']:.0f}; a resident Loihi-path query "
         + f"{bench['resident']['median_ms']:.0f} ms. From `results/eval-qcfs8-sdnn.json` "
-        + "(`lava-retrieval evaluate --method qcfs8-sdnn --out-dir results --stem eval-qcfs8-sdnn`),"
+        + "(`lava-retrieval evaluate --method qcfs8-sdnn --out-dir results --stem "
+        + "eval-qcfs8-sdnn`),"
         + " `results/eval-qcfs8-sdnn-converted-only.json` (the same with `--checkpoint "
         + "lava_retrieval/pretrained/32-64-10-qcfs8a --stem eval-qcfs8-sdnn-converted-only`), "
         + "`results/energy.json` (`lava-retrieval reproduce --only energy`) and "
@@ -699,6 +700,34 @@ def bench_memory() -> str:
     )
 
 
+def methods() -> str:
+    """Every method of the registry (``lava_retrieval.conversion.methods.METHODS``): its T,
+    timing, readout and where it runs, as ``lava-retrieval methods`` says."""
+    from lava_retrieval.backends import registry
+    from lava_retrieval.cli.methods import EXPORTS, capabilities
+    from lava_retrieval.conversion.methods import DEFAULT_METHOD, METHODS
+
+    simulated = [name for name in registry.names() if not registry.BACKENDS[name].hardware]
+    lines = [
+        "| method | T | timing | readout | runs on | exports | what it is |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, method in METHODS.items():
+        can = capabilities(method)
+        lines.append(
+            f"| `{name}`{' (default)' if name == DEFAULT_METHOD else ''} | "
+            f"{'/'.join(map(str, method.time_steps))} | `{method.timing}` | `{method.readout}` | "
+            f"{', '.join(b for b in simulated if can[b] is None)} | "
+            f"{', '.join(e for e in EXPORTS if can[e] is None) or '—'} | {method.description} |"
+        )
+    return (
+        "\n".join(lines)
+        + "\n\nFrom the method registry (`lava_retrieval.conversion.methods.METHODS`); "
+        + "`lava-retrieval methods` gives the reason for every backend and export a method "
+        + "cannot use (`loihi-hw` runs what `loihi` runs, where Intel's lava-loihi is installed)."
+    )
+
+
 def reproduction() -> str:
     """Headline rows of results/REPRODUCTION.md (from the files `lava-retrieval reproduce`
     wrote)."""
@@ -763,6 +792,7 @@ def reproduction() -> str:
 
 
 BLOCKS = {
+    "methods": methods,
     "shipped-ann": shipped_ann,
     "reproduction": reproduction,
     "conversion": conversion,

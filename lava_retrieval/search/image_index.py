@@ -128,6 +128,7 @@ class ImageIndex:
     preprocessing : Preprocessing, optional
         How image files become input (default: automatic inversion).
 
+    >>> from lava_retrieval.search.sources import read_source
     >>> index = ImageIndex(net, SimConfig(16, "delay", "membrane"))
     >>> len(index.add(read_source("fashion-mnist:test", limit=50, progress=False)))
     50

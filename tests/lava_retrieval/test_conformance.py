@@ -616,10 +616,17 @@ def expected(built):
     return get
 
 
+#: The engines that run a Lava process graph, netx or sinabs (seconds a pair): the slow tier.
+SLOW_ENGINES = {"lava", "lava-float", "loihi", "netx", "loihi-sdnn", "loihi-sdnn-reset"}
+SLOW_ENGINES |= {"netx-sdnn", "sinabs"}
+
+
 @pytest.mark.parametrize(
     ("engine", "case", "timing"),
     [
-        (engine, case, timing)
+        pytest.param(
+            engine, case, timing, marks=[pytest.mark.slow] if engine in SLOW_ENGINES else []
+        )
         for engine, spec in ENGINES.items()
         for case in CASES
         for timing in spec.timings

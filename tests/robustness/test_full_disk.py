@@ -32,9 +32,12 @@ def _namespaces_work() -> bool:
     return probe.returncode == 0
 
 
-pytestmark = pytest.mark.skipif(
-    not _namespaces_work(), reason="needs `unshare --user --mount` to mount a small tmpfs"
-)
+pytestmark = [
+    pytest.mark.slow,  # not in the fast tier (make test-fast)
+    pytest.mark.skipif(
+        not _namespaces_work(), reason="needs `unshare --user --mount` to mount a small tmpfs"
+    ),
+]
 
 
 @pytest.fixture(scope="module")

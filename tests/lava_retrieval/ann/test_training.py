@@ -21,6 +21,8 @@ from lava_retrieval.ann.training import train
 from lava_retrieval.cli import main
 from lava_retrieval.common.errors import CheckpointError, LavaRetrievalError
 
+pytestmark = pytest.mark.slow  # not in the fast tier (make test-fast)
+
 TINY = TrainConfig(arch="8-16-10", epochs=2, train_limit=1500, batch_size=50, seed=3)
 
 

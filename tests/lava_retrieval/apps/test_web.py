@@ -69,6 +69,7 @@ def test_test_image_and_k(client):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (make setup installs it)")
 def test_in_a_real_browser(web_service, fashion, tmp_path):
     from playwright.sync_api import expect, sync_playwright

@@ -21,6 +21,8 @@ from lava_retrieval.reproduce.steps import (
     reproduce,
 )
 
+pytestmark = pytest.mark.slow  # not in the fast tier (make test-fast)
+
 TINY = replace(
     Plan.quick(),
     archs=("4-8-10", "32-64-128-256-10"),
