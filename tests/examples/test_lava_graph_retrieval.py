@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lava_retrieval.engines.sim import embed
 from lava_retrieval.search.index import CosineIndex
@@ -14,6 +15,7 @@ from lava_retrieval.snn.config import SimConfig
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lava_graph_retrieval.py"
 
 
+@pytest.mark.slow
 def test_the_example_graph_answers_like_the_simulator():
     spec = importlib.util.spec_from_file_location("lava_graph_retrieval", EXAMPLE)
     example = importlib.util.module_from_spec(spec)

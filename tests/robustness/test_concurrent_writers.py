@@ -15,6 +15,8 @@ from lava_retrieval.search.index import RetrievalIndexError
 from lava_retrieval.search.sources import read_source
 from lava_retrieval.snn.config import SimConfig
 
+pytestmark = pytest.mark.slow  # not in the fast tier (make test-fast)
+
 SOURCES = {"fashion-mnist:test": 10, "fashion-mnist:validation": 7, "fashion-mnist:train": 5}
 
 

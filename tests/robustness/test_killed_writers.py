@@ -17,6 +17,8 @@ import pytest
 from lava_retrieval.search.image_index import ImageIndex
 from lava_retrieval.search.sources import read_source
 
+pytestmark = pytest.mark.slow  # not in the fast tier (make test-fast)
+
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK = ROOT / "tests" / "lava_retrieval" / "golden" / "small-net.npz"
 

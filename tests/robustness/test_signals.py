@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # not in the fast tier (make test-fast)
+
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK = ROOT / "tests" / "lava_retrieval" / "golden" / "small-net.npz"
 
@@ -344,8 +346,6 @@ INTERRUPTED_SEGMENT = """
 import os, sys
 from multiprocessing import resource_tracker, shared_memory
 from lava_retrieval.common.lava_runtime import import_lava, release_segments, segments_mark
-
-pytestmark = pytest.mark.slow  # not in the fast tier (make test-fast)
 import_lava()
 where = sys.argv[1]
 mark = segments_mark()

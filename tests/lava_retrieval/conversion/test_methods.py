@@ -14,6 +14,7 @@ from lava_retrieval.search.metrics import predict_classes
 from lava_retrieval.snn.config import SimConfig
 
 
+@pytest.mark.slow
 def test_the_qcfs_checkpoint_is_within_half_a_point_of_the_relu_one(fashion):
     images, labels = fashion.split("test")
     qcfs = get("qcfs").checkpoint()
@@ -156,6 +157,7 @@ def test_the_method_is_read_from_metadata_not_weights(monkeypatch):
     assert of_network(SpikingNetwork.load(PAPER_NET)) is METHODS["paper"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["qcfs8-analog", "qcfs4-analog"])
 def test_the_analog_checkpoints_are_shipped_with_their_commands(name, fashion):
     """Each ANN trained at L = T with the 8-bit image as its input: its recorded command, its

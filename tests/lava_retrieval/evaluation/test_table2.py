@@ -142,6 +142,7 @@ def test_cli_evaluate(network, tmp_path, capsys):
     assert "--time-steps: '0' is not a positive integer" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(tmp_path, monkeypatch):
     from lava_retrieval.apps.demo import run
 

@@ -17,6 +17,8 @@ from lava_retrieval.lava_graph.graph import GraphError, build, embed
 from lava_retrieval.search.index import CosineIndex, normalize
 from lava_retrieval.snn.config import SimConfig
 
+pytestmark = pytest.mark.slow  # not in the fast tier (make test-fast)
+
 PAPER = SimConfig(16, "delay", "membrane")  # method paper's settings
 
 

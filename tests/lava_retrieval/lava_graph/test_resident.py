@@ -20,6 +20,8 @@ from lava_retrieval.search.sources import read_source
 from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 
+pytestmark = pytest.mark.slow  # not in the fast tier (make test-fast)
+
 RESULTS = Path(__file__).parents[3] / "results"
 PAPER = RESULTS / "snn-32-64-10.npz"
 DEFAULT = RESULTS / "snn-32-64-10-qcfs8-analog.npz"

@@ -15,6 +15,8 @@ from lava_retrieval.embedding.files import embed
 from lava_retrieval.lava_graph.resident import ResidentGraph
 from lava_retrieval.search.image_index import ImageIndex
 
+pytestmark = pytest.mark.slow  # not in the fast tier (make test-fast)
+
 
 @pytest.fixture(scope="module")
 def resolved(fashion):

@@ -149,6 +149,7 @@ def cluster():
     nodes.shutdown()
 
 
+@pytest.mark.slow
 def test_a_ray_build_on_two_nodes_equals_the_one_process_build(
     network, folder, cluster, tmp_path, capsys
 ):
