@@ -59,6 +59,7 @@ from lava_retrieval.search.approximate import (
 from lava_retrieval.search.index import (
     MANIFEST,
     CosineIndex,
+    NotInIndexError,
     RetrievalIndexError,
     check_file,
     check_index_directory,
@@ -270,6 +271,17 @@ class ImageIndex:
             )
         if source.class_names and self.class_names and source.class_names != self.class_names:
             raise RetrievalIndexError("these images' class names differ from the index's")
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether its images carry class labels (a Fashion-MNIST source)."""
+        return self.index.labels_ is not None
+
+    def put(self, source: Images, embeddings: np.ndarray, ids) -> ImageIndex:
+        """Add ``source``'s images with their ``embeddings`` (made by :meth:`embed`) under
+        ``ids``, replacing the images those ids had (an upsert); what ``PUT /api/items/<id>``
+        does under the writers' lock."""
+        return self._append(source, embeddings, ids)
 
     def _append(
         self, source: Images, embeddings: np.ndarray, ids=None, *, record: bool = True
@@ -580,7 +592,7 @@ class ImageIndex:
         try:
             return self._positions[int(id_)]
         except (KeyError, TypeError, ValueError):
-            raise RetrievalIndexError(f"not in the index: id {id_}") from None
+            raise NotInIndexError(f"not in the index: id {id_}") from None
 
     def search_files(
         self,

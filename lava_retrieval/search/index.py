@@ -77,6 +77,10 @@ class RetrievalIndexError(LavaRetrievalError):
     """Bad input to a :class:`CosineIndex` (dimension, k, empty index, unreadable files)."""
 
 
+class NotInIndexError(RetrievalIndexError):
+    """An id that the index does not hold."""
+
+
 def _as_matrix(vectors: np.ndarray, what: str, dim: int | None) -> np.ndarray:
     vectors = np.asarray(vectors)
     if vectors.ndim == 1:
@@ -265,7 +269,7 @@ class CosineIndex:
         missing = np.setdiff1d(ids, self.ids_)
         if len(missing):
             shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
-            raise RetrievalIndexError(f"not in the index: id {shown}")
+            raise NotInIndexError(f"not in the index: id {shown}")
         keep = ~np.isin(self.ids_, ids)
         self.vectors_, self.ids_ = self.vectors_.select(keep), self.ids_[keep]
         if self.labels_ is not None:

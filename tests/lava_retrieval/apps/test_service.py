@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lava_retrieval.apps import web
+from lava_retrieval.apps import service as service_module
 from lava_retrieval.apps.web import SearchService, create_app, make_server
 from lava_retrieval.search.image_index import ImageIndex
 from lava_retrieval.search.sources import read_source
@@ -109,7 +109,7 @@ def test_a_labelled_index_takes_no_uploaded_items(web_service, fashion):
 
 def test_a_large_index_reads_the_images_it_shows(network, monkeypatch):
     """Above CORPUS_IN_MEMORY the images shown are read from their paths when asked."""
-    monkeypatch.setattr(web, "CORPUS_IN_MEMORY", 50)
+    monkeypatch.setattr(service_module, "CORPUS_IN_MEMORY", 50)
     index = ImageIndex(network, CONFIG).add(read_source("fashion-mnist:augmented:120"))
     service = SearchService(index)
     assert service.corpus is None and service.ann is None and "100,000" not in service.ann_note
