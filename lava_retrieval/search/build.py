@@ -76,7 +76,7 @@ def embedded_here(index, plan: SourcePlan, *, backend: str = "sim", chunk: int =
         embeddings = (
             index.embed(images.images, backend)
             if len(images.images)
-            else np.zeros((0, index.index.dim_), np.float32)
+            else np.zeros((0, index.dim), np.float32)
         )
         yield images, embeddings
 
@@ -133,8 +133,7 @@ def build_index(
             ):
                 for images, embeddings in batches:
                     if len(embeddings):
-                        index._append(images, embeddings, record=False)
-                        index.index.spill(directory)
+                        index.spill(images, embeddings, directory)
                     bad += images.bad
                     bar.update(len(images.paths) + len(images.bad))
             if not len(index):
@@ -145,9 +144,7 @@ def build_index(
             embed_seconds = time.perf_counter() - start
             index.save(directory, new=True, progress=progress)
         except BaseException:
-            for name in index.index.vectors_.names:  # the spilled shards: nothing is left
-                if name is not None and index.index.vectors_.home == directory.resolve():
-                    (directory / name).unlink(missing_ok=True)
+            index.discard(directory)  # the spilled shards: nothing is left
             if created:
                 with contextlib.suppress(OSError):
                     directory.rmdir()

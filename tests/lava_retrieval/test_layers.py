@@ -84,9 +84,23 @@ def test_procs_import_nothing_above_the_graphs_floor():
     assert wrong == {}
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:`` (imports for annotations
+    alone, which never run)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+
+
 def _module_imports() -> dict[str, set[str]]:
     """Every module of ``lava_retrieval`` and ``procs`` and the modules of both it imports,
-    anywhere in it (an import inside a function is an edge too)."""
+    anywhere in it (an import inside a function is an edge too; one for annotations alone,
+    under ``if TYPE_CHECKING:``, is not)."""
     modules = {}
     for root in (PACKAGE, PROCS):
         for path in root.rglob("*.py"):
@@ -95,7 +109,7 @@ def _module_imports() -> dict[str, set[str]]:
     edges = {}
     for name, path in modules.items():
         found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _runtime_nodes(ast.parse(path.read_text())):
             targets = []
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]

@@ -1,0 +1,301 @@
+"""The index directory of an :class:`~lava_retrieval.search.image_index.ImageIndex` and its
+write protocol: saving, loading and changing it in place, each under the writers' lock.
+
+An index directory holds, all written crash-consistently by :meth:`CosineIndex.save`:
+
+``index.json``
+    The manifest: count, dimension, and under ``metadata`` the network's fingerprint (a hash of
+    its content, :meth:`SpikingNetwork.fingerprint`), the simulation settings (time steps,
+    timing, readout) and :func:`lava_retrieval.engines.sim.cache_key`, the network's initial
+    membrane,
+    the preprocessing of images (:class:`lava_retrieval.data.images.Preprocessing`), class names and
+    the sources added.
+``embeddings-V.npy``, ``ids-V.npy``, ``labels-V.npy``
+    The normalised embeddings, ids and labels (when known: Fashion-MNIST sources). Ids are
+    stable: given in order (the manifest's ``next_id``), kept through removals and upserts,
+    never given out again.
+``paths-V.json``
+    One absolute path (or ``fashion-mnist:SPLIT:I``) per embedding, so that an index answers
+    from any working directory.
+``network-V.npz``
+    The spiking network itself, so that a query is embedded by exactly the network, and with
+    exactly the settings, of the corpus: a search never mixes embeddings of two networks.
+``faiss-V.index``
+    An approximate index (:mod:`lava_retrieval.search.approximate`) over the embeddings, when
+    the index was built with an ``index_type`` other than ``exact``; the manifest's
+    ``metadata.search`` records its type, faiss factory string and its recall@10 against the
+    exact search, measured on a sample of its own embeddings at every save.
+
+Sources are a folder of images (recursive), a list file, or a Fashion-MNIST split
+(``fashion-mnist:train``, ``:test``, ``:validation``, ``:full_train``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lava_retrieval.common.atomic import check_output
+from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.common.locking import exclusive
+from lava_retrieval.common.strict import MAX_ID, loads
+from lava_retrieval.data.images import (
+    Preprocessing,
+)
+from lava_retrieval.search.approximate import (
+    DEFAULT_KNOBS,
+    INDEX_TYPES,
+    ApproximateIndex,
+)
+from lava_retrieval.search.index import CosineIndex
+from lava_retrieval.search.index_files import (
+    MANIFEST,
+    RetrievalIndexError,
+    check_file,
+    check_index_directory,
+    read_checked,
+    while_unchanged,
+)
+from lava_retrieval.search.sources import (
+    Images,
+)
+from lava_retrieval.snn.config import SimConfig, cache_key
+from lava_retrieval.snn.network import SpikingNetwork
+
+if TYPE_CHECKING:
+    from lava_retrieval.search.image_index import ImageIndex
+
+MAX_PATHS_BYTES = 1 << 33  # paths.json: 8 GiB is past any index this package can hold
+
+
+class IndexDirectory:
+    """What an :class:`~lava_retrieval.search.image_index.ImageIndex` does with its
+    directory (a base of it): describe itself in the manifest, save, load, and change a saved
+    index (:meth:`extend`, :meth:`remove_from`) crash-consistently under the writers' lock."""
+
+    @property
+    def metadata(self: ImageIndex) -> dict:
+        """What the manifest records about the embeddings."""
+        return {
+            "network": {
+                "fingerprint": self.network.fingerprint(),
+                "arch": self.network.arch,
+                "initial_membrane": self.network.initial_membrane,
+                "embedding_layer": self.network.layers[self.network.embedding_layer].name,
+            },
+            "simulation": self.config.settings(),
+            "cache_key": cache_key(self.network, self.config),
+            "preprocessing": self.preprocessing.to_dict(),
+            "class_names": self.class_names,
+            "sources": self.sources,
+            "next_id": self.next_id,
+            "search": self.search_info,
+        }
+
+    @property
+    def search_info(self: ImageIndex) -> dict:
+        """How the index searches: its type and, when approximate, the faiss factory string,
+        the knobs with their defaults and the recall@10 measured at the last save."""
+        if self.index_type == "exact":
+            return {"index_type": "exact"}
+        info = {"index_type": self.index_type}
+        if self.approximate is not None:
+            info["factory"] = self.approximate.factory
+            info["faiss"] = self.approximate.describe()
+            info["knobs"] = {
+                name: {"default": DEFAULT_KNOBS[name], "min": low, "max": high}
+                for name, (low, high) in self.approximate.knobs().items()
+            }
+        if self.recall is not None:
+            info["recall"] = self.recall
+        return info
+
+    @classmethod
+    def remove_from(
+        cls: type[ImageIndex],
+        directory: str | os.PathLike,
+        ids,
+        *,
+        log: Callable[[str], None] | None = None,
+    ) -> ImageIndex:
+        """Remove images by id from the index in ``directory`` (holding its lock, from its
+        newest version)."""
+        with exclusive(directory, what="writing this index", log=log):
+            latest = cls.load(directory)
+            latest.remove(ids)
+            if not len(latest):
+                raise RetrievalIndexError(
+                    "that would remove every image; an index keeps at least one (nothing was "
+                    "changed)"
+                )
+            latest.save(directory)
+        return latest
+
+    @classmethod
+    def extend(
+        cls: type[ImageIndex],
+        directory: str | os.PathLike,
+        source: Images,
+        *,
+        backend: str = "sim",
+        progress: bool = False,
+        log: Callable[[str], None] | None = None,
+        loaded: ImageIndex | None = None,
+        upsert: bool = False,
+    ) -> ImageIndex:
+        """Embed ``source`` with the settings of the index in ``directory`` and append it there
+        (``upsert``: an image whose path is indexed replaces that entry, keeping its id).
+
+        Writers of one index can run at once: each embeds outside the index's lock, then, holding
+        it, appends to the newest version and saves, so every writer's images are there exactly
+        once. ``log`` hears it if this writer waits for another. ``loaded``: the index as the
+        caller already read it from ``directory`` (its settings; not read again).
+        """
+        index = loaded or cls.load(directory)
+        index._check_addable(source)
+        check_output(Path(directory) / MANIFEST)  # before the long work
+        embeddings = index.embed(source.images, backend, progress)
+        with exclusive(directory, what="writing this index", log=log):
+            latest = cls.load(directory)
+            latest.check_network(index.network)
+            latest._check_addable(source)
+            latest._append(source, embeddings, latest._ids_for(source, None, upsert))
+            latest.save(directory)
+        return latest
+
+    def save(
+        self: ImageIndex, directory: str | os.PathLike, *, new: bool = False, progress: bool = False
+    ) -> Path:
+        """Write the index directory (see the module docstring); atomic and crash-consistent,
+        holding the directory's writer lock. ``new``: refuse a directory that already holds an
+        index (checked under the lock, so of two builders into one directory one fails).
+        ``progress``: a bar while an approximate index is filled."""
+        self._sync_approximate(progress)
+        self.index.metadata = self.metadata
+        extra = {
+            "paths.json": json.dumps(self.paths).encode(),
+            "network.npz": self.network.to_bytes(),
+        }
+        if self.approximate is not None:
+            extra["faiss.index"] = self.approximate.write
+        with exclusive(directory, what="writing this index"):
+            if new:
+                self.check_new(directory)
+            return self.index.save(directory, extra)
+
+    @classmethod
+    def load(cls: type[ImageIndex], directory: str | os.PathLike) -> ImageIndex:
+        """Read an index directory, checking that its network is the one it was built with (one
+        whole version, even while a writer replaces it)."""
+        directory = Path(directory)
+        return while_unchanged(directory, lambda: cls._load(directory))
+
+    @classmethod
+    def _load(cls: type[ImageIndex], directory: Path) -> ImageIndex:
+        index = CosineIndex.load(directory)
+        manifest = CosineIndex.read_manifest(directory)
+        meta = index.metadata or {}
+        files = manifest["files"]
+        try:
+            network = SpikingNetwork.load(check_file(directory, manifest, "network.npz"))
+            paths = loads(
+                read_checked(directory, manifest, "paths.json"),
+                f"{directory}/{files['paths.json']}",
+                MAX_PATHS_BYTES,
+                max_depth=1,
+            )
+            config = SimConfig(**meta["simulation"])
+            preprocessing = Preprocessing(**meta["preprocessing"])
+        except RetrievalIndexError:  # a file missing or changed: said as it is
+            raise
+        except (KeyError, TypeError, ValueError, OSError, LavaRetrievalError) as exc:
+            raise RetrievalIndexError(
+                f"{directory}: not an image index of this package ({type(exc).__name__}: {exc})"
+            ) from None
+        if network.fingerprint() != meta.get("network", {}).get("fingerprint"):
+            raise RetrievalIndexError(f"{directory}: its network does not match its manifest")
+        if not isinstance(paths, list) or len(paths) != len(index):
+            raise RetrievalIndexError(f"{directory}: {len(paths)} paths for {len(index)} vectors")
+        if len(index) and (index.ids_.min() < 0 or len(np.unique(index.ids_)) != len(index)):
+            raise RetrievalIndexError(f"{directory}: its ids are not distinct and non-negative")
+        next_id = meta.get("next_id", int(index.ids_.max()) + 1 if len(index) else 0)
+        if (
+            not isinstance(next_id, int)
+            or isinstance(next_id, bool)
+            or not 0 <= next_id <= MAX_ID
+            or (len(index) and next_id <= index.ids_.max())
+        ):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad next_id {next_id!r}")
+        if not all(isinstance(p, str) for p in paths):
+            raise RetrievalIndexError(f"{directory}: {files['paths.json']} holds non-strings")
+        class_names, sources = meta.get("class_names"), meta.get("sources") or []
+        if class_names is not None and not (
+            isinstance(class_names, list) and all(isinstance(c, str) for c in class_names)
+        ):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: class_names is not a list of names")
+        if not isinstance(sources, list):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: sources is not a list")
+        if index.labels_ is not None and len(index) and class_names is not None:
+            if index.labels_.max() >= len(class_names):
+                raise RetrievalIndexError(
+                    f"{directory}: label {int(index.labels_.max())} is not one of the "
+                    f"{len(class_names)} classes of its manifest"
+                )
+        out = cls(network, config, preprocessing)
+        out.index, out.paths = index, list(paths)
+        out.class_names = class_names
+        out.sources = list(sources)
+        out.next_id = next_id
+        out._load_search(directory, meta.get("search") or {"index_type": "exact"}, manifest)
+        return out
+
+    def _load_search(self: ImageIndex, directory: Path, search: dict, manifest: dict) -> None:
+        """The approximate part named by the manifest's ``metadata.search``, checked: a known
+        index type (or the factory string it names), the faiss file's checksum, and its type,
+        dimension and count against what the manifest records."""
+        index_type = search.get("index_type") if isinstance(search, dict) else None
+        if not isinstance(index_type, str):
+            raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad search settings {search!r}")
+        factory, recall = search.get("factory"), search.get("recall")
+        if index_type not in (*INDEX_TYPES, factory):
+            raise RetrievalIndexError(
+                f"{directory}/{MANIFEST}: unknown index type {index_type!r} (this package "
+                f"writes {', '.join(INDEX_TYPES)} or a faiss factory string)"
+            )
+        self.index_type = index_type
+        if index_type == "exact" or not len(self):  # an empty index has no faiss part yet
+            return
+        if "faiss.index" not in manifest["files"] or not isinstance(factory, str):
+            raise RetrievalIndexError(
+                f"{directory}: a {index_type} index without its faiss file or factory string"
+            )
+        path = check_file(directory, manifest, "faiss.index")
+        self.approximate = ApproximateIndex.read(
+            path, index_type, factory, self.index.vectors_, expect=search.get("faiss")
+        )
+        self.recall = recall if isinstance(recall, dict) else None
+
+    def check_network(self: ImageIndex, network: SpikingNetwork) -> None:
+        """Refuse a network other than the index's (its embeddings would not be comparable)."""
+        if network.fingerprint() != self.network.fingerprint():
+            raise RetrievalIndexError(
+                "this network differs from the index's (fingerprint "
+                f"{network.fingerprint()[:12]} vs {self.network.fingerprint()[:12]}): its "
+                "embeddings cannot be compared with the index's; build a new index"
+            )
+
+    @staticmethod
+    def check_new(directory: str | os.PathLike) -> None:
+        """Refuse to build over an existing index or a non-empty directory, or where an index
+        cannot be written (a file on the way, not writable, no space, a name too long)."""
+        check_output(Path(directory) / MANIFEST)
+        if check_index_directory(directory):
+            raise RetrievalIndexError(
+                f"{directory}: already holds an index; use `index add` to extend it or choose "
+                "another --out"
+            )
