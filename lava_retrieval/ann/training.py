@@ -128,6 +128,38 @@ def train(
         return _train(config, dataset, out, resume, progress, command, log)
 
 
+def _resumed(out: Path, config, command: list):
+    """The model, history, optimizer and command of the run in ``out``, to continue it (its
+    resume state checked against the checkpoint's hash, read without running code)."""
+    previous = load_checkpoint(out)
+    if previous.config != config:
+        raise CheckpointError(
+            f"{out} was trained with {previous.config}, which differs from {config}"
+        )
+    resume_path = out / checkpoint_files(previous.meta)["resume"]
+    if not resume_path.is_file():
+        raise CheckpointError(f"{out}: {resume_path.name} is missing, cannot resume")
+    blob = resume_path.read_bytes()
+    expected = previous.meta.get("resume_sha256")
+    if expected and hashlib.sha256(blob).hexdigest() != expected:
+        raise CheckpointError(f"{resume_path}: SHA-256 does not match {META_FILE}")
+    try:  # tensors and plain containers only: a crafted file cannot run code
+        state = torch.load(io.BytesIO(blob), weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one error
+        raise CheckpointError(f"{resume_path}: cannot be read ({exc})") from None
+    model, history = previous.model, previous.history
+    optimizer = _optimizer(model, config)
+    try:  # a file of the right kind with the wrong content is one error too
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{resume_path}: not a resume state of this run ({type(exc).__name__}: {exc})"
+        ) from None
+    command = previous.meta.get("command", command)
+    return model, history, optimizer, command
+
+
 def _train(config, dataset, out: Path, resume, progress, command, log) -> Checkpoint:
     from tqdm.auto import tqdm
 
@@ -140,32 +172,7 @@ def _train(config, dataset, out: Path, resume, progress, command, log) -> Checkp
                 f"{out} already holds a checkpoint; pass --resume to continue it or choose "
                 "another --out"
             )
-        previous = load_checkpoint(out)
-        if previous.config != config:
-            raise CheckpointError(
-                f"{out} was trained with {previous.config}, which differs from {config}"
-            )
-        resume_path = out / checkpoint_files(previous.meta)["resume"]
-        if not resume_path.is_file():
-            raise CheckpointError(f"{out}: {resume_path.name} is missing, cannot resume")
-        blob = resume_path.read_bytes()
-        expected = previous.meta.get("resume_sha256")
-        if expected and hashlib.sha256(blob).hexdigest() != expected:
-            raise CheckpointError(f"{resume_path}: SHA-256 does not match {META_FILE}")
-        try:  # tensors and plain containers only: a crafted file cannot run code
-            state = torch.load(io.BytesIO(blob), weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is one error
-            raise CheckpointError(f"{resume_path}: cannot be read ({exc})") from None
-        model, history = previous.model, previous.history
-        optimizer = _optimizer(model, config)
-        try:  # a file of the right kind with the wrong content is one error too
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["torch_rng"])
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
-            raise CheckpointError(
-                f"{resume_path}: not a resume state of this run ({type(exc).__name__}: {exc})"
-            ) from None
-        command = previous.meta.get("command", command)
+        model, history, optimizer, command = _resumed(out, config, command)
     else:
         torch.manual_seed(config.seed)
         model = config.model()

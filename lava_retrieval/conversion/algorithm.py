@@ -70,7 +70,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from lava_retrieval.ann.model import INPUT_SHAPE, QCFS, ConvNet
-from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.conversion.ann_layers import (
+    ConversionError,
+    _AnnLayer,
+    _leaf_modules,
+    _output_shape,
+    fold_pooling,
+    parse_ann,
+)
 from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
 from lava_retrieval.snn.neuron import RESET_MODES, V_MAX
 
@@ -81,10 +88,6 @@ ANALOG_STEPS = 32
 ``exact_count`` and ``graded`` timings count up to T = ANALOG_STEPS spikes in its 24-bit membrane
 without saturating."""
 ANALOG_THRESHOLD = V_MAX // (ANALOG_STEPS + 1)
-
-
-class ConversionError(LavaRetrievalError):
-    """The ANN or the calibration images cannot be converted."""
 
 
 @dataclass(frozen=True)
@@ -185,198 +188,6 @@ class ConversionConfig:
         return replace(self, initial_membrane=0.5 if learned_thresholds else 0.0)
 
 
-@dataclass
-class _AnnLayer:
-    """One synaptic layer of the ANN in float64, before scaling."""
-
-    kind: str  # conv, pool or dense
-    weight: np.ndarray
-    bias: np.ndarray | None
-    stride: int = 1
-    padding: int = 0
-    groups: int = 1
-    lam: float | None = None  # the learned threshold of the QCFS that follows, if any
-
-
-def _pool_as_conv(channels: int, kernel: int) -> _AnnLayer:
-    weight = np.full((channels, 1, kernel, kernel), 1.0 / kernel**2)
-    return _AnnLayer("pool", weight, None, stride=kernel, groups=channels)
-
-
-def _leaf_modules(model: nn.Module) -> list[nn.Module]:
-    if isinstance(model, ConvNet):
-        model = model.layers
-    if not isinstance(model, nn.Sequential):
-        raise ConversionError(
-            f"cannot convert a {type(model).__name__}: pass a ConvNet or an nn.Sequential"
-        )
-    leaves: list[nn.Module] = []
-    for module in model:
-        leaves += _leaf_modules(module) if isinstance(module, nn.Sequential) else [module]
-    return leaves
-
-
-def _int_param(value: int | tuple[int, ...], what: str, index: int) -> int:
-    values = {value} if isinstance(value, int) else set(value)
-    if len(values) != 1:
-        raise ConversionError(f"layer {index}: non-square {what} {value} is not supported")
-    return int(values.pop())
-
-
-def _qcfs_threshold(module: QCFS, name: str) -> float:
-    lam = float(module.threshold)
-    if not (np.isfinite(lam) and lam > 0):
-        raise ConversionError(f"{name}: its learned threshold is {lam}, not a positive number")
-    return lam
-
-
-def parse_ann(model: nn.Module) -> tuple[list[_AnnLayer], float | None]:
-    """The synaptic layers of ``model`` with pooling as depthwise layers; rejects the rest.
-
-    Returns the layers and the input's learned threshold (``None`` unless the ANN was trained
-    with QCFS activations, in which case every layer but the output carries its ``lam``).
-    """
-    leaves = _leaf_modules(model)
-    layers: list[_AnnLayer] = []
-    input_lam: float | None = None
-    channels = INPUT_SHAPE[0]
-    for i, module in enumerate(leaves):
-        name = f"layer {i} ({type(module).__name__})"
-        if isinstance(module, QCFS):
-            lam = _qcfs_threshold(module, name)
-            if not layers:
-                if input_lam is not None:
-                    raise ConversionError(f"{name}: two QCFS activations in a row")
-                input_lam = lam
-            elif layers[-1].lam is not None:
-                raise ConversionError(f"{name}: two QCFS activations in a row")
-            else:
-                layers[-1].lam = lam
-        elif isinstance(module, nn.Conv2d):
-            if _int_param(module.dilation, "dilation", i) != 1 or module.groups != 1:
-                raise ConversionError(f"{name}: dilation and groups are not supported")
-            if module.padding_mode != "zeros" or isinstance(module.padding, str):
-                raise ConversionError(f"{name}: only numeric zero padding is supported")
-            _int_param(module.kernel_size, "kernel", i)
-            layers.append(
-                _AnnLayer(
-                    "conv",
-                    module.weight.detach().double().numpy(),
-                    None if module.bias is None else module.bias.detach().double().numpy(),
-                    stride=_int_param(module.stride, "stride", i),
-                    padding=_int_param(module.padding, "padding", i),
-                )
-            )
-            channels = module.out_channels
-        elif isinstance(module, nn.AvgPool2d):
-            kernel = _int_param(module.kernel_size, "kernel", i)
-            stride = _int_param(module.stride or module.kernel_size, "stride", i)
-            if stride != kernel or _int_param(module.padding, "padding", i) != 0:
-                raise ConversionError(f"{name}: only non-overlapping pooling without padding")
-            if module.ceil_mode:
-                raise ConversionError(f"{name}: ceil_mode is not supported")
-            layers.append(_pool_as_conv(channels, kernel))
-        elif isinstance(module, nn.Linear):
-            layers.append(
-                _AnnLayer(
-                    "dense",
-                    module.weight.detach().double().numpy(),
-                    None if module.bias is None else module.bias.detach().double().numpy(),
-                )
-            )
-            channels = module.out_features
-        elif isinstance(module, nn.ReLU):
-            if not layers:
-                raise ConversionError(f"{name}: a ReLU must follow a convolution or dense layer")
-        elif isinstance(module, (nn.Dropout, nn.Flatten, nn.Identity)):
-            continue
-        elif isinstance(module, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
-            raise ConversionError(f"{name}: max pooling cannot be converted; use average pooling")
-        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            raise ConversionError(
-                f"{name}: batch-norm must be folded into the preceding convolution first"
-            )
-        else:
-            raise ConversionError(
-                f"{name} is not supported (convertible: Conv2d, AvgPool2d, Linear, ReLU, "
-                "Dropout, Flatten)"
-            )
-    # Every synaptic layer but the output layer must be rectified: IF neurons cannot go negative.
-    synaptic = [i for i, m in enumerate(leaves) if isinstance(m, (nn.Conv2d, nn.Linear))]
-    for i in synaptic[:-1]:
-        following = [m for m in leaves[i + 1 :] if not isinstance(m, (nn.Dropout, nn.Identity))]
-        if not following or not isinstance(following[0], (nn.ReLU, QCFS)):
-            raise ConversionError(
-                f"layer {i} ({type(leaves[i]).__name__}) is not followed by ReLU; spiking "
-                "neurons rectify, so every hidden layer must"
-            )
-    if not layers or layers[-1].kind != "dense":
-        raise ConversionError("the network must end with a dense (nn.Linear) output layer")
-    if layers[-1].lam is not None:
-        raise ConversionError("the output layer must not be quantised (no QCFS after it)")
-    learned = [layer.lam is not None for layer in layers[:-1]] + [input_lam is not None]
-    if any(learned) and not all(learned):
-        raise ConversionError(
-            "a QCFS network needs a QCFS activation after the input and after every "
-            "convolution and pooling layer (each becomes a layer of spiking neurons); "
-            "do not mix QCFS and ReLU"
-        )
-    return layers, input_lam
-
-
-def fold_pooling(layers: list[_AnnLayer], input_shape: tuple[int, ...]) -> list[_AnnLayer]:
-    """Merge each pooling layer into the next layer's weights (exact for average pooling)."""
-    folded: list[_AnnLayer] = []
-    shape = input_shape
-    pending: int | None = None  # kernel of a pooling waiting to be folded
-    for layer in layers:
-        if layer.kind == "pool":
-            if pending is not None:
-                raise ConversionError("two consecutive pooling layers cannot be folded")
-            if layer.lam is not None:
-                raise ConversionError(
-                    "a QCFS network quantises after each pooling; convert it with separate pooling"
-                )
-            k = layer.stride
-            if shape[1] % k or shape[2] % k:
-                raise ConversionError(f"cannot fold {k}x{k} pooling of a {shape} map")
-            pending = k
-            shape = (shape[0], shape[1] // k, shape[2] // k)
-            continue
-        if pending is not None:
-            k = pending
-            if layer.kind == "conv":
-                if layer.stride != 1:
-                    raise ConversionError("folding needs a stride-1 convolution after pooling")
-                weight = layer.weight.repeat(k, axis=2).repeat(k, axis=3) / k**2
-                layer = replace(layer, weight=weight, stride=k, padding=layer.padding * k)
-            else:
-                c, h, w = shape
-                weight = layer.weight.reshape(-1, c, h, w).repeat(k, axis=2).repeat(k, axis=3)
-                layer = replace(layer, weight=weight.reshape(len(weight), -1) / k**2)
-            shape = (shape[0], shape[1] * k, shape[2] * k)
-            pending = None
-        folded.append(layer)
-        shape = _output_shape(layer, shape)
-    if pending is not None:
-        raise ConversionError("pooling at the end of the network cannot be folded")
-    return folded
-
-
-def _output_shape(layer: _AnnLayer, shape: tuple[int, ...]) -> tuple[int, ...]:
-    if layer.kind == "dense":
-        if layer.weight.shape[1] != int(np.prod(shape)):
-            raise ConversionError(
-                f"dense layer expects {layer.weight.shape[1]} inputs, the previous layer "
-                f"gives {int(np.prod(shape))} {shape}"
-            )
-        return (layer.weight.shape[0],)
-    k = layer.weight.shape[-1]
-    h = (shape[1] + 2 * layer.padding - k) // layer.stride + 1
-    w = (shape[2] + 2 * layer.padding - k) // layer.stride + 1
-    return (layer.weight.shape[0], h, w)
-
-
 def _synaptic(
     layer: _AnnLayer | SpikingLayer, weight: torch.Tensor, x: torch.Tensor
 ) -> torch.Tensor:
@@ -469,6 +280,85 @@ def _threshold(
     return threshold
 
 
+def _input_layer(
+    ann: nn.Module, images: np.ndarray, config: ConversionConfig, input_lam: float | None
+) -> tuple[SpikingLayer, np.ndarray, int]:
+    """The input layer, the rates it sends and, for an analog input, its pixel levels."""
+    w_max = config.w_max
+    if config.analog_input:
+        # No input neurons: the first synapse layer integrates the pixel current
+        # round(pixel * P) itself, P units per unit of pixel (its slope).
+        levels = config.input_levels or _input_levels(ann) or min(w_max, 255)
+        first = SpikingLayer(
+            "input", "input", INPUT_SHAPE, INPUT_SHAPE, None, None, levels, levels, float(levels)
+        )
+        return first, np.rint(images * levels), levels
+    # Input layer (Algorithm 1, lines 4-6).
+    dvdt = np.rint(images * w_max)
+    learned = None if input_lam is None else input_lam * w_max
+    threshold = _threshold(dvdt, config, "input", learned)
+    slope = 1.0 * w_max / threshold
+    first = SpikingLayer(
+        "input", "input", INPUT_SHAPE, INPUT_SHAPE, None, None, threshold, float(w_max), slope
+    )
+    return first, np.minimum(dvdt / threshold, 1.0), 0
+
+
+def _spiking(name, layer, shape, out_shape, weights, threshold, param_scale, slope):
+    """The :class:`SpikingLayer` of an ANN layer converted to ``weights`` (integer)."""
+    weight_int, bias_int = weights
+    return SpikingLayer(
+        name,
+        layer.kind,
+        shape,
+        out_shape,
+        weight_int.astype(np.int32),
+        None if bias_int is None else bias_int.astype(np.int32),
+        threshold,
+        float(param_scale),
+        float(slope),
+        stride=layer.stride,
+        padding=layer.padding,
+        groups=layer.groups,
+    )
+
+
+def _analog_record(levels: int, reduction: float) -> dict:
+    """What the manifest records of an analog input."""
+    return {
+        "levels": levels,
+        "exact_count_steps": ANALOG_STEPS,
+        "first_layer_scale_factor": reduction,
+    }
+
+
+def _integer_layer(layer, name: str, config: ConversionConfig, scale: tuple, spikerate):
+    """Algorithm 1, lines 8-21, for one layer: its integer weights and bias, the input rates
+    they give (simulated), its threshold and the scale of its parameters. ``scale``: the
+    weights' percentile norm, the slope of the layer below, a reduction of the scale (after an
+    analog input) and whether the layer is the first after an analog input (its bias is then
+    in units of the pixel current, P times wider)."""
+    weight_norm, slope, reduction, analog_first = scale
+    w_max, bias_max = config.w_max, config.b_max * (slope if analog_first else 1)
+    ratio = w_max / weight_norm
+    bias = None
+    if layer.bias is not None:
+        bias = layer.bias * slope
+        bias_norm = float(np.percentile(np.abs(bias), config.param_percentile))
+        if bias_norm > 0.0:
+            ratio = min(ratio, bias_max / bias_norm)
+    param_scale = ratio * reduction
+    weight_int = np.clip(np.trunc(layer.weight * param_scale), -w_max, w_max)
+    bias_int = None
+    if bias is not None:
+        bias_int = np.clip(np.trunc(bias * param_scale), -bias_max, bias_max)
+    # Line 16: simulate the rate of the integer layer.
+    dvdt = _input_rates(layer, weight_int, bias_int, spikerate)
+    # Lines 18-21 (a QCFS network's threshold is its learned lambda in integer units).
+    scaled = None if layer.lam is None else layer.lam * param_scale * slope
+    return weight_int, bias_int, dvdt, _threshold(dvdt, config, name, scaled), param_scale
+
+
 def convert(
     ann: nn.Module,
     calibration_images: np.ndarray,
@@ -484,8 +374,7 @@ def convert(
     ann : ConvNet or nn.Sequential
         The trained network (put in eval mode here; dropout is dropped).
     calibration_images : numpy.ndarray
-        (N, 28, 28) uint8 or float in [0, 1]; use :func:`calibration_indices` for the fixed
-        seeded subset of the training set.
+        (N, 28, 28) uint8 or float in [0, 1] (:func:`calibration_indices`: the seeded subset).
     config : ConversionConfig, optional
         Defaults to ``ConversionConfig()`` (the paper's settings).
     source_sha256 : str, optional
@@ -512,38 +401,8 @@ def convert(
     if config.pool_mode == "folded":
         ann_layers = fold_pooling(ann_layers, INPUT_SHAPE)
 
-    w_max, b_max = config.w_max, config.b_max
-    levels = 0  # of an analog input's pixel current
-    if config.analog_input:
-        # No input neurons: the first synapse layer integrates the pixel current
-        # round(pixel * P) itself, P units per unit of pixel (its slope).
-        levels = config.input_levels or _input_levels(ann) or min(w_max, 255)
-        spikerate = np.rint(images * levels)
-        slope = float(levels)
-        layers = [
-            SpikingLayer(
-                "input", "input", INPUT_SHAPE, INPUT_SHAPE, None, None, levels, levels, slope
-            )
-        ]
-    else:
-        # Input layer (Algorithm 1, lines 4-6).
-        dvdt = np.rint(images * w_max)
-        threshold = _threshold(dvdt, config, "input", None if not learned else input_lam * w_max)
-        spikerate = np.minimum(dvdt / threshold, 1.0)
-        slope = 1.0 * w_max / threshold
-        layers = [
-            SpikingLayer(
-                "input",
-                "input",
-                INPUT_SHAPE,
-                INPUT_SHAPE,
-                None,
-                None,
-                threshold,
-                float(w_max),
-                slope,
-            )
-        ]
+    first, spikerate, levels = _input_layer(ann, images, config, input_lam)
+    layers, slope = [first], first.slope
     shape: tuple[int, ...] = INPUT_SHAPE
     counts = {"conv": 0, "pool": 0, "dense": 0}
     reduction = 1.0  # of the first layer's scale, after an analog input
@@ -557,24 +416,10 @@ def convert(
         # After an analog input the bias is in units of the pixel current (P times wider).
         analog_first = config.analog_input and len(layers) == 1
         for attempt in range(4):
-            bias_max = b_max * (slope if analog_first else 1)
-            ratio = w_max / weight_norm
-            bias = None
-            if layer.bias is not None:
-                bias = layer.bias * slope
-                bias_norm = float(np.percentile(np.abs(bias), config.param_percentile))
-                if bias_norm > 0.0:
-                    ratio = min(ratio, bias_max / bias_norm)
-            param_scale = ratio * (reduction if analog_first else 1.0)
-            weight_int = np.clip(np.trunc(layer.weight * param_scale), -w_max, w_max)
-            bias_int = None
-            if bias is not None:
-                bias_int = np.clip(np.trunc(bias * param_scale), -bias_max, bias_max)
-            # Line 16: simulate the rate of the integer layer.
-            dvdt = _input_rates(layer, weight_int, bias_int, spikerate)
-            # Lines 18-21 (a QCFS network's threshold is its learned lambda in integer units).
-            scaled = None if layer.lam is None else layer.lam * param_scale * slope
-            threshold = _threshold(dvdt, config, name, scaled)
+            scale = (weight_norm, slope, reduction if analog_first else 1.0, analog_first)
+            weight_int, bias_int, dvdt, threshold, param_scale = _integer_layer(
+                layer, name, config, scale, spikerate
+            )
             if not analog_first or threshold <= ANALOG_THRESHOLD:
                 break
             # The first layer after an analog input would need more than the 24-bit membrane
@@ -588,22 +433,9 @@ def convert(
                 reduction *= ANALOG_THRESHOLD / threshold
         spikerate = np.minimum(dvdt / threshold, 1.0)
         slope = slope * param_scale / threshold
-        out_shape = _output_shape(layer, shape)
+        out_shape, integers = _output_shape(layer, shape), (weight_int, bias_int)
         layers.append(
-            SpikingLayer(
-                name,
-                layer.kind,
-                shape,
-                out_shape,
-                weight_int.astype(np.int32),
-                None if bias_int is None else bias_int.astype(np.int32),
-                threshold,
-                float(param_scale),
-                float(slope),
-                stride=layer.stride,
-                padding=layer.padding,
-                groups=layer.groups,
-            )
+            _spiking(name, layer, shape, out_shape, integers, threshold, param_scale, slope)
         )
         shape = out_shape
     if arch is None:
@@ -616,11 +448,7 @@ def convert(
         "thresholds": "learned (QCFS)" if learned else "activation percentile",
     }
     if config.analog_input:
-        manifest["analog_input"] = {
-            "levels": levels,
-            "exact_count_steps": ANALOG_STEPS,
-            "first_layer_scale_factor": reduction,
-        }
+        manifest["analog_input"] = _analog_record(levels, reduction)
     return SpikingNetwork(
         layers=tuple(layers),
         embedding_layer=len(layers) - 2,

@@ -44,13 +44,62 @@ import numpy as np
 from torch import nn
 
 from lava_retrieval.ann.model import state_exp
-from lava_retrieval.conversion.algorithm import ConversionError, _input_levels, parse_ann
+from lava_retrieval.conversion.algorithm import _input_levels
+from lava_retrieval.conversion.ann_layers import ConversionError, parse_ann
 from lava_retrieval.loihi.sdnn_lowering import MAX_BIAS, MAX_MESSAGE, MAX_STATE, layer_bound
 from lava_retrieval.snn.network import SpikingLayer, SpikingNetwork
 
 #: Largest |weight| of Lava's 8-bit mixed-sign synapses.
 MAX_WEIGHT = 127
 INPUT_SCALE = 255
+
+
+def _checked_ann(model: nn.Module, weight_bits: int) -> tuple[list, int]:
+    """The ANN's layers and QCFS levels, if a sigma-delta network can be converted from it."""
+    if not 2 <= weight_bits <= 8:
+        raise ConversionError(f"weight_bits must be 2..8 for sigma-delta layers, got {weight_bits}")
+    layers_ann, input_lam = parse_ann(model)
+    if input_lam is None:
+        raise ConversionError(
+            "a sigma-delta network is converted from an ANN trained with QCFS activations "
+            "(train --activation qcfs)"
+        )
+    if _input_levels(model) != INPUT_SCALE or input_lam != 1.0:
+        raise ConversionError(
+            "a sigma-delta network takes the 8-bit image as its input message: convert an ANN "
+            "trained with --input-levels 255"
+        )
+    levels = int(getattr(model, "levels", 0) or 0)
+    if levels < 1:
+        raise ConversionError("the ANN does not record its QCFS levels")
+    return layers_ann, levels
+
+
+def _candidate(layer, geometry: tuple, scaled: np.ndarray, k: int) -> SpikingLayer:
+    """``layer`` at state exponent ``k``: weights ``round(2**k * scaled)``, the bias in state
+    units. ``geometry``: its name, input and output shapes, the ANN's step and the ratio of
+    the steps."""
+    name, shape, out_shape, step, ratio = geometry
+    weight = np.rint(scaled * 2.0**k).astype(np.int64)
+    bias = None
+    if layer.bias is not None:
+        bias = np.rint(layer.bias / step * 2.0**k).astype(np.int64)
+    elif layer.kind != "pool":
+        bias = np.zeros(len(weight), np.int64)
+    return SpikingLayer(
+        name,
+        layer.kind,
+        shape,
+        out_shape,
+        weight,
+        bias,
+        1 << k,
+        2.0**k * ratio,
+        1.0,
+        stride=layer.stride,
+        padding=layer.padding,
+        groups=layer.groups,
+    )
 
 
 def convert_sdnn(
@@ -71,23 +120,8 @@ def convert_sdnn(
     weight_bits : int
         Bits of the mixed-sign weights (8: Loihi's).
     """
-    if not 2 <= weight_bits <= 8:
-        raise ConversionError(f"weight_bits must be 2..8 for sigma-delta layers, got {weight_bits}")
+    layers_ann, levels = _checked_ann(model, weight_bits)
     weight_max = (1 << (weight_bits - 1)) - 1
-    layers_ann, input_lam = parse_ann(model)
-    if input_lam is None:
-        raise ConversionError(
-            "a sigma-delta network is converted from an ANN trained with QCFS activations "
-            "(train --activation qcfs)"
-        )
-    if _input_levels(model) != INPUT_SCALE or input_lam != 1.0:
-        raise ConversionError(
-            "a sigma-delta network takes the 8-bit image as its input message: convert an ANN "
-            "trained with --input-levels 255"
-        )
-    levels = int(getattr(model, "levels", 0) or 0)
-    if levels < 1:
-        raise ConversionError("the ANN does not record its QCFS levels")
     from lava_retrieval.ann.model import INPUT_SHAPE
 
     shape = INPUT_SHAPE
@@ -114,28 +148,10 @@ def convert_sdnn(
         # The largest k whose weights fit the bits and whose sums and messages provably fit
         # the 24-bit state and the graded spike.
         for k in range(state_exp(float(np.abs(scaled).max()), weight_max), -1, -1):
-            weight = np.rint(scaled * 2.0**k).astype(np.int64)
-            bias = None
-            if layer.bias is not None:
-                bias = np.rint(layer.bias / step * 2.0**k).astype(np.int64)
-            elif layer.kind != "pool":
-                bias = np.zeros(len(weight), np.int64)
-            candidate = SpikingLayer(
-                name,
-                layer.kind,
-                tuple(shape),
-                tuple(out_shape),
-                weight,
-                bias,
-                1 << k,
-                2.0**k * ratio,
-                1.0,
-                stride=layer.stride,
-                padding=layer.padding,
-                groups=layer.groups,
-            )
+            geometry = (name, tuple(shape), tuple(out_shape), step, ratio)
+            candidate = _candidate(layer, geometry, scaled, k)
             largest, messages = layer_bound(candidate, (1 << k) // 2, incoming)
-            biased = np.zeros(1, np.int64) if bias is None else bias
+            biased = np.zeros(1, np.int64) if candidate.bias is None else candidate.bias
             fits = int(np.abs(biased + (1 << k) // 2).max()) <= MAX_BIAS
             if fits and largest <= MAX_STATE and (output or int(messages.max()) <= MAX_MESSAGE):
                 break

@@ -101,8 +101,10 @@ def _fire(
     steps = len(inputs)
     inputs[:silent] = 0
     u = _running_sums(inputs, bias, params.v_init)
-    # A neuron leaves the shortcut when its running sum reaches the threshold or either
-    # saturation bound (with a threshold above v_max, saturation happens without a spike).
+    # Mirrors lava_retrieval.snn.neuron.if_step (a copy for speed, held to the spec by the
+    # conformance suite). A neuron leaves the shortcut when its running sum reaches the
+    # threshold or either saturation bound (with a threshold above v_max, saturation happens
+    # without a spike).
     threshold, v_max = params.threshold, params.v_max
     highest = u.amax(0)
     may_fire = (highest >= threshold) | (highest > v_max) | (u.amin(0) < -v_max)
@@ -167,7 +169,9 @@ def _integrate_then_fire(
 
 def _fire_without_input(v: torch.Tensor, params: NeuronParams, steps: int) -> torch.Tensor:
     """``steps`` steps of firing with no input, in closed form: soft reset spikes ``floor(v /
-    threshold)`` times (at most ``steps``), zero reset once. Updates ``v``; returns the counts."""
+    threshold)`` times (at most ``steps``), zero reset once. Updates ``v``; returns the counts.
+    Mirrors ``steps`` calls of :func:`lava_retrieval.snn.neuron.if_step` with no input (a copy
+    for speed, held to the spec by the conformance suite)."""
     threshold = params.threshold
     if params.reset == "subtract":
         counts = torch.div(v, threshold, rounding_mode="floor").clamp_(0, steps)
@@ -181,7 +185,8 @@ def _fire_without_input(v: torch.Tensor, params: NeuronParams, steps: int) -> to
 def _simulate_sigma_delta(prepared: Prepared, images: np.ndarray, record: bool):
     """Sigma-delta neurons: each layer integrates its predecessor's message through its
     synapses and its bias once and sends ``floor(max(v, 0) / threshold)``, in float64 (exact
-    integers: a network's sums stay far below 2**53)."""
+    integers: a network's sums stay far below 2**53). Mirrors the ``sigma_delta`` pass of
+    :func:`lava_retrieval.snn.reference.simulate_reference`."""
     layers, synapses, params = prepared.layers, prepared.synapses, prepared.params
     message = torch.from_numpy(
         input_current(images, layers[0].param_scale).astype(np.float64)[:, None]

@@ -269,7 +269,8 @@ def _scatter(row, acc, weights, where, tap_ptr, tap_out, tap_k, in_off, idx, fir
 @_jit
 def _integrate(v, acc, bias, v_max, flags, threshold):
     """v = clip(v + acc, -v_max, v_max); acc = bias (the next step's input starts there);
-    flags = v >= threshold."""
+    flags = v >= threshold: the first half of :func:`lava_retrieval.snn.neuron.if_step`,
+    compiled (a copy for speed, held to the spec by the conformance suite)."""
     lo, hi = np.int32(-v_max), np.int32(v_max)
     for n in range(len(v)):
         x = min(max(np.int32(v[n] + acc[n]), lo), hi)
@@ -287,6 +288,9 @@ def _accumulate(v, acc, bias, v_max):
         acc[n] = bias[n]
 
 
+# The one function over 100 lines: numba compiles it as one loop nest over layers, steps and
+# events (a call per layer or step from inside it would cost the speed it exists for). Its
+# firing mirrors lava_retrieval.snn.neuron.if_step; the conformance suite holds it to the spec.
 @_jit
 def _kernel(
     table,

@@ -78,7 +78,9 @@ def _scatter_dense(x, table, out):
 
 @jit
 def _if_step(v, a_in, channels_last, bias, threshold, v_max, reset_zero, spikes):
-    """In place, (B, C, S) views: v = clip(v + a_in + bias[c], -v_max, v_max); spikes = v >=
+    """:func:`lava_retrieval.snn.neuron.if_step`, compiled (a copy for speed, held to the spec
+    by the conformance suite). In place, (B, C, S) views: v = clip(v + a_in + bias[c],
+    -v_max, v_max); spikes = v >=
     threshold, then the reset (subtract the threshold, or zero). ``a_in`` is (B, C, S), or
     (B, S, C) with ``channels_last`` (as :class:`EventSynapses` computes it)."""
     for b in range(v.shape[0]):

@@ -92,7 +92,9 @@ class Windows:
 def _fire_kernel(
     x, bias, scale, offset, v_max, threshold, steps, reset_zero, counts, check, magnitude, unproven
 ):
-    """One layer's window, in place: ``x`` (N, C, S) holds each neuron's integrated input;
+    """One layer's window, in place (mirrors :func:`lava_retrieval.snn.neuron.if_step` with no
+    input, in closed form: a compiled copy for speed, held to the spec by the conformance
+    suite): ``x`` (N, C, S) holds each neuron's integrated input;
     its potential before firing is ``(x + bias[c]) * scale + offset``, saturated at
     ``+-v_max``. T steps of firing with no input follow, in closed form (soft reset: ``floor(v /
     threshold)`` spikes, at most T; zero reset: one). ``x`` becomes the final potentials and

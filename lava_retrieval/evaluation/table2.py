@@ -276,6 +276,28 @@ def write(result: dict, out_dir: str | Path, stem: str = "table2") -> list[Path]
     return paths
 
 
+COST_PANELS = (
+    ("steps", "classification"),
+    ("steps", "top1"),
+    ("mj", "classification"),
+    ("mj", "top1"),
+)
+"""The panels of the cost row of :func:`plot_time_steps`: (cost, metric)."""
+
+
+def _cost_axes(axes, names: dict[str, str], anns: dict) -> None:
+    """Scales, labels and limits of the cost row of :func:`plot_time_steps`."""
+    for ax, (cost, key) in zip(axes, COST_PANELS, strict=True):
+        ax.set_xscale("log", base=2 if cost == "steps" else 10)
+        ax.set_xlabel(
+            "latency (chip steps per image)" if cost == "steps" else "Loihi model: mJ per image"
+        )
+        ax.set_title(f"{names[key]} against {'latency' if cost == 'steps' else 'energy'}")
+        top = max(values[0 if key == "classification" else 1] for values in anns)
+        ax.set_ylim(top - 15, top + 1)
+        ax.grid(alpha=0.3, which="both")
+
+
 def plot_time_steps(
     results: dict[str, dict],
     out: str | Path,
@@ -322,14 +344,7 @@ def plot_time_steps(
             kept = [
                 (r, costs[label][t]) for r, t in zip(rows, steps, strict=True) if t in costs[label]
             ]
-            for column, (cost, key) in enumerate(
-                (
-                    ("steps", "classification"),
-                    ("steps", "top1"),
-                    ("mj", "classification"),
-                    ("mj", "top1"),
-                )
-            ):
+            for column, (cost, key) in enumerate(COST_PANELS):
                 grid[2, column].plot(
                     [c[cost] for _, c in kept],
                     [r[key] for r, _ in kept],
@@ -337,25 +352,7 @@ def plot_time_steps(
                     color=line.get_color(),
                 )
     if costs:
-        for column, (cost, key) in enumerate(
-            (
-                ("steps", "classification"),
-                ("steps", "top1"),
-                ("mj", "classification"),
-                ("mj", "top1"),
-            )
-        ):
-            ax = grid[2, column]
-            ax.set_xscale("log", base=2 if cost == "steps" else 10)
-            ax.set_xlabel(
-                "latency (chip steps per image)" if cost == "steps" else "Loihi model: mJ per image"
-            )
-            ax.set_title(
-                f"{dict(metrics)[key]} against {'latency' if cost == 'steps' else 'energy'}"
-            )
-            top = max(values[0 if key == "classification" else 1] for values in anns)
-            ax.set_ylim(top - 15, top + 1)
-            ax.grid(alpha=0.3, which="both")
+        _cost_axes(grid[2], dict(metrics), anns)
     for column, (_, name) in enumerate(metrics):
         lines = [values[column] for values in anns]
         for row, ax in enumerate(grid[:2, column]):

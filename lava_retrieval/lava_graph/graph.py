@@ -237,11 +237,8 @@ def build(
         batch_size = 1
     batch_size = batch_size if host else min(batch_size, len(images))
     import_lava()
-    from procs.cosine_knn.process import CosineKNN
     from procs.host_sink.process import HostSink
-    from procs.if_layer.process import IFLayer
     from procs.image_encoder.process import ImageEncoder
-    from procs.membrane_probe.process import MembraneProbe
 
     # Deferred signals: a process interrupted half-way through its constructor raises from its
     # __del__ at exit (Lava's AbstractProcess.stop reads an attribute not yet set).
@@ -259,39 +256,9 @@ def build(
             side=side,
             lead=lead,
         )
-        layers = []
-        for depth, spec in enumerate(network.layers):
-            layer = IFLayer.from_layer(
-                spec,
-                neuron=network.neuron(depth),
-                batch_size=batch_size,
-                time_steps=time_steps,
-                timing=timing,
-                depth=depth,
-                layout=layout,
-                analog=network.analog_input and depth == 0,
-                lead=lead,
-            )
-            source = layers[-1].out if layers else encoder.out
-            if loihi and spec.kind == "dense" and len(source.shape) > 1:
-                source = source.flatten()
-            source.connect(layer.inp)
-            layers.append(layer)
+        layers = _if_layers(network, encoder, config, batch_size, layout, lead)
         offset = _offset(network.embedding_layer, time_steps, timing)
-        embedding_layer = layers[network.embedding_layer]
-        probe = MembraneProbe(
-            state_shape=embedding_layer.v.shape,
-            time_steps=window,
-            readout=config.readout,
-            threshold=network.layers[network.embedding_layer].threshold,
-            v_init=network.neuron(network.embedding_layer).v_init,
-            v_scale=lowering.V_SCALE if loihi else 1,
-            layout=layout,
-            offset=offset,
-        )
-        probe.v_ref.connect_var(embedding_layer.v)
-        if not loihi:
-            probe.count_ref.connect_var(embedding_layer.spike_count)
+        probe = _probe(network, layers, config.readout, window, layout, offset)
         embedding_sink = HostSink(shape=probe.out.shape, time_steps=window, offset=offset)
         probe.out.connect(embedding_sink.inp)
         graph = RetrievalGraph(
@@ -306,21 +273,71 @@ def build(
             offset=offset,
         )
         if index is not None:
-            knn = CosineKNN(
-                index=index,
-                k=k,
-                batch_size=batch_size,
-                time_steps=window,
-                offset=offset,
-            )
-            probe.out.connect(knn.query)
-            sinks = []
-            for port in (knn.ids, knn.scores):
-                sink = HostSink(shape=port.shape, time_steps=window, offset=offset)
-                port.connect(sink.inp)
-                sinks.append(sink)
-            graph.knn, graph.result_sinks = knn, tuple(sinks)
+            _attach_knn(graph, index, k)
         return graph
+
+
+def _if_layers(network, encoder, config: SimConfig, batch_size: int, layout: str, lead: int):
+    """One IFLayer per layer of ``network``, connected from ``encoder`` on."""
+    from procs.if_layer.process import IFLayer
+
+    layers: list = []
+    for depth, spec in enumerate(network.layers):
+        layer = IFLayer.from_layer(
+            spec,
+            neuron=network.neuron(depth),
+            batch_size=batch_size,
+            time_steps=config.time_steps,
+            timing=config.timing,
+            depth=depth,
+            layout=layout,
+            analog=network.analog_input and depth == 0,
+            lead=lead,
+        )
+        source = layers[-1].out if layers else encoder.out
+        if layout == "whc" and spec.kind == "dense" and len(source.shape) > 1:
+            source = source.flatten()  # (the Loihi path)
+        source.connect(layer.inp)
+        layers.append(layer)
+    return layers
+
+
+def _probe(network, layers: list, readout: str, window: int, layout: str, offset: int):
+    """The MembraneProbe on the embedding layer (its spike count too, off the Loihi path)."""
+    from procs.membrane_probe.process import MembraneProbe
+
+    loihi = layout == "whc"
+    embedding_layer = layers[network.embedding_layer]
+    probe = MembraneProbe(
+        state_shape=embedding_layer.v.shape,
+        time_steps=window,
+        readout=readout,
+        threshold=network.layers[network.embedding_layer].threshold,
+        v_init=network.neuron(network.embedding_layer).v_init,
+        v_scale=lowering.V_SCALE if loihi else 1,
+        layout=layout,
+        offset=offset,
+    )
+    probe.v_ref.connect_var(embedding_layer.v)
+    if not loihi:
+        probe.count_ref.connect_var(embedding_layer.spike_count)
+    return probe
+
+
+def _attach_knn(graph: RetrievalGraph, index, k: int) -> None:
+    """A CosineKNN over ``index`` fed by the graph's probe, and sinks for its answers."""
+    from procs.cosine_knn.process import CosineKNN
+    from procs.host_sink.process import HostSink
+
+    window, offset = graph.time_steps, graph.offset
+    knn = CosineKNN(index=index, k=k, batch_size=graph.batch_size, time_steps=window, offset=offset)
+    graph.probe.out.connect(knn.query)
+    sinks = []
+    for port in (knn.ids, knn.scores):
+        sink = HostSink(shape=port.shape, time_steps=window, offset=offset)
+        port.connect(sink.inp)
+        sinks.append(sink)
+    graph.knn, graph.result_sinks = knn, tuple(sinks)
 
 
 def embed(

@@ -358,83 +358,34 @@ def runtime(out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def energy(out: Path) -> str:
-    title = "Tables 4 and 5: power and energy"
-    record = _load(out, "energy.json")
-    if record is None:
-        return _missing(title, "energy")
-    result = record["result"]
-    model = result["model"]
-    runtime_record = _load(out, "runtime.json")
-    lines = [f"## {title}\n", "### Measured on this machine\n"]
+def _measured_energy(runtime_record: dict | None, meters: dict) -> list[str]:
+    """Lines of the energy measured on this machine (the runtime step's rows with mJ)."""
     measured = [
         r
         for r in (runtime_record or {}).get("result", {}).get("rows", [])
         if r.get("mj") is not None
     ]
-    if measured:
-        lines += [
-            "| model | batch | T | energy per example (mJ) | counter |",
-            "| --- | ---: | ---: | ---: | --- |",
-        ]
-        for row in measured:
-            lines.append(
-                f"| {row['model']} | {row['batch_size']} | {row['time_steps'] or '—'} | "
-                f"{row['mj']:.4g} | {row['energy_source']} |"
-            )
-    else:
-        lines.append(
+    if not measured:
+        return [
             "No energy was measured: this machine exposes no power reading (CPU: "
-            f"{result['meters']['cpu']}; GPU: {result['meters']['gpu']}). The table is left "
+            f"{meters['cpu']}; GPU: {meters['gpu']}). The table is left "
             "empty rather than filled with an estimate.\n"
-        )
-    lines += [
-        "",
-        "### Loihi: energy model from exact operation counts\n",
-        f"Operations counted by the simulator on {result['images']:,} test images; "
-        f"{model['synaptic_op_pj']} pJ per synaptic operation, {model['neuron_update_pj']} pJ per "
-        f"neuron update, {model['spike_pj']} pJ per spike (Davies et al. 2018); static power "
-        f"{model['static_w']:.3f} W and runtime {model['overhead_ms']:.3f} ms + "
-        f"{model['per_step_ms']:.4f} ms per step (the paper's two Loihi measurements); see "
-        "`lava_retrieval/evaluation/energy.py`.\n",
-        "| method | T | chip steps | spikes | synaptic ops | neuron updates | runtime (ms) | "
-        "dynamic (mJ) | total (mJ) | classification / top-1 |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+    lines = [
+        "| model | batch | T | energy per example (mJ) | counter |",
+        "| --- | ---: | ---: | ---: | --- |",
     ]
-    for row in result["rows"]:
-        c, e, acc = row["counts"], row["estimate"], row["accuracy"]
-        quality = f"{acc['classification']:.2f} / {acc['top1']:.2f}" if acc else "—"
+    for row in measured:
         lines.append(
-            f"| {row['label']} | {row['time_steps']} | {c['steps']} | {c['spikes']:,.0f} | "
-            f"{c['synaptic_ops']:,.0f} | {c['neuron_updates']:,.0f} | {e['ms']:.3f} | "
-            f"{e['dynamic_mj']:.3f} | {e['total_mj']:.3f} | {quality} |"
+            f"| {row['model']} | {row['batch_size']} | {row['time_steps'] or '—'} | "
+            f"{row['mj']:.4g} | {row['energy_source']} |"
         )
-    lines += [
-        "",
-        "Check against the paper's measurement (Tables 4 and 5, 32-64-10, batch 1):",
-        "",
-        "| T | model total (mJ) | paper total (mJ) | model dynamic (mJ) | paper dynamic |",
-        "| ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for check in result["checks"]:
-        lines.append(
-            f"| {check['time_steps']} | {check['model_total_mj']:.3f} | "
-            f"{check['paper_total_mj']:.3f} | {check['model_dynamic_mj']:.3f} | "
-            f"{check['paper_dynamic_mj']:.3f} |"
-        )
-    lines += [
-        "",
-        "Paper, Tables 4 and 5 (as published):",
-        "",
-        "| model | batch | hardware | static (W) | dynamic (W) | total (W) | energy (mJ) |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for row in paper.HARDWARE_ROWS:
-        lines.append(
-            f"| {row['model']} | {row['batch_size']} | {row['hardware']} | {row['static_w']} | "
-            f"{row['dynamic_w']} | {row['total_w']} | {row['mj']} |"
-        )
-    lines += ["", _provenance(record), "", "Differences:", ""]
+    return lines
+
+
+def _energy_differences(result: dict) -> list[str]:
+    """The bullet points under "Differences:" of the energy section."""
+    lines: list[str] = []
     for check in result["checks"]:
         lines.append(
             f"- T = {check['time_steps']}: the model's total is "
@@ -492,6 +443,67 @@ def energy(out: Path) -> str:
             f"{paper_per_step:,.0f} (learned thresholds are lower), so its dynamic energy per step "
             "is higher; static power dominates either way."
         )
+    return lines
+
+
+def energy(out: Path) -> str:
+    title = "Tables 4 and 5: power and energy"
+    record = _load(out, "energy.json")
+    if record is None:
+        return _missing(title, "energy")
+    result = record["result"]
+    model = result["model"]
+    runtime_record = _load(out, "runtime.json")
+    lines = [f"## {title}\n", "### Measured on this machine\n"]
+    lines += _measured_energy(runtime_record, result["meters"])
+    lines += [
+        "",
+        "### Loihi: energy model from exact operation counts\n",
+        f"Operations counted by the simulator on {result['images']:,} test images; "
+        f"{model['synaptic_op_pj']} pJ per synaptic operation, {model['neuron_update_pj']} pJ per "
+        f"neuron update, {model['spike_pj']} pJ per spike (Davies et al. 2018); static power "
+        f"{model['static_w']:.3f} W and runtime {model['overhead_ms']:.3f} ms + "
+        f"{model['per_step_ms']:.4f} ms per step (the paper's two Loihi measurements); see "
+        "`lava_retrieval/evaluation/energy.py`.\n",
+        "| method | T | chip steps | spikes | synaptic ops | neuron updates | runtime (ms) | "
+        "dynamic (mJ) | total (mJ) | classification / top-1 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in result["rows"]:
+        c, e, acc = row["counts"], row["estimate"], row["accuracy"]
+        quality = f"{acc['classification']:.2f} / {acc['top1']:.2f}" if acc else "—"
+        lines.append(
+            f"| {row['label']} | {row['time_steps']} | {c['steps']} | {c['spikes']:,.0f} | "
+            f"{c['synaptic_ops']:,.0f} | {c['neuron_updates']:,.0f} | {e['ms']:.3f} | "
+            f"{e['dynamic_mj']:.3f} | {e['total_mj']:.3f} | {quality} |"
+        )
+    lines += [
+        "",
+        "Check against the paper's measurement (Tables 4 and 5, 32-64-10, batch 1):",
+        "",
+        "| T | model total (mJ) | paper total (mJ) | model dynamic (mJ) | paper dynamic |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for check in result["checks"]:
+        lines.append(
+            f"| {check['time_steps']} | {check['model_total_mj']:.3f} | "
+            f"{check['paper_total_mj']:.3f} | {check['model_dynamic_mj']:.3f} | "
+            f"{check['paper_dynamic_mj']:.3f} |"
+        )
+    lines += [
+        "",
+        "Paper, Tables 4 and 5 (as published):",
+        "",
+        "| model | batch | hardware | static (W) | dynamic (W) | total (W) | energy (mJ) |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in paper.HARDWARE_ROWS:
+        lines.append(
+            f"| {row['model']} | {row['batch_size']} | {row['hardware']} | {row['static_w']} | "
+            f"{row['dynamic_w']} | {row['total_w']} | {row['mj']} |"
+        )
+    lines += ["", _provenance(record), "", "Differences:", ""]
+    lines += _energy_differences(result)
     return "\n".join(lines) + "\n"
 
 

@@ -28,6 +28,10 @@ import numpy as np
 
 from lava_retrieval.common.errors import LavaRetrievalError
 
+UNSATURATED = 1 << 62
+"""A bound no potential reaches: ``NeuronParams(v_max=UNSATURATED)`` is the neuron without the
+24-bit saturation (the floating-point Lava model, ``simulate_reference(saturate=False)``)."""
+
 V_BITS = 24
 FRACTION_BITS = 6
 V_MAX = (1 << (V_BITS - 1 - FRACTION_BITS)) - 1

@@ -78,10 +78,8 @@ import numpy as np
 from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.snn.config import check_readout, check_timing
 from lava_retrieval.snn.network import SpikingNetwork
-from lava_retrieval.snn.neuron import if_step, input_current, integrate
+from lava_retrieval.snn.neuron import UNSATURATED, if_step, input_current, integrate
 from lava_retrieval.snn.synapse import SynapticOp
-
-_UNSATURATED = 1 << 62
 
 
 @dataclass
@@ -102,6 +100,92 @@ class SimResult:
     spike_counts: list[np.ndarray | None]
     membrane: list[np.ndarray | None]
     spikes: list[np.ndarray] | None = None
+
+
+@dataclass
+class _Run:
+    """What a simulation's passes share: per layer its synaptic operator, neuron parameters,
+    bias, potentials, counts and spike trains; the input current; T."""
+
+    ops: list
+    params: list
+    biases: list
+    v: list
+    counts: list
+    trains: list
+    current: np.ndarray
+    analog: bool
+    time_steps: int
+
+
+def _sigma_delta(run: _Run) -> None:
+    """``sigma_delta``: each layer sends ``floor(relu(v) / threshold)`` once, keeps the rest."""
+    message, silent = run.current, np.zeros(run.current.shape, bool)
+    for i in range(len(run.v)):
+        if i == 0 and run.analog:  # no neurons: the pixel current is the message
+            run.trains[0] = [silent]
+            continue
+        a_in = np.rint(run.ops[i](message)).astype(np.int64) if i else run.current
+        run.v[i] = run.v[i] + a_in + run.biases[i]
+        run.counts[i] = np.maximum(run.v[i], 0) // run.params[i].threshold
+        run.v[i] = run.v[i] - run.counts[i] * run.params[i].threshold
+        message = run.counts[i]
+        run.trains[i] = [run.counts[i] > 0]
+
+
+def _two_phase(run: _Run, graded: bool) -> None:
+    """``exact_count`` (each layer integrates T steps of its input, then fires T) and
+    ``graded`` (the same, the input sent as one message of counts)."""
+    T, current, ops = run.time_steps, run.current, run.ops
+    for i in range(len(run.v)):
+        if i == 0 and run.analog:  # no neurons: the current is sent as it is
+            run.trains[0] = [np.zeros(current.shape, bool)] * T
+            continue
+        if graded:  # one message: the predecessor's count
+            if i == 1 and run.analog:
+                a_in = np.rint(ops[1](T * current)).astype(np.int64)
+            elif i:
+                a_in = np.rint(ops[i](run.counts[i - 1])).astype(np.int64)
+            else:
+                a_in = T * current
+            run.v[i] = integrate(run.v[i], a_in, T * run.biases[i], run.params[i])
+        else:
+            inputs = run.trains[i - 1] if i else [current] * T
+            if i == 1 and run.analog:
+                inputs = [current] * T
+            for k in range(T):  # integrate, not firing
+                a_in = np.rint(ops[i](inputs[k])).astype(np.int64) if i else inputs[k]
+                run.v[i] = integrate(run.v[i], a_in, run.biases[i], run.params[i])
+        for _ in range(T):  # fire, no input
+            run.v[i], spikes = if_step(run.v[i], 0, 0, run.params[i])
+            run.counts[i] += spikes
+            run.trains[i].append(spikes)
+
+
+def _stepped(run: _Run, delay: bool, record_spikes: bool) -> None:
+    """``delay`` (a layer sees the step before's spikes) and ``no_delay``/``pipelined`` (the
+    same step's), one step at a time."""
+    previous = [np.zeros(x.shape, bool) for x in run.v]
+    silent = np.zeros(run.current.shape, bool)
+    for _ in range(run.time_steps):
+        now = []
+        for i in range(len(run.v)):
+            if i == 0 and run.analog:  # the current itself, as the input layer's output
+                now.append(run.current)
+                if record_spikes:
+                    run.trains[0].append(silent)
+                continue
+            if i == 0:
+                a_in = run.current
+            else:
+                source = previous[i - 1] if delay else now[i - 1]
+                a_in = np.rint(run.ops[i](source)).astype(np.int64)
+            run.v[i], spikes = if_step(run.v[i], a_in, run.biases[i], run.params[i])
+            run.counts[i] += spikes
+            now.append(spikes)
+            if record_spikes:
+                run.trains[i].append(spikes)
+        previous = now
 
 
 def simulate_reference(
@@ -147,7 +231,7 @@ def simulate_reference(
     ops = [None] + [SynapticOp(layer) for layer in layers[1:]]
     params = [network.neuron(i) for i in range(len(layers))]
     if not saturate:
-        params = [replace(p, v_max=_UNSATURATED) for p in params]
+        params = [replace(p, v_max=UNSATURATED) for p in params]
     biases = [
         0
         if layer.bias is None
@@ -156,67 +240,16 @@ def simulate_reference(
     ]
     v = [np.full((n, *x.output_shape), params[i].v_init, np.int64) for i, x in enumerate(layers)]
     counts = [np.zeros_like(x) for x in v]
-    previous = [np.zeros(x.shape, bool) for x in v]
     trains = [[] for _ in layers]
     current = input_current(images, layers[0].param_scale).reshape(n, *layers[0].output_shape)
     analog = network.analog_input
-    silent = np.zeros(current.shape, bool)
+    run = _Run(ops, params, biases, v, counts, trains, current, analog, time_steps)
     if timing == "sigma_delta":
-        message = current
-        for i in range(len(layers)):
-            if i == 0 and analog:  # no neurons: the pixel current is the message
-                trains[0] = [silent]
-                continue
-            a_in = np.rint(ops[i](message)).astype(np.int64) if i else current
-            v[i] = v[i] + a_in + biases[i]
-            counts[i] = np.maximum(v[i], 0) // params[i].threshold
-            v[i] = v[i] - counts[i] * params[i].threshold
-            message = counts[i]
-            trains[i] = [counts[i] > 0]
+        _sigma_delta(run)
     elif timing in ("exact_count", "graded"):
-        for i in range(len(layers)):
-            if i == 0 and analog:  # no neurons: the current is sent as it is
-                trains[0] = [silent] * time_steps
-                continue
-            if timing == "graded":  # one message: the predecessor's count
-                if i == 1 and analog:
-                    a_in = np.rint(ops[1](time_steps * current)).astype(np.int64)
-                elif i:
-                    a_in = np.rint(ops[i](counts[i - 1])).astype(np.int64)
-                else:
-                    a_in = time_steps * current
-                v[i] = integrate(v[i], a_in, time_steps * biases[i], params[i])
-            else:
-                inputs = trains[i - 1] if i else [current] * time_steps
-                if i == 1 and analog:
-                    inputs = [current] * time_steps
-                for k in range(time_steps):  # integrate, not firing
-                    a_in = np.rint(ops[i](inputs[k])).astype(np.int64) if i else inputs[k]
-                    v[i] = integrate(v[i], a_in, biases[i], params[i])
-            for _ in range(time_steps):  # fire, no input
-                v[i], spikes = if_step(v[i], 0, 0, params[i])
-                counts[i] += spikes
-                trains[i].append(spikes)
+        _two_phase(run, graded=timing == "graded")
     else:
-        for _ in range(time_steps):
-            now = []
-            for i in range(len(layers)):
-                if i == 0 and analog:  # the current itself, as the input layer's output
-                    now.append(current)
-                    if record_spikes:
-                        trains[0].append(silent)
-                    continue
-                if i == 0:
-                    a_in = current
-                else:
-                    source = previous[i - 1] if timing == "delay" else now[i - 1]
-                    a_in = np.rint(ops[i](source)).astype(np.int64)
-                v[i], spikes = if_step(v[i], a_in, biases[i], params[i])
-                counts[i] += spikes
-                now.append(spikes)
-                if record_spikes:
-                    trains[i].append(spikes)
-            previous = now
+        _stepped(run, delay=timing == "delay", record_spikes=record_spikes)
     return SimResult(
         spike_counts=[c.astype(np.int32) for c in counts],
         membrane=v,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
@@ -14,7 +16,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava_retrieval.engines.scatter import EventSynapses, if_step_in_place
 from lava_retrieval.loihi import lowering
 from lava_retrieval.snn.network import SpikingLayer
-from lava_retrieval.snn.neuron import NeuronParams, if_step, integrate
+from lava_retrieval.snn.neuron import UNSATURATED, NeuronParams, if_step, integrate
 from lava_retrieval.snn.synapse import SynapticOp
 from procs.if_layer.process import IFLayer
 
@@ -261,18 +263,17 @@ class PyIFLayerModelFloat(_BatchedIFLayer):
 
     state_dtype = np.float64
 
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self.unbounded = replace(self.neuron, v_max=UNSATURATED)
+
     def step(self, v, a_in, bias):
-        threshold = self.neuron.threshold
-        v = v + a_in + bias
-        spikes = v >= threshold
-        if self.neuron.reset == "subtract":
-            v = v - threshold * spikes
-        else:
-            v = np.where(spikes, 0.0, v)
-        return v, spikes
+        # The spec itself (lava_retrieval.snn.neuron.if_step), without the 24-bit bound.
+        v, spikes = if_step(v, a_in, bias, self.unbounded)
+        return v.astype(np.float64), spikes
 
     def accumulate(self, v, a_in, bias):
-        return v + a_in + bias
+        return integrate(v, a_in, bias, self.unbounded).astype(np.float64)
 
     def divide(self, v):
         return np.floor(v / self.neuron.threshold)
