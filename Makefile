@@ -37,6 +37,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lava_retrieval procs tests examples benchmarks scripts conftest.py
 	$(VENV)/bin/ruff format --check lava_retrieval procs tests examples benchmarks scripts conftest.py
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

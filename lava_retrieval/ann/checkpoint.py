@@ -77,7 +77,7 @@ class Checkpoint:
         return self.history[-1] if self.history else {}
 
 
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], object]) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         write(f)
 
@@ -167,6 +167,8 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
         path = path.parent
     meta_path = path / META_FILE
     meta = read_meta(path)
+    if meta is None:  # (read_meta raises where there is none)
+        raise CheckpointError(f"{meta_path}: missing")
     if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{meta_path}: format {meta.get('format')!r} version {meta.get('version')!r}, "

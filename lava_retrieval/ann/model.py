@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -137,7 +138,8 @@ class _QCFSFunction(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
+    def backward(ctx, *grads: torch.Tensor):
+        (grad,) = grads
         y, out, lam = ctx.saved_tensors
         inside = (y > 0) & (y < 1) if ctx.ceiling else y > 0
         grad_x = grad * inside
@@ -285,14 +287,15 @@ class ConvNet(nn.Module):
         self.sdnn = bool(sdnn)
 
         def act() -> list[nn.Module]:
-            return [QCFS(levels, ceiling=not sdnn)] if qcfs else [nn.ReLU()]
+            return [QCFS(int(levels or 0), ceiling=not sdnn)] if qcfs else [nn.ReLU()]
 
         channels = (INPUT_SHAPE[0], *self.spec.conv_channels)
-        layers: list[nn.Module] = [QCFS(self.input_levels, 1.0, trainable=False)] if qcfs else []
+        quantise_input = QCFS(int(self.input_levels or 0), 1.0, trainable=False)
+        layers: list[nn.Module] = [quantise_input] if qcfs else []
         for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:], strict=True)):
             if i < 2:
                 layers += [nn.Conv2d(c_in, c_out, 5), *act(), nn.AvgPool2d(2)]
-                layers += [QCFS(levels, ceiling=not sdnn)] if qcfs else []
+                layers += [QCFS(int(levels or 0), ceiling=not sdnn)] if qcfs else []
             else:
                 layers += [nn.Conv2d(c_in, c_out, 3, padding=1), *act()]
         c, h, w = self.spec.embedding_shape
@@ -312,7 +315,7 @@ class ConvNet(nn.Module):
     def _sdnn_forward(self, x: torch.Tensor, end: int) -> torch.Tensor:
         """The first ``end`` modules with the sigma-delta conversion's weights (``sdnn``)."""
         modules = list(self.layers)
-        step = None  # the step of the activation the next synaptic layer receives
+        step: Any = None  # the step of the activation the next synaptic layer receives
         for i, module in enumerate(modules[:end]):
             if isinstance(module, QCFS):
                 x = module(x)
@@ -322,10 +325,11 @@ class ConvNet(nn.Module):
                 x = module(x)
                 continue
             after = next((m for m in modules[i + 1 :] if isinstance(m, QCFS)), None)
-            out_step = 1.0 if after is None else after.threshold.clamp(min=1e-3) / after.levels
+            out_step: Any = 1.0 if after is None else after.threshold.clamp(min=1e-3) / after.levels
             ratio = step / out_step
             if isinstance(module, nn.AvgPool2d):
-                area = module.kernel_size**2
+                size = module.kernel_size
+                area = size * size if isinstance(size, int) else size[0] * size[1]
                 weight = _sdnn_quantised(ratio / area * torch.ones(1), ratio)
                 x = F.avg_pool2d(x, module.kernel_size, divisor_override=1) * weight
                 continue

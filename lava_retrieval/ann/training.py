@@ -61,13 +61,14 @@ def _initialise_from(model: ConvNet, source: Checkpoint, dataset, config: TrainC
     source_synaptic = [m for m in source.model.layers if isinstance(m, (nn.Conv2d, nn.Linear))]
     for mine, theirs in zip(synaptic, source_synaptic, strict=True):
         mine.weight.copy_(theirs.weight)
-        mine.bias.copy_(theirs.bias)
+        if mine.bias is not None and theirs.bias is not None:
+            mine.bias.copy_(theirs.bias)
     ours = [m for m in model.layers if isinstance(m, QCFS)]
-    theirs = [m for m in source.model.layers if isinstance(m, QCFS)]
-    same = len(ours) == len(theirs)
-    if same and all(a.levels == b.levels for a, b in zip(ours, theirs, strict=True)):
-        for mine, their in zip(ours, theirs, strict=True):
-            mine.threshold.copy_(their.threshold)
+    source_qcfs = [m for m in source.model.layers if isinstance(m, QCFS)]
+    same = len(ours) == len(source_qcfs)
+    if same and all(a.levels == b.levels for a, b in zip(ours, source_qcfs, strict=True)):
+        for own, their in zip(ours, source_qcfs, strict=True):
+            own.threshold.copy_(their.threshold)
         return
     images, _ = dataset.split("train", config.validation_fraction)
     x = to_tensor(images[:2000])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def run(
         log(f"embedding {len(queries)} queries on Lava's built-in processes ...")
         embedded = graph_embed(network, queries, config, backend="loihi", progress=False)
         scores, ids = CosineIndex().add(corpus).search(embedded.astype(np.float32), 3)
-        answer = SimpleNamespace(scores=scores, ids=ids)
+        answer: Any = SimpleNamespace(scores=scores, ids=ids)
     else:
         log(f"answering {len(queries)} queries through the Lava process graph ...")
         graph = build(

@@ -100,7 +100,7 @@ def _from_json(field: Field, value) -> Any:
         if field.kind is list:
             raise ParseError(f"{field.name} must be a list")
         raise ParseError(f"{field.name} must be of type {field.kind.__name__}")
-    return _choice(field, value) if field.kind is str else value
+    return _choice(field, str(value)) if field.kind is str else value
 
 
 def _choice(field: Field, text: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def activity(network, image: np.ndarray, time_steps: int, timing: str) -> list[d
         record_spikes=True,
     )
     layers = []
-    for layer, spikes in zip(network.layers, result.spikes, strict=True):
+    for layer, spikes in zip(network.layers, result.spikes or [], strict=True):
         trains = spikes[:, 0].reshape(spikes.shape[0], -1)  # (T, neurons)
         active = np.flatnonzero(trains.any(0))
         first = trains[:, active].argmax(0)
@@ -99,7 +100,8 @@ class SearchService:
         import threading
 
         registry.get(backend, "serve")
-        self._served = (index, None, None)  # (index, its images, the ANN's index): one swap
+        # (index, its images, the ANN's index): swapped as one
+        self._served: tuple[ImageIndex, np.ndarray | None, CosineIndex | None] = (index, None, None)
         self.directory = directory
         self.data_dir = data_dir
         self.backend = backend
@@ -107,7 +109,7 @@ class SearchService:
         self.write_lock = threading.Lock()
         index.check_paths(data_dir)  # an item a past write damaged: named, with its repair
         self._served = (index, self._corpus_images(index), None)
-        self.ann = None
+        self.ann: Any = None
         self.ann_note = "no ANN is known for this index's network (serve --checkpoint DIR)"
         if self.corpus is None:
             self.ann_note = (
@@ -119,14 +121,15 @@ class SearchService:
 
             known = resolve(network=index.network, need_ann=False)
             checkpoint = known.checkpoint() if known.checkpoint_path else None
-        if checkpoint:
+        corpus = self.corpus
+        if checkpoint and corpus is not None:
             self.checkpoint = checkpoint
             self.ann = checkpoint.model.eval()
             self.ann_note = f"ANN: {checkpoint.path.name}"
             from lava_retrieval.search.index import CosineIndex
 
             # The ANN's index of the same images: its ids are their positions.
-            self._served = (index, self.corpus, CosineIndex().add(self._ann_embed(self.corpus)))
+            self._served = (index, corpus, CosineIndex().add(self._ann_embed(corpus)))
         # The Lava backends: one graph, compiled and started now, for every query.
         self.graph = index.resident_graph(backend) if backend != "sim" else None
 
@@ -263,6 +266,8 @@ class SearchService:
     def _ann_embed(self, images: np.ndarray) -> np.ndarray:
         from lava_retrieval.ann.inference import embed
 
+        if self.ann is None:
+            raise LavaRetrievalError("no ANN is known for this index's network")
         return embed(self.ann, images, batch_size=2000)
 
     def _hits(self, hits, served: tuple) -> list[dict]:
@@ -283,7 +288,7 @@ class SearchService:
         index, corpus, ann_index = served
         k = max(1, min(int(k), len(index)))
         snn = index.search(image[None], k, graph=self.graph, **knobs)[0]
-        result = {
+        result: dict[str, Any] = {
             "warning": SILENT_WARNING if snn.silent else None,
             "input": png_data_url(image, 6),
             "snn": self._hits(snn, served),
@@ -291,7 +296,7 @@ class SearchService:
             "ann_note": self.ann_note,
             "k": k,
         }
-        if self.ann is not None and corpus is not None:
+        if self.ann is not None and corpus is not None and ann_index is not None:
             allowed = index.matching(knobs.get("labels"), knobs.get("path_prefix"))
             scores, ids = ann_index.search(self._ann_embed(image[None]), k, allowed)
             pairs = enumerate(zip(ids[0], scores[0], strict=True), 1)

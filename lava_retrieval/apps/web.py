@@ -54,7 +54,9 @@ from __future__ import annotations
 import base64
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -363,7 +365,7 @@ def create_app(
     def refused(exc):  # (ImageError, ParseError, RetrievalIndexError, RequestError, ...)
         return jsonify({"error": str(exc)}), _status(exc)
 
-    routes = {
+    routes: dict[tuple[str, str], Callable[..., Any]] = {
         ("GET", "/"): lambda: (page, 200, {"Content-Type": "text/html; charset=utf-8"}),
         ("GET", "/healthz"): lambda: "ok",
         ("GET", "/api/info"): lambda: jsonify(api.info()),

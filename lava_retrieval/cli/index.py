@@ -200,9 +200,9 @@ def run_search(args: argparse.Namespace) -> None:
 
         index.check_network(SpikingNetwork.load(args.network))
     prep = Preprocessing(invert=False) if args.no_invert else index.preprocessing
-    if bool(args.images) == bool(args.id):
-        from lava_retrieval.common.errors import LavaRetrievalError
+    from lava_retrieval.common.errors import LavaRetrievalError
 
+    if bool(args.images) == bool(args.id):
         raise LavaRetrievalError("give query images or --id ID (an indexed image), not both")
     # Queries by id are indexed images: their stored embeddings answer (nothing simulated);
     # their images are read back only to be drawn.
@@ -232,8 +232,10 @@ def run_search(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     if args.id:
         results = index.search_by_id(args.id, args.k, **filters)
-    else:
+    elif images is not None:
         results = index.search(images, args.k, args.backend, **filters)
+    else:
+        raise LavaRetrievalError("give query images or --id ID (an indexed image)")
     seconds = time.perf_counter() - start
     payload = {
         "index": str(args.index),
@@ -251,7 +253,7 @@ def run_search(args: argparse.Namespace) -> None:
     for q, hits in zip(names, results, strict=True):
         if hits.silent:
             print(f"warning: {q}: {SILENT_WARNING}", file=sys.stderr)
-    if args.png:
+    if args.png and images is not None:
         from lava_retrieval.search.figure import draw
 
         payload["png"] = str(draw(args.png, images, names, results, index))

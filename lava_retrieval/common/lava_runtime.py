@@ -66,7 +66,10 @@ def _record_created_segments() -> None:
             _segments[_segments.index(name)] = None
             raise
 
-    shared_memory._posixshmem = types.SimpleNamespace(shm_open=shm_open, shm_unlink=real.shm_unlink)
+    # (a private module of the standard library, replaced)
+    shared_memory._posixshmem = types.SimpleNamespace(  # type: ignore[attr-defined]
+        shm_open=shm_open, shm_unlink=real.shm_unlink
+    )
 
 
 def segments_mark() -> int:
@@ -94,7 +97,7 @@ def release_segments(mark: int = 0, end: int | None = None) -> int:
             continue  # unlinked by its manager, as a normal stop does
         except ValueError:  # empty: the signal came before its size was set
             with contextlib.suppress(FileNotFoundError):
-                shared_memory._posixshmem.shm_unlink(name)
+                shared_memory._posixshmem.shm_unlink(name)  # type: ignore[attr-defined]
             released += 1
             continue
         segment.close()
@@ -325,7 +328,7 @@ def stop_runtime(process, before: set | None = None, segments: tuple | None = No
     # alive, the interpreter would wait for it at exit.
     memory = getattr(infrastructure, "_smm", None)
     manager = getattr(memory, "_manager", None)
-    if manager is not None:
+    if memory is not None and manager is not None:
         server = getattr(manager, "_process", None)
         watchdog = threading.Timer(STOP_SECONDS, _kill, args=([server],))
         watchdog.daemon = True

@@ -456,7 +456,7 @@ def convert(
         pool_mode=config.pool_mode,
         arch=arch,
         manifest=manifest,
-        initial_membrane=config.initial_membrane,
+        initial_membrane=float(config.initial_membrane or 0.0),  # (resolved above)
         analog_input=config.analog_input,
     )
 

@@ -69,7 +69,7 @@ def convert_to_file(
             pool_mode=config.pool_mode,
             reset=config.reset,
             weight_bits=config.num_weight_bits,
-            initial_membrane=config.initial_membrane,
+            initial_membrane=config.initial_membrane or 0.0,  # (None: by the ANN, zero or half)
             analog_input=config.analog_input,
         )
         if found:

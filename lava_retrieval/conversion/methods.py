@@ -341,7 +341,7 @@ def resolve(
         network = SpikingNetwork.load(network)
     chosen = get(method) if method else (of_network(network) if network is not None else None)
     chosen = chosen or get(DEFAULT_METHOD)
-    ann = Path(checkpoint) if checkpoint else chosen.checkpoint_path
+    ann: Path | None = Path(checkpoint) if checkpoint else chosen.checkpoint_path
     source = network.manifest.get("source_sha256") if network is not None else None
     if need_ann and network is not None and not source and not (method or checkpoint):
         log(
@@ -350,7 +350,8 @@ def resolve(
         )
     if not need_ann and network is not None and not checkpoint and not source:
         ann = None  # not known, and not needed
-    if source and source != (read_meta(ann) or {}).get("weights_sha256"):
+    known = (read_meta(ann) or {}) if ann is not None else {}
+    if source and source != known.get("weights_sha256"):
         if need_ann:
             raise LavaRetrievalError(
                 f"{label} was converted from another ANN than {ann}; pass that ANN's "
@@ -358,7 +359,7 @@ def resolve(
             )
         ann = None
     if network is None:
-        if dataset is None:
+        if dataset is None or ann is None:
             raise LavaRetrievalError("converting the method's ANN needs the dataset")
         log(f"converting {ann.name} for method {chosen.name!r} (--network to use another)")
         network = chosen.network(dataset, load_checkpoint(ann))

@@ -124,7 +124,7 @@ def convert_sdnn(
     weight_max = (1 << (weight_bits - 1)) - 1
     from lava_retrieval.ann.model import INPUT_SHAPE
 
-    shape = INPUT_SHAPE
+    shape: tuple[int, ...] = INPUT_SHAPE
     layers = [SpikingLayer("input", "input", shape, shape, None, None, 1, float(INPUT_SCALE), 1.0)]
     step_in = 1.0 / INPUT_SCALE
     incoming = np.full(shape[0], INPUT_SCALE, np.int64)  # each channel's largest message
@@ -136,7 +136,7 @@ def convert_sdnn(
         ratio = step_in / step
         scaled = layer.weight * ratio
         if layer.kind == "dense":
-            out_shape = (len(layer.weight),)
+            out_shape: tuple[int, ...] = (len(layer.weight),)
         else:
             kernel = layer.weight.shape[-1]
             height, width = (

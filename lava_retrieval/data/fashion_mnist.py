@@ -234,6 +234,14 @@ def _file_in(directory: Path, name: str) -> Path | None:
     return None
 
 
+def _present(directory: Path, name: str) -> Path:
+    """The file ``name`` (or ``name.gz``) of ``directory``, which :func:`locate` found there."""
+    path = _file_in(directory, name)
+    if path is None:
+        raise DataError(f"{directory}: {name} is missing")
+    return path
+
+
 def _missing(directory: Path) -> list[str]:
     return [spec.name for spec in FILES.values() if _file_in(directory, spec.name) is None]
 
@@ -425,7 +433,7 @@ def load_fashion_mnist(
     ((60000, 28, 28), (10000,))
     """
     directory, origin = locate(data_dir, download=download)
-    paths = {key: _file_in(directory, spec.name) for key, spec in FILES.items()}
+    paths = {key: _present(directory, spec.name) for key, spec in FILES.items()}
     parsed = {key: _read_checked(paths[key], FILES[key]) for key in FILES}
     for split in ("train", "test"):
         n_images = len(parsed[f"{split}_images"][0])

@@ -17,6 +17,7 @@ It is held to :func:`lava_retrieval.snn.reference.simulate_reference` by the con
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ class _Synapses:
             self.bias = bias.to(device=device, dtype=self.dtype).view(*view)
         self.pool = (
             layer.kind == "pool"
-            and layer.stride == layer.weight.shape[-1]
+            and layer.stride == layer.synapses.shape[-1]
             and layer.padding == 0
             and bool((weight == weight.flat[0]).all())
         )
@@ -60,7 +61,7 @@ class _Synapses:
         if self.pool:
             # Equal weights, non-overlapping windows: a sum pool (no division, so exact for
             # any k) times the weight.
-            return F.avg_pool2d(x, layer.stride, divisor_override=1) * float(layer.weight.flat[0])
+            return F.avg_pool2d(x, layer.stride, divisor_override=1) * float(layer.synapses.flat[0])
         return F.conv2d(x, weight, stride=layer.stride, padding=layer.padding, groups=layer.groups)
 
 
@@ -235,7 +236,7 @@ def _simulate_graded(prepared: Prepared, images: np.ndarray, levels: int, record
         counts = _fire_without_input(v, neuron, levels)
         result.spike_counts.append(counts)
         result.membrane.append(v)
-        if record:
+        if result.spikes is not None:  # (recorded)
             order = torch.arange(levels, device=v.device, dtype=v.dtype)
             result.spikes.append(counts.unsqueeze(0) > order.view(-1, *([1] * v.dim())))
     return result
@@ -277,11 +278,13 @@ def _analog_start(
     return result, _constant_input(prepared, pixels, time_steps, first)
 
 
-def _keep(result: SimResult, spikes: torch.Tensor, v: torch.Tensor, counts: torch.Tensor) -> None:
+def _keep(
+    result: SimResult, spikes: torch.Tensor | None, v: torch.Tensor, counts: torch.Tensor
+) -> None:
     """Append one layer's counts, potentials and (where recorded) spikes to ``result``."""
     result.spike_counts.append(counts)
     result.membrane.append(v)
-    if result.spikes is not None:
+    if result.spikes is not None and spikes is not None:
         result.spikes.append(spikes.bool())
 
 
@@ -385,7 +388,10 @@ class Prepared:
         self.layers = network.layers
         self.analog = network.analog_input
         self.params = [network.neuron(i) for i in range(len(network.layers))]
-        self.synapses = [None] + [_Synapses(layer, device) for layer in network.layers[1:]]
+        # Per layer (None for the input layer, which has no synapses).
+        self.synapses: list[Any] = [None] + [
+            _Synapses(layer, device) for layer in network.layers[1:]
+        ]
 
 
 def simulate_dense(

@@ -56,7 +56,9 @@ _INPUT, _TAPS, _RUN, _DENSE = range(4)
 
 
 def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    return tuple(shape) if len(shape) == 3 else (int(np.prod(shape)), 1, 1)
+    if len(shape) == 3:
+        return int(shape[0]), int(shape[1]), int(shape[2])
+    return int(np.prod(shape)), 1, 1
 
 
 def supports(network: SpikingNetwork, graded_levels: int = 0) -> bool:
@@ -75,7 +77,7 @@ def _taps(layer: SpikingLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     compressed rows (ptr of length H_in * W_in + 1, outputs, taps)."""
     _, hin, win = _chw(layer.input_shape)
     _, hout, wout = _chw(layer.output_shape)
-    k, s, pad = layer.weight.shape[-1], layer.stride, layer.padding
+    k, s, pad = layer.synapses.shape[-1], layer.stride, layer.padding
     y, x = (a.reshape(-1, 1) for a in np.indices((hin, win)))
     ky, kx = (a.reshape(1, -1) for a in np.indices((k, k)))
     oy, ox = y + pad - ky, x + pad - kx  # stride * output position

@@ -30,6 +30,7 @@ paths).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,8 +55,9 @@ class Windows:
         self.param_scale = layers[0].param_scale
         self.shapes = [tuple(layer.output_shape) for layer in layers]
         self.largest_pixel = int(np.ceil(abs(self.param_scale)))
-        self.products: list[_Synapses | None] = [None]
-        self.magnitudes: list[_Synapses | None] = [None]  # |W|, for sign-mixed weights
+        # Per layer (None for the input layer, which has no synapses).
+        self.products: list[Any] = [None]
+        self.magnitudes: list[Any] = [None]  # |W|, for sign-mixed weights
         self.checks = [0]
         self.biases: list[np.ndarray] = [np.zeros(1, np.int64)]
         self.worst = [0]  # the largest sum of |W| into one neuron
@@ -65,8 +67,8 @@ class Windows:
             # (an analog input's first layer integrates a constant: it needs no bound)
             mixed = bool((weight > 0).any() and (weight < 0).any())
             mixed &= not (self.analog and index == 1)
-            magnitude = replace(layer, weight=np.abs(weight)) if mixed else None
-            self.magnitudes.append(_Synapses(magnitude) if mixed else None)
+            magnitude = _Synapses(replace(layer, weight=np.abs(weight))) if mixed else None
+            self.magnitudes.append(magnitude)
             # How the kernel bounds the running sums: |W| . counts (1), or the input itself
             # for weights >= 0 (2) or <= 0 (3).
             self.checks.append(1 if mixed else 2 if (weight >= 0).all() else 3)
@@ -179,7 +181,8 @@ def simulate_windows(
     pixels = input_current(images, windows.param_scale).reshape(n, *windows.shapes[0])
     membrane, spikes = [], []
     unproven = np.zeros(n, bool)
-    counts = drive = None
+    counts: Any = None
+    drive: Any = None
     with torch.no_grad():
         for index, params in enumerate(windows.params):
             v_init, bias = params.v_init, windows.biases[index]

@@ -365,8 +365,8 @@ def plot_time_steps(
             ax.grid(alpha=0.3)
         grid[1, column].set_ylim(min(lines) - 5, max(lines) + 1)
     axes = grid[0]
-    for row in grid[1:]:
-        row[0].set_ylabel("percent")
+    for panels in grid[1:]:
+        panels[0].set_ylabel("percent")
     axes[0].set_ylabel("percent")
     handles, labels = axes[0].get_legend_handles_labels()
     columns = min(len(labels), 4)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import multiprocessing
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -74,15 +75,15 @@ class GraphResult:
 class RetrievalGraph:
     """The connected processes; :meth:`run` presents every image once."""
 
-    encoder: object
+    encoder: Any
     layers: list
-    probe: object
-    embedding_sink: object
+    probe: Any
+    embedding_sink: Any
     num_images: int
     batch_size: int
     time_steps: int
     backend: str
-    knn: object | None = None
+    knn: Any = None
     result_sinks: tuple = field(default_factory=tuple)
     offset: int = 0  # steps from an image's first step to its embedding's (pipelined: depth)
 
@@ -179,7 +180,7 @@ def check_backend(network: SpikingNetwork, config: SimConfig, backend: str) -> N
 
 def build(
     network: SpikingNetwork,
-    images: np.ndarray,
+    images: np.ndarray | None,
     config: SimConfig,
     *,
     batch_size: int = 32,
@@ -235,7 +236,7 @@ def build(
             timing, [network.neuron(d).v_init for d in range(len(network.layers))]
         )
         batch_size = 1
-    batch_size = batch_size if host else min(batch_size, len(images))
+    batch_size = batch_size if images is None else min(batch_size, len(images))
     import_lava()
     from procs.host_sink.process import HostSink
     from procs.image_encoder.process import ImageEncoder
@@ -266,7 +267,7 @@ def build(
             layers,
             probe,
             embedding_sink,
-            0 if host else len(images),
+            0 if images is None else len(images),
             batch_size,
             window,
             backend,

@@ -24,6 +24,7 @@ import multiprocessing
 import threading
 import time
 import weakref
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,7 @@ class ResidentGraph:
                 f"a resident graph runs on the backends {RESIDENT_BACKENDS}, not {backend!r}"
             )
         self.network, self.config = network, config
+        self.graph: Any
         if registry.BACKENDS[backend].chip and self.config.timing == "sigma_delta":
             # Lava's own sigma-delta processes, streamed (one image per step).
             from lava_retrieval.lava_graph.graph import check_backend
@@ -100,7 +102,7 @@ class ResidentGraph:
     def _start(self) -> None:
         start = time.perf_counter()
         self._before = set(multiprocessing.active_children())
-        self._segments = (segments_mark(), None)
+        self._segments: tuple[int, int | None] = (segments_mark(), None)
         try:
             with checked_interrupts():  # compiling and forking: a signal may be swallowed
                 self.graph.encoder.create_runtime(
@@ -159,9 +161,7 @@ class ResidentGraph:
                 encoder.run(condition=RunSteps(num_steps=windows * self.window, blocking=False))
                 # Both channels hold a few messages: the frames go in from a thread while the
                 # embeddings come out here, or the graph would wait on a full channel.
-                feeder = threading.Thread(
-                    target=lambda: [encoder.send(frame) for frame in frames], daemon=True
-                )
+                feeder = threading.Thread(target=_send_all, args=(encoder, frames), daemon=True)
                 feeder.start()
                 convert = getattr(self.graph, "embedding_of", None)  # sigma-delta: (W, H, C)
                 for _ in range(expected):
@@ -206,3 +206,9 @@ def _close_at_exit(ref) -> None:
     graph = ref()
     if graph is not None:
         graph._close()
+
+
+def _send_all(encoder, frames) -> None:
+    """Send ``frames`` to the host-fed encoder, one after another (a thread's work)."""
+    for frame in frames:
+        encoder.send(frame)

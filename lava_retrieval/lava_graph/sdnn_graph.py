@@ -43,6 +43,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -137,7 +138,7 @@ class SdnnGraph:
         with no_interrupts():
             self._build(side)
 
-    def _build(self, side: tuple[int, int]) -> None:
+    def _build(self, side: tuple[int, ...]) -> None:
         from lava.proc.conv.process import Conv
         from lava.proc.dense.process import Dense
         from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
@@ -162,7 +163,9 @@ class SdnnGraph:
             self._build_netx()
             return
         source = self.delta.s_out
-        self.synapses, self.neurons, self.bias_synapses = [], [], []
+        self.synapses: list = []
+        self.neurons: list = []
+        self.bias_synapses: list = []
         last = len(network.layers) - 1
         for index, layer in enumerate(network.layers[1:], 1):
             if layer.kind == "dense":
@@ -212,7 +215,7 @@ class SdnnGraph:
             every_step=True,
         )
         self.embedding_sigma.s_out.connect(self.embedding_sink.inp)
-        self.output_sink = None
+        self.output_sink: Any = None
         if not self.host:  # (a resident graph reads the embeddings only)
             self.output_sink = HostSink(
                 shape=self.neurons[-1].s_out.shape,
@@ -317,6 +320,8 @@ class SdnnGraph:
 
         if self.host:
             raise LavaRetrievalError("a graph fed by the host runs through its resident loop")
+        if self.images is None:
+            raise LavaRetrievalError("a graph fed by the host has no images to run")
         n = len(self.images)
         per_run = self.period if self.mode == "reset" else n * self.period
         runs = n if self.mode == "reset" else 1

@@ -135,7 +135,7 @@ def conv_kernel(layer: SpikingLayer) -> np.ndarray:
     >>> conv_kernel(net.layers[3]).shape
     (64, 5, 5, 32)
     """
-    return np.ascontiguousarray(layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
+    return np.ascontiguousarray(layer.synapses[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
 
 
 def dense_weights(layer: SpikingLayer) -> tuple[np.ndarray, int]:
@@ -146,8 +146,8 @@ def dense_weights(layer: SpikingLayer) -> tuple[np.ndarray, int]:
     >>> dense_weights(net.layers[-1])[1]
     -1
     """
-    weight = layer.weight.reshape(len(layer.weight), *_chw(layer.input_shape))
-    weight = to_whc(weight, lead=1).reshape(len(layer.weight), -1)
+    weight = layer.synapses.reshape(len(layer.synapses), *_chw(layer.input_shape))
+    weight = to_whc(weight, lead=1).reshape(len(layer.synapses), -1)
     return 2 * weight.astype(np.int32), -1
 
 

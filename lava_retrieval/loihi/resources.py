@@ -26,6 +26,7 @@ most 128 cores; otherwise ``reason`` says which limit is broken.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -185,7 +186,7 @@ def check(network: SpikingNetwork, num_weight_bits: int | None = None) -> Resour
     )
 
 
-def plot_core_map(report: ResourceReport, path: str | Path, title: str = "") -> Path:
+def plot_core_map(report: ResourceReport, path: str | os.PathLike, title: str = "") -> Path:
     """Draw the chip's 8 x 16 core grid coloured by layer (the paper's Fig. 3) as a PNG."""
     plt = pyplot()
     from matplotlib.patches import Patch, Rectangle

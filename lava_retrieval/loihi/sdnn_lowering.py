@@ -77,7 +77,7 @@ def layer_bound(layer: SpikingLayer, v_init: int, incoming: np.ndarray) -> tuple
     >>> s, m = layer_bound(layer, 2, np.array([10, 10])); s, m.tolist()
     (50, [8])
     """
-    w = layer.weight.astype(np.int64)
+    w = layer.synapses.astype(np.int64)
     c_out = len(w)
     c_in = int(layer.input_shape[0])
     if layer.kind == "dense":
@@ -132,7 +132,7 @@ def problems(network: SpikingNetwork) -> list[str]:
             f"{', '.join(odd)}: threshold not a power of two (a sigma-delta neuron divides by "
             "2**state_exp)"
         )
-    wide = [x.name for x in layers if int(np.abs(x.weight.astype(np.int64)).max()) > MAX_WEIGHT]
+    wide = [x.name for x in layers if int(np.abs(x.synapses.astype(np.int64)).max()) > MAX_WEIGHT]
     if wide:
         found.append(f"{', '.join(wide)}: weights beyond +-{MAX_WEIGHT} (Lava's 8-bit synapses)")
     big = []

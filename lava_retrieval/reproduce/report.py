@@ -263,7 +263,7 @@ def fig4(out: Path) -> str:
         f"- *Spread.* The standard deviation of SNN classification over the networks is "
         f"{spread[steps[0]]:.2f} points at T = {steps[0]} and {spread[steps[-1]]:.2f} at "
         f"T = {steps[-1]} (largest: {max(spread.values()):.2f} at T = "
-        f"{max(spread, key=spread.get)}); the ANNs' is "
+        f"{max(spread, key=lambda key: spread[key])}); the ANNs' is "
         f"{summary['ANN']['classification']['std']:.2f}.",
     ]
     return "\n".join(lines) + "\n"

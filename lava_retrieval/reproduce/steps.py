@@ -243,6 +243,7 @@ def step_runtime(ctx: Context) -> dict:
     images, _ = ctx.data.split("test")
     devices = ["cpu"] + ([ctx.device] if ctx.device != "cpu" else [])
     rows = []
+    work: list[tuple[str, str, int, int | None]]
     work = [("ann", d, b, None) for d in devices for b in (1, plan.large_batch)]
     work += [
         ("sim", d, b, t) for d in devices for t in plan.runtime_steps for b in (1, plan.large_batch)
@@ -424,16 +425,18 @@ def _step_key(ctx: Context, step: str) -> str:
         hashes = [str(ctx.checkpoint_dir(a)) for a in ctx.plan.archs]
     elif step == "fig4":
         hashes = [str(ctx.checkpoint_dir("32-64-10", s)) for s in ctx.plan.seeds]
-    for i, directory in enumerate(hashes):
+    shas: list[str | None] = []
+    for directory in hashes:
         meta = Path(directory) / "checkpoint.json"
         try:
-            hashes[i] = json.loads(meta.read_text()).get("weights_sha256")
+            shas.append(json.loads(meta.read_text()).get("weights_sha256"))
         except (OSError, ValueError):
-            hashes[i] = None
-    extra = ctx.device if step == "runtime" else None
+            shas.append(None)
+    extra: object = ctx.device if step == "runtime" else None
     if step == "energy":  # the accuracies it quotes
-        extra = sorted({_file_sha(ctx.out_dir / case[-1]) for case in ENERGY_CASES} - {None})
-    return _key(step, plan, hashes, extra)
+        quoted = {_file_sha(ctx.out_dir / case[-1]) for case in ENERGY_CASES}
+        extra = sorted(sha for sha in quoted if sha is not None)
+    return _key(step, plan, shas, extra)
 
 
 def _file_sha(path: Path) -> str | None:

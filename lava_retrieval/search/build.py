@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -360,7 +361,7 @@ class _Embedder:
 
 def embedded_with_ray(
     index, plan: SourcePlan, address: str, *, chunk: int = CHUNK, log=None
-) -> tuple[Iterator, str]:
+) -> tuple[Iterator | _RayBatches, str]:
     """(the (images, embeddings) of each chunk of ``plan`` in order, read and embedded by Ray
     Data on the cluster at ``address``; a description of the workers)."""
     ray = _ray_module()
@@ -396,7 +397,7 @@ class _RayBatches:
     """The chunks of a Ray build (an iterator); :meth:`close` ends Ray (whether or not the
     iteration started: a generator never started runs no ``finally``)."""
 
-    def __init__(self, batches: Iterator, ray, started: RaySession | bool) -> None:
+    def __init__(self, batches: Any, ray, started: RaySession | bool) -> None:
         self.batches, self.ray, self.started = batches, ray, started
 
     def __iter__(self) -> Iterator:

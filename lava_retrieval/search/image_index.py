@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from lava_retrieval.common.strict import MAX_ID, ParseError, integer
 from lava_retrieval.data.images import (
     Preprocessing,
 )
+from lava_retrieval.search import index_directory
 from lava_retrieval.search.approximate import (
     ApproximateIndex,
     check_index_type,
@@ -31,7 +33,6 @@ from lava_retrieval.search.index import (
     RetrievalIndexError,
     normalize,
 )
-from lava_retrieval.search.index_directory import IndexDirectory
 from lava_retrieval.search.sources import (
     FASHION_PREFIX,
     SCHEME,
@@ -82,7 +83,7 @@ def _label_number(text: str, class_names: list[str] | None) -> int | None:
         return None
 
 
-class ImageIndex(IndexDirectory):
+class ImageIndex:
     """A spiking network, its settings and a :class:`CosineIndex` of images it embedded.
 
     Parameters
@@ -202,6 +203,8 @@ class ImageIndex(IndexDirectory):
     @property
     def dim(self) -> int:
         """The embeddings' dimension."""
+        if self.index.dim_ is None:  # (set by the constructor)
+            raise RetrievalIndexError("the index has no dimension")
         return int(self.index.dim_)
 
     def spill(self, source: Images, embeddings: np.ndarray, directory: str | os.PathLike) -> None:
@@ -278,7 +281,7 @@ class ImageIndex(IndexDirectory):
         exact: bool = False,
         labels: list[int | str] | None = None,
         path_prefix: str | None = None,
-    ) -> list[list[Hit]]:
+    ) -> list[Hits]:
         """The ``k`` best corpus images of each prepared (N, 28, 28) query; with ``labels``
         (class numbers or names) or ``path_prefix``, only among the images that match both
         (fewer than ``k`` where fewer match; :meth:`matching`).
@@ -375,7 +378,7 @@ class ImageIndex(IndexDirectory):
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= len(self):
             raise RetrievalIndexError(f"k must be between 1 and {len(self)}, got {k!r}")
         approximate, allowed = self._plan(k, nprobe, ef, exact, labels, path_prefix, False)
-        embeddings = np.asarray(embeddings, np.float32).reshape(-1, self.index.dim_)
+        embeddings = np.asarray(embeddings, np.float32).reshape(-1, self.dim)
         scores, found = self._nearest(embeddings, k, approximate, nprobe, ef, allowed)
         return self._results(scores, found, embeddings)
 
@@ -502,3 +505,49 @@ class ImageIndex(IndexDirectory):
             return self._positions[int(id_)]
         except (KeyError, TypeError, ValueError):
             raise NotInIndexError(f"not in the index: id {id_}") from None
+
+    # The index directory and its write protocol: lava_retrieval.search.index_directory.
+
+    @property
+    def metadata(self) -> dict:
+        """What the manifest records of the index (network, settings, sources, ...)."""
+        return index_directory.metadata(self)
+
+    @property
+    def search_info(self) -> dict:
+        """How it searches: the approximate index's type, factory and recall, if any."""
+        return index_directory.search_info(self)
+
+    def save(
+        self, directory: str | os.PathLike, *, new: bool = False, progress: bool = False
+    ) -> Path:
+        """Write the index directory (:func:`.index_directory.save`)."""
+        return index_directory.save(self, directory, new=new, progress=progress)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> ImageIndex:
+        """The index saved in ``directory`` (:func:`.index_directory.load`)."""
+        return index_directory.load(cls, directory)
+
+    @classmethod
+    def extend(cls, directory: str | os.PathLike, source: Images, **options) -> ImageIndex:
+        """Embed ``source`` and append it to the index in ``directory``
+        (:func:`.index_directory.extend`)."""
+        return index_directory.extend(cls, directory, source, **options)
+
+    @classmethod
+    def remove_from(
+        cls, directory: str | os.PathLike, ids, *, log: Callable[[str], None] | None = None
+    ) -> ImageIndex:
+        """Remove images by id from the index in ``directory``
+        (:func:`.index_directory.remove_from`)."""
+        return index_directory.remove_from(cls, directory, ids, log=log)
+
+    def check_network(self, network: SpikingNetwork) -> None:
+        """Refuse ``network`` unless it computes what this index's network computes."""
+        index_directory.check_network(self, network)
+
+    @staticmethod
+    def check_new(directory: str | os.PathLike) -> None:
+        """Refuse a directory that already holds an index (:func:`.index_directory.check_new`)."""
+        index_directory.check_new(directory)

@@ -145,7 +145,7 @@ class CosineIndex:
         self.vectors_ = Shards(dim or 0)
         self.ids_ = np.zeros(0, np.int64)
         self.labels_: np.ndarray | None = None
-        self.source_: tuple[Path, str] | None = None  # (directory, manifest digest) loaded
+        self.source_: tuple[Path, str | None] | None = None  # (directory, manifest digest)
 
     def __len__(self) -> int:
         return len(self.ids_)

@@ -55,6 +55,7 @@ from lava_retrieval.search.approximate import (
 from lava_retrieval.search.index import CosineIndex
 from lava_retrieval.search.index_files import (
     MANIFEST,
+    ExtraFile,
     RetrievalIndexError,
     check_file,
     check_index_directory,
@@ -73,229 +74,226 @@ if TYPE_CHECKING:
 MAX_PATHS_BYTES = 1 << 33  # paths.json: 8 GiB is past any index this package can hold
 
 
-class IndexDirectory:
-    """What an :class:`~lava_retrieval.search.image_index.ImageIndex` does with its
-    directory (a base of it): describe itself in the manifest, save, load, and change a saved
-    index (:meth:`extend`, :meth:`remove_from`) crash-consistently under the writers' lock."""
+def metadata(index: ImageIndex) -> dict:
+    """What the manifest records about the embeddings."""
+    return {
+        "network": {
+            "fingerprint": index.network.fingerprint(),
+            "arch": index.network.arch,
+            "initial_membrane": index.network.initial_membrane,
+            "embedding_layer": index.network.layers[index.network.embedding_layer].name,
+        },
+        "simulation": index.config.settings(),
+        "cache_key": cache_key(index.network, index.config),
+        "preprocessing": index.preprocessing.to_dict(),
+        "class_names": index.class_names,
+        "sources": index.sources,
+        "next_id": index.next_id,
+        "search": index.search_info,
+    }
 
-    @property
-    def metadata(self: ImageIndex) -> dict:
-        """What the manifest records about the embeddings."""
-        return {
-            "network": {
-                "fingerprint": self.network.fingerprint(),
-                "arch": self.network.arch,
-                "initial_membrane": self.network.initial_membrane,
-                "embedding_layer": self.network.layers[self.network.embedding_layer].name,
-            },
-            "simulation": self.config.settings(),
-            "cache_key": cache_key(self.network, self.config),
-            "preprocessing": self.preprocessing.to_dict(),
-            "class_names": self.class_names,
-            "sources": self.sources,
-            "next_id": self.next_id,
-            "search": self.search_info,
+
+def search_info(index: ImageIndex) -> dict:
+    """How the index searches: its type and, when approximate, the faiss factory string,
+    the knobs with their defaults and the recall@10 measured at the last save."""
+    if index.index_type == "exact":
+        return {"index_type": "exact"}
+    info: dict[str, object] = {"index_type": index.index_type}
+    if index.approximate is not None:
+        info["factory"] = index.approximate.factory
+        info["faiss"] = index.approximate.describe()
+        info["knobs"] = {
+            name: {"default": DEFAULT_KNOBS[name], "min": low, "max": high}
+            for name, (low, high) in index.approximate.knobs().items()
         }
+    if index.recall is not None:
+        info["recall"] = index.recall
+    return info
 
-    @property
-    def search_info(self: ImageIndex) -> dict:
-        """How the index searches: its type and, when approximate, the faiss factory string,
-        the knobs with their defaults and the recall@10 measured at the last save."""
-        if self.index_type == "exact":
-            return {"index_type": "exact"}
-        info = {"index_type": self.index_type}
-        if self.approximate is not None:
-            info["factory"] = self.approximate.factory
-            info["faiss"] = self.approximate.describe()
-            info["knobs"] = {
-                name: {"default": DEFAULT_KNOBS[name], "min": low, "max": high}
-                for name, (low, high) in self.approximate.knobs().items()
-            }
-        if self.recall is not None:
-            info["recall"] = self.recall
-        return info
 
-    @classmethod
-    def remove_from(
-        cls: type[ImageIndex],
-        directory: str | os.PathLike,
-        ids,
-        *,
-        log: Callable[[str], None] | None = None,
-    ) -> ImageIndex:
-        """Remove images by id from the index in ``directory`` (holding its lock, from its
-        newest version)."""
-        with exclusive(directory, what="writing this index", log=log):
-            latest = cls.load(directory)
-            latest.remove(ids)
-            if not len(latest):
-                raise RetrievalIndexError(
-                    "that would remove every image; an index keeps at least one (nothing was "
-                    "changed)"
-                )
-            latest.save(directory)
-        return latest
-
-    @classmethod
-    def extend(
-        cls: type[ImageIndex],
-        directory: str | os.PathLike,
-        source: Images,
-        *,
-        backend: str = "sim",
-        progress: bool = False,
-        log: Callable[[str], None] | None = None,
-        loaded: ImageIndex | None = None,
-        upsert: bool = False,
-    ) -> ImageIndex:
-        """Embed ``source`` with the settings of the index in ``directory`` and append it there
-        (``upsert``: an image whose path is indexed replaces that entry, keeping its id).
-
-        Writers of one index can run at once: each embeds outside the index's lock, then, holding
-        it, appends to the newest version and saves, so every writer's images are there exactly
-        once. ``log`` hears it if this writer waits for another. ``loaded``: the index as the
-        caller already read it from ``directory`` (its settings; not read again).
-        """
-        index = loaded or cls.load(directory)
-        index._check_addable(source)
-        check_output(Path(directory) / MANIFEST)  # before the long work
-        embeddings = index.embed(source.images, backend, progress)
-        with exclusive(directory, what="writing this index", log=log):
-            latest = cls.load(directory)
-            latest.check_network(index.network)
-            latest._check_addable(source)
-            latest._append(source, embeddings, latest._ids_for(source, None, upsert))
-            latest.save(directory)
-        return latest
-
-    def save(
-        self: ImageIndex, directory: str | os.PathLike, *, new: bool = False, progress: bool = False
-    ) -> Path:
-        """Write the index directory (see the module docstring); atomic and crash-consistent,
-        holding the directory's writer lock. ``new``: refuse a directory that already holds an
-        index (checked under the lock, so of two builders into one directory one fails).
-        ``progress``: a bar while an approximate index is filled."""
-        self._sync_approximate(progress)
-        self.index.metadata = self.metadata
-        extra = {
-            "paths.json": json.dumps(self.paths).encode(),
-            "network.npz": self.network.to_bytes(),
-        }
-        if self.approximate is not None:
-            extra["faiss.index"] = self.approximate.write
-        with exclusive(directory, what="writing this index"):
-            if new:
-                self.check_new(directory)
-            return self.index.save(directory, extra)
-
-    @classmethod
-    def load(cls: type[ImageIndex], directory: str | os.PathLike) -> ImageIndex:
-        """Read an index directory, checking that its network is the one it was built with (one
-        whole version, even while a writer replaces it)."""
-        directory = Path(directory)
-        return while_unchanged(directory, lambda: cls._load(directory))
-
-    @classmethod
-    def _load(cls: type[ImageIndex], directory: Path) -> ImageIndex:
-        index = CosineIndex.load(directory)
-        manifest = CosineIndex.read_manifest(directory)
-        meta = index.metadata or {}
-        files = manifest["files"]
-        try:
-            network = SpikingNetwork.load(check_file(directory, manifest, "network.npz"))
-            paths = loads(
-                read_checked(directory, manifest, "paths.json"),
-                f"{directory}/{files['paths.json']}",
-                MAX_PATHS_BYTES,
-                max_depth=1,
-            )
-            config = SimConfig(**meta["simulation"])
-            preprocessing = Preprocessing(**meta["preprocessing"])
-        except RetrievalIndexError:  # a file missing or changed: said as it is
-            raise
-        except (KeyError, TypeError, ValueError, OSError, LavaRetrievalError) as exc:
+def remove_from(
+    cls: type[ImageIndex],
+    directory: str | os.PathLike,
+    ids,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> ImageIndex:
+    """Remove images by id from the index in ``directory`` (holding its lock, from its
+    newest version)."""
+    with exclusive(directory, what="writing this index", log=log):
+        latest = cls.load(directory)
+        latest.remove(ids)
+        if not len(latest):
             raise RetrievalIndexError(
-                f"{directory}: not an image index of this package ({type(exc).__name__}: {exc})"
-            ) from None
-        if network.fingerprint() != meta.get("network", {}).get("fingerprint"):
-            raise RetrievalIndexError(f"{directory}: its network does not match its manifest")
-        if not isinstance(paths, list) or len(paths) != len(index):
-            raise RetrievalIndexError(f"{directory}: {len(paths)} paths for {len(index)} vectors")
-        if len(index) and (index.ids_.min() < 0 or len(np.unique(index.ids_)) != len(index)):
-            raise RetrievalIndexError(f"{directory}: its ids are not distinct and non-negative")
-        next_id = meta.get("next_id", int(index.ids_.max()) + 1 if len(index) else 0)
-        if (
-            not isinstance(next_id, int)
-            or isinstance(next_id, bool)
-            or not 0 <= next_id <= MAX_ID
-            or (len(index) and next_id <= index.ids_.max())
-        ):
-            raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad next_id {next_id!r}")
-        if not all(isinstance(p, str) for p in paths):
-            raise RetrievalIndexError(f"{directory}: {files['paths.json']} holds non-strings")
-        class_names, sources = meta.get("class_names"), meta.get("sources") or []
-        if class_names is not None and not (
-            isinstance(class_names, list) and all(isinstance(c, str) for c in class_names)
-        ):
-            raise RetrievalIndexError(f"{directory}/{MANIFEST}: class_names is not a list of names")
-        if not isinstance(sources, list):
-            raise RetrievalIndexError(f"{directory}/{MANIFEST}: sources is not a list")
-        if index.labels_ is not None and len(index) and class_names is not None:
-            if index.labels_.max() >= len(class_names):
-                raise RetrievalIndexError(
-                    f"{directory}: label {int(index.labels_.max())} is not one of the "
-                    f"{len(class_names)} classes of its manifest"
-                )
-        out = cls(network, config, preprocessing)
-        out.index, out.paths = index, list(paths)
-        out.class_names = class_names
-        out.sources = list(sources)
-        out.next_id = next_id
-        out._load_search(directory, meta.get("search") or {"index_type": "exact"}, manifest)
-        return out
+                "that would remove every image; an index keeps at least one (nothing was changed)"
+            )
+        latest.save(directory)
+    return latest
 
-    def _load_search(self: ImageIndex, directory: Path, search: dict, manifest: dict) -> None:
-        """The approximate part named by the manifest's ``metadata.search``, checked: a known
-        index type (or the factory string it names), the faiss file's checksum, and its type,
-        dimension and count against what the manifest records."""
-        index_type = search.get("index_type") if isinstance(search, dict) else None
-        if not isinstance(index_type, str):
-            raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad search settings {search!r}")
-        factory, recall = search.get("factory"), search.get("recall")
-        if index_type not in (*INDEX_TYPES, factory):
-            raise RetrievalIndexError(
-                f"{directory}/{MANIFEST}: unknown index type {index_type!r} (this package "
-                f"writes {', '.join(INDEX_TYPES)} or a faiss factory string)"
-            )
-        self.index_type = index_type
-        if index_type == "exact" or not len(self):  # an empty index has no faiss part yet
-            return
-        if "faiss.index" not in manifest["files"] or not isinstance(factory, str):
-            raise RetrievalIndexError(
-                f"{directory}: a {index_type} index without its faiss file or factory string"
-            )
-        path = check_file(directory, manifest, "faiss.index")
-        self.approximate = ApproximateIndex.read(
-            path, index_type, factory, self.index.vectors_, expect=search.get("faiss")
+
+def extend(
+    cls: type[ImageIndex],
+    directory: str | os.PathLike,
+    source: Images,
+    *,
+    backend: str = "sim",
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    loaded: ImageIndex | None = None,
+    upsert: bool = False,
+) -> ImageIndex:
+    """Embed ``source`` with the settings of the index in ``directory`` and append it there
+    (``upsert``: an image whose path is indexed replaces that entry, keeping its id).
+
+    Writers of one index can run at once: each embeds outside the index's lock, then, holding
+    it, appends to the newest version and saves, so every writer's images are there exactly
+    once. ``log`` hears it if this writer waits for another. ``loaded``: the index as the
+    caller already read it from ``directory`` (its settings; not read again).
+    """
+    index = loaded or cls.load(directory)
+    index._check_addable(source)
+    check_output(Path(directory) / MANIFEST)  # before the long work
+    embeddings = index.embed(source.images, backend, progress)
+    with exclusive(directory, what="writing this index", log=log):
+        latest = cls.load(directory)
+        check_network(latest, index.network)
+        latest._check_addable(source)
+        latest._append(source, embeddings, latest._ids_for(source, None, upsert))
+        latest.save(directory)
+    return latest
+
+
+def save(
+    index: ImageIndex, directory: str | os.PathLike, *, new: bool = False, progress: bool = False
+) -> Path:
+    """Write the index directory (see the module docstring); atomic and crash-consistent,
+    holding the directory's writer lock. ``new``: refuse a directory that already holds an
+    index (checked under the lock, so of two builders into one directory one fails).
+    ``progress``: a bar while an approximate index is filled."""
+    index._sync_approximate(progress)
+    index.index.metadata = index.metadata
+    extra: dict[str, ExtraFile] = {
+        "paths.json": json.dumps(index.paths).encode(),
+        "network.npz": index.network.to_bytes(),
+    }
+    if index.approximate is not None:
+        extra["faiss.index"] = index.approximate.write
+    with exclusive(directory, what="writing this index"):
+        if new:
+            check_new(directory)
+        return index.index.save(directory, extra)
+
+
+def load(cls: type[ImageIndex], directory: str | os.PathLike) -> ImageIndex:
+    """Read an index directory, checking that its network is the one it was built with (one
+    whole version, even while a writer replaces it)."""
+    directory = Path(directory)
+    return while_unchanged(directory, lambda: _load(cls, directory))
+
+
+def _load(cls: type[ImageIndex], directory: Path) -> ImageIndex:
+    index = CosineIndex.load(directory)
+    manifest = CosineIndex.read_manifest(directory)
+    meta = index.metadata or {}
+    files = manifest["files"]
+    try:
+        network = SpikingNetwork.load(check_file(directory, manifest, "network.npz"))
+        paths = loads(
+            read_checked(directory, manifest, "paths.json"),
+            f"{directory}/{files['paths.json']}",
+            MAX_PATHS_BYTES,
+            max_depth=1,
         )
-        self.recall = recall if isinstance(recall, dict) else None
-
-    def check_network(self: ImageIndex, network: SpikingNetwork) -> None:
-        """Refuse a network other than the index's (its embeddings would not be comparable)."""
-        if network.fingerprint() != self.network.fingerprint():
+        config = SimConfig(**meta["simulation"])
+        preprocessing = Preprocessing(**meta["preprocessing"])
+    except RetrievalIndexError:  # a file missing or changed: said as it is
+        raise
+    except (KeyError, TypeError, ValueError, OSError, LavaRetrievalError) as exc:
+        raise RetrievalIndexError(
+            f"{directory}: not an image index of this package ({type(exc).__name__}: {exc})"
+        ) from None
+    if network.fingerprint() != meta.get("network", {}).get("fingerprint"):
+        raise RetrievalIndexError(f"{directory}: its network does not match its manifest")
+    if not isinstance(paths, list) or len(paths) != len(index):
+        held = f"{len(paths)} paths" if isinstance(paths, list) else "no list of paths"
+        raise RetrievalIndexError(f"{directory}: {held} for {len(index)} vectors")
+    if len(index) and (index.ids_.min() < 0 or len(np.unique(index.ids_)) != len(index)):
+        raise RetrievalIndexError(f"{directory}: its ids are not distinct and non-negative")
+    next_id = meta.get("next_id", int(index.ids_.max()) + 1 if len(index) else 0)
+    if (
+        not isinstance(next_id, int)
+        or isinstance(next_id, bool)
+        or not 0 <= next_id <= MAX_ID
+        or (len(index) and next_id <= index.ids_.max())
+    ):
+        raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad next_id {next_id!r}")
+    if not all(isinstance(p, str) for p in paths):
+        raise RetrievalIndexError(f"{directory}: {files['paths.json']} holds non-strings")
+    class_names, sources = meta.get("class_names"), meta.get("sources") or []
+    if class_names is not None and not (
+        isinstance(class_names, list) and all(isinstance(c, str) for c in class_names)
+    ):
+        raise RetrievalIndexError(f"{directory}/{MANIFEST}: class_names is not a list of names")
+    if not isinstance(sources, list):
+        raise RetrievalIndexError(f"{directory}/{MANIFEST}: sources is not a list")
+    if index.labels_ is not None and len(index) and class_names is not None:
+        if index.labels_.max() >= len(class_names):
             raise RetrievalIndexError(
-                "this network differs from the index's (fingerprint "
-                f"{network.fingerprint()[:12]} vs {self.network.fingerprint()[:12]}): its "
-                "embeddings cannot be compared with the index's; build a new index"
+                f"{directory}: label {int(index.labels_.max())} is not one of the "
+                f"{len(class_names)} classes of its manifest"
             )
+    out = cls(network, config, preprocessing)
+    out.index, out.paths = index, list(paths)
+    out.class_names = class_names
+    out.sources = list(sources)
+    out.next_id = next_id
+    _load_search(out, directory, meta.get("search") or {"index_type": "exact"}, manifest)
+    return out
 
-    @staticmethod
-    def check_new(directory: str | os.PathLike) -> None:
-        """Refuse to build over an existing index or a non-empty directory, or where an index
-        cannot be written (a file on the way, not writable, no space, a name too long)."""
-        check_output(Path(directory) / MANIFEST)
-        if check_index_directory(directory):
-            raise RetrievalIndexError(
-                f"{directory}: already holds an index; use `index add` to extend it or choose "
-                "another --out"
-            )
+
+def _load_search(index: ImageIndex, directory: Path, search: dict, manifest: dict) -> None:
+    """The approximate part named by the manifest's ``metadata.search``, checked: a known
+    index type (or the factory string it names), the faiss file's checksum, and its type,
+    dimension and count against what the manifest records."""
+    index_type = search.get("index_type") if isinstance(search, dict) else None
+    if not isinstance(index_type, str):
+        raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad search settings {search!r}")
+    factory, recall = search.get("factory"), search.get("recall")
+    if index_type not in (*INDEX_TYPES, factory):
+        raise RetrievalIndexError(
+            f"{directory}/{MANIFEST}: unknown index type {index_type!r} (this package "
+            f"writes {', '.join(INDEX_TYPES)} or a faiss factory string)"
+        )
+    index.index_type = index_type
+    if index_type == "exact" or not len(index):  # an empty index has no faiss part yet
+        return
+    if "faiss.index" not in manifest["files"] or not isinstance(factory, str):
+        raise RetrievalIndexError(
+            f"{directory}: a {index_type} index without its faiss file or factory string"
+        )
+    path = check_file(directory, manifest, "faiss.index")
+    index.approximate = ApproximateIndex.read(
+        path, index_type, factory, index.index.vectors_, expect=search.get("faiss")
+    )
+    index.recall = recall if isinstance(recall, dict) else None
+
+
+def check_network(index: ImageIndex, network: SpikingNetwork) -> None:
+    """Refuse a network other than the index's (its embeddings would not be comparable)."""
+    if network.fingerprint() != index.network.fingerprint():
+        raise RetrievalIndexError(
+            "this network differs from the index's (fingerprint "
+            f"{network.fingerprint()[:12]} vs {index.network.fingerprint()[:12]}): its "
+            "embeddings cannot be compared with the index's; build a new index"
+        )
+
+
+def check_new(directory: str | os.PathLike) -> None:
+    """Refuse to build over an existing index or a non-empty directory, or where an index
+    cannot be written (a file on the way, not writable, no space, a name too long)."""
+    check_output(Path(directory) / MANIFEST)
+    if check_index_directory(directory):
+        raise RetrievalIndexError(
+            f"{directory}: already holds an index; use `index add` to extend it or choose "
+            "another --out"
+        )

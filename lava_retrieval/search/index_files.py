@@ -77,8 +77,14 @@ def read_manifest(directory: str | os.PathLike) -> dict:
             f"1 to {FORMAT_VERSION}"
         )
     dim, count = manifest.get("dimension"), manifest.get("count")
-    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (dim, count))
-    if not (whole and 1 <= dim <= 1 << 20 and 0 <= count <= 1 << 40):
+    whole = not isinstance(dim, bool) and not isinstance(count, bool)
+    if not (
+        isinstance(dim, int)
+        and isinstance(count, int)
+        and whole
+        and 1 <= dim <= 1 << 20
+        and 0 <= count <= 1 << 40
+    ):
         raise RetrievalIndexError(
             f"{directory}/{MANIFEST}: bad dimension {dim!r} or count {count!r}"
         )

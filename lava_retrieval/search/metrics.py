@@ -75,7 +75,7 @@ def average_precision(relevant_in_rank_order: np.ndarray) -> np.ndarray:
     [0.8333]
     """
     rel = np.asarray(relevant_in_rank_order, dtype=bool)
-    hits = np.cumsum(rel, axis=1, dtype=np.int32 if rel.shape[1] < 2**31 else np.int64)
+    hits: np.ndarray = np.cumsum(rel, axis=1, dtype=np.int32 if rel.shape[1] < 2**31 else np.int64)
     ranks = np.arange(1, rel.shape[1] + 1)
     precision_sum = np.where(rel, hits / ranks, 0.0).sum(1)
     total = hits[:, -1]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import mmap
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class Shards:
         self.names: list[str | None] = [
             n for p, n in zip(parts or [], given, strict=True) if len(p)
         ]
-        self.home = None  # the directory whose files the names are
+        self.home: Path | None = None  # the directory whose files the names are
         self._starts()
 
     def _starts(self) -> None:
@@ -216,7 +217,8 @@ def check_npy(path) -> None:
     with open(path, "rb") as f:
         try:
             version = np.lib.format.read_magic(f)
-            np.lib.format._read_array_header(f, version, max_header_size=NPY_HEADER_BYTES)
+            read_header = np.lib.format._read_array_header  # type: ignore[attr-defined]
+            read_header(f, version, max_header_size=NPY_HEADER_BYTES)
         except Exception as exc:  # ValueError, SyntaxError, tokenize.TokenError, EOFError...
             raise LavaRetrievalError(
                 f"{path}: not a .npy file of this package (its header is damaged: "
@@ -231,7 +233,7 @@ def map_shard(path) -> np.ndarray:
     check_npy(path)
     part = np.load(path, mmap_mode="r", allow_pickle=False)
     if isinstance(part, np.memmap):
-        part.reader = open(path, "rb")  # noqa: SIM115 (closed with the array)
+        part.reader = open(path, "rb")  # type: ignore[attr-defined]  # noqa: SIM115 (closed with the array)
     return part
 
 
@@ -245,7 +247,8 @@ def read_rows(part: np.memmap, rows: np.ndarray, out: np.ndarray, where: np.ndar
         raise ValueError("read_rows needs a C-contiguous output of the shard's rows")
     rows = np.ascontiguousarray(rows, np.int64)
     where = np.ascontiguousarray(where, np.int64)
-    failed = _pread_rows()(part.reader.fileno(), part.offset, size, rows, out.ctypes.data, where)
+    reader = part.reader  # type: ignore[attr-defined]
+    failed = _pread_rows()(reader.fileno(), part.offset, size, rows, out.ctypes.data, where)
     if failed >= 0:
         raise OSError(f"{part.filename}: short read at row {rows[failed]}")
 

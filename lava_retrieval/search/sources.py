@@ -208,16 +208,18 @@ class SourcePlan:
                 images, labels = images[start:stop], labels[start:stop]
                 paths = [f"{self.source}:{i}" for i in range(start, stop)]
             return Images(images, paths, labels.astype(np.int64), [], self.class_names)
-        images, good, bad = [], [], []
+        read: list[np.ndarray] = []
+        good: list[str] = []
+        bad: list[tuple[str, str]] = []
         for path in self.files[start:stop]:
             try:
-                images.append(
+                read.append(
                     load_image(path, self.preprocessing.invert, self.max_bytes, self.max_pixels)
                 )
                 good.append(path)
             except ImageError as exc:
                 bad.append((path, str(exc)))
-        stacked = np.stack(images) if images else np.zeros((0, SIZE, SIZE), np.uint8)
+        stacked = np.stack(read) if read else np.zeros((0, SIZE, SIZE), np.uint8)
         return Images(stacked, good, None, bad)
 
     @property
@@ -250,9 +252,6 @@ def plan_source(
     preprocessing = preprocessing or Preprocessing()
     text = str(source)
     data_dir = None if data_dir is None else str(data_dir)
-    common = dict(
-        preprocessing=preprocessing, data_dir=data_dir, max_bytes=max_bytes, max_pixels=max_pixels
-    )
     if text.startswith(FASHION_PREFIX):
         from lava_retrieval.data.fashion_mnist import CLASS_NAMES
 
@@ -273,9 +272,26 @@ def plan_source(
                 + f" or {AUGMENTED_PREFIX}N"
             )
         count = count if limit is None else min(count, limit)
-        return SourcePlan(text, count, class_names=list(CLASS_NAMES), **common)
-    paths, unreadable = _walk(source)
-    paths = [str(p) for p in paths[:limit]]
-    if not paths:
+        return SourcePlan(
+            text,
+            count,
+            preprocessing,
+            class_names=list(CLASS_NAMES),
+            data_dir=data_dir,
+            max_bytes=max_bytes,
+            max_pixels=max_pixels,
+        )
+    found, unreadable = _walk(source)
+    files = [str(p) for p in found[:limit]]
+    if not files:
         raise ImageError(f"{source}: no image files ({', '.join(EXTENSIONS)})")
-    return SourcePlan(text, len(paths), files=paths, unreadable=list(unreadable), **common)
+    return SourcePlan(
+        text,
+        len(files),
+        preprocessing,
+        files=files,
+        unreadable=list(unreadable),
+        data_dir=data_dir,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+    )

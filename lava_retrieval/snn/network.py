@@ -38,6 +38,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -153,6 +154,13 @@ class SpikingLayer:
         out["output_shape"] = list(self.output_shape)
         return out
 
+    @property
+    def synapses(self) -> np.ndarray:
+        """The weights of a layer with synapses (every layer but the input)."""
+        if self.weight is None:
+            raise NetworkError(f"layer {self.name!r} has no synapses")
+        return self.weight
+
     def equals(self, other: SpikingLayer) -> bool:
         """Exact equality, arrays included."""
         if self.scalars() != other.scalars():
@@ -160,8 +168,10 @@ class SpikingLayer:
         for mine, theirs in ((self.weight, other.weight), (self.bias, other.bias)):
             if (mine is None) != (theirs is None):
                 return False
-            if mine is not None and not (
-                mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
+            if (
+                mine is not None
+                and theirs is not None
+                and not (mine.dtype == theirs.dtype and np.array_equal(mine, theirs))
             ):
                 return False
         return True
@@ -175,7 +185,7 @@ def _check_layer(layer: SpikingLayer, previous: SpikingLayer | None) -> None:
     """Refuse a layer whose geometry cannot run (what a corrupt or hand-edited file gives)."""
     name = f"layer {layer.name!r}"
 
-    def fail(problem: str) -> None:
+    def fail(problem: str) -> NoReturn:
         raise NetworkError(f"{name}: {problem}")
 
     for what in ("input_shape", "output_shape"):

@@ -90,7 +90,7 @@ def initial_potential(fraction: float, threshold: int) -> int:
 
 def if_step(
     v: np.ndarray,
-    a_in: np.ndarray,
+    a_in: np.ndarray | int,
     bias: np.ndarray | int,
     params: NeuronParams,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +128,7 @@ def if_step(
 
 
 def integrate(
-    v: np.ndarray, a_in: np.ndarray, bias: np.ndarray | int, params: NeuronParams
+    v: np.ndarray, a_in: np.ndarray | int, bias: np.ndarray | int, params: NeuronParams
 ) -> np.ndarray:
     """The first half of :func:`if_step`: ``clip(v + a_in + bias, -v_max, v_max)`` (int64),
     without firing (a layer's integrate phase in the ``exact_count`` timing).

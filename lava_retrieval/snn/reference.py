@@ -72,6 +72,7 @@ firing; ``sigma_delta``: ``spike_count`` is the message, ``integrated`` the sum 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -95,11 +96,14 @@ class SimResult:
         Membrane potentials after the last step (likewise).
     spikes : list of numpy.ndarray (bool) or None
         (T, N, *shape) spike trains when ``record_spikes`` was set.
+
+    The torch engine fills one with torch tensors and converts them before it returns (hence
+    the lists' items are typed ``Any``).
     """
 
-    spike_counts: list[np.ndarray | None]
-    membrane: list[np.ndarray | None]
-    spikes: list[np.ndarray] | None = None
+    spike_counts: list[Any]
+    membrane: list[Any]
+    spikes: list[Any] | None = None
 
 
 @dataclass
@@ -240,7 +244,7 @@ def simulate_reference(
     ]
     v = [np.full((n, *x.output_shape), params[i].v_init, np.int64) for i, x in enumerate(layers)]
     counts = [np.zeros_like(x) for x in v]
-    trains = [[] for _ in layers]
+    trains: list[list[np.ndarray]] = [[] for _ in layers]
     current = input_current(images, layers[0].param_scale).reshape(n, *layers[0].output_shape)
     analog = network.analog_input
     run = _Run(ops, params, biases, v, counts, trains, current, analog, time_steps)

@@ -42,15 +42,15 @@ class SynapticOp:
         self.stride, self.padding, self.groups = layer.stride, layer.padding, layer.groups
         weight = np.asarray(layer.weight, dtype=np.int64)
         self.worst = int(np.abs(weight).reshape(len(weight), -1).sum(1).max())
-        self.dtype = np.float32 if self.worst < _FLOAT32_EXACT else np.float64
+        self.dtype: type = np.float32 if self.worst < _FLOAT32_EXACT else np.float64
         self.weight = weight
-        self._wide = None  # a float64 copy, for inputs too large for float32
+        self._wide: SynapticOp | None = None  # a float64 copy, for too large inputs
         self._build()
 
     def _build(self) -> None:
         weight = self.weight
         if self.kind == "dense":
-            self.matrix = weight.T.astype(self.dtype)  # (in, out)
+            self.matrix: np.ndarray = weight.T.astype(self.dtype)  # (in, out)
         else:
             c_out, c_in_g, k, _ = weight.shape
             self.kernel = k
@@ -71,12 +71,13 @@ class SynapticOp:
             largest = float(np.abs(spikes).max())
             if largest > 1 and largest * self.worst >= _FLOAT32_EXACT:
                 if self._wide is None:
-                    self._wide = SynapticOp.__new__(SynapticOp)
-                    self._wide.__dict__.update(self.__dict__)
-                    self._wide.dtype = np.float64
-                    self._wide._build()
+                    wide = SynapticOp.__new__(SynapticOp)
+                    wide.__dict__.update(self.__dict__)
+                    wide.dtype = np.float64
+                    wide._build()
+                    self._wide = wide
                 return self._wide(spikes)
-        x = np.asarray(spikes, dtype=self.dtype)
+        x: np.ndarray = np.asarray(spikes, dtype=self.dtype)
         batch = x.shape[0]
         if self.kind == "dense":
             return (x.reshape(batch, -1) @ self.matrix).reshape(batch, *self.output_shape)
@@ -88,7 +89,9 @@ class SynapticOp:
         if p:
             x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
         # (B, C, Ho', Wo', k, k) windows, strided to the output grid.
-        windows = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s][:, :, :h_out, :w_out]
+        # (B, C, H', W', k, k); numpy's stub wants one axis, numpy takes a tuple.
+        windows = sliding_window_view(x, (k, k), axis=(2, 3))  # type: ignore[call-overload]
+        windows = windows[:, :, ::s, ::s][:, :, :h_out, :w_out]
         c_in = x.shape[1]
         # -> (g, B * Ho * Wo, C_in/g * k * k)
         cols = windows.reshape(batch, g, c_in // g, h_out, w_out, k * k)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
@@ -68,12 +69,12 @@ class _BatchedIFLayer(PyLoihiProcessModel):
         self.exact = proc_params["timing"] == "exact_count"
         depth = proc_params["depth"]
         self.offset = depth * (self.time_steps + 1) if self.exact else depth * self.pipelined
-        self.synapse = None if layer.kind == "input" else SynapticOp(layer)
+        self.synapse: Any = None if layer.kind == "input" else SynapticOp(layer)
         shape = (proc_params["batch_size"], *layer.output_shape)
         bias = np.zeros(layer.output_shape[0], np.int64) if layer.bias is None else layer.bias
         self.bias = bias.astype(np.int64).reshape((1, -1) + (1,) * (len(shape) - 2))
-        self.pending = np.zeros(shape, self.state_dtype)
-        self.integrating = np.full(shape, self.neuron.v_init, self.state_dtype)
+        self.pending: np.ndarray = np.zeros(shape, self.state_dtype)
+        self.integrating: np.ndarray = np.full(shape, self.neuron.v_init, self.state_dtype)
         self.levels_bias = self.time_steps * self.bias
         # An analog input layer sends the encoder's current itself (exact_count: the previous
         # window's, while the current window's arrives).
@@ -81,9 +82,9 @@ class _BatchedIFLayer(PyLoihiProcessModel):
         self.sending = np.zeros(shape, self.pending.dtype)
         self.arriving = np.zeros(shape, self.pending.dtype)
 
-    state_dtype = np.int64
+    state_dtype: type = np.int64
 
-    def step(self, v: np.ndarray, a_in: np.ndarray, bias) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, v: np.ndarray, a_in: np.ndarray | int, bias) -> tuple[np.ndarray, np.ndarray]:
         """One neuron step of potentials ``v``: (new potentials, spikes)."""
         raise NotImplementedError
 
@@ -233,7 +234,7 @@ class PyIFLayerModelFixed(_BatchedIFLayer):
         super().__init__(proc_params)
         # Compiled, event by event: the synaptic input and the neuron step of a batch.
         layer = layer_of(proc_params)
-        self.events = None if layer.kind == "input" else EventSynapses(layer)
+        self.events: Any = None if layer.kind == "input" else EventSynapses(layer)
         self.bias_per_channel = self.bias.reshape(-1)
 
     def step(self, v, a_in, bias):

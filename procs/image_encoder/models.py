@@ -24,7 +24,7 @@ class _Encoder(PyLoihiProcessModel):
         self.host = proc_params.get("host", False)
         self.lead = proc_params.get("lead", 0)
         self.window = -1
-        self.frame = None
+        self.frame: np.ndarray | None = None
 
     def run_spk(self) -> None:
         window = (self.time_step - 1) // self.time_steps

@@ -51,7 +51,7 @@ class ImageEncoder(AbstractProcess):
         time_steps: int,
         param_scale: float,
         layout: str = "bchw",
-        side: tuple[int, int] = (28, 28),
+        side: tuple[int, ...] = (28, 28),
         buffer_size: int = 4,
         lead: int = 0,
         name: str | None = None,
