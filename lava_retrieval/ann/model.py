@@ -290,8 +290,9 @@ class ConvNet(nn.Module):
             return [QCFS(int(levels or 0), ceiling=not sdnn)] if qcfs else [nn.ReLU()]
 
         channels = (INPUT_SHAPE[0], *self.spec.conv_channels)
-        quantise_input = QCFS(int(self.input_levels or 0), 1.0, trainable=False)
-        layers: list[nn.Module] = [quantise_input] if qcfs else []
+        layers: list[nn.Module] = []
+        if qcfs:  # the input, quantised to its levels
+            layers.append(QCFS(int(self.input_levels or 0), 1.0, trainable=False))
         for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:], strict=True)):
             if i < 2:
                 layers += [nn.Conv2d(c_in, c_out, 5), *act(), nn.AvgPool2d(2)]
