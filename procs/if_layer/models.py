@@ -14,12 +14,12 @@ from lava.magma.core.model.sub.model import AbstractSubProcessModel
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_retrieval.engines.scatter import EventSynapses, if_step_in_place
 from lava_retrieval.loihi import lowering
 from lava_retrieval.snn.network import SpikingLayer
 from lava_retrieval.snn.neuron import UNSATURATED, NeuronParams, if_step, integrate
 from lava_retrieval.snn.synapse import SynapticOp
 from procs.if_layer.process import IFLayer
+from procs.if_layer.scatter import EventSynapses, if_step_in_place
 
 
 def layer_of(params: dict) -> SpikingLayer:

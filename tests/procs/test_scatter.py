@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_retrieval.engines.scatter import EventSynapses, if_step_in_place
 from lava_retrieval.snn.network import SpikingLayer
 from lava_retrieval.snn.neuron import NeuronParams, if_step
 from lava_retrieval.snn.synapse import SynapticOp
+from procs.if_layer.scatter import EventSynapses, if_step_in_place
 
 GEOMETRIES = {  # kind, C_in, C_out, side, K, stride, padding, groups
     "conv": ("conv", 3, 8, 12, 5, 1, 0, 1),
