@@ -210,8 +210,8 @@ plt.show()
 """,
     "## How well does the spiking network classify, and at what energy?",
     """\
-from lava_retrieval.engines.sim import simulate
 from lava_retrieval.conversion.methods import get
+from lava_retrieval.engines.sim import simulate
 from lava_retrieval.evaluation.energy import LoihiEnergyModel, op_counts
 
 T, test = 32, 300 if SMALL else 2000
