@@ -25,11 +25,13 @@ reproduce: $(STAMP)
 reproduce-quick: $(STAMP)
 	$(VENV)/bin/lava-retrieval reproduce --quick
 
-# Everything (about 10 minutes on 2 cores); test-fast: every module, without the slow tier
-# (the Lava, Loihi, netx and sinabs conformance rows, notebooks, signals, training, reproduce,
-# the browser), in under 2 minutes.
+# Everything, in two runs: the tests in parallel (pytest-xdist, one process per core), then
+# alone the serial ones, which measure what the whole machine holds (shared
+# memory, process sessions). test-fast: every module, without the slow tier (the Lava, Loihi,
+# netx and sinabs conformance rows, notebooks, signals, training, reproduce, the browser).
 test: $(STAMP)
-	$(PYTEST) -q
+	$(PYTEST) -q -n 2 -m "not serial"
+	$(PYTEST) -q -m serial
 
 test-fast: $(STAMP)
 	$(PYTEST) -q -m "not slow"

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # not in the fast tier (make test-fast)
+# Slow (not in make test-fast) and serial: it counts the machine's shared-memory segments
+# (and processes), which a test running beside it would change.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK = ROOT / "tests" / "lava_retrieval" / "golden" / "small-net.npz"

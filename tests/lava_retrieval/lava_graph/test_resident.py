@@ -20,7 +20,9 @@ from lava_retrieval.search.sources import read_source
 from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 
-pytestmark = pytest.mark.slow  # not in the fast tier (make test-fast)
+# Slow (not in make test-fast) and serial: it counts the machine's shared-memory segments
+# (and processes), which a test running beside it would change.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 RESULTS = Path(__file__).parents[3] / "results"
 PAPER = RESULTS / "snn-32-64-10.npz"
