@@ -71,6 +71,7 @@ from lava_retrieval.apps.service import (
 )
 from lava_retrieval.backends import registry
 from lava_retrieval.common.errors import LavaRetrievalError
+from lava_retrieval.common.locking import LockedError
 from lava_retrieval.common.strict import MAX_ITEM_ID, ParseError, integer, json_integer, loads
 from lava_retrieval.search.image_index import ImageIndex
 from lava_retrieval.search.index import NotInIndexError, RetrievalIndexError
@@ -290,12 +291,13 @@ class Api:
 
     def _write(self, change) -> ImageIndex:
         """``change`` applied to the index on disk (:meth:`SearchService.write`): an id it
-        does not hold is 404, anything else the index cannot take or write 409."""
+        does not hold is 404; anything else the index cannot take or write, or another writer
+        holding it too long, 409."""
         try:
             return self.service.write(change)
         except NotInIndexError as exc:
             raise RequestError(str(exc), 404) from None
-        except RetrievalIndexError as exc:
+        except (RetrievalIndexError, LockedError) as exc:  # (LockedError: another writer)
             raise RequestError(str(exc), 409) from None
         except OSError as exc:  # a directory that cannot be written (nothing was changed)
             raise RequestError(f"the index cannot be written: {exc.strerror or exc}", 409) from None
