@@ -29,9 +29,11 @@ reproduce-quick: $(STAMP)
 # alone the serial ones, which measure what the whole machine holds (shared
 # memory, process sessions). test-fast: every module, without the slow tier (the Lava, Loihi,
 # netx and sinabs conformance rows, notebooks, signals, training, reproduce, the browser).
+SERIAL := tests/robustness/test_signals.py tests/lava_retrieval/lava_graph/test_resident.py
+
 test: $(STAMP)
 	$(PYTEST) -q -n 2 -m "not serial"
-	$(PYTEST) -q -m serial
+	$(PYTEST) -q -m serial $(SERIAL)
 
 test-fast: $(STAMP)
 	$(PYTEST) -q -m "not slow"
