@@ -43,7 +43,6 @@ from lava_retrieval.common.atomic import (
     write_bytes,
     write_text,
 )
-from lava_retrieval.common.errors import LavaRetrievalError
 from lava_retrieval.common.locking import exclusive
 from lava_retrieval.search.index_files import (
     _VERSIONED,
@@ -59,6 +58,7 @@ from lava_retrieval.search.index_files import (
     check_index_directory,
     file_digest,
     manifest_digest,
+    read_array,
     read_manifest,
     while_unchanged,
 )
@@ -432,15 +432,8 @@ class CosineIndex:
 
         def array(name: str, shape: tuple, kinds: str) -> np.ndarray:
             path = directory / files.get(name, name)
-            try:  # the header first (memory-mapped): nothing is allocated for a false shape
-                check_npy(path)
-                value = np.load(path, mmap_mode="r", allow_pickle=False)
-            except FileNotFoundError:
-                raise RetrievalIndexError(f"{path}: missing") from None
-            except (OSError, ValueError, EOFError) as exc:
-                raise RetrievalIndexError(f"{path}: unreadable ({exc})") from None
-            except LavaRetrievalError as exc:
-                raise RetrievalIndexError(str(exc)) from None
+            # The header first (memory-mapped): nothing is allocated for a false shape.
+            value = read_array(path, _checked_map)
             if value.shape != shape or value.dtype.kind not in kinds or value.dtype.itemsize > 8:
                 raise RetrievalIndexError(
                     f"{path}: {value.dtype} array of shape {value.shape}, the manifest says {shape}"
@@ -477,3 +470,9 @@ def _top_k(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         columns = columns[np.lexsort((columns, -block[row, columns]))[:k]]
         top[row], top_scores[row] = columns, block[row, columns]
     return top, top_scores
+
+
+def _checked_map(path: Path) -> np.ndarray:
+    """A ``.npy`` file memory-mapped read-only, its header checked first."""
+    check_npy(path)
+    return np.load(path, mmap_mode="r", allow_pickle=False)

@@ -108,6 +108,19 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     return manifest
 
 
+def read_array(path: Path, load: Callable[[Path], np.ndarray]) -> np.ndarray:
+    """``load(path)``, a missing or unreadable file (or a damaged header) told as a
+    :class:`RetrievalIndexError` naming the file."""
+    try:
+        return load(path)
+    except FileNotFoundError:
+        raise RetrievalIndexError(f"{path}: missing") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise RetrievalIndexError(f"{path}: unreadable ({exc})") from None
+    except LavaRetrievalError as exc:
+        raise RetrievalIndexError(str(exc)) from None
+
+
 def _map(path: Path) -> np.ndarray:
     """A saved shard, memory-mapped read-only (:func:`~lava_retrieval.search.shards.
     map_shard`)."""
@@ -141,14 +154,7 @@ def _read_shards(directory: Path, manifest: dict) -> Shards:
     large = count * dim * 4 > RELEASE_BYTES
     for shard in shards:
         path = directory / shard["file"]
-        try:  # the header first: nothing is allocated for a false shape
-            value = _map(path)
-        except FileNotFoundError:
-            raise RetrievalIndexError(f"{path}: missing") from None
-        except (OSError, ValueError, EOFError) as exc:
-            raise RetrievalIndexError(f"{path}: unreadable ({exc})") from None
-        except LavaRetrievalError as exc:
-            raise RetrievalIndexError(str(exc)) from None
+        value = read_array(path, _map)  # the header first: nothing allocated for a false shape
         if value.shape != (shard["count"], dim) or value.dtype.kind != "f":
             raise RetrievalIndexError(
                 f"{path}: {value.dtype} array of shape {value.shape}, the manifest says "
