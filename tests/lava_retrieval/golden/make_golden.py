@@ -1,7 +1,9 @@
 """Writes the golden arrays that pin the reference semantics: ``small-net.npz`` (a hand-built
 network: strided and padded convolution, a pooling layer, dense) and ``small.npz`` (three
 Fashion-MNIST test images and the reference's spike counts and final potentials of every layer
-at T = 12, for every timing and reset).
+at T = 12, for every timing and reset). ``validated_by`` names the independent check that
+holds each (reset, timing) to something other than the reference: the step-by-step oracle of
+``test_oracles.py``.
 
 Run from the repository root only when the semantics change on purpose, and say why in the
 commit::
@@ -73,12 +75,15 @@ def main() -> None:
     net.save(HERE / "small-net.npz")
     images = load_fashion_mnist().test_images[:3]
     arrays = {"images": images, "time_steps": np.array(TIME_STEPS)}
+    validated = []
     for reset in ("subtract", "zero"):
         for timing in (t for t in TIMINGS if t != "pipelined"):  # pipelined: no_delay's integers
             result = simulate_reference(replace(net, reset=reset), images, TIME_STEPS, timing)
             for i in range(len(net.layers)):
                 arrays[f"{reset}/{timing}/counts{i}"] = result.spike_counts[i]
                 arrays[f"{reset}/{timing}/membrane{i}"] = result.membrane[i]
+            validated.append(f"{reset}/{timing}: test_oracles (step by step in float64 torch)")
+    arrays["validated_by"] = np.array("\n".join(validated))
     np.savez_compressed(HERE / "small.npz", **arrays)
     print(f"wrote {HERE / 'small-net.npz'} and {HERE / 'small.npz'}")
 
