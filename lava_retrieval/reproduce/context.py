@@ -1,11 +1,15 @@
 """What every step of the reproduction shares: the plan (how many images, which T), the
 context a step runs in (data, output directory, converted networks), and the cache of step
-results keyed by what they depend on (:mod:`.steps`).
+results keyed by what they depend on (:mod:`.steps`): the plan, the checkpoints and the code
+(:func:`source_hash`, so that a change of the code re-runs the steps instead of reporting them
+up to date).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -210,8 +214,26 @@ def machine() -> dict:
     }
 
 
+@functools.cache
+def source_hash() -> str:
+    """sha256 of the Python sources of ``lava_retrieval`` and ``procs`` (path and content of
+    every module, in order): the code a step's numbers come from.
+
+    >>> len(source_hash())
+    16
+    """
+    digest = hashlib.sha256()
+    for package in ("lava_retrieval", "procs"):
+        spec = importlib.util.find_spec(package)
+        for root in spec.submodule_search_locations if spec else ():
+            for path in sorted(Path(root).rglob("*.py")):
+                digest.update(f"{package}/{path.relative_to(root).as_posix()}\0".encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _key(*parts: object) -> str:
-    payload = json.dumps([__version__, *parts], sort_keys=True, default=str)
+    payload = json.dumps([__version__, source_hash(), *parts], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -239,6 +261,7 @@ def _save(path: Path, result: dict) -> dict:
 def _record(key: str, step: str, start: float, **fields) -> dict:
     return {
         "key": key,
+        "code": source_hash(),
         "command": f"{COMMAND} --only {step}",
         "machine": machine(),
         "seconds": round(time.perf_counter() - start, 1),

@@ -4,7 +4,11 @@ images, folders that cannot be read, an empty step list."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,18 +58,44 @@ def test_pipes_devices_and_dangling_links_among_images_are_listed(tmp_path):
     assert "not a regular file" in reasons["pipe.png"] and "no such file" in reasons["gone.png"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="every folder is readable to root")
+def _as_another_user() -> list[str] | None:
+    """The prefix that runs a command as a user that is not root: none needed for one; as
+    root, ``unshare --user`` (the command runs as ``nobody`` in a user namespace of its own,
+    without root's right to read every folder); None where neither works."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("unshare") is None:
+        return None
+    probe = subprocess.run(["unshare", "--user", "id", "-u"], capture_output=True, text=True)
+    return ["unshare", "--user"] if probe.stdout.strip() not in ("", "0") else None
+
+
 def test_a_folder_that_cannot_be_read_is_listed(tmp_path):
+    prefix = _as_another_user()
+    if prefix is None:
+        pytest.skip("runs as root and `unshare --user` does not work here")
     Image.new("L", (28, 28), 200).save(tmp_path / "good.png")
     (tmp_path / "closed").mkdir()
     Image.new("L", (28, 28), 200).save(tmp_path / "closed" / "hidden.png")
     (tmp_path / "closed").chmod(0)
+    script = (
+        "import json, sys; from lava_retrieval.data.images import load_folder; "
+        "loaded = load_folder(sys.argv[1]); "
+        "print(json.dumps([[str(p) for p in loaded.paths], [list(b) for b in loaded.bad]]))"
+    )
     try:
-        loaded = load_folder(tmp_path)
+        done = subprocess.run(
+            [*prefix, sys.executable, "-c", script, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
     finally:
         (tmp_path / "closed").chmod(0o755)
-    assert [Path(p).name for p in loaded.paths] == ["good.png"]
-    assert [(Path(p).name, "cannot be read" in why) for p, why in loaded.bad] == [("closed", True)]
+    assert done.returncode == 0, done.stderr
+    paths, bad = json.loads(done.stdout)
+    assert [Path(p).name for p in paths] == ["good.png"]
+    assert [(Path(p).name, "cannot be read" in why) for p, why in bad] == [("closed", True)]
 
 
 def test_an_empty_step_list_is_refused(capsys):
@@ -76,9 +106,6 @@ def test_an_empty_step_list_is_refused(capsys):
 def test_a_reader_that_goes_away_ends_the_command_quietly(small_index):
     """`lava-retrieval search ... --json | head -c 10`: no BrokenPipeError traceback; the status
     is that of a command ended by SIGPIPE."""
-    import subprocess
-    import sys
-
     queries = [f"fashion-mnist:test:{i}" for i in range(300)]
     command = [sys.executable, "-m", "lava_retrieval.cli", "search", str(small_index), *queries]
     process = subprocess.Popen(

@@ -26,7 +26,9 @@ def network(tmp_path_factory, fashion):
     return net.save(tmp_path_factory.mktemp("net") / "net.npz")
 
 
-def test_small_table2(network, fashion, tmp_path):
+def test_table2_gives_its_rows_and_writes_them(network, fashion, tmp_path):
+    """The rows and files of Table 2 on a subset. (Its numbers, and every committed table's,
+    are held to the code by ``test_committed_results.py``.)"""
     result = experiments.table2(
         SpikingNetwork.load(network),
         load_checkpoint().model,
@@ -39,13 +41,11 @@ def test_small_table2(network, fashion, tmp_path):
     rows = {r["model"]: r for r in result["rows"]}
     assert list(rows) == ["ANN", "SNN(4)", "SNN(16)"]
     assert result["protocol"]["corpus"] == 1000 and result["protocol"]["queries"] == 200
-    ann = rows["ANN"]
-    assert ann["classification"] > 85 and ann["top1"] > 75 and ann["top3"] >= ann["top1"]
-    assert 0 < ann["mAP"] <= 100
+    for row in rows.values():
+        assert row["top1"] <= row["top3"] and 0 < row["mAP"] <= 100
     # More time steps, better spiking classification (the paper's Fig. 4 trend); at T = 4 the
     # five synapse delays leave the output layer without input.
-    assert rows["SNN(16)"]["classification"] > rows["SNN(4)"]["classification"]
-    assert rows["SNN(16)"]["classification"] > 65
+    assert rows["SNN(16)"]["classification"] > rows["SNN(4)"]["classification"] + 20
     paths = experiments.write(result, tmp_path)
     assert json.loads(paths[0].read_text())["rows"][0]["model"] == "ANN"
     with open(paths[1]) as f:
