@@ -25,15 +25,11 @@ reproduce: $(STAMP)
 reproduce-quick: $(STAMP)
 	$(VENV)/bin/lava-retrieval reproduce --quick
 
-# Everything, in two runs: the tests in parallel (pytest-xdist, one process per core), then
-# alone the serial ones, which measure what the whole machine holds (shared
-# memory, process sessions). test-fast: every module, without the slow tier (the Lava, Loihi,
-# netx and sinabs conformance rows, notebooks, signals, training, reproduce, the browser).
-SERIAL := tests/robustness/test_signals.py tests/lava_retrieval/lava_graph/test_resident.py
-
+# Everything, in parallel (pytest-xdist, one process per core). test-fast: every module,
+# without the slow tier (the Lava, Loihi, netx and sinabs conformance rows, notebooks, signals,
+# training, reproduce, the committed results' recomputation, the browser).
 test: $(STAMP)
-	$(PYTEST) -q -n 2 -m "not serial"
-	$(PYTEST) -q -m serial $(SERIAL)
+	$(PYTEST) -q -n 2
 
 test-fast: $(STAMP)
 	$(PYTEST) -q -m "not slow"

@@ -11,6 +11,10 @@ through a Lava process graph built for the query (encoder, layers, probe, Cosine
 started once (what `serve --backend lava` keeps; its start-up reported apart), as the median
 over repeated queries, plus the time to load the index directory. Target for the resident
 graph: 200 ms.
+
+Before it reports, it checks the answers it timed: every query the Lava graph and the resident
+graph answered gets the same ids and scores from the simulator (one query at a time, as timed), bit
+for bit, and the index read back answers the first queries as the index built did.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from checks import command, same
+
 from lava_retrieval.common.atomic import write_text
 from lava_retrieval.conversion.methods import DEFAULT_METHOD, get
 from lava_retrieval.data.fashion_mnist import load_fashion_mnist
@@ -31,13 +37,20 @@ from lava_retrieval.search.image_index import ImageIndex
 from lava_retrieval.search.sources import read_source
 
 
-def _median_seconds(run, repeats: int) -> tuple[float, list[float]]:
-    times = []
+def _median_seconds(run, repeats: int) -> tuple[float, list[float], dict]:
+    """The median of ``repeats`` calls of ``run`` (which answers a query number and its hits),
+    every call's seconds, and the answers by query number."""
+    times, answers = [], {}
     for _ in range(repeats):
         start = time.perf_counter()
-        run()
+        query, hits = run()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+        answers[query] = hits
+    return statistics.median(times), times, answers
+
+
+def _answers(hits) -> list[tuple[int, float]]:
+    return [(hit.id, hit.score) for hit in hits]
 
 
 def main() -> None:
@@ -62,28 +75,36 @@ def main() -> None:
         index = ImageIndex(network, config).add(source, progress=True)
         index.save(Path(tmp) / "index")
         build_seconds = time.perf_counter() - start
+        queries = data.test_images
+        built = [_answers(h) for h in index.search(queries[:8], args.k)]
         start = time.perf_counter()
         index = ImageIndex.load(Path(tmp) / "index")
         load_seconds = time.perf_counter() - start
-    queries = data.test_images
-    index.search(queries[:1], args.k)  # warm-up: compilation
+    loaded = [_answers(h) for h in index.search(queries[:8], args.k)]
+    verified = [same("the loaded index, 8 queries", loaded, built)]
     counter = iter(range(len(queries)))
-    sim, sim_all = _median_seconds(
-        lambda: index.search(queries[next(counter)][None], args.k), args.sim_queries
-    )
-    lava, lava_all = _median_seconds(
-        lambda: index.search(queries[next(counter)][None], args.k, backend="lava"),
-        args.lava_queries,
-    )
+
+    def one(**options):
+        query = next(counter)
+        return query, index.search(queries[query][None], args.k, **options)[0]
+
+    sim, sim_all, _ = _median_seconds(one, args.sim_queries)
+    lava, lava_all, lava_answers = _median_seconds(lambda: one(backend="lava"), args.lava_queries)
     start = time.perf_counter()
     with index.resident_graph() as graph:
         startup = time.perf_counter() - start
         index.search(queries[:1], args.k, graph=graph)  # warm-up: the first windows
-        resident, resident_all = _median_seconds(
-            lambda: index.search(queries[next(counter)][None], args.k, graph=graph),
-            args.resident_queries,
+        resident, resident_all, resident_answers = _median_seconds(
+            lambda: one(graph=graph), args.resident_queries
         )
+    for name, answers in (("lava", lava_answers), ("the resident graph", resident_answers)):
+        numbers = sorted(answers)
+        got = [_answers(answers[q]) for q in numbers]
+        # One query at a time, as timed (a batch's float32 products may round otherwise).
+        want = [_answers(index.search(queries[q][None], args.k)[0]) for q in numbers]
+        verified.append(same(f"{name}, {len(numbers)} queries, against the simulator", got, want))
     report = {
+        "command": command(),
         "machine": {
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
@@ -107,6 +128,7 @@ def main() -> None:
         },
         "resident_startup_seconds": round(startup, 2),
         "target_resident_ms": 200,
+        "verified": verified,
     }
     write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -22,6 +22,7 @@ import statistics
 import time
 
 import numpy as np
+from checks import command
 
 from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.common.atomic import write_text
@@ -87,6 +88,7 @@ def main() -> None:
     lowering.check(network, "loihi")
     images = data.test_images[: args.images]
     report = {
+        "command": command(),
         "machine": {
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),

@@ -2,9 +2,12 @@
 
     .venv/bin/python benchmarks/memory.py [--out results/bench-memory.json] [--quick]
 
-Each command runs as its own process on the full data (``--quick``: reduced sizes, for a look)
-and its peak resident memory is read from the kernel (``wait4``'s ``ru_maxrss``: the main
-process; the Lava runtime's own processes are counted separately by the kernel and are small).
+Each command runs as its own process on the full data (``--quick``: reduced sizes, for a look).
+Two peaks: the main process's resident memory, from the kernel (``wait4``'s ``ru_maxrss``), and
+the whole command's, its process and every process it started (the Lava runtime's, Ray's)
+together: the sum of their proportional set sizes (PSS: a page shared by n processes counts
+1/n in each, so that the sum is what the command holds), sampled every 0.2 s (a peak shorter
+than that can be missed). The budget holds for the larger of the two.
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import psutil
+from checks import command
 
 from lava_retrieval.common.atomic import write_text
 
@@ -93,6 +100,28 @@ def commands(tmp: Path, quick: bool) -> dict[str, list[str]]:
     }
 
 
+def _tree_peak(pid: int, done: threading.Event, peak: list[int]) -> None:
+    """Until ``done``: the largest sum of the PSS of ``pid`` and its descendants, into
+    ``peak[0]`` (bytes)."""
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    while not done.is_set():
+        total = 0
+        try:
+            processes = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for process in processes:
+            try:
+                total += process.memory_full_info().pss
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                pass
+        peak[0] = max(peak[0], total)
+        done.wait(0.2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/bench-memory.json")
@@ -109,7 +138,12 @@ def main() -> None:
                 stderr=subprocess.PIPE,
                 env=env,
             )
+            done, tree = threading.Event(), [0]
+            watcher = threading.Thread(target=_tree_peak, args=(process.pid, done, tree))
+            watcher.start()
             _, status, usage = os.wait4(process.pid, 0)
+            done.set()
+            watcher.join()
             err = process.stderr.read().decode()[-500:]
             rows.append(
                 {
@@ -117,12 +151,14 @@ def main() -> None:
                     "argv": argv,
                     "status": os.waitstatus_to_exitcode(status),
                     "peak_mb": round(usage.ru_maxrss / 1024, 1),
+                    "peak_with_children_mb": round(tree[0] / 2**20, 1),
                     "seconds": round(time.perf_counter() - start, 1),
                     **({"stderr": err} if os.waitstatus_to_exitcode(status) else {}),
                 }
             )
             print(rows[-1], flush=True)
     report = {
+        "command": command(),
         "machine": {
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
@@ -130,7 +166,10 @@ def main() -> None:
         "quick": args.quick,
         "budget_mb": BUDGET_MB,
         "commands": rows,
-        "within_budget": all(r["peak_mb"] <= BUDGET_MB and r["status"] == 0 for r in rows),
+        "within_budget": all(
+            max(r["peak_mb"], r["peak_with_children_mb"]) <= BUDGET_MB and r["status"] == 0
+            for r in rows
+        ),
     }
     write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

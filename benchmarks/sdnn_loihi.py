@@ -27,6 +27,7 @@ import statistics
 import time
 
 import numpy as np
+from checks import command
 
 from lava_retrieval.common.atomic import write_text
 from lava_retrieval.conversion.methods import resolve
@@ -89,6 +90,7 @@ def main() -> None:
             latencies.append(time.perf_counter() - start)
             np.testing.assert_array_equal(got, want[i : i + 1])
     report = {
+        "command": command(),
         "machine": {
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),

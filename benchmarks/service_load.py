@@ -34,6 +34,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from checks import command
 from PIL import Image
 
 from lava_retrieval.common.atomic import write_text
@@ -100,10 +101,10 @@ def main() -> None:
 
     manifest = json.loads((Path(args.index) / "index.json").read_text())
     port = free_port()
-    command = [sys.executable, "-m", "lava_retrieval", "serve", "--index", args.index]
-    command += ["--port", str(port), "--threads", str(args.threads)]
+    serve = [sys.executable, "-m", "lava_retrieval", "serve", "--index", args.index]
+    serve += ["--port", str(port), "--threads", str(args.threads)]
     started = time.perf_counter()
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(serve, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -170,6 +171,7 @@ def main() -> None:
         }
 
     report = {
+        "command": command(),
         "machine": {
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),

@@ -24,6 +24,7 @@ import platform
 import time
 
 import numpy as np
+from checks import command, same
 
 from lava_retrieval.common.atomic import write_text
 from lava_retrieval.common.cores import threads_for
@@ -56,17 +57,18 @@ def main() -> None:
 
     images = load_fashion_mnist().test_images
     threads = threads_for(None)
-    rows, methods = [], {}
+    rows, methods, verified = [], {}, []
     for name, path in NETWORKS.items():
         network = SpikingNetwork.load(path)
         method = METHODS[name]
         settings = method.sim_config(args.time_steps)
         ops = op_counts(network, images[:1000], settings)["synaptic_ops"]
+        want = embed(network, images[: args.images], settings, progress=False)
         methods[name] = {
             "network": path,
             "timing": method.timing,
             "readout": method.readout,
-            "synaptic_ops_per_image": round(ops),
+            "event_driven_synaptic_ops_per_image": round(ops),
         }
         for engine in ("events", "torch"):
             for batch in args.batch_sizes:
@@ -78,8 +80,9 @@ def main() -> None:
                 times = []
                 for _ in range(args.repeats):
                     start = time.perf_counter()
-                    run(images[:n])
+                    got = run(images[:n])
                     times.append(time.perf_counter() - start)
+                verified.append(same(f"{name} {engine} batch {batch}", got, want[:n]))
                 rate = n / min(times)
                 rows.append(
                     {
@@ -89,7 +92,7 @@ def main() -> None:
                         "images": n,
                         "seconds": round(min(times), 3),
                         "images_per_second": round(rate, 1),
-                        "synaptic_ops_per_second_per_core": round(rate * ops / threads),
+                        "equivalent_synaptic_ops_per_second_per_core": round(rate * ops / threads),
                     }
                 )
                 print(rows[-1], flush=True)
@@ -101,13 +104,23 @@ def main() -> None:
         batch_size=256,
     )
     lava = lava.run(progress=False)
+    paper_embeddings = embed(
+        paper_network,
+        images[: args.lava_images],
+        METHODS["paper"].sim_config(args.time_steps),
+        progress=False,
+    )
+    verified.append(same("the Lava graph (paper)", lava.embeddings, paper_embeddings))
     rng = np.random.default_rng(0)
     corpus = rng.random((60000, 1024), dtype=np.float32)
     queries = rng.random((10000, 1024), dtype=np.float32)
     index = CosineIndex().add(corpus)
     start = time.perf_counter()
-    index.search(queries, 3)
+    _, found = index.search(queries, 3)
     search_seconds = time.perf_counter() - start
+    unit = corpus / np.linalg.norm(corpus.astype(np.float64), axis=1, keepdims=True)
+    brute = np.argsort(-(queries[:100].astype(np.float64) @ unit.T), axis=1, kind="stable")[:, :3]
+    verified.append(same("exact search, top 3 of 100 queries", found[:100], brute))
     best = {
         name: {
             engine: max(
@@ -120,6 +133,7 @@ def main() -> None:
         for name in NETWORKS
     }
     report = {
+        "command": command(),
         "machine": {
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
@@ -131,6 +145,14 @@ def main() -> None:
         "default_method": DEFAULT_METHOD,
         "sim": rows,
         "sim_best_images_per_second": best,
+        "sim_batch1_images_per_second": {
+            name: {
+                r["engine"]: r["images_per_second"]
+                for r in rows
+                if r["method"] == name and r["batch_size"] == 1
+            }
+            for name in NETWORKS
+        },
         "lava_graph": {
             "images": args.lava_images,
             "batch_size": 256,
@@ -139,6 +161,7 @@ def main() -> None:
         "search_10000x60000_seconds": round(search_seconds, 2),
         "paper_loihi_images_per_second": round(1000 / PAPER_LOIHI_MS_PER_IMAGE, 1),
         "target_images_per_second": TARGET,
+        "verified": verified,
     }
     write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

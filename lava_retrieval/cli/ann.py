@@ -76,6 +76,7 @@ def run_evaluate_ann(args: argparse.Namespace) -> None:
         "arch": str(ckpt.model.spec),
         "num_parameters": ckpt.model.num_parameters,
         **evaluate(ckpt.model, dataset, ckpt.config.validation_fraction),
+        "command": args.command_line,
     }
 
     def text(p: dict) -> str:

@@ -70,6 +70,7 @@ def run_convert(args: argparse.Namespace) -> None:
         allow_undeployable=args.allow_undeployable,
         sdnn=args.sdnn,
     )
+    payload["command"] = args.command_line
     chip = payload["loihi"]
 
     def text(p: dict) -> str:

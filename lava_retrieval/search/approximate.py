@@ -206,6 +206,27 @@ class ApproximateIndex:
             return {"ef": (1, MAX_KNOB)}
         return {}
 
+    def knobs_used(
+        self, candidates: int, nprobe: int | None = None, ef: int | None = None
+    ) -> dict[str, int]:
+        """The knob values a search proposing ``candidates`` uses (None: the default): ``ef``
+        is raised to the candidates (faiss's HNSW keeps at least that many).
+
+        >>> exact = CosineIndex().add(np.random.default_rng(0).standard_normal((500, 16)))
+        >>> ApproximateIndex.build(exact.vectors_, "hnsw").knobs_used(40, None, 16)
+        {'ef': 40}
+        """
+        allowed = self.knobs()
+        if "nprobe" in allowed:
+            return {"nprobe": int(nprobe or DEFAULT_NPROBE)}
+        if "ef" in allowed:
+            return {"ef": max(int(ef or DEFAULT_EF), candidates)}
+        return {}
+
+    def candidates(self, k: int) -> int:
+        """How many candidates a search for ``k`` proposes before re-ranking."""
+        return min(len(self), k * self.rerank)
+
     def parameters(self, k: int, nprobe: int | None, ef: int | None, selector=None):
         """faiss's search parameters for these knobs (None: the defaults), checked against
         :meth:`knobs`: one that does not apply or is out of range is refused. ``selector``: a
@@ -226,10 +247,11 @@ class ApproximateIndex:
                 raise RetrievalIndexError(f"{name} must be an integer, got {value!r}")
             if not low <= value <= high:
                 raise RetrievalIndexError(f"{name} must be between {low} and {high}, got {value}")
-        if "nprobe" in allowed:
-            params = faiss.SearchParametersIVF(nprobe=int(nprobe or DEFAULT_NPROBE))
-        elif "ef" in allowed:
-            params = faiss.SearchParametersHNSW(efSearch=max(int(ef or DEFAULT_EF), k))
+        used = self.knobs_used(k, nprobe, ef)
+        if "nprobe" in used:
+            params = faiss.SearchParametersIVF(nprobe=used["nprobe"])
+        elif "ef" in used:
+            params = faiss.SearchParametersHNSW(efSearch=used["ef"])
         elif selector is not None:
             params = faiss.SearchParameters()
         else:
@@ -266,7 +288,7 @@ class ApproximateIndex:
                 raise RetrievalIndexError(f"allowed must be {len(self)} booleans")
             bitmap = np.packbits(allowed, bitorder="little")  # kept alive for the search
             selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
-        candidates = min(len(self), k * self.rerank)
+        candidates = self.candidates(k)
         params = self.parameters(candidates, nprobe, ef, selector)
         queries = np.ascontiguousarray(queries, np.float32)
         _, found = self.index.search(queries, candidates, params=params)

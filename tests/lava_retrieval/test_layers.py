@@ -159,19 +159,3 @@ def test_no_module_over_600_lines_and_no_function_over_100():
                     long_functions.append(f"{name}:{node.name}")
     assert long_modules == []
     assert set(long_functions) == LONG_FUNCTIONS
-
-
-def test_the_serial_tests_are_the_files_make_test_runs_alone():
-    """`make test` runs the tests marked serial by naming their files (SERIAL in the Makefile):
-    a serial test anywhere else would run in neither of its two runs."""
-    root = PACKAGE.parent
-    line = next(
-        x for x in (root / "Makefile").read_text().splitlines() if x.startswith("SERIAL :=")
-    )
-    named = set(line.split(":=", 1)[1].split())
-    marked = {
-        str(path.relative_to(root))
-        for path in (root / "tests").rglob("test_*.py")
-        if path != Path(__file__) and "pytest.mark.serial" in path.read_text()
-    }
-    assert marked and marked == named

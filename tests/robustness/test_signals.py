@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from segments import left_behind, segments
 
-# Slow (not in make test-fast) and serial: it counts the machine's shared-memory segments
-# (and processes), which a test running beside it would change.
-pytestmark = [pytest.mark.slow, pytest.mark.serial]
+# Slow (not in make test-fast). Each command runs in a session of its own, whose processes it
+# counts; segments left behind are told apart from those of tests running beside it.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK = ROOT / "tests" / "lava_retrieval" / "golden" / "small-net.npz"
@@ -76,14 +77,6 @@ def _start(tmp_path: Path, backend: str) -> subprocess.Popen:
     return _popen(_embed_command(tmp_path / "embeddings.npy", backend))
 
 
-def _segments() -> set[str]:
-    """The shared-memory segments of Python's ``multiprocessing`` now in /dev/shm (an
-    assertion that none is new holds even where there were none before)."""
-    if not os.path.isdir("/dev/shm"):
-        return set()
-    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
-
-
 def _wait_for(condition, seconds: float) -> bool:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -105,7 +98,7 @@ def _wait_for(condition, seconds: float) -> bool:
     ],
 )
 def test_a_signalled_command_leaves_nothing_behind(tmp_path, signum, whole_group, backend, when):
-    shm = _segments()
+    shm = segments()
     process = _start(tmp_path, backend)
     try:
         if when == "start-up":
@@ -125,7 +118,7 @@ def test_a_signalled_command_leaves_nothing_behind(tmp_path, signum, whole_group
             assert err.decode().rstrip().endswith("interrupted")
             assert "Traceback" not in err.decode()
         assert _wait_for(lambda: not _session(process.pid), 10), _session(process.pid)
-        assert _wait_for(lambda: not (_segments() - shm), 10), _segments() - shm
+        assert _wait_for(lambda: not left_behind(shm), 10), left_behind(shm)
         assert not any(tmp_path.iterdir())  # no output, no temporary file
     finally:
         for line in _session(process.pid):
@@ -244,7 +237,7 @@ def test_a_signal_at_any_moment_of_a_lava_run(tmp_path, small_index, command, mo
     kind, value = moment
     signum = (signal.SIGINT, signal.SIGTERM)[MOMENTS.index(moment) % 2 if moment in MOMENTS else 0]
     send = os.killpg if signum == signal.SIGINT else os.kill
-    shm = _segments()
+    shm = segments()
     process = _popen(argv)
     try:
         deadline = time.monotonic() + 60
@@ -266,7 +259,7 @@ def test_a_signal_at_any_moment_of_a_lava_run(tmp_path, small_index, command, mo
         assert err.rstrip().endswith("interrupted") and "Traceback" not in err, err[-2000:]
         assert "leaked" not in err, err[-2000:]
         assert _wait_for(lambda: not _in_session(process.pid), 10), _session(process.pid)
-        assert _wait_for(lambda: not (_segments() - shm), 10), _segments() - shm
+        assert _wait_for(lambda: not left_behind(shm), 10), left_behind(shm)
         assert not any((tmp_path / "out").glob("*")) if command == "embed" else True
     finally:
         for line in _session(process.pid):
@@ -289,7 +282,7 @@ def test_serve_ends_as_interrupted(tmp_path, signum, backend):
     from lava_retrieval.snn.config import SimConfig
     from lava_retrieval.snn.network import SpikingNetwork
 
-    shm = _segments()
+    shm = segments()
     index = ImageIndex(
         SpikingNetwork.load(ROOT / "results" / "snn-32-64-10.npz"),
         SimConfig(8, timing="delay", readout="membrane"),
@@ -338,7 +331,7 @@ def test_serve_ends_as_interrupted(tmp_path, signum, backend):
     assert process.returncode == 130 and err.decode().strip().endswith("interrupted")
     assert "Traceback" not in err.decode()
     assert _wait_for(lambda: not _session(process.pid), 10)
-    assert _wait_for(lambda: not (_segments() - shm), 10), _segments() - shm
+    assert _wait_for(lambda: not left_behind(shm), 10), left_behind(shm)
 
 
 #: A Ctrl-C inside ``SharedMemory(create=True)``, after the segment exists but before anything
@@ -369,7 +362,7 @@ print(len(os.listdir("/dev/shm")), release_segments(mark), flush=True)
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm on this system")
 @pytest.mark.parametrize("where", ["register", "ftruncate"])
 def test_a_segment_interrupted_while_it_was_made_is_released(where):
-    before = _segments()
+    before = segments()
     done = subprocess.run(
         [sys.executable, "-c", INTERRUPTED_SEGMENT, where],
         cwd=ROOT,
@@ -380,7 +373,7 @@ def test_a_segment_interrupted_while_it_was_made_is_released(where):
     assert done.returncode == 0, done.stderr[-2000:]
     released = int(done.stdout.split()[1])
     assert released == 1, done.stdout  # it was there, and this process unlinked it
-    assert not (_segments() - before)
+    assert _wait_for(lambda: not left_behind(before), 10), left_behind(before)
     assert "leaked" not in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 

@@ -32,3 +32,61 @@ def test_every_accuracy_table_has_its_subset_committed():
 @pytest.mark.parametrize("name", sorted(COMMITTED["tables"]))
 def test_the_subset_of_each_table_recomputes_to_its_committed_numbers(name):
     assert subset.differences(name, COMMITTED["tables"][name]) == []
+
+
+RESULTS = ROOT / "results"
+#: Results a test produces again in seconds (the others are listed with their commands in
+#: ``test_every_result_names_the_command_that_wrote_it``'s message and the README).
+CHEAP = (
+    "convert-32-64-10.json",
+    "convert-32-64-10-initial-half.json",
+    "convert-32-64-10-qcfs16.json",
+    "convert-32-64-10-qcfs8-analog.json",
+    "convert-32-64-10-qcfs4-analog.json",
+    "convert-32-64-10-qcfs16-analog.json",
+    "evaluate-ann-32-64-10.json",
+)
+
+
+def _producer(path: Path) -> str | None:
+    """The command that wrote a result file: the one it records, or the benchmark whose
+    default output it is."""
+    data = json.loads(path.read_text())
+    command = data.get("command") if isinstance(data, dict) else None
+    if command:
+        return " ".join(command) if isinstance(command, list) else command
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        if f'default="results/{path.name}"' in script.read_text():
+            return f"python benchmarks/{script.name}"
+    return None
+
+
+def test_every_result_names_the_command_that_wrote_it():
+    producers = {p.name: _producer(p) for p in sorted(RESULTS.glob("*.json"))}
+    assert [name for name, command in producers.items() if command is None] == []
+
+
+@pytest.mark.parametrize("name", CHEAP)
+def test_a_cheap_result_is_what_its_recorded_command_writes(name, tmp_path, capsys):
+    """The recorded command, run again with its ``results/`` paths in a scratch directory,
+    writes the same result (and the same network, array for array)."""
+    import numpy as np
+
+    from lava_retrieval.cli import main
+
+    committed = json.loads((RESULTS / name).read_text())
+    argv = [
+        str(tmp_path / Path(arg).name) if arg.startswith("results/") else arg
+        for arg in committed["command"][1:]
+    ]
+    assert main(argv) == 0
+    got = json.loads(capsys.readouterr().out.replace(str(tmp_path), "results"))
+    for key in ("command", "checkpoint"):  # argv with the scratch paths; an absolute path
+        got.pop(key), committed.pop(key)
+    assert got == committed
+    if "network" in got:
+        with np.load(RESULTS / Path(got["network"]).name) as want:
+            with np.load(tmp_path / Path(got["network"]).name) as mine:
+                for key in want.files:
+                    if key != "header":
+                        np.testing.assert_array_equal(mine[key], want[key], err_msg=key)

@@ -4,11 +4,11 @@ for bit under every timing the graph runs, and nothing left when it is closed.""
 from __future__ import annotations
 
 import multiprocessing
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from segments import left_behind, segments
 
 from lava_retrieval.ann.checkpoint import load_checkpoint
 from lava_retrieval.conversion.algorithm import ConversionConfig, convert
@@ -20,17 +20,13 @@ from lava_retrieval.search.sources import read_source
 from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 
-# Slow (not in make test-fast) and serial: it counts the machine's shared-memory segments
-# (and processes), which a test running beside it would change.
-pytestmark = [pytest.mark.slow, pytest.mark.serial]
+# Slow (not in make test-fast). Segments left behind are told apart from those of tests running
+# beside it.
+pytestmark = pytest.mark.slow
 
 RESULTS = Path(__file__).parents[3] / "results"
 PAPER = RESULTS / "snn-32-64-10.npz"
 DEFAULT = RESULTS / "snn-32-64-10-qcfs8-analog.npz"
-
-
-def _shm() -> set[str]:
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
 
 
 @pytest.mark.parametrize(
@@ -47,7 +43,7 @@ def test_query_after_query_gives_the_simulators_integers(fashion, path, config, 
     network = SpikingNetwork.load(path)
     images = fashion.test_images[:5]
     want = readout_of(network, simulate(network, images, config), config.readout)
-    children, shm = set(multiprocessing.active_children()), _shm()
+    children, shm = set(multiprocessing.active_children()), segments()
     with ResidentGraph(network, config, batch_size=batch_size) as graph:
         one_by_one = np.concatenate([graph.embed(image) for image in images[:3]])
         together = graph.embed(images)  # several windows in one call, the last one part-full
@@ -58,7 +54,7 @@ def test_query_after_query_gives_the_simulators_integers(fashion, path, config, 
     assert np.abs(want).sum() > 0
     # Closed: every process it forked has ended, its shared memory is gone.
     assert set(multiprocessing.active_children()) <= children
-    assert _shm() <= shm
+    assert not left_behind(shm), left_behind(shm)
     with pytest.raises(GraphError, match="closed"):
         graph.embed(images[:1])
     graph.close()  # twice: nothing more to do
