@@ -13,7 +13,9 @@ not in the index (other seeded variants), uploaded as PNG files to ``POST /api/s
 network and searched. First one client sends ``--latency-queries`` queries one after another
 (median and p99 latency); then ``--clients`` clients send ``--requests`` queries in all at the
 same time (requests per second, latency under load). Every answer must come back with status
-200 and its hits (none lost); the run fails otherwise.
+200 and its hits (none lost); the run fails otherwise. Before it reports, it checks the answers
+of the first ``--check-queries`` queries: the same ids and scores (to the 6 decimals the service
+sends) as the index directory searched in this process after the server has stopped.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from checks import command
+from checks import command, same
 from PIL import Image
 
+from lava_retrieval.apps.service import read_upload
 from lava_retrieval.common.atomic import write_text
 from lava_retrieval.data.augment import augment
 from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+from lava_retrieval.search.image_index import ImageIndex
 
 START_TIMEOUT = 900  # seconds the server may take to load the index
 
@@ -96,6 +100,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1600, help="in all, under load")
     parser.add_argument("--threads", type=int, default=8, help="the server's worker threads")
     parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--check-queries", type=int, default=20)
     parser.add_argument("--out", default="results/bench-service.json")
     args = parser.parse_args()
 
@@ -122,6 +127,7 @@ def main() -> None:
         info = json.loads(urllib.request.urlopen(f"{base}/api/info", timeout=30).read())
         queries = pngs(max(args.latency_queries, args.requests))
         failures: list[str] = []
+        answers: dict[bytes, list] = {}
 
         def ask(png: bytes) -> float:
             body, boundary = multipart(png, {"view": "hits", "k": str(args.k)})
@@ -133,6 +139,7 @@ def main() -> None:
                     answer = json.loads(reply.read())
                 if len(answer["hits"]) != args.k:
                     failures.append(f"{len(answer['hits'])} hits")
+                answers[png] = [(h["id"], h["score"]) for h in answer["hits"]]
             except (OSError, ValueError, KeyError) as exc:
                 failures.append(repr(exc))
             return time.perf_counter() - begin
@@ -160,6 +167,15 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
+    index = ImageIndex.load(args.index)
+    got, want = [], []
+    for png in queries[: args.check_queries]:
+        image = read_upload(png, index.preprocessing.invert)
+        hits = index.search(image[None], args.k)[0]
+        got.append(answers.get(png))
+        want.append([(h.id, round(h.score, 6)) for h in hits])
+    verified = [same(f"{len(got)} answers against this process's search", got, want)]
+    del index
 
     def summary(times: list[float]) -> dict:
         ms = np.array(times) * 1000
@@ -191,6 +207,7 @@ def main() -> None:
             "requests_per_second": round(len(loaded) / seconds, 1),
         },
         "lost": len(failures),
+        "verified": verified,
         "server_metrics": metrics,
     }
     write_text(args.out, json.dumps(report, indent=2) + "\n")

@@ -86,36 +86,42 @@ def run_index_build(args: argparse.Namespace) -> None:
     from lava_retrieval.search.image_index import ImageIndex
     from lava_retrieval.search.sources import plan_source
 
-    ImageIndex.check_new(args.out)  # before the long work
     if args.ray is not None:
         if args.backend != "sim":
             raise LavaRetrievalError(
                 f"--ray embeds with the simulator: drop --backend {args.backend}"
             )
         check_ray_address(args.ray)
-    plan = plan_source(
-        args.source,
-        _preprocessing(args),
-        data_dir=args.data_dir,
-        max_bytes=args.max_bytes,
-        max_pixels=args.max_pixels,
-        limit=args.limit,
-    )
-    chosen = resolve(
-        method=args.method,
-        network=args.network,
-        dataset=None if args.network else load_fashion_mnist(args.data_dir),
-        time_steps=args.time_steps,
-        timing=args.timing,
-        readout=args.readout,
-        engine=args.engine,
-        need_ann=False,
-    )
-    index = ImageIndex(
-        chosen.network, chosen.config, _preprocessing(args), index_type=args.index_type
-    )
-    report = build_index(  # under the lock throughout: of two builders, one fails
-        index,
+
+    def plan():
+        return plan_source(
+            args.source,
+            _preprocessing(args),
+            data_dir=args.data_dir,
+            max_bytes=args.max_bytes,
+            max_pixels=args.max_pixels,
+            limit=args.limit,
+        )
+
+    def new_index():
+        chosen = resolve(
+            method=args.method,
+            network=args.network,
+            dataset=None if args.network else load_fashion_mnist(args.data_dir),
+            time_steps=args.time_steps,
+            timing=args.timing,
+            readout=args.readout,
+            engine=args.engine,
+            need_ann=False,
+        )
+        return ImageIndex(
+            chosen.network, chosen.config, _preprocessing(args), index_type=args.index_type
+        )
+
+    # Under the lock throughout, of two builders one fails; the directory is checked once,
+    # before the source is read and the network converted.
+    report = build_index(
+        new_index,
         plan,
         args.out,
         backend=args.backend,
@@ -124,6 +130,7 @@ def run_index_build(args: argparse.Namespace) -> None:
         progress=not args.json,
         log=note,
     )
+    index = report.index
     payload = _index_payload(
         index, args.out, report.count, report.bad, report.embed_seconds + report.index_seconds
     )

@@ -225,7 +225,8 @@ def source_hash() -> str:
     digest = hashlib.sha256()
     for package in ("lava_retrieval", "procs"):
         spec = importlib.util.find_spec(package)
-        for root in spec.submodule_search_locations if spec else ():
+        roots = (spec.submodule_search_locations if spec else None) or ()
+        for root in roots:
             for path in sorted(Path(root).rglob("*.py")):
                 digest.update(f"{package}/{path.relative_to(root).as_posix()}\0".encode())
                 digest.update(path.read_bytes())

@@ -49,6 +49,7 @@ from lava_retrieval.data.images import (
     SIZE,
     ImageError,
 )
+from lava_retrieval.search import index_directory
 from lava_retrieval.search.sources import (
     SourcePlan,
 )
@@ -91,11 +92,12 @@ class BuildReport:
     embed_seconds: float
     index_seconds: float
     workers: str
+    index: Any = None  # the index built (an ImageIndex)
 
 
 def build_index(
     index,
-    plan: SourcePlan,
+    plan: SourcePlan | Callable[[], SourcePlan],
     directory: str | os.PathLike,
     *,
     backend: str = "sim",
@@ -107,18 +109,24 @@ def build_index(
     """Run the stages (module docstring) into the new index directory ``directory``, holding
     its writer lock throughout; ``ray``: a Ray address (``"local"``: start a Ray instance on
     this machine; ``"auto"``: the cluster this machine belongs to), else one process. A build
-    that fails or is interrupted removes what it wrote."""
+    that fails or is interrupted removes what it wrote.
+
+    ``directory`` is checked once: that an index can be written there, before anything is
+    written, then that it holds none, under the lock. ``index`` and ``plan`` may each be a
+    function that makes it, called after that, so that a refused directory costs no
+    conversion and no reading of the source."""
     from tqdm.auto import tqdm
 
-    from lava_retrieval.search.image_index import ImageIndex
-
     directory = Path(directory)
+    index_directory.check_writable(directory)  # before the lock's file is written beside it
     created = not directory.exists()
     with exclusive(directory, what="building this index", log=log):
-        ImageIndex.check_new(directory)
-        start = time.perf_counter()
-        bad = list(plan.unreadable)
         try:
+            index_directory.check_free(directory)
+            plan = plan() if callable(plan) else plan
+            index = index() if callable(index) else index
+            start = time.perf_counter()
+            bad = list(plan.unreadable)
             if ray is None:
                 batches = embedded_here(index, plan, backend=backend, chunk=chunk)
                 workers = "this process"
@@ -143,15 +151,16 @@ def build_index(
             index.class_names = index.class_names or plan.class_names
             index.sources.append({"count": len(index), "skipped": len(bad)})
             embed_seconds = time.perf_counter() - start
-            index.save(directory, new=True, progress=progress)
+            index.save(directory, progress=progress)  # checked new above, under this lock
         except BaseException:
-            index.discard(directory)  # the spilled shards: nothing is left
+            if not callable(index):
+                index.discard(directory)  # the spilled shards: nothing is left
             if created:
                 with contextlib.suppress(OSError):
                     directory.rmdir()
             raise
     return BuildReport(
-        len(index), bad, embed_seconds, time.perf_counter() - start - embed_seconds, workers
+        len(index), bad, embed_seconds, time.perf_counter() - start - embed_seconds, workers, index
     )
 
 

@@ -290,8 +290,21 @@ def check_network(index: ImageIndex, network: SpikingNetwork) -> None:
 
 def check_new(directory: str | os.PathLike) -> None:
     """Refuse to build over an existing index or a non-empty directory, or where an index
-    cannot be written (a file on the way, not writable, no space, a name too long)."""
+    cannot be written (:func:`check_writable`, then :func:`check_free`)."""
+    check_writable(directory)
+    check_free(directory)
+
+
+def check_writable(directory: str | os.PathLike) -> None:
+    """Refuse a place where an index cannot be written (a file or a device on the way, not
+    writable, no space, a name too long): before anything, the lock file beside it included,
+    is written there."""
     check_output(Path(directory) / MANIFEST)
+
+
+def check_free(directory: str | os.PathLike) -> None:
+    """Refuse a directory that already holds an index (under its writer's lock: of two
+    builders into one directory, one fails)."""
     if check_index_directory(directory):
         raise RetrievalIndexError(
             f"{directory}: already holds an index; use `index add` to extend it or choose "

@@ -29,14 +29,17 @@ events-steps   the event kernel step by step, also under the two-phase     every
                cleared between images                                      messages
 ``netx-sdnn``  the netx SDNN export, loaded by lava-dl and completed by    the embedding's
                ``load_sdnn``, streamed                                     messages
-``sinabs``     the NIR export (``SpikingNetwork.to_nir``), imported by     every layer (not
+``sinabs``     the NIR export (``exports.nir.export_nir``), imported by    every layer (not
                sinabs' ``from_nir`` with one spike per step, no membrane   an analog input
                floor, the graph's recorded reset and initial potentials    layer)
 =============  ==========================================================  =================
 
 An engine that cannot run a case says why (Lava's timing only, hard reset only, int32 only, ...)
-and the pair is skipped with that reason. Adding an engine or a feature to the project means
-adding it here: a new engine is one entry of ``ENGINES``, a new behaviour one entry of ``CASES``.
+and the pair is skipped with that reason. The pairs that run, and the readouts each compares
+(those that differ from a black image's), are pinned in ``conformance_pairs.txt``: a pair that
+starts skipping or running fails until the list is written again (``PIN_COMMAND``), so the
+change shows in review. Adding an engine or a feature to the project means adding it here: a
+new engine is one entry of ``ENGINES``, a new behaviour one entry of ``CASES``.
 """
 
 from __future__ import annotations

@@ -35,38 +35,23 @@ def test_the_subset_of_each_table_recomputes_to_its_committed_numbers(name):
 
 
 RESULTS = ROOT / "results"
-#: Results a test produces again in seconds (the others are listed with their commands in
-#: ``test_every_result_names_the_command_that_wrote_it``'s message and the README).
-CHEAP = (
-    "convert-32-64-10.json",
-    "convert-32-64-10-initial-half.json",
-    "convert-32-64-10-qcfs16.json",
-    "convert-32-64-10-qcfs8-analog.json",
-    "convert-32-64-10-qcfs4-analog.json",
-    "convert-32-64-10-qcfs16-analog.json",
-    "evaluate-ann-32-64-10.json",
+_spec = importlib.util.spec_from_file_location(
+    "results_index", ROOT / "scripts" / "results_index.py"
 )
-
-
-def _producer(path: Path) -> str | None:
-    """The command that wrote a result file: the one it records, or the benchmark whose
-    default output it is."""
-    data = json.loads(path.read_text())
-    command = data.get("command") if isinstance(data, dict) else None
-    if command:
-        return " ".join(command) if isinstance(command, list) else command
-    for script in sorted((ROOT / "benchmarks").glob("*.py")):
-        if f'default="results/{path.name}"' in script.read_text():
-            return f"python benchmarks/{script.name}"
-    return None
+results_index = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(results_index)
 
 
 def test_every_result_names_the_command_that_wrote_it():
-    producers = {p.name: _producer(p) for p in sorted(RESULTS.glob("*.json"))}
+    producers = {p.name: results_index.producer(p) for p in sorted(RESULTS.glob("*.json"))}
     assert [name for name, command in producers.items() if command is None] == []
 
 
-@pytest.mark.parametrize("name", CHEAP)
+def test_the_index_of_the_results_is_up_to_date():
+    assert results_index.main(["--check"]) == 0, "run python scripts/results_index.py"
+
+
+@pytest.mark.parametrize("name", [n for n in results_index.CHEAP if n.startswith("convert-")])
 def test_a_cheap_result_is_what_its_recorded_command_writes(name, tmp_path, capsys):
     """The recorded command, run again with its ``results/`` paths in a scratch directory,
     writes the same result (and the same network, array for array)."""
