@@ -32,7 +32,7 @@ test: $(STAMP)
 	$(PYTEST) -q -n 2
 
 test-fast: $(STAMP)
-	$(PYTEST) -q -m "not slow"
+	$(PYTEST) -q -n 2 -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lava_retrieval procs tests examples benchmarks scripts conftest.py

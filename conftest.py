@@ -5,8 +5,31 @@ shipped ANN."""
 from __future__ import annotations
 
 import functools
+import os
 
 import pytest
+
+
+def _one_core_per_worker() -> None:
+    """Under ``pytest -n N`` (``make test``), each worker keeps to a core of its own: the
+    engines' thread pools (numba, torch) size themselves by the cores a process may use, and
+    two workers each running a pool as wide as the machine slow each other far more than
+    twice."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or os.environ.get("LAVA_RETRIEVAL_TEST_NO_PIN"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if len(cores) < 2 or workers < 2:
+        return
+    mine = {core for i, core in enumerate(cores) if i % workers == int(worker[2:]) % len(cores)}
+    os.sched_setaffinity(0, mine or set(cores))
+    import torch
+
+    torch.set_num_threads(len(mine or cores))
+
+
+_one_core_per_worker()
 
 
 @functools.cache

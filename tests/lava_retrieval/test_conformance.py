@@ -647,7 +647,7 @@ class Cases:
             network, images = self.built(name)
             self._expected[key] = simulate_reference(
                 network,
-                np.zeros_like(images) if black else images,
+                np.zeros_like(images[:1]) if black else images,  # (black: one is all of them)
                 CASES[name].time_steps,
                 timing,
                 record_spikes=not black,
@@ -664,11 +664,9 @@ class Cases:
             return reason, ()
 
         def sees(readout: str) -> bool:
-            image = self.expected(case, timing, spec.saturates)
+            image = readout_of(network, self.expected(case, timing, spec.saturates), readout)
             black = self.expected(case, timing, spec.saturates, black=True)
-            return not np.array_equal(
-                readout_of(network, image, readout), readout_of(network, black, readout)
-            )
+            return bool((image != readout_of(network, black, readout)).any())
 
         readouts = spec.compared(case, timing, sees)
         if not readouts and not spec.layers:

@@ -1,4 +1,4 @@
-"""The committed accuracy tables, tied to the code: a fixed subset of each (500 queries, 5,000
+"""The committed accuracy tables, tied to the code: a fixed subset of each (250 queries, 2,000
 corpus images, the ANN and the smallest and largest T up to 16) recomputed by the command the
 table records and compared with the numbers committed for that subset
 (``scripts/subset.py --write`` wrote them)."""
@@ -26,7 +26,7 @@ def test_every_accuracy_table_has_its_subset_committed():
     assert sorted(COMMITTED["tables"]) == sorted(tables), subset.COMMAND
     for name, table in tables.items():
         assert COMMITTED["tables"][name]["command"] == subset.subset_command(table), name
-    assert (COMMITTED["corpus"], COMMITTED["queries"]) == (5000, 500)
+    assert (COMMITTED["corpus"], COMMITTED["queries"]) == (subset.CORPUS, subset.QUERIES)
 
 
 @pytest.mark.parametrize("name", sorted(COMMITTED["tables"]))
