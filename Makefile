@@ -25,14 +25,15 @@ reproduce: $(STAMP)
 reproduce-quick: $(STAMP)
 	$(VENV)/bin/lava-retrieval reproduce --quick
 
-# Everything, in parallel (pytest-xdist, one process per core). test-fast: every module,
+# Everything, in parallel (pytest-xdist, one process per core; a worker that runs out of tests
+# takes some of the other's, so that the run does not end on one core). test-fast: every module,
 # without the slow tier (the Lava, Loihi, netx and sinabs conformance rows, notebooks, signals,
 # training, reproduce, the committed results' recomputation, the browser).
 test: $(STAMP)
-	$(PYTEST) -q -n 2
+	$(PYTEST) -q -n 2 --dist worksteal
 
 test-fast: $(STAMP)
-	$(PYTEST) -q -n 2 -m "not slow"
+	$(PYTEST) -q -n 2 --dist worksteal -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lava_retrieval procs tests examples benchmarks scripts conftest.py
