@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from lava_retrieval.common.atomic import write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 OUT = RESULTS / "COMMANDS.md"
@@ -100,7 +102,7 @@ def main(argv: list[str]) -> int:
             print(f"{OUT} is stale: run python scripts/results_index.py", file=sys.stderr)
             return 1
         return 0
-    OUT.write_text(text)
+    write_text(OUT, text)
     print(f"wrote {OUT}")
     return 0
 

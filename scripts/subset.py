@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lava_retrieval.common.atomic import write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 SUBSET = RESULTS / "subset.json"
@@ -129,7 +131,7 @@ def write() -> None:
         argv = subset_command(table)
         subset["tables"][name] = {"command": argv, "rows": recompute(argv)}
         print(f"{name}: {' '.join(argv)}", file=sys.stderr)
-    SUBSET.write_text(json.dumps(subset, indent=2) + "\n")
+    write_text(SUBSET, json.dumps(subset, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
