@@ -161,11 +161,12 @@ class SearchService:
         """The indexed images as the network saw them (read back from their paths), or None
         above :data:`CORPUS_IN_MEMORY` images (then each is read when shown)."""
         index = self.index if index is None else index
-        if len(index) > CORPUS_IN_MEMORY:
+        if index.rows > CORPUS_IN_MEMORY:
             return None
-        images = np.zeros((len(index), 28, 28), np.uint8)
+        images = np.zeros((index.rows, 28, 28), np.uint8)  # (a removed image's row: blank)
         by_split: dict[str, list[tuple[int, int]]] = {}
-        for position, path in enumerate(index.paths):
+        for position in index.live_positions().tolist():
+            path = index.paths[position]
             if path.startswith(FASHION_PREFIX) and not path.startswith(AUGMENTED_PREFIX):
                 split, number = path[len(FASHION_PREFIX) :].rsplit(":", 1)
                 by_split.setdefault(split, []).append((position, int(number)))

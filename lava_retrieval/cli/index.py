@@ -79,19 +79,13 @@ def _index_text(p: dict) -> str:
 
 
 def run_index_build(args: argparse.Namespace) -> None:
-    from lava_retrieval.common.errors import LavaRetrievalError
     from lava_retrieval.conversion.methods import resolve
     from lava_retrieval.data.fashion_mnist import load_fashion_mnist
-    from lava_retrieval.search.build import build_index, check_ray_address
+    from lava_retrieval.search.build import build_index
     from lava_retrieval.search.image_index import ImageIndex
     from lava_retrieval.search.sources import plan_source
 
-    if args.ray is not None:
-        if args.backend != "sim":
-            raise LavaRetrievalError(
-                f"--ray embeds with the simulator: drop --backend {args.backend}"
-            )
-        check_ray_address(args.ray)
+    _check_ray(args)
 
     def plan():
         return plan_source(
@@ -142,36 +136,135 @@ def run_index_build(args: argparse.Namespace) -> None:
     emit(args, payload, _index_text)
 
 
-def _report(args: argparse.Namespace, index, directory, source, seconds: float) -> None:
-    payload = _index_payload(index, directory, len(source.paths), source.bad, seconds)
-    emit(args, payload, _index_text)
+def _check_ray(args: argparse.Namespace) -> None:
+    from lava_retrieval.common.errors import LavaRetrievalError
+    from lava_retrieval.search.build import check_ray_address
+
+    if args.ray is not None:
+        if args.backend != "sim":
+            raise LavaRetrievalError(
+                f"--ray embeds with the simulator: drop --backend {args.backend}"
+            )
+        check_ray_address(args.ray)
+
+
+def _change_payload(change, directory) -> dict:
+    index = change.index
+    return {
+        "index": str(directory),
+        "count": len(index),
+        "dry_run": change.dry_run,
+        "added": len(change.added),
+        "updated": len(change.updated),
+        "removed": len(change.removed),
+        "unchanged": change.unchanged,
+        "duplicates": [{"path": p, "reason": r} for p, r in change.duplicates],
+        "skipped": [{"path": p, "reason": r} for p, r in change.unreadable],
+        "paths": {
+            "added": change.added,
+            "updated": change.updated,
+            "removed": change.removed,
+        },
+        "seconds": round(change.seconds, 3),
+        "workers": change.workers,
+        "tombstones": index.tombstones,
+        "search": index.search_info,
+    }
+
+
+def _change_text(p: dict) -> str:
+    counts = f"{p['added']:,} added, {p['updated']:,} updated, {p['removed']:,} removed"
+    if p["dry_run"]:
+        lines = [f"index {p['index']} (dry run: nothing was changed) would get: {counts}"]
+        for kind, verb in (("added", "add"), ("updated", "update"), ("removed", "remove")):
+            lines += [f"  {verb} {path}" for path in p["paths"][kind]]
+    else:
+        lines = [
+            f"index {p['index']}: {counts} ({p['unchanged']:,} unchanged) in "
+            f"{p['seconds']:.1f} s ({p['workers']}); {p['count']:,} images"
+            + (f", {p['tombstones']:,} removed rows until compacted" if p["tombstones"] else "")
+        ]
+    if p["duplicates"]:
+        lines.append(f"skipped {len(p['duplicates']):,} duplicates (--allow-duplicates adds them):")
+        lines += [f"  {d['path']}: {d['reason']}" for d in p["duplicates"][:20]]
+        if len(p["duplicates"]) > 20:
+            lines.append(f"  ... and {len(p['duplicates']) - 20:,} more (--json lists them all)")
+    if p["skipped"]:
+        lines.append(f"skipped {len(p['skipped']):,} files that could not be read:")
+        lines += [f"  {s['reason']}" for s in p["skipped"][:20]]
+    return "\n".join(lines)
 
 
 def run_index_add(args: argparse.Namespace) -> None:
-    from lava_retrieval.search.image_index import ImageIndex
-    from lava_retrieval.search.sources import read_source
+    from lava_retrieval.search import catalogue
+    from lava_retrieval.search.sources import plan_source
 
-    settings = ImageIndex.load(args.index)
-    source = read_source(
-        args.source,
-        settings.preprocessing,
+    _check_ray(args)
+
+    def plan(index):
+        return plan_source(
+            args.source,
+            index.preprocessing,
+            data_dir=args.data_dir,
+            max_bytes=args.max_bytes,
+            max_pixels=args.max_pixels,
+            limit=args.limit,
+        )
+
+    change = catalogue.add(
+        args.index,
+        plan,
+        upsert=args.upsert,
+        allow_duplicates=args.allow_duplicates,
+        backend=args.backend,
+        ray=args.ray,
+        chunk=args.chunk,
+        progress=not args.json,
+        log=note,
+    )
+    emit(args, _change_payload(change, args.index), _change_text)
+
+
+def run_index_sync(args: argparse.Namespace) -> None:
+    from lava_retrieval.search import catalogue
+
+    _check_ray(args)
+    change = catalogue.sync(
+        args.index,
+        args.folder,
+        dry_run=args.dry_run,
+        backend=args.backend,
+        ray=args.ray,
+        chunk=args.chunk,
+        progress=not args.json,
+        log=note,
         data_dir=args.data_dir,
         max_bytes=args.max_bytes,
         max_pixels=args.max_pixels,
-        limit=args.limit,
-        progress=not args.json,
     )
+    emit(args, _change_payload(change, args.index), _change_text)
+
+
+def run_index_compact(args: argparse.Namespace) -> None:
+    from lava_retrieval.search.image_index import ImageIndex
+
     start = time.perf_counter()
-    index = ImageIndex.extend(
-        args.index,
-        source,
-        backend=args.backend,
-        progress=not args.json,
-        log=note,
-        loaded=settings,
-        upsert=args.upsert,
+    index, gone = ImageIndex.compact_at(args.index, progress=not args.json, log=note)
+    payload = {
+        "index": str(args.index),
+        "dropped": gone,
+        "count": len(index),
+        "seconds": round(time.perf_counter() - start, 3),
+        "search": index.search_info,
+    }
+    emit(
+        args,
+        payload,
+        lambda p: (
+            f"index {p['index']}: {p['dropped']:,} removed rows dropped, "
+            f"{p['count']:,} images, in {p['seconds']:.1f} s"
+        ),
     )
-    _report(args, index, args.index, source, time.perf_counter() - start)
 
 
 def run_index_remove(args: argparse.Namespace) -> None:
@@ -279,10 +372,32 @@ def run_search(args: argparse.Namespace) -> None:
     emit(args, payload, text)
 
 
+def pipeline_options(p: argparse.ArgumentParser) -> None:
+    """Where and in what chunks ``index build|add|sync`` read and embed."""
+    from lava_retrieval.search.build import CHUNK
+
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="read and embed on a Ray cluster (Ray Data): HOST:PORT of its head, 'auto' (the "
+        "cluster this machine is in), or nothing for a Ray instance on this machine "
+        "(default: no Ray, one process)",
+    )
+    p.add_argument(
+        "--chunk",
+        type=count,
+        default=CHUNK,
+        help="images read and embedded at once; memory holds one chunk (default: %(default)s)",
+    )
+
+
 def register_index(sub) -> None:
     """Add the command to ``sub``."""
     from lava_retrieval.conversion.methods import DEFAULT_METHOD, METHODS
-    from lava_retrieval.search.build import CHUNK
+    from lava_retrieval.search.image_index import SEARCH_BACKENDS
+    from lava_retrieval.search.index_directory import COMPACT_FRACTION
     from lava_retrieval.snn.config import ENGINES, READOUTS, TIMINGS
 
     index_parser = sub.add_parser(
@@ -322,35 +437,70 @@ def register_index(sub) -> None:
         "IVF256,SQ8: an approximate index through faiss, its recall@10 measured on a sample "
         "of its own images and recorded",
     )
-    p.add_argument(
-        "--ray",
-        nargs="?",
-        const="local",
-        metavar="ADDRESS",
-        help="read and embed on a Ray cluster (Ray Data): HOST:PORT of its head, 'auto' (the "
-        "cluster this machine is in), or nothing for a Ray instance on this machine "
-        "(default: no Ray, one process)",
-    )
-    p.add_argument(
-        "--chunk",
-        type=count,
-        default=CHUNK,
-        help="images read and embedded at once (default: %(default)s)",
-    )
+    pipeline_options(p)
 
     p = add_command(
-        index_sub, "add", run_index_add, "embed more images into an index, with its settings"
+        index_sub,
+        "add",
+        run_index_add,
+        "embed more images into an index, with its settings; images already indexed (by "
+        "path or by pixels) are skipped and listed",
     )
     p.add_argument("index", help="index directory")
     source_options(p)
     p.add_argument(
         "--upsert",
         action="store_true",
-        help="an image whose path is already indexed replaces that entry, keeping its id "
-        "(default: it is added again, with a new id)",
+        help="an image whose path is already indexed replaces that entry, keeping its id, "
+        "when its pixels changed (default: it is skipped)",
     )
+    p.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="add images whose path or pixels are indexed already again, with new ids "
+        "(default: skip them, saying which and why)",
+    )
+    pipeline_options(p)
 
-    p = add_command(index_sub, "remove", run_index_remove, "remove images from an index by id")
+    p = add_command(
+        index_sub,
+        "sync",
+        run_index_sync,
+        "make an index match a folder in one new version: add its new files, update the "
+        "changed ones (by their pixels), remove the entries of files that are gone",
+    )
+    p.add_argument("index", help="index directory")
+    p.add_argument("folder", help="folder of images (recursive) that the index mirrors")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be added, updated and removed; change nothing",
+    )
+    p.add_argument(
+        "--backend",
+        choices=SEARCH_BACKENDS,
+        default="sim",
+        help="what embeds the new and changed images (as index add; default: %(default)s)",
+    )
+    image_options(p)
+    pipeline_options(p)
+
+    p = add_command(
+        index_sub,
+        "compact",
+        run_index_compact,
+        "drop the rows of removed images and build the approximate part again (a save "
+        f"does it by itself past {COMPACT_FRACTION:.0%} removed rows)",
+    )
+    p.add_argument("index", help="index directory")
+
+    p = add_command(
+        index_sub,
+        "remove",
+        run_index_remove,
+        "remove images from an index by id (their rows stay as tombstones, filtered from "
+        "every search, until compacted: nothing is rebuilt)",
+    )
     p.add_argument("index", help="index directory")
     p.add_argument(
         "ids", nargs="+", type=identifier, metavar="ID", help="ids of the images (from search)"

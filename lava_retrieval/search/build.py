@@ -324,6 +324,7 @@ def _read_chunk(batch: dict, plan: SourcePlan) -> dict:
     labels = np.full(n, -1) if images.labels is None else images.labels
     return {
         "images": np.concatenate([images.images, np.zeros((bad, SIZE, SIZE), np.uint8)]),
+        "hashes": np.concatenate([images.content_hashes(), np.zeros(bad, np.uint64)]),
         "paths": np.array(images.paths + [p for p, _ in images.bad], dtype=object),
         "labels": np.concatenate([labels, np.full(bad, -1)]).astype(np.int64),
         "reasons": np.array([""] * n + [r for _, r in images.bad], dtype=object),
@@ -437,6 +438,7 @@ def _collect(dataset) -> Iterator:
                 [str(p) for p in batch["paths"][keep]],
                 None if len(labels) and labels.min() < 0 else labels,
                 bad,
+                hashes=batch["hashes"][keep].astype(np.uint64),
             )
             yield images, batch["embeddings"][keep]
     except Exception as exc:

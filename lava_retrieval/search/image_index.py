@@ -33,6 +33,7 @@ from lava_retrieval.search.index import (
     RetrievalIndexError,
     normalize,
 )
+from lava_retrieval.search.index_directory import COMPACT_FRACTION  # noqa: F401 (its home)
 from lava_retrieval.search.sources import (
     FASHION_PREFIX,
     SCHEME,
@@ -44,6 +45,9 @@ from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 
 SEARCH_BACKENDS = registry.names("index")
+RECALL_AGAIN = 0.1
+"""The recall of an approximate index is measured again at a save once it grew by more than
+this fraction since it was last measured."""
 
 
 @dataclass
@@ -122,30 +126,62 @@ class ImageIndex:
         self.class_names: list[str] | None = None
         self.sources: list[dict] = []
         self.next_id = 0  # the id the next new image gets: ids are never reused
+        self.hashes = np.zeros(0, np.uint64)  # content_hashes of each row (0: not known)
+        self.removed: np.ndarray | None = None  # a boolean per row: removed (a tombstone)
         self._positions: dict[int, int] | None = None
+        self._kept: dict = {}  # files of the version loaded that a save may name again
 
     def __len__(self) -> int:
+        """The images it holds (its rows less the removed ones)."""
+        return self.rows - self.tombstones
+
+    @property
+    def rows(self) -> int:
+        """Its stored rows, removed images (tombstones) included: what positions count."""
         return len(self.index)
 
+    @property
+    def tombstones(self) -> int:
+        """Rows of removed images, left in place until :meth:`compact`."""
+        return 0 if self.removed is None else int(self.removed.sum())
+
+    @property
+    def live(self) -> np.ndarray | None:
+        """A boolean per row, true for the images it holds; None when none was removed."""
+        return None if self.removed is None else ~self.removed
+
+    def _changed(self, *names: str) -> None:
+        """Forget the files that a change makes stale (a save writes them again)."""
+        for name in names:
+            self._kept.pop(name, None)
+        self._positions = None
+
     def _sync_approximate(self, progress: bool = False) -> None:
-        """Build the approximate index, or add the vectors it lacks, and measure its recall."""
-        if self.index_type == "exact" or not len(self):
+        """Build the approximate index, or add the vectors it lacks, and measure its recall
+        (again only once it grew by :data:`RECALL_AGAIN` since it was last measured: a
+        measurement scans the whole index once per sampled query)."""
+        if self.index_type == "exact" or not self.rows:
             return
         have = 0 if self.approximate is None else len(self.approximate)
-        if have == len(self):
+        if have == self.rows:
             return
+        self._changed("faiss.index")
         if self.approximate is None:
             self.approximate = ApproximateIndex.build(
                 self.index.vectors_, self.index_type, progress=progress
             )
         else:
             self.approximate.add(self.index.vectors_, progress=progress)
-        self.recall = recall_at_k(self.index, self.approximate)
+        measured = (self.recall or {}).get("images")
+        if not isinstance(measured, int) or self.rows > measured * (1 + RECALL_AGAIN):
+            self.recall = {**recall_at_k(self.index, self.approximate), "images": self.rows}
 
     def embed(self, images: np.ndarray, backend: str = "sim", progress: bool = False) -> np.ndarray:
         """Embeddings of prepared (N, 28, 28) images with the index's network and settings."""
         from lava_retrieval.embedding.files import embed
 
+        if not len(images):
+            return np.zeros((0, self.dim), np.float32)
         return embed(self.network, images, self.config, backend=backend, progress=progress)
 
     def add(
@@ -156,40 +192,54 @@ class ImageIndex:
         *,
         ids=None,
         upsert: bool = False,
+        allow_duplicates: bool = False,
     ) -> ImageIndex:
         """Embed and append images (labels only if the index has them or is empty).
 
         Each image gets the next free id, or its id from ``ids`` (distinct non-negative
-        integers): an id already in the index is replaced (upsert). With ``upsert``, an image
-        whose path is already indexed replaces that entry and keeps its id."""
+        integers): an id already in the index is replaced. Without ``ids``, an image whose
+        path is already indexed, or whose pixels (:func:`content_hashes`) are, is skipped
+        (:class:`~lava_retrieval.search.catalogue.Admission`; ``allow_duplicates``: added
+        again, with a new id); with ``upsert``, an image whose path is indexed replaces that
+        entry, keeping its id, when its pixels changed. What was skipped, and why, is left
+        in :attr:`skipped` as (path, reason) pairs."""
+        from lava_retrieval.search.catalogue import Admission
+
         self._check_addable(source)
-        ids = self._ids_for(source, ids, upsert)  # bad ids fail before the embedding
+        self.skipped: list[tuple[str, str]] = []
+        if ids is None:
+            admission = Admission(self, upsert=upsert, allow_duplicates=allow_duplicates)
+            keep, ids = admission.decide(source)
+            source, self.skipped = source.subset(keep), admission.duplicates
+        else:
+            ids = self._given_ids(source, ids)  # bad ids fail before the embedding
         return self._append(source, self.embed(source.images, backend, progress), ids)
 
-    def _ids_for(self, source: Images, ids, upsert: bool) -> np.ndarray:
-        """The id of each image of ``source``: given, its indexed path's (``upsert``), or
-        the next free ones."""
+    @staticmethod
+    def _given_ids(source: Images, ids) -> np.ndarray:
+        """``ids`` checked: one distinct non-negative integer per image of ``source``."""
         n = len(source.paths)
-        if ids is not None:
-            ids = np.asarray(ids)
-            if ids.shape != (n,) or (n and ids.dtype.kind not in "iu"):
-                raise RetrievalIndexError(f"need {n} integer ids, got {ids.dtype} {ids.shape}")
-            ids = ids.astype(np.int64)
-            if n and (ids.min() < 0 or len(np.unique(ids)) != n):
-                raise RetrievalIndexError("ids must be distinct non-negative integers")
-            return ids
-        out = np.full(n, -1, np.int64)
-        if upsert:
-            where = {p: i for p, i in zip(self.paths, self.index.ids_.tolist(), strict=True)}
-            out[:] = [where.get(_stored_path(p), -1) for p in source.paths]
-        fresh = out < 0
-        out[fresh] = np.arange(self.next_id, self.next_id + fresh.sum())
-        if upsert and len(np.unique(out)) != n:
-            raise RetrievalIndexError("the source names an indexed image twice: cannot upsert it")
-        return out
+        ids = np.asarray(ids)
+        if ids.shape != (n,) or (n and ids.dtype.kind not in "iu"):
+            raise RetrievalIndexError(f"need {n} integer ids, got {ids.dtype} {ids.shape}")
+        ids = ids.astype(np.int64)
+        if n and (ids.min() < 0 or len(np.unique(ids)) != n):
+            raise RetrievalIndexError("ids must be distinct non-negative integers")
+        return ids
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids of the images it holds, in row order."""
+        live = self.live
+        return self.index.ids_ if live is None else self.index.ids_[live]
+
+    def live_positions(self) -> np.ndarray:
+        """The positions of the images it holds (removed ones left out)."""
+        live = self.live
+        return np.arange(self.rows) if live is None else np.flatnonzero(live)
 
     def _check_addable(self, source: Images) -> None:
-        if len(self) and (source.labels is None) != (self.index.labels_ is None):
+        if self.rows and (source.labels is None) != (self.index.labels_ is None):
             raise RetrievalIndexError(
                 "this index "
                 + ("has" if self.index.labels_ is not None else "has no")
@@ -207,19 +257,27 @@ class ImageIndex:
             raise RetrievalIndexError("the index has no dimension")
         return int(self.index.dim_)
 
-    def spill(self, source: Images, embeddings: np.ndarray, directory: str | os.PathLike) -> None:
-        """Add a chunk of a staged build (:func:`lava_retrieval.search.build.build_index`) and
+    def spill(
+        self, source: Images, embeddings: np.ndarray, directory: str | os.PathLike, ids=None
+    ) -> None:
+        """Add a chunk of a staged build or change (:mod:`lava_retrieval.search.build`,
+        :mod:`lava_retrieval.search.catalogue`) under ``ids`` (default: the next free ones) and
         write its embeddings into ``directory`` as shards (:meth:`CosineIndex.spill`), so that
-        memory holds one shard; the manifest comes with :meth:`save`, or :meth:`discard` removes
-        the shards."""
-        self._append(source, embeddings, record=False)
+        memory holds one shard; the manifest comes with :meth:`save`, or :meth:`discard`
+        removes the shards."""
+        self._append(source, embeddings, ids, record=False)
         self.index.spill(directory)
 
-    def discard(self, directory: str | os.PathLike) -> None:
-        """Remove the shards :meth:`spill` wrote into ``directory`` (a build that failed)."""
+    def shard_names(self) -> set[str]:
+        """The shard files its embeddings are read from now."""
+        return {name for name in self.index.vectors_.names if name is not None}
+
+    def discard(self, directory: str | os.PathLike, keep: set[str] = frozenset()) -> None:
+        """Remove the shards :meth:`spill` wrote into ``directory`` (a build or change that
+        failed), those named in ``keep`` (:meth:`shard_names` before it started) left."""
         home = Path(directory).resolve()
-        for name in self.index.vectors_.names:
-            if name is not None and self.index.vectors_.home == home:
+        for name in self.shard_names() - set(keep):
+            if self.index.vectors_.home == home:
                 (home / name).unlink(missing_ok=True)
 
     @property
@@ -236,16 +294,23 @@ class ImageIndex:
     def _append(
         self, source: Images, embeddings: np.ndarray, ids=None, *, record: bool = True
     ) -> ImageIndex:
-        ids = self._ids_for(source, None, False) if ids is None else np.asarray(ids, np.int64)
+        n = len(source.paths)
+        if ids is None:
+            ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+        ids = np.asarray(ids, np.int64)
         if len(ids) and int(ids.max()) >= MAX_ID:  # its next id would not fit in 64 bits
             raise RetrievalIndexError(f"id {int(ids.max())} is beyond the largest, {MAX_ID - 1}")
-        replaced = ids[np.isin(ids, self.index.ids_)]
-        if len(replaced):  # upsert: the old entries go, the new ones come last
+        hashes = source.content_hashes()
+        replaced = ids[np.isin(ids, self.index.ids_[self.live_positions()])]
+        if len(replaced):  # upsert: the old entries go (tombstones), the new ones come last
             self.remove(replaced)
         self.index.add(embeddings, ids=ids, labels=source.labels)
         # Files by absolute path, so that the index answers from any working directory.
         self.paths += [_stored_path(p) for p in source.paths]
-        self._positions = None  # id -> position, built again when asked
+        self.hashes = np.concatenate([self.hashes, hashes])
+        if self.removed is not None:
+            self.removed = np.concatenate([self.removed, np.zeros(n, bool)])
+        self._positions = None
         if len(ids):
             self.next_id = max(self.next_id, int(ids.max()) + 1)
         self.class_names = self.class_names or source.class_names
@@ -255,19 +320,42 @@ class ImageIndex:
 
     def remove(self, ids, keep_one: bool = False) -> int:
         """Remove the images of ``ids`` (all must be indexed); returns how many. Their ids
-        are not given out again; an approximate part is rebuilt at the next save.
-        ``keep_one``: refuse (changing nothing) to remove every image."""
-        ids = np.asarray(ids, np.int64).reshape(-1)
-        if keep_one and len(self) and np.isin(self.index.ids_, ids).all():
+        are not given out again. Their rows stay, as tombstones that no search returns,
+        until :meth:`compact` (which a save runs past
+        :data:`~.index_directory.COMPACT_FRACTION`): nothing is
+        rebuilt. ``keep_one``: refuse (changing nothing) to remove every image."""
+        ids = np.unique(np.asarray(ids, np.int64).reshape(-1))
+        positions = self.live_positions()
+        held = self.index.ids_[positions]
+        missing = np.setdiff1d(ids, held)
+        if len(missing):
+            shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
+            raise NotInIndexError(f"not in the index: id {shown}")
+        if keep_one and len(self) and len(ids) >= len(held):
             raise RetrievalIndexError(
                 "that would remove every image; an index keeps at least one (nothing was changed)"
             )
-        keep = ~np.isin(self.index.ids_, ids)
-        removed = self.index.remove(ids)
-        self.paths = [p for p, kept in zip(self.paths, keep, strict=True) if kept]
+        if self.removed is None:
+            self.removed = np.zeros(self.rows, bool)
+        self.removed[positions[np.isin(held, ids)]] = True
         self._positions = None
-        self.approximate, self.recall = None, None  # positions moved: built again
-        return removed
+        return len(ids)
+
+    def compact(self) -> int:
+        """Drop the rows of removed images (tombstones): shards that lost rows are written
+        again and an approximate part is built again at the next save (positions move).
+        Returns how many rows went."""
+        gone = self.tombstones
+        if gone:
+            keep = ~self.removed
+            self.index.keep_rows(keep)
+            self.paths = [p for p, kept in zip(self.paths, keep, strict=True) if kept]
+            self.hashes = self.hashes[keep]
+            self.approximate, self.recall = None, None
+            self._changed("faiss.index")
+        self.removed = None
+        self._positions = None
+        return gone
 
     def search(
         self,
@@ -327,7 +415,10 @@ class ImageIndex:
                 queries,
                 self.config,
                 batch_size=len(queries),
-                index=CosineIndex().add(np.asarray(self.index.vectors_)),  # ids: positions
+                # (its ids: the positions of the images it holds)
+                index=CosineIndex().add(
+                    self.index.vectors_.take(live := self.live_positions()), ids=live
+                ),
                 k=k,
             )
             answer = graph.run(progress=False)
@@ -388,7 +479,7 @@ class ImageIndex:
         knobs = {name: v for name, v in (("nprobe", nprobe), ("ef", ef)) if v is not None}
         approximate = None if exact or lava else self.approximate
         allowed = self.matching(labels, path_prefix)
-        if allowed is not None and lava:
+        if (labels or path_prefix is not None) and lava:
             raise RetrievalIndexError(
                 "filters need the simulator backend (the Lava graph's kNN searches everything)"
             )
@@ -403,6 +494,8 @@ class ImageIndex:
             raise RetrievalIndexError(f"{' and '.join(knobs)} cannot be used: {why}")
         if approximate is not None:
             approximate.parameters(k, nprobe, ef)  # bad knobs fail before the embedding
+            if len(approximate) != self.rows:  # images added since the last save
+                self._sync_approximate()
         return approximate, allowed
 
     def _results(self, scores, positions, embeddings) -> list[Hits]:
@@ -431,14 +524,15 @@ class ImageIndex:
     def matching(
         self, labels: list[int | str] | None = None, path_prefix: str | None = None
     ) -> np.ndarray | None:
-        """Which indexed images a filter keeps (a boolean per image), None without one.
+        """Which rows a search may return (a boolean per row): the images it holds (not
+        removed ones) that a filter keeps; None when that is every row.
         ``labels``: class numbers or names (the index's class names); ``path_prefix``: the
         start of the image's path (a folder or file path is made absolute first, as the
         index stores them; ``fashion-mnist:SPLIT`` as it is). A filter that no image matches,
         or a label the index does not have, is refused."""
         if not labels and path_prefix is None:
-            return None
-        keep = np.ones(len(self), bool)
+            return self.live
+        keep = np.ones(self.rows, bool) if self.live is None else self.live
         if labels:
             if self.index.labels_ is None:
                 raise RetrievalIndexError("this index has no labels to filter by")
@@ -462,7 +556,7 @@ class ImageIndex:
                 prefix = os.path.abspath(prefix)
                 if folder and not prefix.endswith(os.sep):  # ("/" stays "/")
                     prefix += os.sep
-            keep &= np.fromiter((p.startswith(prefix) for p in self.paths), bool, len(self))
+            keep &= np.fromiter((p.startswith(prefix) for p in self.paths), bool, self.rows)
         if not keep.any():
             raise RetrievalIndexError("the filter matches no indexed image")
         return keep
@@ -486,9 +580,9 @@ class ImageIndex:
         """Refuse an index holding a path that no image can be read back from
         (:func:`check_item_path`: a control character, a ``fashion-mnist:`` image that does not
         exist), naming the first such item and the command that removes it."""
-        for position, path in enumerate(self.paths):
+        for position in self.live_positions().tolist():
             try:
-                check_item_path(path, data_dir)
+                check_item_path(self.paths[position], data_dir)
             except LavaRetrievalError as exc:
                 item = int(self.index.ids_[position])
                 where = str(self.index.source_[0]) if self.index.source_ else "INDEX"
@@ -500,7 +594,8 @@ class ImageIndex:
     def position(self, id_: int) -> int:
         """Where the image of id ``id_`` is stored (an error if it is not indexed)."""
         if self._positions is None:
-            self._positions = dict(zip(self.index.ids_.tolist(), range(len(self)), strict=True))
+            live = self.live_positions()
+            self._positions = dict(zip(self.index.ids_[live].tolist(), live.tolist(), strict=True))
         try:
             return self._positions[int(id_)]
         except (KeyError, TypeError, ValueError):
@@ -542,6 +637,12 @@ class ImageIndex:
         """Remove images by id from the index in ``directory``
         (:func:`.index_directory.remove_from`)."""
         return index_directory.remove_from(cls, directory, ids, log=log)
+
+    @classmethod
+    def compact_at(cls, directory: str | os.PathLike, **options) -> tuple[ImageIndex, int]:
+        """Drop the removed images' rows of the index in ``directory``
+        (:func:`.index_directory.compact`)."""
+        return index_directory.compact(cls, directory, **options)
 
     def check_network(self, network: SpikingNetwork) -> None:
         """Refuse ``network`` unless it computes what this index's network computes."""

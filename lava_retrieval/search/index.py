@@ -50,6 +50,7 @@ from lava_retrieval.search.index_files import (
     FORMAT_VERSION,
     MANIFEST,
     ExtraFile,
+    Kept,
     NotInIndexError,
     RetrievalIndexError,
     _map,
@@ -266,6 +267,16 @@ class CosineIndex:
             self.labels_ = self.labels_[keep]
         return int((~keep).sum())
 
+    def keep_rows(self, keep: np.ndarray) -> None:
+        """Keep only the rows where ``keep`` (a boolean per row) is true, in their order (a
+        shard that loses rows is written again at the next save)."""
+        keep = np.asarray(keep, bool)
+        if keep.shape != (len(self),):
+            raise RetrievalIndexError(f"keep must be {len(self)} booleans, got {keep.shape}")
+        self.vectors_, self.ids_ = self.vectors_.select(keep), self.ids_[keep]
+        if self.labels_ is not None:
+            self.labels_ = self.labels_[keep]
+
     def labels_of(self, ids: np.ndarray) -> np.ndarray:
         """Labels of the given ids (as returned by ``search``)."""
         if self.labels_ is None:
@@ -309,11 +320,13 @@ class CosineIndex:
         version = secrets.token_hex(4)
         files: dict[str, str] = {}
         written: list[tuple[int, int, str]] = []
+        kept = {name for name, blob in (extra_files or {}).items() if isinstance(blob, Kept)}
         try:
             self._write_version(directory, version, files, extra_files, written)
         except BaseException:  # a full disk, Ctrl-C: what this save wrote goes, the old stays
             if not _names(directory, files):  # (unless its manifest made it to disk)
-                for name in [*files.values(), *(name for _, _, name in written)]:
+                ours = [file for name, file in files.items() if name not in kept]
+                for name in [*ours, *(name for _, _, name in written)]:
                     (directory / name).unlink(missing_ok=True)
                 if created:
                     with contextlib.suppress(OSError):
@@ -394,7 +407,13 @@ class CosineIndex:
         for name, blob in (extra_files or {}).items():
             if not re.fullmatch(r"[a-z_]+\.[a-z]+", name) or name in arrays:
                 raise RetrievalIndexError(f"bad extra index file name {name!r}")
-            if callable(blob):
+            if isinstance(blob, Kept):  # the file of the version before, named again
+                if not (directory / blob.file).is_file():
+                    raise RetrievalIndexError(f"{directory / blob.file}: missing")
+                files[name] = blob.file
+                if blob.checksum is not None:
+                    checksums[name] = blob.checksum
+            elif callable(blob):
                 with atomic_path(versioned(name)) as tmp:
                     blob(tmp)
                     checksums[name] = file_digest(tmp)

@@ -17,6 +17,16 @@ An index directory holds, all written crash-consistently by :meth:`CosineIndex.s
 ``paths-V.json``
     One absolute path (or ``fashion-mnist:SPLIT:I``) per embedding, so that an index answers
     from any working directory.
+``hashes-V.npy``
+    A 64-bit hash of each image's prepared pixels
+    (:func:`~lava_retrieval.search.sources.content_hashes`; 0: not known, an index written
+    before they were kept): what ``index add`` and ``index sync`` compare.
+``removed-V.npy``
+    When images were removed since the last compaction: a boolean per row, true for a
+    removed image (a tombstone). Its row stays, so that nothing is rebuilt; no search returns
+    it. A save compacts (drops those rows, rebuilds the approximate part) by itself once more
+    than :data:`COMPACT_FRACTION` of the rows are
+    tombstones; ``index compact`` does it at once.
 ``network-V.npz``
     The spiking network itself, so that a query is embedded by exactly the network, and with
     exactly the settings, of the corpus: a search never mixes embeddings of two networks.
@@ -56,9 +66,11 @@ from lava_retrieval.search.index import CosineIndex
 from lava_retrieval.search.index_files import (
     MANIFEST,
     ExtraFile,
+    Kept,
     RetrievalIndexError,
     check_file,
     check_index_directory,
+    manifest_digest,
     read_checked,
     while_unchanged,
 )
@@ -72,11 +84,16 @@ if TYPE_CHECKING:
     from lava_retrieval.search.image_index import ImageIndex
 
 MAX_PATHS_BYTES = 1 << 33  # paths.json: 8 GiB is past any index this package can hold
+COMPACT_FRACTION = 0.2
+"""A save compacts the index by itself (:meth:`ImageIndex.compact`) when more than this
+fraction of its rows are removed images (tombstones)."""
 
 
 def metadata(index: ImageIndex) -> dict:
     """What the manifest records about the embeddings."""
     return {
+        "count": len(index),
+        "removed": index.tombstones,
         "network": {
             "fingerprint": index.network.fingerprint(),
             "arch": index.network.arch,
@@ -122,45 +139,35 @@ def remove_from(
     newest version)."""
     with exclusive(directory, what="writing this index", log=log):
         latest = cls.load(directory)
-        latest.remove(ids)
-        if not len(latest):
-            raise RetrievalIndexError(
-                "that would remove every image; an index keeps at least one (nothing was changed)"
-            )
+        latest.remove(ids, keep_one=True)
         latest.save(directory)
     return latest
+
+
+def compact(
+    cls: type[ImageIndex],
+    directory: str | os.PathLike,
+    *,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> tuple[ImageIndex, int]:
+    """Drop the removed images' rows of the index in ``directory`` and save it (its
+    approximate part built again); returns the index and how many rows went."""
+    with exclusive(directory, what="writing this index", log=log):
+        latest = cls.load(directory)
+        gone = latest.compact()
+        latest.save(directory, progress=progress)
+    return latest, gone
 
 
 def extend(
-    cls: type[ImageIndex],
-    directory: str | os.PathLike,
-    source: Images,
-    *,
-    backend: str = "sim",
-    progress: bool = False,
-    log: Callable[[str], None] | None = None,
-    loaded: ImageIndex | None = None,
-    upsert: bool = False,
+    cls: type[ImageIndex], directory: str | os.PathLike, source: Images, **options
 ) -> ImageIndex:
     """Embed ``source`` with the settings of the index in ``directory`` and append it there
-    (``upsert``: an image whose path is indexed replaces that entry, keeping its id).
+    (:func:`lava_retrieval.search.catalogue.add`, whose options it takes)."""
+    from lava_retrieval.search.catalogue import add, in_memory
 
-    Writers of one index can run at once: each embeds outside the index's lock, then, holding
-    it, appends to the newest version and saves, so every writer's images are there exactly
-    once. ``log`` hears it if this writer waits for another. ``loaded``: the index as the
-    caller already read it from ``directory`` (its settings; not read again).
-    """
-    index = loaded or cls.load(directory)
-    index._check_addable(source)
-    check_output(Path(directory) / MANIFEST)  # before the long work
-    embeddings = index.embed(source.images, backend, progress)
-    with exclusive(directory, what="writing this index", log=log):
-        latest = cls.load(directory)
-        check_network(latest, index.network)
-        latest._check_addable(source)
-        latest._append(source, embeddings, latest._ids_for(source, None, upsert))
-        latest.save(directory)
-    return latest
+    return add(directory, in_memory(source), **options).index
 
 
 def save(
@@ -170,18 +177,56 @@ def save(
     holding the directory's writer lock. ``new``: refuse a directory that already holds an
     index (checked under the lock, so of two builders into one directory one fails).
     ``progress``: a bar while an approximate index is filled."""
+    if index.tombstones > COMPACT_FRACTION * index.rows:
+        index.compact()
     index._sync_approximate(progress)
     index.index.metadata = index.metadata
     extra: dict[str, ExtraFile] = {
         "paths.json": json.dumps(index.paths).encode(),
+        "hashes.npy": _npy(index.hashes),
         "network.npz": index.network.to_bytes(),
     }
+    if index.removed is not None:
+        extra["removed.npy"] = _npy(index.removed)
     if index.approximate is not None:
         extra["faiss.index"] = index.approximate.write
+    source = index.index.source_
+    if source is not None and source[0] == Path(directory).resolve():
+        kept = dict(index._kept)
+        if kept.pop("approximate", None) is not index.approximate:  # replaced since
+            kept.pop("faiss.index", None)
+        extra.update({k: v for k, v in kept.items() if k in extra})  # not written again
     with exclusive(directory, what="writing this index"):
         if new:
             check_new(directory)
-        return index.index.save(directory, extra)
+        out = index.index.save(directory, extra)
+    index._kept = _kept(index, directory)
+    return out
+
+
+def _npy(array: np.ndarray) -> Callable[[Path], None]:
+    """The writer of a ``.npy`` file of ``array``."""
+    return lambda path: np.save(path, array)
+
+
+KEPT = ("faiss.index", "network.npz")
+"""The files a save names again, unchanged, rather than writing them (the faiss index of a
+million images is 1.3 GB): only :meth:`ImageIndex._sync_approximate` and
+:meth:`ImageIndex.compact` change them, and say so."""
+
+
+def _kept(index: ImageIndex, directory: str | os.PathLike) -> dict[str, Kept]:
+    """The :data:`KEPT` files of the version in ``directory`` (which ``index`` is), as a
+    save of it there may name them again."""
+    manifest = CosineIndex.read_manifest(directory)
+    checksums = manifest.get("checksums") or {}
+    kept: dict = {
+        name: Kept(file, checksums.get(name))
+        for name, file in manifest["files"].items()
+        if name in KEPT
+    }
+    kept["approximate"] = index.approximate  # (the object its faiss file holds)
+    return kept
 
 
 def load(cls: type[ImageIndex], directory: str | os.PathLike) -> ImageIndex:
@@ -217,7 +262,10 @@ def _load(cls: type[ImageIndex], directory: Path) -> ImageIndex:
     if not isinstance(paths, list) or len(paths) != len(index):
         held = f"{len(paths)} paths" if isinstance(paths, list) else "no list of paths"
         raise RetrievalIndexError(f"{directory}: {held} for {len(index)} vectors")
-    if len(index) and (index.ids_.min() < 0 or len(np.unique(index.ids_)) != len(index)):
+    hashes = _extra_array(directory, manifest, "hashes.npy", len(index), "u")
+    removed = _extra_array(directory, manifest, "removed.npy", len(index), "b")
+    held = index.ids_ if removed is None else index.ids_[~removed]
+    if len(index) and (index.ids_.min() < 0 or len(np.unique(held)) != len(held)):
         raise RetrievalIndexError(f"{directory}: its ids are not distinct and non-negative")
     next_id = meta.get("next_id", int(index.ids_.max()) + 1 if len(index) else 0)
     if (
@@ -247,8 +295,30 @@ def _load(cls: type[ImageIndex], directory: Path) -> ImageIndex:
     out.class_names = class_names
     out.sources = list(sources)
     out.next_id = next_id
+    out.hashes = np.zeros(len(index), np.uint64) if hashes is None else hashes.astype(np.uint64)
+    out.removed = removed if removed is not None and removed.any() else None
     _load_search(out, directory, meta.get("search") or {"index_type": "exact"}, manifest)
+    out._kept = _kept(out, directory) if manifest_digest(directory) == index.source_[1] else {}
     return out
+
+
+def _extra_array(
+    directory: Path, manifest: dict, name: str, rows: int, kind: str
+) -> np.ndarray | None:
+    """The array of the extra file ``name`` (one value of ``kind`` per row), checked; None
+    when the version has none."""
+    if name not in manifest["files"]:
+        return None
+    path = check_file(directory, manifest, name)
+    try:
+        value = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise RetrievalIndexError(f"{path}: not a .npy array ({exc})") from None
+    if value.shape != (rows,) or value.dtype.kind != kind or value.dtype.itemsize > 8:
+        raise RetrievalIndexError(
+            f"{path}: {value.dtype} array of shape {value.shape}, expected {rows} values"
+        )
+    return value
 
 
 def _load_search(index: ImageIndex, directory: Path, search: dict, manifest: dict) -> None:
@@ -293,6 +363,11 @@ def check_new(directory: str | os.PathLike) -> None:
     cannot be written (:func:`check_writable`, then :func:`check_free`)."""
     check_writable(directory)
     check_free(directory)
+
+
+def read_manifest(directory: str | os.PathLike) -> dict:
+    """The validated manifest of the index in ``directory`` (an error if there is none)."""
+    return CosineIndex.read_manifest(directory)
 
 
 def check_writable(directory: str | os.PathLike) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar, Union
 
@@ -32,7 +33,18 @@ FORMAT_VERSION = 3
 MANIFEST = "index.json"
 MAX_MANIFEST_CHARS = 1 << 26  # 64 MiB of metadata is no index manifest
 T = TypeVar("T")
-ExtraFile = Union[bytes, memoryview, Callable[[Path], None]]  # noqa: UP007 (an alias)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """An extra file of the version being replaced, named again by the next one unchanged
+    (not written again): ``file``, its name in the directory, and its SHA-256."""
+
+    file: str
+    checksum: str | None
+
+
+ExtraFile = Union[bytes, memoryview, Callable[[Path], None], Kept]  # noqa: UP007 (an alias)
 #: Files of some version of an index, and the temporaries of a writer killed mid-save (of a
 #: versioned file or of the manifest): everything a save removes that its manifest does not name.
 _VERSIONED = re.compile(
@@ -164,9 +176,10 @@ def _read_shards(directory: Path, manifest: dict) -> Shards:
             value = np.asarray(value, np.float32)
         for first in range(0, len(value), 8192):
             rows = np.asarray(value[first : first + 8192])
-            if not np.isfinite(rows).all():
+            # (a NaN or infinity makes its row's norm one; a finite norm: finite rows)
+            norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+            if not np.isfinite(norms).all() and not np.isfinite(rows).all():
                 raise RetrievalIndexError(f"{path}: embeddings contain NaN or infinite values")
-            norms = np.sqrt(np.square(rows, dtype=np.float64).sum(1))
             if not np.all((np.abs(norms - 1) < 1e-3) | (norms == 0)):
                 raise RetrievalIndexError(
                     f"{path}: embeddings are not unit length (an index stores normalised ones)"

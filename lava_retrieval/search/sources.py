@@ -13,6 +13,7 @@ One reading path for all of them: :func:`plan_source` lists a source (nothing re
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -44,13 +45,59 @@ file here and is kept as it is."""
 
 @dataclass
 class Images:
-    """Prepared images with their paths, labels (or None) and the files that were skipped."""
+    """Prepared images with their paths, labels (or None) and the files that were skipped;
+    ``hashes``: their :func:`content_hashes` where known without the images (a Ray build
+    brings back the hashes, not the images)."""
 
     images: np.ndarray
     paths: list[str]
     labels: np.ndarray | None
     bad: list[tuple[str, str]]
     class_names: list[str] | None = None
+    hashes: np.ndarray | None = None
+
+    def content_hashes(self) -> np.ndarray:
+        """The :func:`content_hashes` of the images, one per path."""
+        if self.hashes is None:
+            if len(self.images) != len(self.paths):
+                raise LavaRetrievalError("these images came without their pixels or hashes")
+            self.hashes = content_hashes(self.images)
+        return self.hashes
+
+    def subset(self, keep: np.ndarray) -> Images:
+        """The images where ``keep`` (a boolean per path) is true, no skipped files."""
+        keep = np.asarray(keep, bool)
+        return Images(
+            self.images[keep] if len(self.images) else self.images,
+            [p for p, kept in zip(self.paths, keep, strict=True) if kept],
+            None if self.labels is None else self.labels[keep],
+            [],
+            self.class_names,
+            self.content_hashes()[keep],
+        )
+
+
+def content_hashes(images: np.ndarray) -> np.ndarray:
+    """A 64-bit hash (BLAKE2b) of each prepared image's pixels, as the network sees them:
+    two files with one hash give one embedding. Never 0 (0: not known, in an index written
+    before hashes were kept).
+
+    >>> a = np.zeros((2, 28, 28), np.uint8)
+    >>> h = content_hashes(a)
+    >>> h.dtype.name, h[0] == h[1], h[0] != 0
+    ('uint64', True, True)
+    """
+    images = np.ascontiguousarray(images, np.uint8)
+    out = np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(image.tobytes(), digest_size=8).digest(), "little")
+            for image in images
+        ),
+        np.uint64,
+        len(images),
+    )
+    out[out == 0] = 1
+    return out
 
 
 def read_source(

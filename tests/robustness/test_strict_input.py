@@ -289,7 +289,7 @@ def test_the_largest_id_leaves_room_for_the_next(writable, fashion):
 
 def test_the_last_item_is_not_removed(writable):
     service, client, directory = writable
-    ids = [int(i) for i in service.index.index.ids_]
+    ids = [int(i) for i in service.index.ids]
     for i in ids[:-1]:
         assert client.delete(f"/api/items/{i}").status_code == 200
     response = client.delete(f"/api/items/{ids[-1]}")

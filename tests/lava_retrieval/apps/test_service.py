@@ -74,7 +74,7 @@ def test_writes_change_the_served_index_and_its_directory(served, fashion):
     assert client.delete("/api/items/7").json == {"removed": 7, "count": 29}
     assert client.get("/api/items/7").status_code == 404
     assert client.delete("/api/items/7").status_code == 404
-    assert 7 not in ImageIndex.load(directory).index.ids_
+    assert 7 not in ImageIndex.load(directory).ids
     hits = client.post("/api/search", data={"id": "8", "view": "hits", "k": "29"}).json["hits"]
     assert 7 not in [h["id"] for h in hits]
     # Upsert: a new image under id 7 again, and another over id 3.
@@ -97,7 +97,7 @@ def test_writes_change_the_served_index_and_its_directory(served, fashion):
     assert client.delete("/api/items/x").status_code == 400
     read_only = create_app(service, k=3).test_client()
     assert read_only.delete("/api/items/3").status_code == 403
-    assert 3 in service.index.index.ids_
+    assert 3 in service.index.ids
 
 
 def test_a_labelled_index_takes_no_uploaded_items(web_service, fashion):

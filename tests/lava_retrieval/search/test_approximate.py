@@ -147,6 +147,7 @@ def test_image_index_with_hnsw(network, fashion, tmp_path):
     assert meta["index_type"] == "hnsw" and meta["factory"] == "HNSW32,SQ8"
     assert meta["knobs"] == {"ef": {"default": 128, "min": 1, "max": 1 << 16}}
     assert meta["recall"]["recall_at_k"] >= 0.95 and meta["recall"]["queries"] == 600
+    assert meta["recall"]["images"] == 600  # (the images it held when measured)
     files = sorted(p.name.split("-")[0] for p in (tmp_path / "idx").iterdir())
     assert "faiss" in files
 
@@ -162,10 +163,14 @@ def test_image_index_with_hnsw(network, fashion, tmp_path):
     with pytest.raises(RetrievalIndexError, match="ef cannot be used: this search is exact"):
         loaded.search(queries, 5, ef=30, exact=True)
 
-    # `index add`: the faiss index grows with the exact one, its recall measured again.
+    # `index add`: the faiss index grows with the exact one; its recall is measured again
+    # once it grew by more than RECALL_AGAIN (10 %) since the last measurement.
     more = ImageIndex.extend(tmp_path / "idx", read_source("fashion-mnist:test", limit=50))
+    assert len(more.approximate) == 650 and more.recall == {**meta["recall"], "images": 600}
+    more = ImageIndex.extend(tmp_path / "idx", read_source("fashion-mnist:test", limit=70))
     again = ImageIndex.load(tmp_path / "idx")
-    assert len(more) == len(again.approximate) == 650 and again.recall["queries"] == 650
+    assert len(more) == len(again.approximate) == 670
+    assert again.recall["queries"] == again.recall["images"] == 670
     hits = again.search(fashion.test_images[:3], 1, ef=100)
     assert [h[0].path for h in hits] == [f"fashion-mnist:test:{i}" for i in range(3)]
 

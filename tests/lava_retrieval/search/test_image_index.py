@@ -105,7 +105,13 @@ def test_cli_build_add_search(photos, network_file, tmp_path, capsys):
     more = tmp_path / "more"
     more.mkdir()
     Image.open(photos / "group1" / "01.png").save(more / "again.png")
+    # A copy of an indexed photo is skipped, saying why, unless duplicates are allowed.
     assert main(["index", "add", str(out), str(more), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["count"] == 40 and answer["added"] == 0
+    [duplicate] = answer["duplicates"]
+    assert duplicate["path"].endswith("again.png") and "01.png" in duplicate["reason"]
+    assert main(["index", "add", str(out), str(more), "--allow-duplicates", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["count"] == 41
     # The photo of test image 1 finds itself and its copy first.
     query = photos / "group1" / "01.png"
