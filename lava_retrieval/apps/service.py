@@ -153,9 +153,11 @@ class SearchService:
         return self._served
 
     def close(self) -> None:
-        """Stop the resident Lava graph, if any."""
+        """Stop the resident Lava graph and the Ray actors, if any."""
         if self.graph is not None:
             self.graph.close()
+        if self.index.searcher is not None:
+            self.index.searcher.close()
 
     def _corpus_images(self, index: ImageIndex | None = None) -> np.ndarray | None:
         """The indexed images as the network saw them (read back from their paths), or None
@@ -246,6 +248,10 @@ class SearchService:
             change(latest)
             served = self.prepare(latest)  # everything that can fail, before the save
             latest.save(self.directory)
+            searcher = self.index.searcher
+            if searcher is not None:  # sharded: the actors owning the changed rows are told
+                latest.approximate, latest.searcher = None, searcher  # (the groups have theirs)
+                searcher.refresh(latest)
             self.swap(served)
         return latest
 

@@ -199,7 +199,7 @@ class RequestError(LavaRetrievalError):
 def _status(exc: Exception) -> int:
     """The status of an error: its own (:class:`RequestError`), else 400 (a bad image, field,
     knob or filter: :class:`~lava_retrieval.common.errors.LavaRetrievalError`)."""
-    return exc.status if isinstance(exc, RequestError) else 400
+    return getattr(exc, "status", 400)  # (503: a shard group restarting)
 
 
 class Api:
@@ -221,6 +221,7 @@ class Api:
             "network": index.metadata["network"],
             "search": index.search_info,
             "ann": self.service.ann_note,
+            "ray": None if index.searcher is None else index.searcher.describe(),
         }
 
     def search(self, form, files) -> dict:
@@ -466,10 +467,14 @@ def serve(
     allow_writes: bool = False,
     log=print,
     method: str | None = None,
+    ray: str | None = None,
+    ray_actors: int | None = None,
 ) -> None:
     """Load (or build) the index and serve the page until interrupted; ``backend`` embeds the
     queries (``lava``, ``lava-float``, ``loihi``: one resident Lava graph for the life of the
-    server); ``method`` is the network of the index built without ``index_dir``."""
+    server); ``method`` is the network of the index built without ``index_dir``; ``ray``: a
+    Ray address, the search sharded over ``ray_actors`` actors there
+    (:mod:`lava_retrieval.search.sharded`)."""
     if index_dir is not None and method is not None:
         raise LavaRetrievalError(
             "--method chooses the network of the index built without --index; an --index "
@@ -481,11 +486,26 @@ def serve(
             f"{method or 'the default'}) ..."
         )
         index = default_index(corpus, data_dir=data_dir, method=method)
+    elif ray is not None:  # each group of shards builds its own approximate index
+        index = ImageIndex.load(index_dir, approximate=False)
     else:
         index = ImageIndex.load(index_dir)
+    if ray is not None:
+        from lava_retrieval.search.sharded import RaySearcher
+
+        if index_dir is None:
+            raise LavaRetrievalError("--ray serves an index directory: give --index DIR")
+        log(f"starting the search actors on Ray ({ray}) ...")
+        searcher = RaySearcher(index, index_dir, ray, actors=ray_actors, log=log)
+        log(f"{len(searcher.actors)} Ray actors, rows {searcher.rows}")
     if backend != "sim":
         log(f"starting the Lava graph ({backend}) ...")
-    service = SearchService(index, checkpoint, data_dir, backend, directory=index_dir)
+    try:
+        service = SearchService(index, checkpoint, data_dir, backend, directory=index_dir)
+    except BaseException:
+        if index.searcher is not None:
+            index.searcher.close()
+        raise
     try:
         app = create_app(
             service, k, max_upload_bytes, max_pixels=max_pixels, allow_writes=allow_writes

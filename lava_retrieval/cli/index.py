@@ -158,6 +158,7 @@ def _change_payload(change, directory) -> dict:
         "updated": len(change.updated),
         "removed": len(change.removed),
         "unchanged": change.unchanged,
+        "skipped_duplicates": change.skipped,
         "duplicates": [{"path": p, "reason": r} for p, r in change.duplicates],
         "skipped": [{"path": p, "reason": r} for p, r in change.unreadable],
         "paths": {
@@ -173,6 +174,8 @@ def _change_payload(change, directory) -> dict:
 
 
 def _change_text(p: dict) -> str:
+    from lava_retrieval.search.catalogue import LISTED
+
     counts = f"{p['added']:,} added, {p['updated']:,} updated, {p['removed']:,} removed"
     if p["dry_run"]:
         lines = [f"index {p['index']} (dry run: nothing was changed) would get: {counts}"]
@@ -184,11 +187,14 @@ def _change_text(p: dict) -> str:
             f"{p['seconds']:.1f} s ({p['workers']}); {p['count']:,} images"
             + (f", {p['tombstones']:,} removed rows until compacted" if p["tombstones"] else "")
         ]
-    if p["duplicates"]:
-        lines.append(f"skipped {len(p['duplicates']):,} duplicates (--allow-duplicates adds them):")
+    skipped = p["skipped_duplicates"]
+    if skipped:
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in skipped.items())
+        total = sum(skipped.values())
+        lines.append(f"skipped {total:,} duplicates ({kinds}; --allow-duplicates adds them):")
         lines += [f"  {d['path']}: {d['reason']}" for d in p["duplicates"][:20]]
-        if len(p["duplicates"]) > 20:
-            lines.append(f"  ... and {len(p['duplicates']) - 20:,} more (--json lists them all)")
+        if total > 20:
+            lines.append(f"  ... and {total - 20:,} more (--json lists the first {LISTED:,})")
     if p["skipped"]:
         lines.append(f"skipped {len(p['skipped']):,} files that could not be read:")
         lines += [f"  {s['reason']}" for s in p["skipped"][:20]]

@@ -9,6 +9,16 @@ from lava_retrieval.cli.options import add_command, count, log, port, positive
 
 def run_serve(args: argparse.Namespace) -> None:
     from lava_retrieval.apps.web import serve
+    from lava_retrieval.common.errors import LavaRetrievalError
+
+    if args.ray_actors is not None and args.ray is None:
+        raise LavaRetrievalError("--ray-actors needs --ray")
+    if args.ray is not None:
+        from lava_retrieval.search.build import check_ray_address
+
+        if args.index is None:
+            raise LavaRetrievalError("--ray serves an index directory: give --index DIR")
+        check_ray_address(args.ray)
 
     checkpoint = None
     if args.checkpoint:
@@ -30,6 +40,8 @@ def run_serve(args: argparse.Namespace) -> None:
         allow_writes=args.allow_writes,
         log=log(args),
         method=args.method,
+        ray=args.ray,
+        ray_actors=args.ray_actors,
     )
 
 
@@ -65,6 +77,20 @@ def register(sub) -> None:
         action="store_true",
         help="accept DELETE and PUT /api/items/ID (remove, add or replace an item of --index; "
         "default: read-only)",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="search sharded over Ray actors: groups of the index's shards, each with its own "
+        "approximate index, spread over the cluster's nodes (HOST:PORT of its head, 'auto', or "
+        "nothing for a Ray instance on this machine; default: no Ray, one process)",
+    )
+    p.add_argument(
+        "--ray-actors",
+        type=count,
+        help="search actors with --ray (default: one per node of the cluster)",
     )
     p.add_argument("--checkpoint", help="the ANN for the ANN column (default: the method's)")
     p.add_argument("--corpus", type=count, default=10000, help="images indexed without --index")

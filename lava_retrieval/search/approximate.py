@@ -232,21 +232,7 @@ class ApproximateIndex:
         :meth:`knobs`: one that does not apply or is out of range is refused. ``selector``: a
         faiss ``IDSelector`` of the positions searched."""
         faiss = faiss_module()
-        allowed = self.knobs()
-        given = {"nprobe": nprobe, "ef": ef}
-        for name, value in given.items():
-            if value is None:
-                continue
-            if name not in allowed:
-                raise RetrievalIndexError(
-                    f"{name} does not apply to this {self.index_type} index"
-                    + (f" (it takes {', '.join(allowed)})" if allowed else " (it has no knobs)")
-                )
-            low, high = allowed[name]
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise RetrievalIndexError(f"{name} must be an integer, got {value!r}")
-            if not low <= value <= high:
-                raise RetrievalIndexError(f"{name} must be between {low} and {high}, got {value}")
+        check_knobs(self.knobs(), self.index_type, nprobe, ef)
         used = self.knobs_used(k, nprobe, ef)
         if "nprobe" in used:
             params = faiss.SearchParametersIVF(nprobe=used["nprobe"])
@@ -393,6 +379,26 @@ index.add(vectors[:200])
 index.search(vectors[:2], 2)
 """
 PROBE_SECONDS = 120
+
+
+def check_knobs(
+    allowed: dict[str, tuple[int, int]], index_type: str, nprobe: int | None, ef: int | None
+) -> None:
+    """Refuse a knob that an index of ``index_type`` taking ``allowed`` (name: (low, high))
+    does not take, or one out of its range."""
+    for name, value in {"nprobe": nprobe, "ef": ef}.items():
+        if value is None:
+            continue
+        if name not in allowed:
+            raise RetrievalIndexError(
+                f"{name} does not apply to this {index_type} index"
+                + (f" (it takes {', '.join(allowed)})" if allowed else " (it has no knobs)")
+            )
+        low, high = allowed[name]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise RetrievalIndexError(f"{name} must be an integer, got {value!r}")
+        if not low <= value <= high:
+            raise RetrievalIndexError(f"{name} must be between {low} and {high}, got {value}")
 
 
 @functools.lru_cache(maxsize=64)

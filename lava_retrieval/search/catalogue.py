@@ -53,12 +53,16 @@ def _stored(path: str) -> str:
     return _stored_path(path)
 
 
+LISTED = 1000
+"""Duplicates listed by path and reason (all are counted, by reason)."""
+
+
 class Admission:
     """What each image of a source does to ``index``, decided chunk by chunk in the source's
     order (see the module docstring): ``decide`` answers which images to embed and their ids;
-    the lists ``added``, ``updated``, ``unchanged`` (stored paths) and ``duplicates`` ((path,
-    reason) pairs) grow as it goes. ``mirror``: a sync (no content duplicates, every path
-    indexed once)."""
+    ``added`` and ``updated`` (stored paths), ``unchanged`` (a count), ``skipped`` (a count
+    per reason) and ``duplicates`` (the first :data:`LISTED` (path, reason) pairs) grow as it
+    goes. ``mirror``: a sync (no content duplicates, every path indexed once)."""
 
     def __init__(
         self,
@@ -83,8 +87,14 @@ class Admission:
         self.next_id = index.next_id
         self.added: list[str] = []
         self.updated: list[str] = []
-        self.unchanged: list[str] = []
+        self.unchanged = 0
+        self.skipped: dict[str, int] = {}
         self.duplicates: list[tuple[str, str]] = []
+
+    def _skip(self, path: str, kind: str, reason: str) -> None:
+        self.skipped[kind] = self.skipped.get(kind, 0) + 1
+        if len(self.duplicates) < LISTED:
+            self.duplicates.append((path, reason))
 
     def _indexed(self, value: int) -> int | None:
         """The position of an indexed image of hash ``value``, if any."""
@@ -100,14 +110,15 @@ class Admission:
             zip(images.paths, images.content_hashes().tolist(), strict=True)
         ):
             stored = _stored(path)
-            if stored in self.seen:
-                self.duplicates.append((path, "named twice in the source"))
-                continue
-            self.seen.add(stored)
             row = self.by_path.get(stored)
+            if stored in self.seen:
+                self._skip(path, "named twice", "named twice in the source")
+                continue
+            if row is None or self.upsert:  # (an indexed path named twice: skipped anyway)
+                self.seen.add(stored)
             if row is not None and self.upsert:
                 if int(index.hashes[row]) == value:
-                    self.unchanged.append(stored)
+                    self.unchanged += 1
                     continue
                 keep[i] = True
                 ids.append(int(index.index.ids_[row]))
@@ -115,18 +126,17 @@ class Admission:
                 continue
             if row is not None and self.by_content:
                 item = int(index.index.ids_[row])
-                self.duplicates.append((path, f"already indexed (id {item})"))
+                self._skip(path, "already indexed", f"already indexed (id {item})")
                 continue
             if self.by_content:
                 twin = self._indexed(value)
                 if twin is not None:
                     item = int(index.index.ids_[twin])
-                    self.duplicates.append(
-                        (path, f"same pixels as indexed id {item} ({index.paths[twin]})")
-                    )
+                    reason = f"same pixels as indexed id {item} ({index.paths[twin]})"
+                    self._skip(path, "same pixels", reason)
                     continue
                 if value in self.met:
-                    self.duplicates.append((path, f"same pixels as {self.met[value]}"))
+                    self._skip(path, "same pixels", f"same pixels as {self.met[value]}")
                     continue
                 self.met[value] = path
             keep[i] = True
@@ -146,7 +156,8 @@ class Change:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
-    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # duplicates, by reason
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # the first LISTED
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     workers: str = "this process"
@@ -295,7 +306,7 @@ def _run(
                 index.sources.append(
                     {
                         "count": len(admission.added) + len(admission.updated),
-                        "skipped": len(change.unreadable) + len(admission.duplicates),
+                        "skipped": len(change.unreadable) + sum(admission.skipped.values()),
                     }
                 )
                 index.save(directory, progress=progress)
@@ -304,7 +315,8 @@ def _run(
                 index.discard(directory, keep=before)
             raise
     change.added, change.updated = admission.added, admission.updated
-    change.unchanged, change.duplicates = len(admission.unchanged), admission.duplicates
+    change.unchanged, change.duplicates = admission.unchanged, admission.duplicates
+    change.skipped = admission.skipped
     change.seconds, change.index = time.perf_counter() - start, index
     return change
 

@@ -130,6 +130,7 @@ class ImageIndex:
         self.removed: np.ndarray | None = None  # a boolean per row: removed (a tombstone)
         self._positions: dict[int, int] | None = None
         self._kept: dict = {}  # files of the version loaded that a save may name again
+        self.searcher = None  # a RaySearcher: the search sharded over Ray actors
 
     def __len__(self) -> int:
         """The images it holds (its rows less the removed ones)."""
@@ -478,6 +479,8 @@ class ImageIndex:
         filters checked before any work (``lava``: through the Lava graph's exact kNN)."""
         knobs = {name: v for name, v in (("nprobe", nprobe), ("ef", ef)) if v is not None}
         approximate = None if exact or lava else self.approximate
+        if self.searcher is not None and not (exact or lava or self.index_type == "exact"):
+            approximate = self.searcher  # (sharded: each group has its own)
         allowed = self.matching(labels, path_prefix)
         if (labels or path_prefix is not None) and lava:
             raise RetrievalIndexError(
@@ -494,7 +497,7 @@ class ImageIndex:
             raise RetrievalIndexError(f"{' and '.join(knobs)} cannot be used: {why}")
         if approximate is not None:
             approximate.parameters(k, nprobe, ef)  # bad knobs fail before the embedding
-            if len(approximate) != self.rows:  # images added since the last save
+            if approximate is self.approximate and len(approximate) != self.rows:
                 self._sync_approximate()
         return approximate, allowed
 
@@ -515,7 +518,11 @@ class ImageIndex:
 
     def _nearest(self, embeddings, k, approximate, nprobe, ef, allowed):
         """(scores, positions) of the ``k`` nearest (among ``allowed``), exactly or through
-        ``approximate`` (position -1 where fewer were found)."""
+        ``approximate`` (position -1 where fewer were found); sharded: by the groups of
+        :attr:`searcher` (:class:`~lava_retrieval.search.sharded.RaySearcher`)."""
+        if self.searcher is not None:
+            approximate = approximate is not None
+            return self.searcher.nearest(embeddings, k, approximate, nprobe, ef, allowed, self)
         if approximate is None:
             return self.index.search_positions(np.asarray(embeddings, np.float32), k, allowed)
         approximate.vectors = self.index.vectors_
@@ -620,9 +627,10 @@ class ImageIndex:
         return index_directory.save(self, directory, new=new, progress=progress)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> ImageIndex:
-        """The index saved in ``directory`` (:func:`.index_directory.load`)."""
-        return index_directory.load(cls, directory)
+    def load(cls, directory: str | os.PathLike, *, approximate: bool = True) -> ImageIndex:
+        """The index saved in ``directory`` (:func:`.index_directory.load`; without
+        ``approximate``, its faiss file is not read)."""
+        return index_directory.load(cls, directory, approximate)
 
     @classmethod
     def extend(cls, directory: str | os.PathLike, source: Images, **options) -> ImageIndex:

@@ -229,14 +229,17 @@ def _kept(index: ImageIndex, directory: str | os.PathLike) -> dict[str, Kept]:
     return kept
 
 
-def load(cls: type[ImageIndex], directory: str | os.PathLike) -> ImageIndex:
+def load(
+    cls: type[ImageIndex], directory: str | os.PathLike, approximate: bool = True
+) -> ImageIndex:
     """Read an index directory, checking that its network is the one it was built with (one
-    whole version, even while a writer replaces it)."""
+    whole version, even while a writer replaces it); without ``approximate``, its faiss file
+    is not read (a search sharded over Ray actors builds its own per group)."""
     directory = Path(directory)
-    return while_unchanged(directory, lambda: _load(cls, directory))
+    return while_unchanged(directory, lambda: _load(cls, directory, approximate))
 
 
-def _load(cls: type[ImageIndex], directory: Path) -> ImageIndex:
+def _load(cls: type[ImageIndex], directory: Path, approximate: bool = True) -> ImageIndex:
     index = CosineIndex.load(directory)
     manifest = CosineIndex.read_manifest(directory)
     meta = index.metadata or {}
@@ -297,7 +300,8 @@ def _load(cls: type[ImageIndex], directory: Path) -> ImageIndex:
     out.next_id = next_id
     out.hashes = np.zeros(len(index), np.uint64) if hashes is None else hashes.astype(np.uint64)
     out.removed = removed if removed is not None and removed.any() else None
-    _load_search(out, directory, meta.get("search") or {"index_type": "exact"}, manifest)
+    search = meta.get("search") or {"index_type": "exact"}
+    _load_search(out, directory, search, manifest, approximate)
     out._kept = _kept(out, directory) if manifest_digest(directory) == index.source_[1] else {}
     return out
 
@@ -321,7 +325,9 @@ def _extra_array(
     return value
 
 
-def _load_search(index: ImageIndex, directory: Path, search: dict, manifest: dict) -> None:
+def _load_search(
+    index: ImageIndex, directory: Path, search: dict, manifest: dict, read: bool = True
+) -> None:
     """The approximate part named by the manifest's ``metadata.search``, checked: a known
     index type (or the factory string it names), the faiss file's checksum, and its type,
     dimension and count against what the manifest records."""
@@ -335,7 +341,8 @@ def _load_search(index: ImageIndex, directory: Path, search: dict, manifest: dic
             f"writes {', '.join(INDEX_TYPES)} or a faiss factory string)"
         )
     index.index_type = index_type
-    if index_type == "exact" or not len(index):  # an empty index has no faiss part yet
+    index.recall = recall if isinstance(recall, dict) else None
+    if index_type == "exact" or not index.rows or not read:  # (an empty index: no faiss yet)
         return
     if "faiss.index" not in manifest["files"] or not isinstance(factory, str):
         raise RetrievalIndexError(
@@ -345,7 +352,6 @@ def _load_search(index: ImageIndex, directory: Path, search: dict, manifest: dic
     index.approximate = ApproximateIndex.read(
         path, index_type, factory, index.index.vectors_, expect=search.get("faiss")
     )
-    index.recall = recall if isinstance(recall, dict) else None
 
 
 def check_network(index: ImageIndex, network: SpikingNetwork) -> None:

@@ -5,6 +5,7 @@ next writer, so no temporary file outlives it."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -68,4 +69,95 @@ def test_a_killed_index_add_leaves_a_whole_version(tmp_path, small_index, delay)
     added = read_source("fashion-mnist:validation", limit=3, progress=False)
     before = len(ImageIndex.load(directory))
     assert len(ImageIndex.extend(directory, added)) == before + 3
+    _only_the_manifests_files(directory)
+
+
+def _state(directory: Path) -> dict[str, tuple[int, int]]:
+    """Path -> (id, pixel hash) of every image the index in ``directory`` holds."""
+    index = ImageIndex.load(directory)
+    return {
+        index.paths[p]: (int(index.index.ids_[p]), int(index.hashes[p]))
+        for p in index.live_positions()
+    }
+
+
+@pytest.fixture(scope="module")
+def sync_case(tmp_path_factory, fashion):
+    """An index of a folder of 400 photos, the folder changed since (100 deleted, 100
+    changed, 800 added), and the states of the index before and after a whole sync."""
+    from PIL import Image
+
+    from lava_retrieval.search import catalogue
+    from lava_retrieval.snn.config import SimConfig
+    from lava_retrieval.snn.network import SpikingNetwork
+
+    root = tmp_path_factory.mktemp("sync")
+    folder = root / "photos"
+    folder.mkdir()
+
+    def photo(name: str, number: int) -> None:
+        Image.fromarray(255 - fashion.test_images[number]).save(folder / f"{name}.png")
+
+    for n in range(400):
+        photo(f"p{n}", n)
+    index = ImageIndex(
+        SpikingNetwork.load(NETWORK), SimConfig(8, timing="delay", readout="membrane")
+    )
+    index.add(read_source(folder, progress=False)).save(root / "idx")
+    for n in range(100):
+        (folder / f"p{n}.png").unlink()
+        photo(f"p{n + 100}", 5000 + n)
+    for n in range(400, 1200):
+        photo(f"p{n}", n)
+    synced = shutil.copytree(root / "idx", root / "synced")
+    catalogue.sync(synced, folder)
+    return root / "idx", folder, _state(root / "idx"), _state(synced)
+
+
+def _when(process: subprocess.Popen, percent: int) -> None:
+    """Return once ``process`` reports (its progress bar on stderr) ``percent`` of its
+    images done, or has ended."""
+    seen = b""
+    while process.poll() is None:
+        seen += process.stderr.read1(4096)
+        done = [int(m) for m in re.findall(rb"embedding:\s+([0-9]+)%", seen)]
+        if done and max(done) >= percent:
+            return
+
+
+@pytest.mark.parametrize(
+    ("how", "percent"),
+    [
+        (signal.SIGKILL, 20),
+        (signal.SIGKILL, 60),
+        (signal.SIGKILL, 100),  # (its save has begun)
+        (signal.SIGINT, 40),
+        (signal.SIGINT, 100),
+    ],
+)
+def test_an_interrupted_index_sync_leaves_a_whole_version(tmp_path, sync_case, how, percent):
+    """``index sync`` killed (kill -9) or interrupted (Ctrl-C) at several moments of its work
+    (the share of its images its progress bar shows done): the index is its old version or
+    its new one, whole, and the next sync finishes the work."""
+    original, folder, old, new = sync_case
+    directory = shutil.copytree(original, tmp_path / "idx")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lava_retrieval.cli", "index", "sync", str(directory)]
+        + [str(folder), "--chunk", "20"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _when(process, percent)
+    process.send_signal(how)
+    process.communicate(timeout=60)  # (what it says as it ends is read, not left to block it)
+    code = process.returncode
+    state = _state(directory)
+    assert state in (old, new)
+    if percent < 100:
+        assert state == old and code == (130 if how == signal.SIGINT else -9)
+    from lava_retrieval.search import catalogue
+
+    catalogue.sync(directory, folder)
+    assert _state(directory) == new
     _only_the_manifests_files(directory)

@@ -134,21 +134,6 @@ def test_cli_refuses_an_unreachable_cluster_before_any_work(network, tmp_path, c
     assert not out.exists()
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster of two nodes (a head and a worker node, one CPU each)."""
-    import ray  # the ray extra, which `make setup` installs
-    from ray.cluster_utils import Cluster
-
-    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    nodes.add_node(num_cpus=1)
-    nodes.wait_for_nodes()
-    yield nodes
-    if ray.is_initialized():
-        ray.shutdown()
-    nodes.shutdown()
-
-
 @pytest.mark.slow
 def test_a_ray_build_on_two_nodes_equals_the_one_process_build(
     network, folder, cluster, tmp_path, capsys

@@ -1,0 +1,169 @@
+"""A catalogue's daily changes at a million images: removals, upserts of changed images and a
+large streaming add, without rebuilding the approximate index, and the compaction that rebuilds
+it (what every removal cost before tombstones).
+
+    .venv/bin/python benchmarks/catalogue_ops.py [--index runs/ann-1000000]
+        [--work runs/catalogue-ops] [--out results/bench-catalogue.json]
+
+The index is the one ``benchmarks/ann_search.py --corpus 1000000`` leaves in its work directory
+(a million augmented Fashion-MNIST images, HNSW32,SQ8). The benchmark works on a copy of it
+(hard links: nothing of the original is changed) and, in order:
+
+1. measures recall@10 at the default ``ef`` against the exact search, on ``--queries`` new
+   images (other seeded variants, embedded once);
+2. removes ``--changes`` random ids (``ImageIndex.remove_from``: load, tombstones, save), timed;
+3. upserts ``--changes`` other random ids with changed images (other seeded variants under their
+   paths: ``catalogue.add(..., upsert=True)``: load, embed, add to HNSW, save), timed;
+4. measures recall again (the tombstones filtered) and checks: no removed id is ever answered,
+   and each changed image finds its own id first;
+5. adds ``--add`` new images with ``lava-retrieval index add DIR fashion-mnist:augmented:N``
+   as a user runs it (its own process: time and peak resident memory, ``ru_maxrss``);
+6. compacts (``index compact``: the HNSW index built again without the removed rows), timed,
+   and measures recall once more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from checks import command
+
+from lava_retrieval.common.atomic import write_text
+from lava_retrieval.data.augment import augment
+from lava_retrieval.search import catalogue
+from lava_retrieval.search.image_index import ImageIndex
+from lava_retrieval.search.sources import AUGMENTED_PREFIX, Images, catalogue as base_images
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def linked_copy(source: Path, work: Path) -> None:
+    """``work``: a copy of the index directory ``source`` made of hard links."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for path in source.iterdir():
+        os.link(path, work / path.name)
+
+
+def recall(index: ImageIndex, queries: np.ndarray, k: int = 10) -> float:
+    """Recall@k of the approximate search at the default knobs against the exact search (a
+    result counts when its exact score reaches the exact k-th best score, less 1e-6)."""
+    exact = index.search_embeddings(queries, k, exact=True)
+    approximate = index.search_embeddings(queries, k)
+    hits = 0
+    for want, got in zip(exact, approximate, strict=True):
+        kth = want[-1].score
+        hits += sum(h.score >= kth - 1e-6 for h in got)
+    return hits / (len(queries) * k)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, default=ROOT / "runs" / "ann-1000000")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "catalogue-ops")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench-catalogue.json")
+    parser.add_argument("--changes", type=int, default=1000, help="ids removed, and upserted")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--add", type=int, default=200_000, help="new images added (0: none)")
+    args = parser.parse_args()
+
+    linked_copy(args.index, args.work)
+    rng = np.random.default_rng(0)
+    index = ImageIndex.load(args.work)
+    count = len(index)
+    base, labels = base_images(None)
+    queries = index.embed(augment(base, 0, args.queries, seed=2))
+    report: dict = {
+        "command": command(),
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or "x86_64"},
+        "count": count,
+        "factory": index.approximate.factory,
+        "changes": args.changes,
+        "queries": args.queries,
+        "recall_before": recall(index, queries),
+        "verified": [],
+    }
+    picked = rng.choice(index.ids, 2 * args.changes, replace=False)
+    removed, changed = picked[: args.changes], picked[args.changes :]
+
+    start = time.perf_counter()
+    ImageIndex.remove_from(args.work, removed.tolist())
+    report["remove_seconds"] = time.perf_counter() - start
+
+    # The changed images: other variants of their source images, under their own paths.
+    index = ImageIndex.load(args.work)
+    positions = [index.position(i) for i in changed.tolist()]
+    numbers = [int(index.paths[p].removeprefix(AUGMENTED_PREFIX)) for p in positions]
+    images = np.stack([augment(base, n, n + 1, seed=3)[0] for n in numbers])
+    source = Images(
+        images, [index.paths[p] for p in positions], labels[np.array(numbers) % len(base)], []
+    )
+    start = time.perf_counter()
+    change = catalogue.add(args.work, catalogue.in_memory(source), upsert=True)
+    report["upsert_seconds"] = time.perf_counter() - start
+    if len(change.updated) != args.changes:
+        raise SystemExit(f"{len(change.updated)} of {args.changes} images were updated")
+
+    index = change.index
+    report["recall_after"] = recall(index, queries)
+    report["tombstones"] = index.tombstones
+    answered = {h.id for row in index.search_embeddings(queries, 100) for h in row}
+    if answered & set(removed.tolist()):
+        raise SystemExit("a removed id was answered")
+    report["verified"].append(f"no removed id among the top 100 of {args.queries} queries")
+    own = index.search(images[:50], 1)
+    if [row[0].id for row in own] != changed[:50].tolist():
+        raise SystemExit("a changed image does not find its own id first")
+    report["verified"].append("50 changed images each find their own id first (embedded again)")
+
+    if args.add:
+        total = count + args.add
+        cli = [sys.executable, "-m", "lava_retrieval.cli", "index", "add", str(args.work)]
+        start = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        done = subprocess.run(
+            [*cli, f"{AUGMENTED_PREFIX}{total}", "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode:
+            raise SystemExit(f"index add failed: {done.stderr.strip()[-2000:]}")
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        added = json.loads(done.stdout)
+        report["add"] = {
+            "images": args.add,
+            "added": added["added"],
+            "skipped_by_path": sum(
+                d["reason"].startswith("already indexed") for d in added["duplicates"]
+            ),
+            "skipped_same_pixels": sum(
+                d["reason"].startswith("same pixels") for d in added["duplicates"]
+            ),
+            "seconds": time.perf_counter() - start,
+            "peak_rss_mib": round(max(peak, before) / 1024),
+            "count": added["count"],
+        }
+
+    start = time.perf_counter()
+    index, gone = ImageIndex.compact_at(args.work)
+    report["compact_seconds"] = time.perf_counter() - start
+    report["compacted_rows"] = gone
+    report["recall_compacted"] = recall(index, queries)
+    report["recall_change"] = report["recall_after"] - report["recall_before"]
+    write_text(args.out, json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
