@@ -42,7 +42,8 @@ from lava_retrieval.common.atomic import write_text
 from lava_retrieval.data.augment import augment
 from lava_retrieval.search import catalogue
 from lava_retrieval.search.image_index import ImageIndex
-from lava_retrieval.search.sources import AUGMENTED_PREFIX, Images, catalogue as base_images
+from lava_retrieval.search.sources import AUGMENTED_PREFIX, Images
+from lava_retrieval.search.sources import catalogue as base_images
 
 ROOT = Path(__file__).resolve().parents[1]
 

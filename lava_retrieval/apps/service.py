@@ -241,16 +241,18 @@ class SearchService:
                 "this server indexes in memory (no --index): there is nothing to write to"
             )
         from lava_retrieval.common.locking import exclusive
+        from lava_retrieval.search.index_directory import forget_approximate
 
+        searcher = self.index.searcher  # sharded: the groups of shards have their own
         with self.write_lock, exclusive(self.directory, what="writing this index"):
-            latest = ImageIndex.load(self.directory)
+            latest = ImageIndex.load(self.directory, approximate=searcher is None)
             latest.check_network(self.index.network)
             change(latest)
             served = self.prepare(latest)  # everything that can fail, before the save
             latest.save(self.directory)
-            searcher = self.index.searcher
-            if searcher is not None:  # sharded: the actors owning the changed rows are told
-                latest.approximate, latest.searcher = None, searcher  # (the groups have theirs)
+            if searcher is not None:  # the actors owning the changed rows are told
+                forget_approximate(latest)
+                latest.searcher = searcher
                 searcher.refresh(latest)
             self.swap(served)
         return latest

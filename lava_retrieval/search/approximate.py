@@ -319,14 +319,17 @@ class ApproximateIndex:
         vectors,
         where: str | None = None,
         expect: dict | None = None,
+        count: int | None = None,
     ) -> ApproximateIndex:
         """An index written by :meth:`write`, checked against what its manifest says:
-        ``vectors`` are the full vectors it was built on (an exact index's); ``expect``:
-        :meth:`describe` as recorded (its faiss class must be the file's); the factory string
-        must be of the family ``index_type`` names."""
+        ``vectors`` are the full vectors it was built on (an exact index's; ``count``: their
+        first rows, when rows were added since); ``expect``: :meth:`describe` as recorded (its
+        faiss class must be the file's); the factory string must be of the family
+        ``index_type`` names."""
         faiss = faiss_module()
         where = where or str(path)
-        count, dim = vectors.shape
+        rows, dim = vectors.shape
+        count = rows if count is None else count
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:

@@ -262,7 +262,8 @@ def _run(
         index_directory.check_writable(directory)
         lock = exclusive(directory, what="writing this index", log=log)
     with lock:
-        index = ImageIndex.load(directory)
+        # (its faiss index is read at the save, after the embedding: not both in memory)
+        index = ImageIndex.load(directory, approximate=False)
         plan = plan(index) if callable(plan) else plan
         _check_plan(index, plan)
         admission = Admission(

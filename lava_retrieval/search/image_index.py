@@ -131,6 +131,7 @@ class ImageIndex:
         self._positions: dict[int, int] | None = None
         self._kept: dict = {}  # files of the version loaded that a save may name again
         self.searcher = None  # a RaySearcher: the search sharded over Ray actors
+        self._unread = None  # where its faiss file is, when loaded without it
 
     def __len__(self) -> int:
         """The images it holds (its rows less the removed ones)."""
@@ -163,6 +164,10 @@ class ImageIndex:
         measurement scans the whole index once per sampled query)."""
         if self.index_type == "exact" or not self.rows:
             return
+        if self._unread is not None:  # loaded without its faiss file
+            if (self._unread[2].get("faiss") or {}).get("count") == self.rows:
+                return  # nothing to add: a save names its file again
+            index_directory.read_approximate(self)  # read now, then grown
         have = 0 if self.approximate is None else len(self.approximate)
         if have == self.rows:
             return
@@ -352,7 +357,7 @@ class ImageIndex:
             self.index.keep_rows(keep)
             self.paths = [p for p, kept in zip(self.paths, keep, strict=True) if kept]
             self.hashes = self.hashes[keep]
-            self.approximate, self.recall = None, None
+            self.approximate, self.recall, self._unread = None, None, None
             self._changed("faiss.index")
         self.removed = None
         self._positions = None
@@ -478,6 +483,8 @@ class ImageIndex:
         """(approximate part or None, allowed images or None) of a search, its knobs and
         filters checked before any work (``lava``: through the Lava graph's exact kNN)."""
         knobs = {name: v for name, v in (("nprobe", nprobe), ("ef", ef)) if v is not None}
+        if self._unread is not None and self.searcher is None and not (exact or lava):
+            index_directory.read_approximate(self)  # (loaded without it)
         approximate = None if exact or lava else self.approximate
         if self.searcher is not None and not (exact or lava or self.index_type == "exact"):
             approximate = self.searcher  # (sharded: each group has its own)

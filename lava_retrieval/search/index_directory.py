@@ -115,6 +115,9 @@ def search_info(index: ImageIndex) -> dict:
     the knobs with their defaults and the recall@10 measured at the last save."""
     if index.index_type == "exact":
         return {"index_type": "exact"}
+    if index.approximate is None and index._unread is not None:  # not read: as recorded
+        recorded = {k: v for k, v in index._unread[2].items() if k != "recall"}
+        return {**recorded, **({"recall": index.recall} if index.recall is not None else {})}
     info: dict[str, object] = {"index_type": index.index_type}
     if index.approximate is not None:
         info["factory"] = index.approximate.factory
@@ -188,10 +191,15 @@ def save(
     }
     if index.removed is not None:
         extra["removed.npy"] = _npy(index.removed)
+    source = index.index.source_
+    same = source is not None and source[0] == Path(directory).resolve()
+    if index._unread is not None and not same:  # (its faiss file is not read: read it now)
+        read_approximate(index)
     if index.approximate is not None:
         extra["faiss.index"] = index.approximate.write
-    source = index.index.source_
-    if source is not None and source[0] == Path(directory).resolve():
+    elif index._unread is not None:  # not read, unchanged: named again
+        extra["faiss.index"] = index._kept["faiss.index"]
+    if same:
         kept = dict(index._kept)
         if kept.pop("approximate", None) is not index.approximate:  # replaced since
             kept.pop("faiss.index", None)
@@ -342,16 +350,45 @@ def _load_search(
         )
     index.index_type = index_type
     index.recall = recall if isinstance(recall, dict) else None
-    if index_type == "exact" or not index.rows or not read:  # (an empty index: no faiss yet)
+    if index_type == "exact" or not index.rows:  # (an empty index: no faiss yet)
         return
     if "faiss.index" not in manifest["files"] or not isinstance(factory, str):
         raise RetrievalIndexError(
             f"{directory}: a {index_type} index without its faiss file or factory string"
         )
+    index._unread = (directory, manifest, search)
+    if read:
+        read_approximate(index)
+
+
+def forget_approximate(index: ImageIndex) -> None:
+    """Drop the faiss index of an index just saved or loaded (its memory), leaving where to
+    read it again (:func:`read_approximate`)."""
+    if index.approximate is None or index.index.source_ is None:
+        return
+    directory = index.index.source_[0]
+    manifest = CosineIndex.read_manifest(directory)
+    search = (manifest.get("metadata") or {}).get("search") or {}
+    index._unread = (directory, manifest, search)
+    index.approximate = None
+
+
+def read_approximate(index: ImageIndex) -> None:
+    """Read the faiss file of an index loaded without it (``load(..., approximate=False)``),
+    checked as a load checks it: what a save of it, or a search through it, needs first."""
+    directory, manifest, search = index._unread
     path = check_file(directory, manifest, "faiss.index")
     index.approximate = ApproximateIndex.read(
-        path, index_type, factory, index.index.vectors_, expect=search.get("faiss")
+        path,
+        index.index_type,
+        search["factory"],
+        index.index.vectors_,
+        expect=search.get("faiss"),
+        count=manifest["count"],  # (the rows of that version: more may have come since)
     )
+    index._unread = None
+    if "faiss.index" in index._kept:
+        index._kept["approximate"] = index.approximate
 
 
 def check_network(index: ImageIndex, network: SpikingNetwork) -> None:

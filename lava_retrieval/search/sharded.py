@@ -89,6 +89,10 @@ class ShardGroup:
     def ready(self) -> bool:
         return True
 
+    def loaded(self) -> bool:
+        """Whether it holds its shards (a restarted actor does not until :meth:`load`)."""
+        return self.exact is not None
+
     def load(
         self,
         directory: str,

@@ -74,13 +74,19 @@ def test_add_skips_images_indexed_by_path_or_pixels(network, fashion, tmp_path, 
     assert reasons["p3.png"] == "already indexed (id 3)"
     assert reasons["copy.png"].startswith("same pixels as indexed id 0 (")
     assert reasons["b7.png"] == f"same pixels as {photos / 'a7.png'}"
-    assert len(reasons) == 8 and answer["skipped_duplicates"] == {
-        "already indexed": 6,
-        "same pixels": 2,
-    } and answer["skipped_duplicates"] == {
-        "already indexed": 6,
-        "same pixels": 2,
-    }
+    assert (
+        len(reasons) == 8
+        and answer["skipped_duplicates"]
+        == {
+            "already indexed": 6,
+            "same pixels": 2,
+        }
+        and answer["skipped_duplicates"]
+        == {
+            "already indexed": 6,
+            "same pixels": 2,
+        }
+    )
     # The text names what was skipped and how to add it all the same.
     assert main(["index", "add", str(directory), str(photos)]) == 0
     out = capsys.readouterr().out
