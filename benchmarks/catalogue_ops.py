@@ -17,21 +17,25 @@ The index is the one ``benchmarks/ann_search.py --corpus 1000000`` leaves in its
 4. measures recall again (the tombstones filtered) and checks: no removed id is ever answered,
    and each changed image finds its own id first;
 5. adds ``--add`` new images with ``lava-retrieval index add DIR fashion-mnist:augmented:N``
-   as a user runs it (its own process: time and peak resident memory, ``ru_maxrss``);
-6. compacts (``index compact``: the HNSW index built again without the removed rows), timed,
-   and measures recall once more.
+   as a user runs it (its own process: time and peak resident memory, ``wait4``'s
+   ``ru_maxrss``); the first N - ``--add`` are indexed already (by path: skipped), so are the
+   removed ones (their paths are no longer indexed: added again);
+6. compacts (``lava-retrieval index compact``: the HNSW index built again without the removed
+   rows, what every removal cost before tombstones), timed with its peak memory, and measures
+   recall once more.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,6 +70,27 @@ def recall(index: ImageIndex, queries: np.ndarray, k: int = 10) -> float:
         kth = want[-1].score
         hits += sum(h.score >= kth - 1e-6 for h in got)
     return hits / (len(queries) * k)
+
+
+def cli(*argv: str) -> dict:
+    """Run ``lava-retrieval ARGV --json`` as a user does: its answer, seconds and peak resident
+    memory (``wait4``'s ``ru_maxrss``)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lava_retrieval.cli", *argv, "--json"], stdout=out, stderr=err
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if process.returncode:
+            raise SystemExit(f"{' '.join(argv[:2])} failed: {err.read().strip()[-2000:]}")
+        answer = json.loads(out.read())
+    return {
+        "answer": answer,
+        "seconds": time.perf_counter() - start,
+        "peak_rss_mib": round(usage.ru_maxrss / 1024),
+    }
 
 
 def main() -> None:
@@ -127,39 +152,29 @@ def main() -> None:
         raise SystemExit("a changed image does not find its own id first")
     report["verified"].append("50 changed images each find their own id first (embedded again)")
 
+    del index, own, change, source  # (this process holds no index while the CLI runs)
+    gc.collect()
     if args.add:
         total = count + args.add
-        cli = [sys.executable, "-m", "lava_retrieval.cli", "index", "add", str(args.work)]
-        start = time.perf_counter()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        done = subprocess.run(
-            [*cli, f"{AUGMENTED_PREFIX}{total}", "--json"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode:
-            raise SystemExit(f"index add failed: {done.stderr.strip()[-2000:]}")
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        added = json.loads(done.stdout)
+        run = cli("index", "add", str(args.work), f"{AUGMENTED_PREFIX}{total}")
+        added = run["answer"]
         report["add"] = {
-            "images": args.add,
+            "source": f"{AUGMENTED_PREFIX}{total}",
             "added": added["added"],
-            "skipped_by_path": sum(
-                d["reason"].startswith("already indexed") for d in added["duplicates"]
-            ),
-            "skipped_same_pixels": sum(
-                d["reason"].startswith("same pixels") for d in added["duplicates"]
-            ),
-            "seconds": time.perf_counter() - start,
-            "peak_rss_mib": round(max(peak, before) / 1024),
+            "skipped": added["skipped_duplicates"],
+            "seconds": run["seconds"],
+            "peak_rss_mib": run["peak_rss_mib"],
             "count": added["count"],
+            "recall": added["search"].get("recall"),
         }
-
-    start = time.perf_counter()
-    index, gone = ImageIndex.compact_at(args.work)
-    report["compact_seconds"] = time.perf_counter() - start
-    report["compacted_rows"] = gone
+    run = cli("index", "compact", str(args.work))
+    report["compact"] = {
+        "rows_dropped": run["answer"]["dropped"],
+        "count": run["answer"]["count"],
+        "seconds": run["seconds"],
+        "peak_rss_mib": run["peak_rss_mib"],
+    }
+    index = ImageIndex.load(args.work)
     report["recall_compacted"] = recall(index, queries)
     report["recall_change"] = report["recall_after"] - report["recall_before"]
     write_text(args.out, json.dumps(report, indent=2) + "\n")

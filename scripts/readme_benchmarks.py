@@ -300,3 +300,85 @@ def bench_memory() -> str:
         + f"{bench['budget_mb'] / 1024:.0f} GB budget; {bench['machine']['cpus']} CPU cores. "
         + "From `results/bench-memory.json`, produced by `python benchmarks/memory.py`."
     )
+
+
+def bench_catalogue() -> str:
+    bench = _load("bench-catalogue.json")
+    add, compact = bench.get("add"), bench["compact"]
+    gib = "{:.1f} GiB".format
+    rows = [
+        "| change, at {:,} images | time | peak memory |".format(bench["count"]),
+        "| --- | ---: | ---: |",
+        f"| remove {bench['changes']:,} random ids (tombstones) | "
+        f"{bench['remove_seconds']:.1f} s | |",
+        f"| upsert {bench['changes']:,} changed images (embedded, added to HNSW) | "
+        f"{bench['upsert_seconds']:.1f} s | |",
+    ]
+    if add:
+        rows.append(
+            f"| `index add` of `{add['source']}`: {add['added']:,} new | "
+            f"{add['seconds']:.0f} s | {gib(add['peak_rss_mib'] / 1024)} |"
+        )
+    rows.append(
+        f"| `index compact`: {compact['rows_dropped']:,} rows dropped, HNSW built again "
+        f"(what every removal cost before) | {compact['seconds']:.0f} s | "
+        f"{gib(compact['peak_rss_mib'] / 1024)} |"
+    )
+    skipped = ", ".join(f"{n:,} {k}" for k, n in (add or {}).get("skipped", {}).items())
+    return (
+        "\n".join(rows)
+        + "\n\n"
+        + f"Recall@10 at the default ef against the exact search, on {bench['queries']} new "
+        + f"images: {bench['recall_before']:.4f} before, {bench['recall_after']:.4f} with the "
+        + f"{bench['tombstones']:,} tombstones of the removals and upserts (a change of "
+        + f"{bench['recall_change']:+.4f}), {bench['recall_compacted']:.4f} after the add and "
+        + "the compaction. "
+        + (
+            f"The add skipped {skipped} (the removed ids' paths are no longer indexed: those "
+            "images came back). "
+            if add
+            else ""
+        )
+        + "Times include loading the index and saving the new version; the add and the "
+        + "compaction are the CLI commands as a user runs them, each its own process (peak "
+        + f"resident memory from `wait4`); {bench['machine']['cpus']} CPU cores."
+        + _verified(
+            bench, "no removed id is ever answered, and each changed image finds its own id first"
+        )
+        + " From `results/bench-catalogue.json`, produced by `python benchmarks/catalogue_ops.py`."
+    )
+
+
+def bench_sharded() -> str:
+    bench = _load("bench-sharded.json")
+    one = bench["one_process"]
+    rows = [
+        "| search | start | recall@10 | median | p99 | queries/s | exact: median | "
+        "exact: queries/s | peak memory per actor |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| one process | | | {one['approximate']['median_ms']:.1f} ms | "
+        f"{one['approximate']['p99_ms']:.1f} ms | {one['approximate']['queries_per_second']:,.0f}"
+        f" | {one['exact']['median_ms']:,.0f} ms | {one['exact']['queries_per_second']:.1f} | |",
+    ]
+    for run in bench["runs"]:
+        a, e = run["approximate"], run["exact"]
+        peaks = " + ".join(f"{p / 1024:.1f}" for p in run["actor_peak_mib"])
+        rows.append(
+            f"| {run['actors']} Ray actor{'s' * (run['actors'] > 1)} | "
+            f"{run['start_seconds']:.0f} s | {run['recall']['recall_at_k']:.3f} | "
+            f"{a['median_ms']:.1f} ms | {a['p99_ms']:.1f} ms | {a['queries_per_second']:,.0f} | "
+            f"{e['median_ms']:,.0f} ms | {e['queries_per_second']:.1f} | {peaks} GiB |"
+        )
+    return (
+        "\n".join(rows)
+        + "\n\n"
+        + f"{bench['count']:,} images in {bench['shards']} shards (`{bench['factory']}` per "
+        + "group, default ef); queries are embeddings of new images searched one at a time "
+        + f"(k = 10): {one['approximate']['queries']} approximate, {one['exact']['queries']} "
+        + "exact; start: the actors loading their shards and building their HNSW indexes; "
+        + "recall@10 of the sharded approximate search against the sharded exact one, on 200 "
+        + f"of the index's own embeddings; a local Ray instance, {bench['machine']['cpus']} CPU "
+        + "cores."
+        + _verified(bench, "every sharded exact answer equals one process's, bit for bit")
+        + " From `results/bench-sharded.json`, produced by `python benchmarks/sharded_search.py`."
+    )

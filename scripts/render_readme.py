@@ -21,11 +21,13 @@ from readme_benchmarks import (  # noqa: E402  (the benchmark blocks, beside thi
     _load,
     bench_ann,
     bench_ann_1m,
+    bench_catalogue,
     bench_index,
     bench_loihi_stream,
     bench_memory,
     bench_methods,
     bench_service,
+    bench_sharded,
     bench_sim,
     bench_web,
 )
@@ -320,6 +322,8 @@ BLOCKS = {
     "bench-ann": bench_ann,
     "bench-ann-1m": bench_ann_1m,
     "bench-service": bench_service,
+    "bench-catalogue": bench_catalogue,
+    "bench-sharded": bench_sharded,
     "bench-memory": bench_memory,
 }
 

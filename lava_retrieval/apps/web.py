@@ -28,8 +28,11 @@ index directory crash-consistently under its writer lock and served from then on
 read-only server, 404 for an unknown id, 400 for an id or path that is none (checked before
 anything is written: a ``fashion-mnist:`` path must name an image that exists, a name holds no
 control character), 409 where the index cannot take it or its directory cannot be written,
-also for removing its last image). Every number of a request is read by
-:mod:`lava_retrieval.common.strict`.
+also for removing its last image). A removed item's row stays as a tombstone that no search
+returns (:meth:`~lava_retrieval.search.image_index.ImageIndex.remove`). A server searching over
+Ray actors (``serve --ray``, :mod:`lava_retrieval.search.sharded`) answers 503 while a group of
+shards is restarting, and ``GET /api/info`` gives its actors, rows and recall under ``ray``.
+Every number of a request is read by :mod:`lava_retrieval.common.strict`.
 ``GET /api/info`` describes the index; ``GET /healthz`` answers ``ok``; ``GET /api/metrics``
 counts requests by route and status class and summarises the latency (median, p99) of the last
 searches (:class:`Metrics`).

@@ -408,9 +408,9 @@ def register_index(sub) -> None:
 
     index_parser = sub.add_parser(
         "index",
-        help="build or extend an index of images",
-        description="build or extend an "
-        "index of images: embeddings, ids, paths, labels, the network and its settings",
+        help="build, extend, sync or compact an index of images",
+        description="build, extend, sync or compact an index of images: embeddings, ids, "
+        "paths, labels, pixel hashes, the network and its settings",
     )
     index_sub = index_parser.add_subparsers(dest="index_command", required=True, metavar="ACTION")
 

@@ -372,6 +372,10 @@ def sync(
     prefix = os.path.join(os.path.abspath(folder), "")
 
     def plan(index) -> SourcePlan:
+        from lava_retrieval.data.images import _walk
+
+        if not _walk(folder)[0]:  # a folder emptied of images: its entries all go
+            return SourcePlan(str(folder), 0, index.preprocessing, files=[])
         return plan_source(folder, index.preprocessing, **read_options)
 
     return _run(

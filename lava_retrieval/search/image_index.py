@@ -347,14 +347,15 @@ class ImageIndex:
         self._positions = None
         return len(ids)
 
-    def compact(self) -> int:
+    def compact(self, directory: str | os.PathLike | None = None) -> int:
         """Drop the rows of removed images (tombstones): shards that lost rows are written
-        again and an approximate part is built again at the next save (positions move).
-        Returns how many rows went."""
+        again (at once into ``directory``, the one it is saved to next, holding its lock:
+        memory holds one shard) and an approximate part is built again at the next save
+        (positions move). Returns how many rows went."""
         gone = self.tombstones
         if gone:
             keep = ~self.removed
-            self.index.keep_rows(keep)
+            self.index.keep_rows(keep, directory)
             self.paths = [p for p, kept in zip(self.paths, keep, strict=True) if kept]
             self.hashes = self.hashes[keep]
             self.approximate, self.recall, self._unread = None, None, None

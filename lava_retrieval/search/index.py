@@ -267,13 +267,27 @@ class CosineIndex:
             self.labels_ = self.labels_[keep]
         return int((~keep).sum())
 
-    def keep_rows(self, keep: np.ndarray) -> None:
-        """Keep only the rows where ``keep`` (a boolean per row) is true, in their order (a
-        shard that loses rows is written again at the next save)."""
+    def keep_rows(self, keep: np.ndarray, directory: str | os.PathLike | None = None) -> None:
+        """Keep only the rows where ``keep`` (a boolean per row) is true, in their order: a
+        shard that loses rows is written again at the next save, or at once into
+        ``directory`` (its new version's shard, memory-mapped from there), so that memory
+        holds one shard, not the index."""
         keep = np.asarray(keep, bool)
         if keep.shape != (len(self),):
             raise RetrievalIndexError(f"keep must be {len(self)} booleans, got {keep.shape}")
-        self.vectors_, self.ids_ = self.vectors_.select(keep), self.ids_[keep]
+        write = None
+        if directory is not None:
+            home = Path(directory)
+            if self.vectors_.home != home.resolve():
+                self.vectors_.forget()  # (another directory's shards are written here anyway)
+
+            def write(rows: np.ndarray) -> tuple[np.ndarray, str]:
+                name = f"embeddings-{secrets.token_hex(4)}.npy"
+                with atomic_path(home / name) as tmp:
+                    np.save(tmp, rows)
+                return _map(home / name), name
+
+        self.vectors_, self.ids_ = self.vectors_.select(keep, write), self.ids_[keep]
         if self.labels_ is not None:
             self.labels_ = self.labels_[keep]
 

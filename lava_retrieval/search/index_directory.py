@@ -157,9 +157,14 @@ def compact(
     """Drop the removed images' rows of the index in ``directory`` and save it (its
     approximate part built again); returns the index and how many rows went."""
     with exclusive(directory, what="writing this index", log=log):
-        latest = cls.load(directory)
-        gone = latest.compact()
-        latest.save(directory, progress=progress)
+        latest = cls.load(directory, approximate=False)  # (built again: not read)
+        before = latest.shard_names()
+        try:
+            gone = latest.compact(directory)
+            latest.save(directory, progress=progress)
+        except BaseException:
+            latest.discard(directory, keep=before)
+            raise
     return latest, gone
 
 
@@ -180,8 +185,24 @@ def save(
     holding the directory's writer lock. ``new``: refuse a directory that already holds an
     index (checked under the lock, so of two builders into one directory one fails).
     ``progress``: a bar while an approximate index is filled."""
+    with exclusive(directory, what="writing this index"):  # (its compacted shards too)
+        return _save(index, Path(directory), new, progress)
+
+
+def _save(index: ImageIndex, directory: Path, new: bool, progress: bool) -> Path:
+    before = index.shard_names()
+    try:
+        return _write(index, directory, new, progress)
+    except BaseException:  # (the shards a compaction wrote go with it)
+        index.discard(directory, keep=before)
+        raise
+
+
+def _write(index: ImageIndex, directory: Path, new: bool, progress: bool) -> Path:
+    if new:
+        check_new(directory)
     if index.tombstones > COMPACT_FRACTION * index.rows:
-        index.compact()
+        index.compact(directory)
     index._sync_approximate(progress)
     index.index.metadata = index.metadata
     extra: dict[str, ExtraFile] = {
@@ -193,8 +214,8 @@ def save(
         extra["removed.npy"] = _npy(index.removed)
     source = index.index.source_
     same = source is not None and source[0] == Path(directory).resolve()
-    if index._unread is not None and not same:  # (its faiss file is not read: read it now)
-        read_approximate(index)
+    if index._unread is not None and (not same or "faiss.index" not in index._kept):
+        read_approximate(index)  # (its faiss file is not read, and cannot be named again)
     if index.approximate is not None:
         extra["faiss.index"] = index.approximate.write
     elif index._unread is not None:  # not read, unchanged: named again
@@ -204,10 +225,7 @@ def save(
         if kept.pop("approximate", None) is not index.approximate:  # replaced since
             kept.pop("faiss.index", None)
         extra.update({k: v for k, v in kept.items() if k in extra})  # not written again
-    with exclusive(directory, what="writing this index"):
-        if new:
-            check_new(directory)
-        out = index.index.save(directory, extra)
+    out = index.index.save(directory, extra)
     index._kept = _kept(index, directory)
     return out
 

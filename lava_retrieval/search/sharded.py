@@ -32,6 +32,7 @@ query's embedding and the merge (this process), and the writes (one writer at a 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -88,6 +89,19 @@ class ShardGroup:
 
     def ready(self) -> bool:
         return True
+
+    def memory(self) -> dict:
+        """Its process and resident memory (now and at its peak), MiB."""
+        import os
+        import re
+
+        status = Path("/proc/self/status").read_text() if Path("/proc/self").exists() else ""
+        found = dict(re.findall(r"^(VmRSS|VmHWM):\s+([0-9]+) kB", status, re.M))
+        return {
+            "pid": os.getpid(),
+            "rss_mib": int(found.get("VmRSS", 0)) // 1024,
+            "peak_mib": int(found.get("VmHWM", 0)) // 1024,
+        }
 
     def loaded(self) -> bool:
         """Whether it holds its shards (a restarted actor does not until :meth:`load`)."""
@@ -180,42 +194,34 @@ def _narrowest(knobs: list[dict]) -> dict:
 
 
 class _ReadWrite:
-    """Many readers or one writer."""
+    """Many readers or one writer (queries read the groups' state, a refresh writes it)."""
 
     def __init__(self) -> None:
         self.cond, self.readers, self.writing = threading.Condition(), 0, False
 
+    @contextlib.contextmanager
     def read(self):
-        outer = self
+        with self.cond:
+            self.cond.wait_for(lambda: not self.writing)
+            self.readers += 1
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.readers -= 1
+                self.cond.notify_all()
 
-        class Held:
-            def __enter__(self):
-                with outer.cond:
-                    outer.cond.wait_for(lambda: not outer.writing)
-                    outer.readers += 1
-
-            def __exit__(self, *_):
-                with outer.cond:
-                    outer.readers -= 1
-                    outer.cond.notify_all()
-
-        return Held()
-
+    @contextlib.contextmanager
     def write(self):
-        outer = self
-
-        class Held:
-            def __enter__(self):
-                with outer.cond:
-                    outer.cond.wait_for(lambda: not outer.writing and outer.readers == 0)
-                    outer.writing = True
-
-            def __exit__(self, *_):
-                with outer.cond:
-                    outer.writing = False
-                    outer.cond.notify_all()
-
-        return Held()
+        with self.cond:
+            self.cond.wait_for(lambda: not self.writing and self.readers == 0)
+            self.writing = True
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.writing = False
+                self.cond.notify_all()
 
 
 class RaySearcher:

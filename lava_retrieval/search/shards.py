@@ -145,10 +145,11 @@ class Shards:
             self.names.append(None)
         self._starts()
 
-    def select(self, keep: np.ndarray) -> Shards:
+    def select(self, keep: np.ndarray, write=None) -> Shards:
         """The rows where ``keep`` (a boolean per row) is true: a block that keeps all its
         rows stays as it is (saved blocks are not written again), one that loses some
-        becomes unsaved."""
+        becomes unsaved, or, with ``write`` (rows -> (memory-mapped block, file name)), is
+        written at once, so that memory holds one block at a time."""
         parts, names = [], []
         for (start, part), name in zip(self.blocks(), self.names, strict=True):
             mask = keep[start : start + len(part)]
@@ -156,8 +157,15 @@ class Shards:
                 parts.append(part)
                 names.append(name)
             elif mask.any():
-                parts.append(np.asarray(part)[mask])
-                names.append(None)
+                rows = np.asarray(part)[mask]
+                self.release(part)
+                if write is None:
+                    parts.append(rows)
+                    names.append(None)
+                else:
+                    written, file = write(rows)
+                    parts.append(written)
+                    names.append(file)
         out = Shards(self.dim, parts, names)
         out.home = self.home
         return out

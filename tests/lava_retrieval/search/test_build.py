@@ -153,3 +153,14 @@ def test_a_ray_build_on_two_nodes_equals_the_one_process_build(
         assert payload["stages"]["workers"] == "1 Ray actor"  # two CPUs: one left to reading
         assert len(payload["skipped"]) == (1 if name == "files" else 0)
         assert_same(ImageIndex.load(there), ImageIndex.load(here))
+    # `index add --ray` streams through the same stages: the first 60 are skipped (indexed
+    # already), the next 20 added, as in one process.
+    add = ["index", "add", "", "fashion-mnist:test", "--limit", "80", "--chunk", "16", "--json"]
+    for where, extra in (("fashion-here", []), ("fashion-ray", ["--ray", cluster.address])):
+        add[2] = str(tmp_path / where)
+        assert main([*add, *extra]) == 0
+        payload = json.loads(capsys.readouterr().out)
+        assert (payload["added"], payload["skipped_duplicates"]) == (20, {"already indexed": 60})
+        assert payload["workers"] == ("1 Ray actor" if extra else "this process")
+    here, there = (ImageIndex.load(tmp_path / f"fashion-{w}") for w in ("here", "ray"))
+    assert_same(there, here)

@@ -167,6 +167,12 @@ def test_sync_adds_updates_renames_and_removes(network, fashion, tmp_path, capsy
     assert main(["index", "sync", str(directory), str(photos), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert (again["added"], again["updated"], again["removed"], again["unchanged"]) == (0, 0, 0, 13)
+    # A folder emptied of images: its entries go, the others stay.
+    for path in other.iterdir():
+        path.unlink()
+    assert main(["index", "sync", str(directory), str(other), "--json"]) == 0
+    emptied = json.loads(capsys.readouterr().out)
+    assert (emptied["removed"], emptied["count"]) == (2, 13)
 
 
 @pytest.mark.parametrize("index_type", ["exact", "hnsw"])
