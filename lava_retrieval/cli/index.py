@@ -276,14 +276,14 @@ def run_index_compact(args: argparse.Namespace) -> None:
 def run_index_remove(args: argparse.Namespace) -> None:
     from lava_retrieval.search.image_index import ImageIndex
 
-    before = len(ImageIndex.load(args.index))
     start = time.perf_counter()
     index = ImageIndex.remove_from(args.index, args.ids, log=note)
     payload = {
         "index": str(args.index),
         "removed": sorted(set(args.ids)),
         "count": len(index),
-        "was": before,
+        "was": len(index) + len(set(args.ids)),
+        "tombstones": index.tombstones,
         "seconds": round(time.perf_counter() - start, 3),
     }
     emit(

@@ -45,6 +45,10 @@ from lava_retrieval.snn.config import SimConfig
 from lava_retrieval.snn.network import SpikingNetwork
 
 SEARCH_BACKENDS = registry.names("index")
+TAIL_FRACTION = 0.01
+"""Rows added since the approximate index was last filled are searched exactly, beside it,
+until they are more than this fraction of the index; then a save adds them to it (an upsert of
+a few images does not rewrite the 1.3 GB faiss file of a million)."""
 RECALL_AGAIN = 0.1
 """The recall of an approximate index is measured again at a save once it grew by more than
 this fraction since it was last measured."""
@@ -159,18 +163,21 @@ class ImageIndex:
         self._positions = None
 
     def _sync_approximate(self, progress: bool = False) -> None:
-        """Build the approximate index, or add the vectors it lacks, and measure its recall
-        (again only once it grew by :data:`RECALL_AGAIN` since it was last measured: a
-        measurement scans the whole index once per sampled query)."""
+        """Build the approximate index, or add the rows it lacks once they are more than
+        :data:`TAIL_FRACTION` of the index (until then they are searched exactly, beside it,
+        and its file is not written again), and measure its recall (again only once it grew
+        by :data:`RECALL_AGAIN` since it was last measured: a measurement scans the whole
+        index once per sampled query)."""
         if self.index_type == "exact" or not self.rows:
             return
         if self._unread is not None:  # loaded without its faiss file
-            if (self._unread[2].get("faiss") or {}).get("count") == self.rows:
-                return  # nothing to add: a save names its file again
+            have = (self._unread[2].get("faiss") or {}).get("count")
+        else:
+            have = 0 if self.approximate is None else len(self.approximate)
+        if have and self.rows - have <= TAIL_FRACTION * self.rows:
+            return  # a short tail: searched exactly, the faiss file named again
+        if self._unread is not None:
             index_directory.read_approximate(self)  # read now, then grown
-        have = 0 if self.approximate is None else len(self.approximate)
-        if have == self.rows:
-            return
         self._changed("faiss.index")
         if self.approximate is None:
             self.approximate = ApproximateIndex.build(
@@ -178,7 +185,8 @@ class ImageIndex:
             )
         else:
             self.approximate.add(self.index.vectors_, progress=progress)
-        measured = (self.recall or {}).get("images")
+        # (a recall recorded without its count of images was measured at the build)
+        measured = (self.recall or {}).get("images", have or None)
         if not isinstance(measured, int) or self.rows > measured * (1 + RECALL_AGAIN):
             self.recall = {**recall_at_k(self.index, self.approximate), "images": self.rows}
 
@@ -531,10 +539,26 @@ class ImageIndex:
         if self.searcher is not None:
             approximate = approximate is not None
             return self.searcher.nearest(embeddings, k, approximate, nprobe, ef, allowed, self)
+        embeddings = np.asarray(embeddings, np.float32)
         if approximate is None:
-            return self.index.search_positions(np.asarray(embeddings, np.float32), k, allowed)
+            return self.index.search_positions(embeddings, k, allowed)
         approximate.vectors = self.index.vectors_
-        return approximate.search(normalize(embeddings), k, nprobe=nprobe, ef=ef, allowed=allowed)
+        have = len(approximate)
+        head = None if allowed is None else allowed[:have]
+        scores, positions = approximate.search(
+            normalize(embeddings), k, nprobe=nprobe, ef=ef, allowed=head
+        )
+        if have == self.rows or (allowed is not None and not allowed[have:].any()):
+            return scores, positions
+        # The rows added since it was filled (the tail), exactly; the two merged.
+        tail = self.index.search_positions(embeddings, k, allowed, first=have)
+        scores = np.concatenate([scores, tail[0]], 1)
+        positions = np.concatenate([positions, tail[1]], 1)
+        order = np.lexsort((np.where(positions >= 0, positions, self.rows), -scores), axis=1)
+        scores = np.take_along_axis(scores, order[:, :k], 1)
+        positions = np.take_along_axis(positions, order[:, :k], 1)
+        positions[np.isneginf(scores)] = -1
+        return scores, positions
 
     def matching(
         self, labels: list[int | str] | None = None, path_prefix: str | None = None

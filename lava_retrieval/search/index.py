@@ -206,10 +206,11 @@ class CosineIndex:
         return scores, np.where(positions >= 0, self.ids_[positions], -1)
 
     def search_positions(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None, first: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`search`, answering positions in the index instead of ids (-1 where fewer
-        than ``k`` are allowed)."""
+        than ``k`` are allowed); ``first``: only the rows from there on (the shards before
+        it are not read)."""
         if len(self) == 0:
             raise RetrievalIndexError("the index is empty: add embeddings before searching")
         if not isinstance(k, (int, np.integer)) or k <= 0:
@@ -238,13 +239,17 @@ class CosineIndex:
             chunk = queries[start : start + self.chunk_size]
             rows = slice(start, start + len(chunk))
             best_scores, best = scores[rows], positions[rows]
-            for first, part in self.vectors_.blocks():
+            for start_row, part in self.vectors_.blocks():
+                if start_row + len(part) <= first:
+                    continue
                 block = chunk @ part.T
                 self.vectors_.release(part)
                 if allowed is not None:
-                    block[:, ~allowed[first : first + len(part)]] = -np.inf
+                    block[:, ~allowed[start_row : start_row + len(part)]] = -np.inf
+                if start_row < first:
+                    block[:, : first - start_row] = -np.inf
                 top, top_scores = _top_k(block, k)
-                merged = np.concatenate([best, top + first], 1)
+                merged = np.concatenate([best, top + start_row], 1)
                 merged_scores = np.concatenate([best_scores, top_scores], 1)
                 # Best first; equal scores by position (ids are added in order).
                 order = np.lexsort((merged, -merged_scores), axis=1)[:, :k]

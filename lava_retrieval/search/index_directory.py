@@ -141,7 +141,7 @@ def remove_from(
     """Remove images by id from the index in ``directory`` (holding its lock, from its
     newest version)."""
     with exclusive(directory, what="writing this index", log=log):
-        latest = cls.load(directory)
+        latest = cls.load(directory, approximate=False)  # (tombstones: faiss file unchanged)
         latest.remove(ids, keep_one=True)
         latest.save(directory)
     return latest
@@ -395,6 +395,9 @@ def read_approximate(index: ImageIndex) -> None:
     """Read the faiss file of an index loaded without it (``load(..., approximate=False)``),
     checked as a load checks it: what a save of it, or a search through it, needs first."""
     directory, manifest, search = index._unread
+    count = (search.get("faiss") or {}).get("count", manifest["count"])
+    if not isinstance(count, int) or not 0 < count <= index.rows:
+        raise RetrievalIndexError(f"{directory}/{MANIFEST}: bad faiss count {count!r}")
     path = check_file(directory, manifest, "faiss.index")
     index.approximate = ApproximateIndex.read(
         path,
@@ -402,7 +405,7 @@ def read_approximate(index: ImageIndex) -> None:
         search["factory"],
         index.index.vectors_,
         expect=search.get("faiss"),
-        count=manifest["count"],  # (the rows of that version: more may have come since)
+        count=count,  # (the rows it was filled with: those after them are searched exactly)
     )
     index._unread = None
     if "faiss.index" in index._kept:

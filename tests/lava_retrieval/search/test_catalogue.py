@@ -282,3 +282,32 @@ def test_hashes_and_tombstones_on_disk_are_checked(network, fashion, tmp_path):
     np.save(removed, np.zeros(6, bool))  # (np.save writes where it is told: the same name)
     with pytest.raises(RetrievalIndexError, match="differs from what the manifest records"):
         ImageIndex.load(directory)
+
+
+def test_added_rows_are_searched_exactly_until_folded_in(network, fashion, tmp_path):
+    """Rows added since the HNSW index was filled (up to TAIL_FRACTION of the index) are
+    searched exactly beside it, its file not written again; past that a save adds them."""
+    from lava_retrieval.search.image_index import TAIL_FRACTION
+
+    directory = tmp_path / "idx"
+    index = ImageIndex(network, CONFIG, index_type="hnsw")
+    index.add(read_source("fashion-mnist:test", limit=500, progress=False)).save(directory)
+    faiss_file = json.loads((directory / "index.json").read_text())["files"]["faiss.index"]
+    few = int(TAIL_FRACTION * 500)  # 5 new images: the tail
+    new = read_source("fashion-mnist:validation", limit=few, progress=False)
+    more = ImageIndex.extend(directory, new)
+    assert json.loads((directory / "index.json").read_text())["files"]["faiss.index"] == faiss_file
+    loaded = ImageIndex.load(directory)
+    assert (loaded.rows, len(loaded.approximate)) == (505, 500) and len(more) == 505
+    queries = loaded.embed(new.images)
+    exact = loaded.search_embeddings(queries, 5, exact=True)
+    approximate = loaded.search_embeddings(queries, 5, ef=200)
+    assert [row[0].id for row in approximate] == [row[0].id for row in exact] == [
+        500 + i for i in range(few)
+    ]
+    labels = loaded.search_embeddings(queries, 5, labels=["Bag"])  # filtered, tail included
+    assert all(h.label_name == "Bag" for row in labels for h in row)
+    # One more: past the fraction, the save adds the tail to the faiss index.
+    ImageIndex.extend(directory, read_source("fashion-mnist:validation", limit=few + 1))  # +1
+    folded = ImageIndex.load(directory)
+    assert (folded.rows, len(folded.approximate)) == (506, 506)
