@@ -311,7 +311,8 @@ def bench_catalogue() -> str:
         "| --- | ---: | ---: |",
         f"| remove {bench['changes']:,} random ids (tombstones) | "
         f"{bench['remove_seconds']:.1f} s | |",
-        f"| upsert {bench['changes']:,} changed images (embedded, added to HNSW) | "
+        f"| upsert {bench['changes']:,} changed images (embedded; searched exactly beside the "
+        f"HNSW index until they are 1 % of it: {bench['tail_rows']:,} rows) | "
         f"{bench['upsert_seconds']:.1f} s | |",
     ]
     if add:
@@ -341,7 +342,7 @@ def bench_catalogue() -> str:
         )
         + "Times include loading the index and saving the new version; the add and the "
         + "compaction are the CLI commands as a user runs them, each its own process (peak "
-        + f"resident memory from `wait4`); {bench['machine']['cpus']} CPU cores."
+        + f"resident memory: its `VmHWM`); {bench['machine']['cpus']} CPU cores."
         + _verified(
             bench, "no removed id is ever answered, and each changed image finds its own id first"
         )
@@ -365,7 +366,7 @@ def bench_sharded() -> str:
         peaks = " + ".join(f"{p / 1024:.1f}" for p in run["actor_peak_mib"])
         rows.append(
             f"| {run['actors']} Ray actor{'s' * (run['actors'] > 1)} | "
-            f"{run['start_seconds']:.0f} s | {run['recall']['recall_at_k']:.3f} | "
+            f"{run['start_seconds']:.0f} s | {run['recall']['recall_at_k']:.4f} | "
             f"{a['median_ms']:.1f} ms | {a['p99_ms']:.1f} ms | {a['queries_per_second']:,.0f} | "
             f"{e['median_ms']:,.0f} ms | {e['queries_per_second']:.1f} | {peaks} GiB |"
         )
@@ -378,7 +379,9 @@ def bench_sharded() -> str:
         + "exact; start: the actors loading their shards and building their HNSW indexes; "
         + "recall@10 of the sharded approximate search against the sharded exact one, on 200 "
         + f"of the index's own embeddings; a local Ray instance, {bench['machine']['cpus']} CPU "
-        + "cores."
+        + "cores. An actor searches with one thread: the exact scan runs on every actor at "
+        + "once (what more nodes speed up), while an approximate query pays Ray's round trip "
+        + "to each actor (what one machine's cores cannot hide)."
         + _verified(bench, "every sharded exact answer equals one process's, bit for bit")
         + " From `results/bench-sharded.json`, produced by `python benchmarks/sharded_search.py`."
     )
