@@ -98,7 +98,7 @@ def catalogue(work: Path, count: int, network, config) -> tuple[ImageIndex, dict
     build_index(index, plan, work, progress=True)
     if count > 60_000 and count <= 70_000:  # the test images after the training images
         rest = read_source("fashion-mnist:test", limit=count - 60_000)
-        index = ImageIndex.extend(work, rest, loaded=index)
+        index = ImageIndex.extend(work, rest, allow_duplicates=True)  # (the corpus as it was)
     seconds = time.perf_counter() - start  # (with the writing of the shards)
     stats = {
         "count": len(index),

@@ -150,7 +150,7 @@ def main() -> None:
     del index
     gc.collect()
     start = time.perf_counter()
-    change = catalogue.add(args.work, catalogue.in_memory(source), upsert=True)
+    change = catalogue.add(ImageIndex, args.work, catalogue.in_memory(source), upsert=True)
     report["upsert_seconds"] = time.perf_counter() - start
     if len(change.updated) != args.changes:
         raise SystemExit(f"{len(change.updated)} of {args.changes} images were updated")

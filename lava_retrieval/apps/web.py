@@ -500,7 +500,13 @@ def serve(
             raise LavaRetrievalError("--ray serves an index directory: give --index DIR")
         log(f"starting the search actors on Ray ({ray}) ...")
         searcher = RaySearcher(index, index_dir, ray, actors=ray_actors, log=log)
-        log(f"{len(searcher.actors)} Ray actors, rows {searcher.rows}")
+        n, shards = len(searcher.actors), sum(len(g) for g in searcher.groups)
+        log(
+            f"searching over {n} Ray actor{'s' * (n > 1)} ("
+            + ", ".join(f"{rows:,}" for rows in searcher.rows)
+            + " rows)"
+            + (f"; at most one per shard: the index has {shards}" if n < (ray_actors or n) else "")
+        )
     if backend != "sim":
         log(f"starting the Lava graph ({backend}) ...")
     try:

@@ -203,6 +203,7 @@ def _change_text(p: dict) -> str:
 
 def run_index_add(args: argparse.Namespace) -> None:
     from lava_retrieval.search import catalogue
+    from lava_retrieval.search.image_index import ImageIndex
     from lava_retrieval.search.sources import plan_source
 
     _check_ray(args)
@@ -218,6 +219,7 @@ def run_index_add(args: argparse.Namespace) -> None:
         )
 
     change = catalogue.add(
+        ImageIndex,
         args.index,
         plan,
         upsert=args.upsert,
@@ -233,9 +235,11 @@ def run_index_add(args: argparse.Namespace) -> None:
 
 def run_index_sync(args: argparse.Namespace) -> None:
     from lava_retrieval.search import catalogue
+    from lava_retrieval.search.image_index import ImageIndex
 
     _check_ray(args)
     change = catalogue.sync(
+        ImageIndex,
         args.index,
         args.folder,
         dry_run=args.dry_run,
@@ -402,8 +406,6 @@ def pipeline_options(p: argparse.ArgumentParser) -> None:
 def register_index(sub) -> None:
     """Add the command to ``sub``."""
     from lava_retrieval.conversion.methods import DEFAULT_METHOD, METHODS
-    from lava_retrieval.search.image_index import SEARCH_BACKENDS
-    from lava_retrieval.search.index_directory import COMPACT_FRACTION
     from lava_retrieval.snn.config import ENGINES, READOUTS, TIMINGS
 
     index_parser = sub.add_parser(
@@ -444,6 +446,13 @@ def register_index(sub) -> None:
         "of its own images and recorded",
     )
     pipeline_options(p)
+    _register_changes(index_sub)
+
+
+def _register_changes(index_sub) -> None:
+    """``index add``, ``sync``, ``compact`` and ``remove``."""
+    from lava_retrieval.search.image_index import SEARCH_BACKENDS
+    from lava_retrieval.search.index_directory import COMPACT_FRACTION
 
     p = add_command(
         index_sub,

@@ -41,16 +41,10 @@ from lava_retrieval.common.locking import exclusive
 from lava_retrieval.search import index_directory
 from lava_retrieval.search.build import CHUNK, embedded_with_ray, ranges
 from lava_retrieval.search.index import RetrievalIndexError
-from lava_retrieval.search.sources import Images, SourcePlan, plan_source
+from lava_retrieval.search.sources import Images, SourcePlan, plan_source, stored_path
 
 if TYPE_CHECKING:
     from lava_retrieval.search.image_index import ImageIndex
-
-
-def _stored(path: str) -> str:
-    from lava_retrieval.search.image_index import _stored_path
-
-    return _stored_path(path)
 
 
 LISTED = 1000
@@ -109,7 +103,7 @@ class Admission:
         for i, (path, value) in enumerate(
             zip(images.paths, images.content_hashes().tolist(), strict=True)
         ):
-            stored = _stored(path)
+            stored = stored_path(path)
             row = self.by_path.get(stored)
             if stored in self.seen:
                 self._skip(path, "named twice", "named twice in the source")
@@ -234,6 +228,7 @@ def _chunks(index, plan: SourcePlan, admission: Admission, *, backend, ray, chun
 
 
 def _run(
+    cls: type[ImageIndex],
     directory: str | os.PathLike,
     plan: SourcePlan | Callable[[Any], SourcePlan],
     *,
@@ -249,8 +244,6 @@ def _run(
 ) -> Change:
     from tqdm.auto import tqdm
 
-    from lava_retrieval.search.image_index import ImageIndex
-
     if ray is not None and backend != "sim":
         raise LavaRetrievalError("a Ray change embeds with the simulator (--backend sim)")
     start = time.perf_counter()
@@ -263,7 +256,7 @@ def _run(
         lock = exclusive(directory, what="writing this index", log=log)
     with lock:
         # (its faiss index is read at the save, after the embedding: not both in memory)
-        index = ImageIndex.load(directory, approximate=False)
+        index = cls.load(directory, approximate=False)
         plan = plan(index) if callable(plan) else plan
         _check_plan(index, plan)
         admission = Admission(
@@ -289,7 +282,7 @@ def _run(
                     change.unreadable += bad
                     bar.update(items)
             if sync_folder is not None:
-                seen = admission.seen | {_stored(p) for p, _ in change.unreadable}
+                seen = admission.seen | {stored_path(p) for p, _ in change.unreadable}
                 prefix = sync_folder
                 gone = [
                     path
@@ -323,6 +316,7 @@ def _run(
 
 
 def add(
+    cls: type[ImageIndex],
     directory: str | os.PathLike,
     plan: SourcePlan | Callable[[Any], SourcePlan],
     *,
@@ -335,9 +329,11 @@ def add(
     log: Callable[[str], None] | None = None,
 ) -> Change:
     """Add the images of ``plan`` (a :class:`SourcePlan`, or a function of the loaded index
-    that makes one with its preprocessing) to the index in ``directory`` (module docstring);
-    ``ray``: embed on a Ray cluster (as ``index build --ray``)."""
+    that makes one with its preprocessing) to the index of class ``cls`` (an
+    :class:`~lava_retrieval.search.image_index.ImageIndex`) in ``directory`` (module
+    docstring); ``ray``: embed on a Ray cluster (as ``index build --ray``)."""
     return _run(
+        cls,
         directory,
         plan,
         upsert=upsert,
@@ -351,6 +347,7 @@ def add(
 
 
 def sync(
+    cls: type[ImageIndex],
     directory: str | os.PathLike,
     folder: str | os.PathLike,
     *,
@@ -379,6 +376,7 @@ def sync(
         return plan_source(folder, index.preprocessing, **read_options)
 
     return _run(
+        cls,
         directory,
         plan,
         sync_folder=prefix,

@@ -74,9 +74,6 @@ from lava_retrieval.search.index_files import (
     read_checked,
     while_unchanged,
 )
-from lava_retrieval.search.sources import (
-    Images,
-)
 from lava_retrieval.snn.config import SimConfig, cache_key
 from lava_retrieval.snn.network import SpikingNetwork
 
@@ -166,16 +163,6 @@ def compact(
             latest.discard(directory, keep=before)
             raise
     return latest, gone
-
-
-def extend(
-    cls: type[ImageIndex], directory: str | os.PathLike, source: Images, **options
-) -> ImageIndex:
-    """Embed ``source`` with the settings of the index in ``directory`` and append it there
-    (:func:`lava_retrieval.search.catalogue.add`, whose options it takes)."""
-    from lava_retrieval.search.catalogue import add, in_memory
-
-    return add(directory, in_memory(source), **options).index
 
 
 def save(

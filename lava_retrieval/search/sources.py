@@ -100,6 +100,12 @@ def content_hashes(images: np.ndarray) -> np.ndarray:
     return out
 
 
+def stored_path(path: str) -> str:
+    """A path as the index stores it: absolute (so that the index answers from any working
+    directory), or ``fashion-mnist:SPLIT:I`` as it is."""
+    return path if SCHEME.match(path) else os.path.abspath(path)
+
+
 def read_source(
     source: str | os.PathLike,
     preprocessing: Preprocessing | None = None,

@@ -110,7 +110,7 @@ def sync_case(tmp_path_factory, fashion):
     for n in range(400, 1200):
         photo(f"p{n}", n)
     synced = shutil.copytree(root / "idx", root / "synced")
-    catalogue.sync(synced, folder)
+    catalogue.sync(ImageIndex, synced, folder)
     return root / "idx", folder, _state(root / "idx"), _state(synced)
 
 
@@ -158,6 +158,6 @@ def test_an_interrupted_index_sync_leaves_a_whole_version(tmp_path, sync_case, h
         assert state == old and code == (130 if how == signal.SIGINT else -9)
     from lava_retrieval.search import catalogue
 
-    catalogue.sync(directory, folder)
+    catalogue.sync(ImageIndex, directory, folder)
     assert _state(directory) == new
     _only_the_manifests_files(directory)

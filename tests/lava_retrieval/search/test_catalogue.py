@@ -107,7 +107,7 @@ def test_upsert_replaces_changed_pixels_only(network, fashion, tmp_path):
     directory = tmp_path / "idx"
     before = _held(_build(network, photos, directory))
     Image.fromarray(255 - fashion.test_images[9]).save(photos / "p2.png")  # changed
-    change = catalogue.add(directory, read_plan(photos), upsert=True)
+    change = catalogue.add(ImageIndex, directory, read_plan(photos), upsert=True)
     assert [Path(p).name for p in change.updated] == ["p2.png"] and change.unchanged == 3
     after = change.index
     assert _held(after) == before  # ids kept
@@ -302,9 +302,11 @@ def test_added_rows_are_searched_exactly_until_folded_in(network, fashion, tmp_p
     queries = loaded.embed(new.images)
     exact = loaded.search_embeddings(queries, 5, exact=True)
     approximate = loaded.search_embeddings(queries, 5, ef=200)
-    assert [row[0].id for row in approximate] == [row[0].id for row in exact] == [
-        500 + i for i in range(few)
-    ]
+    assert (
+        [row[0].id for row in approximate]
+        == [row[0].id for row in exact]
+        == [500 + i for i in range(few)]
+    )
     labels = loaded.search_embeddings(queries, 5, labels=["Bag"])  # filtered, tail included
     assert all(h.label_name == "Bag" for row in labels for h in row)
     # One more: past the fraction, the save adds the tail to the faiss index.
