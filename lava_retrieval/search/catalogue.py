@@ -322,28 +322,15 @@ def add(
     *,
     upsert: bool = False,
     allow_duplicates: bool = False,
-    backend: str = "sim",
-    ray: str | None = None,
-    chunk: int = CHUNK,
-    progress: bool = False,
-    log: Callable[[str], None] | None = None,
+    **stages,
 ) -> Change:
     """Add the images of ``plan`` (a :class:`SourcePlan`, or a function of the loaded index
     that makes one with its preprocessing) to the index of class ``cls`` (an
     :class:`~lava_retrieval.search.image_index.ImageIndex`) in ``directory`` (module
-    docstring); ``ray``: embed on a Ray cluster (as ``index build --ray``)."""
-    return _run(
-        cls,
-        directory,
-        plan,
-        upsert=upsert,
-        allow_duplicates=allow_duplicates,
-        backend=backend,
-        ray=ray,
-        chunk=chunk,
-        progress=progress,
-        log=log,
-    )
+    docstring). ``stages``: ``backend`` (``"sim"``), ``ray`` (a Ray address: embed on that
+    cluster, as ``index build --ray``), ``chunk`` (:data:`~.build.CHUNK`), ``progress``,
+    ``log``."""
+    return _run(cls, directory, plan, upsert=upsert, allow_duplicates=allow_duplicates, **stages)
 
 
 def sync(
@@ -352,17 +339,15 @@ def sync(
     folder: str | os.PathLike,
     *,
     dry_run: bool = False,
-    backend: str = "sim",
-    ray: str | None = None,
-    chunk: int = CHUNK,
-    progress: bool = False,
-    log: Callable[[str], None] | None = None,
-    **read_options,
+    data_dir: str | None = None,
+    max_bytes: int | None = None,
+    max_pixels: int | None = None,
+    **stages,
 ) -> Change:
     """Make the index in ``directory`` match the image files of ``folder`` (module
     docstring), in one new version; ``dry_run``: say what would change, change nothing.
-    ``read_options``: ``data_dir``, ``max_bytes``, ``max_pixels`` of
-    :func:`~lava_retrieval.search.sources.plan_source`."""
+    ``data_dir``, ``max_bytes``, ``max_pixels``: as :func:`~.sources.plan_source` takes them;
+    ``stages``: as :func:`add` takes them."""
     folder = Path(folder)
     if not folder.is_dir():
         raise LavaRetrievalError(f"{folder}: not a folder (index sync mirrors a folder of images)")
@@ -373,17 +358,12 @@ def sync(
 
         if not _walk(folder)[0]:  # a folder emptied of images: its entries all go
             return SourcePlan(str(folder), 0, index.preprocessing, files=[])
-        return plan_source(folder, index.preprocessing, **read_options)
+        limits = {"max_bytes": max_bytes, "max_pixels": max_pixels}
+        return plan_source(
+            folder,
+            index.preprocessing,
+            data_dir=data_dir,
+            **{name: value for name, value in limits.items() if value is not None},
+        )
 
-    return _run(
-        cls,
-        directory,
-        plan,
-        sync_folder=prefix,
-        dry_run=dry_run,
-        backend=backend,
-        ray=ray,
-        chunk=chunk,
-        progress=progress,
-        log=log,
-    )
+    return _run(cls, directory, plan, sync_folder=prefix, dry_run=dry_run, **stages)
