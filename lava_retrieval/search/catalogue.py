@@ -249,6 +249,7 @@ def _run(
     start = time.perf_counter()
     change = Change(dry_run=dry_run)
     index_directory.read_manifest(directory)  # not an index: said before anything else
+    lock: contextlib.AbstractContextManager
     if dry_run:
         lock = contextlib.nullcontext()
     else:
@@ -267,6 +268,7 @@ def _run(
         )
         change.unreadable = list(plan.unreadable)
         before = index.shard_names()
+        digest = index_directory.manifest_digest(directory)
         chunks, change.workers = _chunks(
             index, plan, admission, backend=backend, ray=ray, chunk=chunk, log=log, dry=dry_run
         )
@@ -306,7 +308,7 @@ def _run(
                 index.save(directory, progress=progress)
         except BaseException:
             if not dry_run:
-                index.discard(directory, keep=before)
+                index_directory.discard_uncommitted(index, directory, before, digest)
             raise
     change.added, change.updated = admission.added, admission.updated
     change.unchanged, change.duplicates = admission.unchanged, admission.duplicates

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,8 +95,8 @@ class ImageIndex(Searching):
         self.removed: np.ndarray | None = None  # a boolean per row: removed (a tombstone)
         self._positions: dict[int, int] | None = None
         self._kept: dict = {}  # files of the version loaded that a save may name again
-        self.searcher = None  # a RaySearcher: the search sharded over Ray actors
-        self._unread = None  # where its faiss file is, when loaded without it
+        self.searcher: Any = None  # a RaySearcher: the search sharded over Ray actors
+        self._unread: tuple | None = None  # where its faiss file is, when loaded without it
 
     def __len__(self) -> int:
         """The images it holds (its rows less the removed ones)."""
@@ -246,13 +247,17 @@ class ImageIndex(Searching):
         """The shard files its embeddings are read from now."""
         return {name for name in self.index.vectors_.names if name is not None}
 
-    def discard(self, directory: str | os.PathLike, keep: set[str] = frozenset()) -> None:
+    def discard(self, directory: str | os.PathLike, keep: Iterable[str] = ()) -> None:
         """Remove the shards :meth:`spill` wrote into ``directory`` (a build or change that
         failed), those named in ``keep`` (:meth:`shard_names` before it started) left."""
-        home = Path(directory).resolve()
-        for name in self.shard_names() - set(keep):
-            if self.index.vectors_.home == home:
-                (home / name).unlink(missing_ok=True)
+        home, vectors = Path(directory).resolve(), self.index.vectors_
+        if vectors.home != home:
+            return
+        gone = self.shard_names() - set(keep)
+        for name in gone:
+            (home / name).unlink(missing_ok=True)
+        # (their rows stay readable, memory-mapped: a later save writes them again)
+        vectors.names = [None if n in gone else n for n in vectors.names]
 
     @property
     def has_labels(self) -> bool:
@@ -320,9 +325,9 @@ class ImageIndex(Searching):
         again (at once into ``directory``, the one it is saved to next, holding its lock:
         memory holds one shard) and an approximate part is built again at the next save
         (positions move). Returns how many rows went."""
-        gone = self.tombstones
-        if gone:
-            keep = ~self.removed
+        gone, removed = self.tombstones, self.removed
+        if gone and removed is not None:
+            keep = ~removed
             self.index.keep_rows(keep, directory)
             self.paths = [p for p, kept in zip(self.paths, keep, strict=True) if kept]
             self.hashes = self.hashes[keep]

@@ -155,12 +155,12 @@ def compact(
     approximate part built again); returns the index and how many rows went."""
     with exclusive(directory, what="writing this index", log=log):
         latest = cls.load(directory, approximate=False)  # (built again: not read)
-        before = latest.shard_names()
+        before, digest = latest.shard_names(), manifest_digest(directory)
         try:
             gone = latest.compact(directory)
             latest.save(directory, progress=progress)
         except BaseException:
-            latest.discard(directory, keep=before)
+            discard_uncommitted(latest, directory, before, digest)
             raise
     return latest, gone
 
@@ -177,12 +177,22 @@ def save(
 
 
 def _save(index: ImageIndex, directory: Path, new: bool, progress: bool) -> Path:
-    before = index.shard_names()
+    before, digest = index.shard_names(), manifest_digest(directory)
     try:
         return _write(index, directory, new, progress)
-    except BaseException:  # (the shards a compaction wrote go with it)
-        index.discard(directory, keep=before)
+    except BaseException:  # (the shards a compaction wrote go with it, unless committed)
+        discard_uncommitted(index, directory, before, digest)
         raise
+
+
+def discard_uncommitted(
+    index: ImageIndex, directory: str | os.PathLike, before: set[str], digest: str | None
+) -> None:
+    """After a change that failed: remove the shards it wrote into ``directory`` (those not
+    in ``before``), unless its manifest was written (``directory``'s manifest is no longer
+    the one of SHA-256 ``digest``): then they are the new version's."""
+    if manifest_digest(directory) == digest:
+        index.discard(directory, keep=before)
 
 
 def _write(index: ImageIndex, directory: Path, new: bool, progress: bool) -> Path:
@@ -280,8 +290,8 @@ def _load(cls: type[ImageIndex], directory: Path, approximate: bool = True) -> I
         raise RetrievalIndexError(f"{directory}: {held} for {len(index)} vectors")
     hashes = _extra_array(directory, manifest, "hashes.npy", len(index), "u")
     removed = _extra_array(directory, manifest, "removed.npy", len(index), "b")
-    held = index.ids_ if removed is None else index.ids_[~removed]
-    if len(index) and (index.ids_.min() < 0 or len(np.unique(held)) != len(held)):
+    live_ids = index.ids_ if removed is None else index.ids_[~removed]
+    if len(index) and (index.ids_.min() < 0 or len(np.unique(live_ids)) != len(live_ids)):
         raise RetrievalIndexError(f"{directory}: its ids are not distinct and non-negative")
     next_id = meta.get("next_id", int(index.ids_.max()) + 1 if len(index) else 0)
     if (
@@ -315,7 +325,8 @@ def _load(cls: type[ImageIndex], directory: Path, approximate: bool = True) -> I
     out.removed = removed if removed is not None and removed.any() else None
     search = meta.get("search") or {"index_type": "exact"}
     _load_search(out, directory, search, manifest, approximate)
-    out._kept = _kept(out, directory) if manifest_digest(directory) == index.source_[1] else {}
+    loaded = index.source_[1] if index.source_ is not None else None
+    out._kept = _kept(out, directory) if manifest_digest(directory) == loaded else {}
     return out
 
 
@@ -381,6 +392,8 @@ def forget_approximate(index: ImageIndex) -> None:
 def read_approximate(index: ImageIndex) -> None:
     """Read the faiss file of an index loaded without it (``load(..., approximate=False)``),
     checked as a load checks it: what a save of it, or a search through it, needs first."""
+    if index._unread is None:
+        return
     directory, manifest, search = index._unread
     count = (search.get("faiss") or {}).get("count", manifest["count"])
     if not isinstance(count, int) or not 0 < count <= index.rows:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +19,11 @@ from lava_retrieval.data.images import Preprocessing
 from lava_retrieval.search import index_directory
 from lava_retrieval.search.index import CosineIndex, RetrievalIndexError, normalize
 from lava_retrieval.search.sources import FASHION_PREFIX, read_query
+
+if TYPE_CHECKING:
+    from lava_retrieval.search.approximate import ApproximateIndex
+    from lava_retrieval.snn.config import SimConfig
+    from lava_retrieval.snn.network import SpikingNetwork
 
 
 @dataclass
@@ -53,6 +59,39 @@ def _label_number(text: str, class_names: list[str] | None) -> int | None:
 
 class Searching:
     """The search methods of :class:`~lava_retrieval.search.image_index.ImageIndex`."""
+
+    if TYPE_CHECKING:  # what ImageIndex holds and does, that they use
+        network: SpikingNetwork
+        config: SimConfig
+        preprocessing: Preprocessing
+        index: CosineIndex
+        approximate: ApproximateIndex | None
+        searcher: Any
+        index_type: str
+        paths: list[str]
+        class_names: list[str] | None
+        _unread: tuple | None
+
+        def __len__(self) -> int: ...
+
+        @property
+        def rows(self) -> int: ...
+
+        @property
+        def live(self) -> np.ndarray | None: ...
+
+        @property
+        def dim(self) -> int: ...
+
+        def embed(
+            self, images: np.ndarray, backend: str = "sim", progress: bool = False
+        ) -> np.ndarray: ...
+
+        def position(self, id_: int) -> int: ...
+
+        def live_positions(self) -> np.ndarray: ...
+
+        def _sync_approximate(self, progress: bool = False) -> None: ...
 
     def search(
         self,
@@ -175,7 +214,7 @@ class Searching:
         filters checked before any work (``lava``: through the Lava graph's exact kNN)."""
         knobs = {name: v for name, v in (("nprobe", nprobe), ("ef", ef)) if v is not None}
         if self._unread is not None and self.searcher is None and not (exact or lava):
-            index_directory.read_approximate(self)  # (loaded without it)
+            index_directory.read_approximate(self)  # type: ignore[arg-type]  # (an ImageIndex)
         approximate = None if exact or lava else self.approximate
         if self.searcher is not None and not (exact or lava or self.index_type == "exact"):
             approximate = self.searcher  # (sharded: each group has its own)

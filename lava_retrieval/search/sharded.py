@@ -33,6 +33,7 @@ query's embedding and the merge (this process), and the writes (one writer at a 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,10 @@ from lava_retrieval.search.index import CosineIndex, RetrievalIndexError, normal
 if TYPE_CHECKING:
     from lava_retrieval.search.image_index import ImageIndex
 
+LOAD_SECONDS = 3600.0
+"""How long an actor may take to load its shards and build its approximate index."""
+SEARCH_SECONDS = 60.0
+"""How long a query waits for the groups' answers before it is a 503."""
 RECALL_QUERIES = 200
 """Queries (the index's own embeddings, a seeded sample) the recall of the sharded approximate
 search is measured on when it starts."""
@@ -84,7 +89,7 @@ class ShardGroup:
     def __init__(self) -> None:
         self.files: list[str] = []
         self.exact: CosineIndex | None = None
-        self.approximate = None
+        self.approximate: Any = None
         self.positions = np.zeros(0, np.int64)
 
     def ready(self) -> bool:
@@ -198,11 +203,12 @@ class _ReadWrite:
 
     def __init__(self) -> None:
         self.cond, self.readers, self.writing = threading.Condition(), 0, False
+        self.waiting = 0  # writers waiting: new readers wait behind them
 
     @contextlib.contextmanager
     def read(self):
         with self.cond:
-            self.cond.wait_for(lambda: not self.writing)
+            self.cond.wait_for(lambda: not self.writing and not self.waiting)
             self.readers += 1
         try:
             yield
@@ -214,7 +220,9 @@ class _ReadWrite:
     @contextlib.contextmanager
     def write(self):
         with self.cond:
+            self.waiting += 1
             self.cond.wait_for(lambda: not self.writing and self.readers == 0)
+            self.waiting -= 1
             self.writing = True
         try:
             yield
@@ -232,7 +240,7 @@ class RaySearcher:
     def __init__(
         self,
         index: ImageIndex,
-        directory: str | Path,
+        directory: str | os.PathLike,
         address: str = "local",
         *,
         actors: int | None = None,
@@ -245,7 +253,10 @@ class RaySearcher:
         self.started = _connect(ray, address, log)
         self.lock = _ReadWrite()
         self.restarting: dict[int, Any] = {}  # group -> the future of its reload
+        self.restart_lock = threading.Lock()
         try:
+            if not index.rows:
+                raise RetrievalIndexError("an empty index cannot be served over Ray")
             nodes = [n for n in ray.nodes() if n.get("Alive")]
             wanted = actors or max(1, len(nodes))
             self.index = index
@@ -313,6 +324,10 @@ class RaySearcher:
         ray = self.ray
         embeddings = np.ascontiguousarray(embeddings, np.float32)
         with self.lock.read():
+            if index is not self.index and not self._appended_to(index):
+                raise ShardsUnavailable(
+                    "the index was compacted while this query ran (its positions moved); ask again"
+                )
             self._check_restarting()
             futures = []
             for g, actor in enumerate(self.actors):
@@ -325,7 +340,11 @@ class RaySearcher:
                     mine = np.packbits(keep).tobytes()
                 futures.append(actor.search.remote(embeddings, k, approximate, nprobe, ef, mine))
             try:
-                answers = ray.get(futures)
+                answers = ray.get(futures, timeout=SEARCH_SECONDS)
+            except ray.exceptions.GetTimeoutError:
+                raise ShardsUnavailable(
+                    f"the shard groups did not answer within {SEARCH_SECONDS:.0f} s"
+                ) from None
             except ray.exceptions.RayError as exc:
                 raise self._unavailable(futures, exc) from None
         scores = np.concatenate([s for s, _ in answers], 1)
@@ -341,6 +360,12 @@ class RaySearcher:
             positions = np.pad(positions, ((0, 0), (0, pad)), constant_values=-1)
             scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
         return scores, positions
+
+    def _appended_to(self, older: ImageIndex) -> bool:
+        """Whether the version served now only adds to ``older`` (its shards in place), so
+        that ``older``'s positions still name the same rows."""
+        now = {(name, first) for name, first, _ in self._shards(self.index)}
+        return all((name, first) in now for name, first, _ in self._shards(older))
 
     def _rows(self, group: int) -> np.ndarray:
         shards = self._shards(self.index)
@@ -362,7 +387,8 @@ class RaySearcher:
             try:
                 ray.get(future)
             except ray.exceptions.RayError:
-                self.restarting.setdefault(g, None)
+                with self.restart_lock:
+                    self.restarting.setdefault(g, None)
         reason = type(exc).__name__
         return ShardsUnavailable(
             f"shard group {', '.join(map(str, sorted(self.restarting)))} of "
@@ -374,6 +400,10 @@ class RaySearcher:
         reload when it is back."""
         if not self.restarting:
             return
+        with self.restart_lock:
+            self._advance_restarts()
+
+    def _advance_restarts(self) -> None:
         ray = self.ray
         for g, future in list(self.restarting.items()):
             if future is None:
@@ -393,7 +423,7 @@ class RaySearcher:
                 self.restarting[g] = ("load", self._load(g))
             else:
                 self.rows[g] = answer["rows"]
-                del self.restarting[g]
+                self.restarting.pop(g, None)
         if self.restarting:
             raise ShardsUnavailable(
                 f"shard group {', '.join(map(str, sorted(self.restarting)))} of "
@@ -411,6 +441,10 @@ class RaySearcher:
             names = [name for name, _, _ in shards]
             if not old <= set(names):  # compacted: everything again
                 self.groups = partition(shards, len(self.actors))
+                for actor in self.actors[len(self.groups) :]:  # (fewer shards than actors)
+                    with contextlib.suppress(Exception):
+                        ray.kill(actor)
+                self.actors = self.actors[: len(self.groups)]
             else:
                 before = self._shards(self.index)
                 known = {before[i][0]: g for g, group in enumerate(self.groups) for i in group}
@@ -424,8 +458,14 @@ class RaySearcher:
                         groups[int(np.argmin(sizes))].append(i)
                 self.groups = groups
             self.index = index
-            answers = ray.get([self._load(g) for g in range(len(self.actors))])
-            self.rows = [a["rows"] for a in answers]
+            futures = [self._load(g) for g in range(len(self.actors))]
+            for g, future in enumerate(futures):  # (the write is saved: this must not fail)
+                try:
+                    self.rows[g] = ray.get(future, timeout=LOAD_SECONDS)["rows"]
+                except (ray.exceptions.RayError, LavaRetrievalError):
+                    with self.restart_lock:
+                        self.restarting[g] = None  # loaded again before it answers
+            self.rows = self.rows[: len(self.actors)]
 
     def close(self) -> None:
         """End the actors (and Ray, if this process started it)."""

@@ -313,3 +313,25 @@ def test_added_rows_are_searched_exactly_until_folded_in(network, fashion, tmp_p
     ImageIndex.extend(directory, read_source("fashion-mnist:validation", limit=few + 1))  # +1
     folded = ImageIndex.load(directory)
     assert (folded.rows, len(folded.approximate)) == (506, 506)
+
+
+def test_a_failed_save_leaves_the_old_version_and_can_be_retried(network, tmp_path, monkeypatch):
+    """A save that compacts (writing new shards) and then fails: the directory keeps its old
+    version, whole, and the same index saved again writes the shards it lost."""
+    directory = tmp_path / "idx"
+    index = ImageIndex(network, CONFIG)
+    index.add(read_source("fashion-mnist:test", limit=100, progress=False)).save(directory)
+    index = ImageIndex.load(directory)
+    index.remove(list(range(30)))  # past the fraction: the save compacts first
+
+    def full(progress: bool = False) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(index, "_sync_approximate", full)
+    with pytest.raises(OSError):
+        index.save(directory)
+    assert len(ImageIndex.load(directory)) == 100  # the old version
+    monkeypatch.undo()
+    index.save(directory)
+    loaded = ImageIndex.load(directory)
+    assert len(loaded) == loaded.rows == 70 and loaded.ids.tolist() == list(range(30, 100))
