@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.setup-done
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: setup demo test test-fast lint clean reproduce reproduce-quick
+.PHONY: setup demo test test-fast lint docs docs-serve docs-screenshot wheel-check clean reproduce reproduce-quick
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -40,5 +40,27 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check lava_retrieval procs tests examples benchmarks scripts conftest.py
 	$(VENV)/bin/mypy
 
+# The documentation site (MkDocs + Material, mkdocs.yml): `make docs` builds it into site/ with
+# --strict (a broken link, anchor or reference fails); `make docs-serve` serves it on
+# http://127.0.0.1:8000 and rebuilds on edits. The result blocks and the CLI and HTTP references
+# are rendered by `python scripts/render_docs.py`, the tutorials by scripts/render_tutorials.py.
+docs: $(STAMP)
+	$(VENV)/bin/python scripts/render_docs.py --check
+	$(VENV)/bin/python scripts/render_tutorials.py --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+# The screenshot of the web page in the site, taken by the browser test.
+docs-screenshot: $(STAMP)
+	LAVA_RETRIEVAL_SCREENSHOT=docs/assets/web-page.png $(PYTEST) -q \
+		tests/lava_retrieval/apps/test_web.py -k browser
+
+# The built wheel, installed into a fresh environment, run from an empty directory: demo,
+# index build, search, serve (scripts/check_wheel.sh).
+wheel-check: $(STAMP)
+	bash scripts/check_wheel.sh
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info site build

@@ -1,11 +1,12 @@
 """The names the package's doctests use (``net``, ``images``, ``model``, ...), so that every
-``>>>`` example runs: the shipped paper's network, the real Fashion-MNIST test images and the
-shipped ANN."""
+``>>>`` example runs, from any working directory: the committed network of the paper's method,
+the real Fashion-MNIST test images and the shipped ANN."""
 
 from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import pytest
 
@@ -41,7 +42,8 @@ def _doctest_names() -> dict:
     from lava_retrieval.snn.config import SimConfig
     from lava_retrieval.snn.network import SpikingNetwork
 
-    net = SpikingNetwork.load("results/snn-32-64-10.npz")
+    # The committed network of the paper's method, wherever pytest runs from.
+    net = SpikingNetwork.load(Path(__file__).resolve().parent / "results" / "snn-32-64-10.npz")
     return {
         "np": np,
         "net": net,

@@ -40,6 +40,12 @@ _LAZY = {
     "embed": "lava_retrieval.embedding.files",
     "SimConfig": "lava_retrieval.snn.config",
     "resolve": "lava_retrieval.conversion.methods",
+    "ImageIndex": "lava_retrieval.search.image_index",
+    "build_index": "lava_retrieval.apps.tasks",
+    "open_index": "lava_retrieval.apps.tasks",
+    "embed_images": "lava_retrieval.apps.tasks",
+    "convert_checkpoint": "lava_retrieval.apps.tasks",
+    "METHODS": "lava_retrieval.conversion.methods",
 }
 
 __all__ = sorted(_LAZY)

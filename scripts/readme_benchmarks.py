@@ -1,4 +1,4 @@
-"""The README's benchmark blocks (:mod:`render_readme` renders them): each formats a file of
+"""The README's benchmark blocks (:mod:`render_docs` renders them): each formats a file of
 ``results/`` that a script of ``benchmarks/`` wrote, with the command written next to it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README's blocks on fewer time steps (:mod:`render_readme` renders them): the sweeps of the
+"""The README's blocks on fewer time steps (:mod:`render_docs` renders them): the sweeps of the
 low-latency methods, their targets, the exact-count schedule, graded spikes and the analog
 input, each formatted from files of ``results/`` written by the command named next to it."""
 

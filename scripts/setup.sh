@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv from a Python 3.10 interpreter, installs the package (editable, with the dev,
-# ray and nir extras) and makes Fashion-MNIST available. Called by `make setup`; safe to run
+# ray, nir and docs extras) and makes Fashion-MNIST available. Called by `make setup`; safe to run
 # again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +45,7 @@ MSG
 fi
 
 .venv/bin/python -m pip install --quiet --upgrade "pip>=23"
-.venv/bin/python -m pip install --quiet --progress-bar off -e ".[dev,ray,nir]"
+.venv/bin/python -m pip install --quiet --progress-bar off -e ".[dev,ray,nir,docs]"
 
 # Fashion-MNIST: Debian's package where apt can be used, otherwise the download into the cache.
 if [ -z "${LAVA_RETRIEVAL_DATA:-}" ] && [ ! -d /usr/share/datasets/fashion-mnist ] \

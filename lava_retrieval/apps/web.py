@@ -33,7 +33,8 @@ returns (:meth:`~lava_retrieval.search.image_index.ImageIndex.remove`). A server
 Ray actors (``serve --ray``, :mod:`lava_retrieval.search.sharded`) answers 503 while a group of
 shards is restarting, and ``GET /api/info`` gives its actors, rows and recall under ``ray``.
 Every number of a request is read by :mod:`lava_retrieval.common.strict`.
-``GET /api/info`` describes the index; ``GET /healthz`` answers ``ok``; ``GET /api/metrics``
+``GET /api/info`` describes the index; ``GET /api/openapi.json`` is this API as an OpenAPI 3
+document (:mod:`lava_retrieval.apps.openapi`); ``GET /healthz`` answers ``ok``; ``GET /api/metrics``
 counts requests by route and status class and summarises the latency (median, p99) of the last
 searches (:class:`Metrics`).
 
@@ -63,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from lava_retrieval.apps import fields
+from lava_retrieval.apps import fields, openapi
 from lava_retrieval.apps.service import (
     DEFAULT_MAX_PIXELS,
     SILENT_WARNING,
@@ -103,7 +104,15 @@ MAX_BATCH = 1000  # queries of one /api/search/batch request
 MAX_BATCH_BYTES = 1 << 20  # a /api/search/batch body (1,000 ids and the options fit in 30 KB)
 MAX_BATCH_DEPTH = 3  # {"ids": [...], "labels": [...]}: nesting beyond is refused unparsed
 LATENCY_WINDOW = 1000  # searches whose latency /api/metrics summarises
-ROUTES = ("/", "/healthz", "/api/info", "/api/metrics", "/api/search", "/api/search/batch")
+ROUTES = (
+    "/",
+    "/healthz",
+    "/api/info",
+    "/api/metrics",
+    "/api/openapi.json",
+    "/api/search",
+    "/api/search/batch",
+)
 CHANNEL_TIMEOUT = 30  # seconds an idle connection is kept
 
 
@@ -378,6 +387,7 @@ def create_app(
         ("GET", "/api/metrics"): lambda: jsonify(
             {**metrics.snapshot(), "count": len(service.index)}
         ),
+        ("GET", "/api/openapi.json"): lambda: jsonify(openapi.document()),
         ("POST", "/api/search"): lambda: jsonify(api.search(request.form, request.files)),
         ("POST", "/api/search/batch"): lambda: jsonify(api.batch(request.get_data())),
         ("GET", "/api/items/<item_id>"): lambda item_id: jsonify(api.item(item_id)),

@@ -240,7 +240,7 @@ def of_network(network: SpikingNetwork) -> Method | None:
     """The method whose shipped checkpoint ``network`` was converted from, if any (read from
     the checkpoints' metadata: no weights are loaded).
 
-    >>> of_network(SpikingNetwork.load("results/snn-32-64-10.npz")).name
+    >>> of_network(net).name  # the committed results/snn-32-64-10.npz
     'paper'
     """
     source = network.manifest.get("source_sha256")
@@ -331,7 +331,7 @@ def resolve(
     Errors are :class:`LavaRetrievalError`; notes (a network without provenance, a conversion)
     go to ``log``.
 
-    >>> r = resolve(method="paper", network="results/snn-32-64-10.npz", readout="spike_count")
+    >>> r = resolve(method="paper", network=net, readout="spike_count")
     >>> r.method.name, r.config.timing, r.config.readout, r.checkpoint_path.name
     ('paper', 'delay', 'spike_count', '32-64-10')
     """

@@ -32,8 +32,8 @@ pixel ``0..255`` is the input message, ``param_scale = 255``), thresholds ``2**k
 (:mod:`lava_retrieval.snn.reference`). Its manifest records ``sdnn``: the state exponents, the
 weight bits and the ANN's steps.
 
->>> from lava_retrieval.ann.checkpoint import load_checkpoint
->>> net = convert_sdnn(load_checkpoint("lava_retrieval/pretrained/32-64-10-qcfs8a").model)
+>>> from lava_retrieval.ann.checkpoint import PRETRAINED, load_checkpoint
+>>> net = convert_sdnn(load_checkpoint(PRETRAINED / "32-64-10-qcfs8a").model)
 >>> [layer.threshold for layer in net.layers]
 [1, 1024, 256, 128, 256, 128]
 """

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import threading
 
@@ -95,6 +96,8 @@ def test_in_a_real_browser(web_service, fashion, tmp_path):
             assert "Ankle boot" in page.locator("#snn").inner_text()
             shot = tmp_path / "page.png"
             page.screenshot(path=str(shot), full_page=True)
+            if os.environ.get("LAVA_RETRIEVAL_SCREENSHOT"):  # make docs-screenshot: the site's
+                shutil.copyfile(shot, os.environ["LAVA_RETRIEVAL_SCREENSHOT"])
             # A file that is not an image: the page shows the server's message.
             bad = tmp_path / "notes.png"
             bad.write_text("not an image")

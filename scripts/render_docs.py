@@ -1,8 +1,10 @@
-"""Render the README's result tables from the committed files under results/.
+"""Render the result blocks of the README and of the documentation site from the committed files
+under results/.
 
-Every number the README quotes comes from a result file produced by the command written next to
-it; this script only formats them. ``python scripts/render_readme.py`` rewrites the blocks between
-``<!-- BEGIN name -->`` and ``<!-- END name -->``; ``--check`` exits 1 when the README is stale.
+Every number the README and the site (``docs/``) quote comes from a result file produced by the
+command written next to it; this script only formats them. ``python scripts/render_docs.py``
+rewrites the blocks between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` in ``README.md`` and
+every page under ``docs/``; ``--check`` exits 1 when one is stale.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ RESULTS = ROOT / "results"
 
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from docs_blocks import cli_reference, http_reference  # noqa: E402
 from readme_benchmarks import (  # noqa: E402  (the benchmark blocks, beside this script)
     _load,
     bench_ann,
@@ -300,6 +303,8 @@ def reproduction() -> str:
 
 
 BLOCKS = {
+    "cli-reference": cli_reference,
+    "http-reference": http_reference,
     "methods": methods,
     "shipped-ann": shipped_ann,
     "reproduction": reproduction,
@@ -328,26 +333,67 @@ BLOCKS = {
 }
 
 
-def render(text: str) -> str:
-    """``text`` with every known block re-rendered."""
-    for name, build in BLOCKS.items():
+def pages() -> list[Path]:
+    """The files whose blocks are rendered: the README and every page of the site."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def render(text: str, blocks: dict | None = None, up: str = "") -> str:
+    """``text`` with every known block it holds re-rendered (an unknown block is an error).
+    ``up`` leads each link into ``results/`` from a page below the root (``"../"``: a page
+    one folder down in ``docs/``, where the site serves ``results/`` at its root)."""
+    blocks = BLOCKS if blocks is None else blocks
+    for name in re.findall(r"<!-- BEGIN ([\w-]+) -->", text):
+        if name not in blocks:
+            raise SystemExit(f"no renderer for block {name}")
+    for name, build in blocks.items():
         pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
-        if not pattern.search(text):
-            raise SystemExit(f"README has no block {name}")
-        text = pattern.sub(lambda m, b=build: m.group(1) + b() + "\n" + m.group(2), text)
+        if pattern.search(text):
+            text = pattern.sub(
+                lambda m, b=build: m.group(1) + _linked(b(), up) + "\n" + m.group(2), text
+            )
     return text
 
 
+def _linked(block: str, up: str) -> str:
+    return block.replace("](results/", f"]({up}results/")
+
+
+def _up(page: Path) -> str:
+    """How a page reaches the site's root: ``""`` for the README and ``docs/``'s top pages."""
+    if page.parent == ROOT:
+        return ""
+    return "../" * (len(page.relative_to(ROOT / "docs").parts) - 1)
+
+
+def stale() -> list[Path]:
+    """The pages whose blocks are not what the results render (every block must be shown
+    somewhere)."""
+    shown: set[str] = set()
+    out = []
+    for page in pages():
+        text = page.read_text()
+        shown.update(re.findall(r"<!-- BEGIN ([\w-]+) -->", text))
+        if render(text, up=_up(page)) != text:
+            out.append(page)
+    missing = set(BLOCKS) - shown
+    if missing:
+        raise SystemExit(f"blocks no page shows: {', '.join(sorted(missing))}")
+    return out
+
+
 def main(argv: list[str]) -> int:
-    readme = ROOT / "README.md"
-    current = readme.read_text()
-    rendered = render(current)
     if "--check" in argv:
+        out = stale()
+        for page in out:
+            print(f"{page.relative_to(ROOT)} is stale: run python scripts/render_docs.py",
+                  file=sys.stderr)
+        return 1 if out else 0
+    for page in pages():
+        current = page.read_text()
+        rendered = render(current, up=_up(page))
         if rendered != current:
-            print("README.md is stale: run python scripts/render_readme.py", file=sys.stderr)
-            return 1
-        return 0
-    readme.write_text(rendered)
+            page.write_text(rendered)
     return 0
 
 

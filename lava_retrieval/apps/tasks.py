@@ -1,0 +1,191 @@
+"""The common tasks, one call each: what ``lava_retrieval`` offers at its top level beside
+:func:`~lava_retrieval.embed`, :func:`~lava_retrieval.convert` and
+:func:`~lava_retrieval.resolve`.
+
+- :func:`build_index`: an index of a folder of images (or a list file, or a Fashion-MNIST
+  split), in memory or written to an index directory, as ``lava-retrieval index build`` does;
+- :func:`open_index`: an index directory, to search
+  (:meth:`~lava_retrieval.search.image_index.ImageIndex.search_files` by image file,
+  :meth:`~lava_retrieval.search.image_index.ImageIndex.search` by image array,
+  :meth:`~lava_retrieval.search.image_index.ImageIndex.search_by_id` by indexed id) or change;
+- :func:`embed_images`: embeddings of images by a method;
+- :func:`convert_checkpoint`: an ANN checkpoint converted into a spiking network by a method.
+
+Each takes a method by name (:data:`~lava_retrieval.conversion.methods.METHODS`; default
+:data:`~lava_retrieval.conversion.methods.DEFAULT_METHOD`) and resolves it as the command line
+does (:func:`~lava_retrieval.conversion.methods.resolve`). Errors are
+:class:`~lava_retrieval.common.errors.LavaRetrievalError` with a message meant for a person.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from lava_retrieval.search.image_index import ImageIndex
+    from lava_retrieval.snn.network import SpikingNetwork
+
+__all__ = ["build_index", "convert_checkpoint", "embed_images", "open_index"]
+
+PathLike = str | os.PathLike
+
+
+def _resolved(method, network, checkpoint, time_steps, data_dir, need_ann=False):
+    from lava_retrieval.conversion.methods import resolve
+    from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+
+    return resolve(
+        method=method,
+        network=network,
+        checkpoint=checkpoint,
+        dataset=None if network is not None else load_fashion_mnist(data_dir),
+        time_steps=time_steps,
+        need_ann=need_ann,
+    )
+
+
+def build_index(
+    source: PathLike,
+    directory: PathLike | None = None,
+    *,
+    method: str | None = None,
+    network: PathLike | SpikingNetwork | None = None,
+    time_steps: int | None = None,
+    index_type: str = "exact",
+    backend: str = "sim",
+    limit: int | None = None,
+    data_dir: PathLike | None = None,
+    progress: bool = False,
+) -> ImageIndex:
+    """An index of the images of ``source``.
+
+    Parameters
+    ----------
+    source : str or path
+        A folder of images (searched recursively), a text file listing image paths, or a
+        Fashion-MNIST split (``fashion-mnist:train``, ``...:test``, ``...:augmented:N``).
+    directory : str or path, optional
+        Where to write the index (a new directory, written in shards as it is embedded, as
+        ``lava-retrieval index build``); without it the index stays in memory
+        (:meth:`~lava_retrieval.search.image_index.ImageIndex.save` writes it later).
+    method, network, time_steps
+        What embeds the images: a method's network converted from its shipped ANN, or a
+        network file (then its own method).
+    index_type : str
+        ``exact``, ``hnsw``, ``ivf``, ``ivf-pq`` or a faiss factory string (needs ``directory``
+        unless ``exact``: the approximate part is built when the index is saved).
+    backend : str
+        ``sim`` (the simulator), ``lava``, ``loihi``...: the same embeddings.
+    limit : int, optional
+        Only the first images of the source.
+
+    Returns
+    -------
+    ImageIndex
+
+    >>> import os, tempfile
+    >>> where = os.path.join(tempfile.mkdtemp(), "index")
+    >>> index = build_index("fashion-mnist:train", where, limit=300)
+    >>> len(index), sorted(os.listdir(where))[-2:]
+    (300, ['network-...npz', 'paths-...json'])
+    """
+    from lava_retrieval.data.images import Preprocessing
+    from lava_retrieval.search.image_index import ImageIndex
+    from lava_retrieval.search.sources import plan_source, read_source
+
+    data = None if data_dir is None else str(data_dir)
+
+    def new_index() -> ImageIndex:
+        chosen = _resolved(method, network, None, time_steps, data)
+        return ImageIndex(chosen.network, chosen.config, Preprocessing(), index_type=index_type)
+
+    if directory is None:
+        index = new_index()
+        return index.add(
+            read_source(source, data_dir=data, limit=limit), backend=backend, progress=progress
+        )
+    from lava_retrieval.search.build import build_index as staged
+
+    report = staged(
+        new_index,
+        lambda: plan_source(source, Preprocessing(), data_dir=data, limit=limit),
+        directory,
+        backend=backend,
+        progress=progress,
+    )
+    return report.index
+
+
+def open_index(directory: PathLike) -> ImageIndex:
+    """The index written in ``directory`` (by :func:`build_index`, ``lava-retrieval index
+    build`` or :meth:`~lava_retrieval.search.image_index.ImageIndex.save`), checked as it is
+    read.
+
+    >>> import os, tempfile
+    >>> where = os.path.join(tempfile.mkdtemp(), "index")
+    >>> _ = build_index("fashion-mnist:train", where, limit=300)
+    >>> index = open_index(where)
+    >>> [h.label_name for h in index.search_files(["fashion-mnist:test:0"], k=2)[0]]
+    ['Ankle boot', 'Ankle boot']
+    >>> [h.id for h in index.search_by_id([7], k=1)[0]]  # an indexed image as the query
+    [7]
+    """
+    from lava_retrieval.search.image_index import ImageIndex
+
+    return ImageIndex.load(directory)
+
+
+def embed_images(
+    images: np.ndarray,
+    method: str | None = None,
+    *,
+    network: PathLike | SpikingNetwork | None = None,
+    time_steps: int | None = None,
+    backend: str = "sim",
+    data_dir: PathLike | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """(N, D) float32 embeddings of ``images`` ((N, 28, 28) uint8, or floats in [0, 1]) by
+    ``method`` (or ``network``) at its T, on ``backend``; the embeddings an index of the same
+    method holds.
+
+    >>> from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+    >>> images = load_fashion_mnist().test_images[:3]
+    >>> embed_images(images, "qcfs8-analog").shape
+    (3, 1024)
+    >>> bool((embed_images(images, "paper", time_steps=4) >= 0).all())
+    True
+    """
+    from lava_retrieval.embedding.files import embed
+
+    chosen = _resolved(method, network, None, time_steps, None if data_dir is None else str(data_dir))
+    return embed(chosen.network, images, chosen.config, backend=backend, progress=progress)
+
+
+def convert_checkpoint(
+    checkpoint: PathLike | None = None,
+    *,
+    method: str | None = None,
+    out: PathLike | None = None,
+    data_dir: PathLike | None = None,
+) -> SpikingNetwork:
+    """The spiking network of an ANN checkpoint (a directory written by ``lava-retrieval
+    train``; default: the method's shipped ANN), converted with ``method``'s settings (Algorithm
+    1, or the sigma-delta conversion of ``qcfs8-sdnn``); ``out``: also written there, a network
+    file every command takes (``--network``).
+
+    >>> net = convert_checkpoint(method="paper")
+    >>> [layer.name for layer in net.layers]
+    ['input', 'conv1', 'pool1', 'conv2', 'pool2', 'dense1']
+    >>> net.manifest["algorithm"] == convert_checkpoint(method="paper").manifest["algorithm"]
+    True
+    """
+    chosen = _resolved(
+        method, None, checkpoint, None, None if data_dir is None else str(data_dir), True
+    )
+    if out is not None:
+        chosen.network.save(out)
+    return chosen.network
