@@ -7,10 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 
 from lava_retrieval.apps.openapi import document
 from lava_retrieval.cli import build_parser
 from lava_retrieval.cli.options import DefaultsFormatter
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _commands(parser: argparse.ArgumentParser, prefix: str):
@@ -78,7 +81,9 @@ def http_reference() -> str:
             if method in item:
                 op = item[method]
                 statuses = ", ".join(op["responses"])
-                out.append(f"| `{method.upper()}` | `{path}` | {_cell(op['summary'])} | {statuses} |")
+                out.append(
+                    f"| `{method.upper()}` | `{path}` | {_cell(op['summary'])} | {statuses} |"
+                )
     out += ["", "Request fields:", "", "| operation | field | type | what it is |"]
     out.append("| --- | --- | --- | --- |")
     for path, item in doc["paths"].items():
@@ -108,3 +113,90 @@ def _type(schema: dict) -> str:
     if "enum" in schema:
         return " or ".join(f"`{v}`" for v in schema["enum"])
     return kind
+
+
+def method_tradeoffs() -> str:
+    """Each method of the registry at its T: accuracy, latency in chip steps, the Loihi energy
+    model's estimate per image and where it runs, from ``results/energy.json`` (``lava-retrieval
+    reproduce --only energy``)."""
+    from lava_retrieval.backends import registry
+    from lava_retrieval.cli.methods import capabilities
+    from lava_retrieval.conversion.methods import DEFAULT_METHOD, METHODS
+
+    energy = json.loads((ROOT / "results" / "energy.json").read_text())
+    rows = {(r["method"], r["time_steps"]): r for r in energy["result"]["rows"]}
+    images = energy["result"]["rows"][0]["counts"]["images"]
+    simulated = [name for name in registry.names() if not registry.BACKENDS[name].hardware]
+    out = [
+        "| method | T | timing | classification | top-1 | mAP | chip steps per image | "
+        "energy per image (Loihi model) | runs on |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, method in METHODS.items():
+        for steps in method.time_steps[:1]:
+            row = rows.get((name, steps))
+            if row is None:
+                raise SystemExit(f"results/energy.json has no row for {name} at T = {steps}")
+            acc, estimate = row["accuracy"], row["estimate"]
+            where = ", ".join(b for b in simulated if capabilities(method)[b] is None)
+            out.append(
+                f"| `{name}`{' (default)' if name == DEFAULT_METHOD else ''} | {steps} | "
+                f"`{method.timing}` | {acc['classification']:.2f} | {acc['top1']:.2f} | "
+                f"{acc['mAP']:.2f} | {row['counts']['steps']} | {estimate['total_mj']:.2f} mJ "
+                f"({estimate['dynamic_mj']:.3f} dynamic) | {where} |"
+            )
+    return "\n".join(out) + (
+        "\n\nEach method at its first T (`lava-retrieval methods`): accuracy in percent "
+        "(classification by the network's output, top-1 retrieval, mAP; protocol "
+        f"{energy['plan']}); chip steps and energy per image from the "
+        "Loihi model (`lava_retrieval.evaluation.energy`: the simulator's exact counts of "
+        f"synaptic operations and neuron updates, {images:,} images, with published "
+        "per-operation energies). From `results/energy.json`, produced "
+        "by `lava-retrieval reproduce --only energy`; the registry is "
+        "`lava_retrieval.conversion.methods.METHODS`."
+    )
+
+
+def headline() -> str:
+    """The headline: the ANN, the paper's method and this package's methods on the paper's
+    protocol, and search at a million images."""
+    from lava_retrieval.conversion.methods import DEFAULT_METHOD
+
+    def load(name: str) -> dict:
+        return json.loads((ROOT / "results" / name).read_text())
+
+    table2, energy, ann_1m = load("table2.json"), load("energy.json"), load("bench-ann-1m.json")
+    ann = next(r for r in table2["rows"] if r["model"] == "ANN")
+    rows = {(r["method"], r["time_steps"]): r for r in energy["result"]["rows"]}
+    shown = [
+        ("paper", 16, "Liu et al.'s method (Algorithm 1, Lava's timing), reproduced"),
+        (DEFAULT_METHOD, 8, "the default method: QCFS-trained, analog input, exact-count schedule"),
+        ("qcfs8-sdnn", 1, "sigma-delta, on Lava's own Loihi 2 processes"),
+    ]
+    out = [
+        "| network | T | classification | top-1 | mAP | chip steps per image | energy per image |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| the ANN (32-64-10, ReLU) | — | {ann['classification']:.2f} | {ann['top1']:.2f} | "
+        f"{ann['mAP']:.2f} | — | — |",
+    ]
+    for method, steps, label in shown:
+        row = rows[(method, steps)]
+        acc = row["accuracy"]
+        out.append(
+            f"| `{method}`: {label} | {steps} | {acc['classification']:.2f} | {acc['top1']:.2f} | "
+            f"{acc['mAP']:.2f} | {row['counts']['steps']} | {row['estimate']['total_mj']:.2f} mJ |"
+        )
+    best = ann_1m["best_at_target_recall"]
+    target = ann_1m["target"]["recall"]
+    hit = next(r for r in ann_1m["rows"] if r["index"] == best["index"] and r["recall"] >= target)
+    return "\n".join(out) + (
+        f"\n\nPercent, on the paper's protocol ({energy['plan']}); energy from the Loihi model "
+        "(`lava_retrieval.evaluation.energy`). From `results/table2.json` "
+        "(`lava-retrieval reproduce --only table2`) and `results/energy.json` "
+        "(`lava-retrieval reproduce --only energy`). "
+        f"At {ann_1m['corpus']:,} images, a {best['index']} index (faiss) answers "
+        f"{hit['qps']:,.0f} queries/s at recall@10 {hit['recall']:.3f}, "
+        f"{hit['speed_up']:.0f}× the exact search, on {ann_1m['machine']['cpus']} CPU cores "
+        "(`results/bench-ann-1m.json`, `python benchmarks/ann_search.py --corpus 1000000 "
+        "--out results/bench-ann-1m.json`)."
+    )

@@ -1,5 +1,10 @@
-"""A griffe extension for the API reference (``mkdocs.yml``): the package's docstrings use
-Sphinx roles (``:func:`~a.b```, ``:class:`X```); in the site they become code spans."""
+"""A griffe extension for the API reference (``mkdocs.yml``), so that the package's docstrings
+read well in the site as they are written for ``help()`` and doctest:
+
+- Sphinx roles (``:func:`~a.b```, ``:class:`X```) become code spans;
+- the ``>>>`` examples, written where they fit, open a numpy-style ``Examples`` section (the
+  numpy parser would otherwise read them as parameters of the section above them).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,23 @@ import re
 import griffe
 
 ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|exc|obj|py:\w+):`~?([^`]+)`")
+EXAMPLES = re.compile(r"^Examples?\n-{3,}$", re.M)
 
 
 class SphinxRoles(griffe.Extension):
-    """Rewrite each role as a code span of its target (the last name for ``~``)."""
+    """Rewrite each docstring as the module docstring says."""
 
-    def on_object(self, *, obj, **kwargs) -> None:  # noqa: D102
-        if obj.docstring is not None:
-            obj.docstring.value = ROLE.sub(_span, obj.docstring.value)
+    def on_object(self, *, obj, **kwargs) -> None:
+        if obj.docstring is None:
+            return
+        text = ROLE.sub(_span, obj.docstring.value)
+        if not EXAMPLES.search(text):
+            lines = text.splitlines()
+            first = next((i for i, line in enumerate(lines) if line.startswith(">>>")), None)
+            if first is not None:
+                lines[first:first] = ["", "Examples", "--------"]
+                text = "\n".join(lines)
+        obj.docstring.value = text
 
 
 def _span(match: re.Match) -> str:

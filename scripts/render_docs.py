@@ -19,7 +19,12 @@ RESULTS = ROOT / "results"
 
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_blocks import cli_reference, http_reference  # noqa: E402
+from docs_blocks import (  # noqa: E402  (the site's blocks rendered from the code)
+    cli_reference,
+    headline,
+    http_reference,
+    method_tradeoffs,
+)
 from readme_benchmarks import (  # noqa: E402  (the benchmark blocks, beside this script)
     _load,
     bench_ann,
@@ -305,6 +310,8 @@ def reproduction() -> str:
 BLOCKS = {
     "cli-reference": cli_reference,
     "http-reference": http_reference,
+    "method-tradeoffs": method_tradeoffs,
+    "headline": headline,
     "methods": methods,
     "shipped-ann": shipped_ann,
     "reproduction": reproduction,
@@ -386,8 +393,10 @@ def main(argv: list[str]) -> int:
     if "--check" in argv:
         out = stale()
         for page in out:
-            print(f"{page.relative_to(ROOT)} is stale: run python scripts/render_docs.py",
-                  file=sys.stderr)
+            print(
+                f"{page.relative_to(ROOT)} is stale: run python scripts/render_docs.py",
+                file=sys.stderr,
+            )
         return 1 if out else 0
     for page in pages():
         current = page.read_text()

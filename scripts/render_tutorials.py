@@ -56,7 +56,9 @@ def main(argv: list[str]) -> int:
             print(f"docs/tutorials/{name} is stale: run python scripts/render_tutorials.py")
         return 1 if out else 0
     os.environ["LAVA_RETRIEVAL_SMALL"] = "1"
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+    )
     RENDERED.mkdir(parents=True, exist_ok=True)
     for source in sorted(SOURCES.glob("*.ipynb")):
         if argv and source.stem not in argv:

@@ -42,7 +42,9 @@ def _schema(field: fields.Field, *, form: bool) -> dict[str, Any]:
     if field.kind is bool:
         return {"type": "boolean"}
     if field.kind is list:
-        item = {"type": "string"} if form else {"oneOf": [{"type": "string"}, {"type": "integer"}]}
+        item: dict[str, Any] = {"type": "string"}
+        if not form:  # a class by number or name
+            item = {"oneOf": [{"type": "string"}, {"type": "integer"}]}
         return {"type": "array", "items": item}
     out: dict[str, Any] = {"type": "string"}
     if field.choices:
@@ -223,7 +225,9 @@ def _item_path() -> dict[str, Any]:
         },
         "delete": {
             "summary": "remove an item (`serve --allow-writes`)",
-            "responses": _answers(_json(counted, "removed; `count`: images left"), 400, 403, 404, 409),
+            "responses": _answers(
+                _json(counted, "removed; `count`: images left"), 400, 403, 404, 409
+            ),
         },
         "put": {
             "summary": "add or replace the item of this id (`serve --allow-writes`)",
@@ -283,7 +287,7 @@ def document() -> dict[str, Any]:
             "title": "lava-retrieval search service",
             "version": __version__,
             "description": "`lava-retrieval serve`: search an index of images by image or id. "
-            "Every error is JSON `{\"error\": message}` with its status.",
+            'Every error is JSON `{"error": message}` with its status.',
         },
         "paths": dict(sorted(paths.items())),
         "components": {"schemas": _schemas()},
@@ -294,7 +298,7 @@ def operations(doc: dict[str, Any] | None = None) -> set[tuple[str, str]]:
     """``(METHOD, path)`` of every operation the document describes, paths in Flask's spelling
     (``<item_id>``)."""
     doc = doc or document()
-    out = set()
+    out: set[tuple[str, str]] = set()
     for path, item in doc["paths"].items():
         flask = path.replace("{", "<").replace("}", ">")
         out.update((m.upper(), flask) for m in item if m in ("get", "post", "put", "delete"))

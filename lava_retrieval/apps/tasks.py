@@ -161,7 +161,9 @@ def embed_images(
     """
     from lava_retrieval.embedding.files import embed
 
-    chosen = _resolved(method, network, None, time_steps, None if data_dir is None else str(data_dir))
+    chosen = _resolved(
+        method, network, None, time_steps, None if data_dir is None else str(data_dir)
+    )
     return embed(chosen.network, images, chosen.config, backend=backend, progress=progress)
 
 
