@@ -12,11 +12,17 @@ image embeddings, and answer queries with cosine k-nearest-neighbour search
 :mod:`~lava_retrieval.evaluation`, :mod:`~lava_retrieval.apps`,
 :mod:`~lava_retrieval.reproduce` and :mod:`~lava_retrieval.cli`.
 
-Heavy modules (torch, Lava) are imported on first use of the names below.
+The common tasks are one call each (:mod:`lava_retrieval.apps.tasks`): :func:`build_index`
+(an index of a folder of images, or of a Fashion-MNIST split), :func:`open_index` (an index
+directory, to search by image file, array or indexed id), :func:`embed_images` (embeddings by a
+method) and :func:`convert_checkpoint` (an ANN checkpoint into a spiking network). Heavy modules
+(torch, Lava) are imported on first use of the names below.
 
 >>> import lava_retrieval
 >>> lava_retrieval.ConversionConfig().w_max
 255
+>>> sorted(lava_retrieval.METHODS)[:2]
+['paper', 'qcfs']
 """
 
 from __future__ import annotations

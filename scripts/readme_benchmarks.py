@@ -270,7 +270,7 @@ def bench_service() -> str:
         + f"`lava-retrieval serve` (waitress, {server['threads']} threads) over "
         + f"{index['count']:,} images in {index['shards']} memory-mapped shards with "
         + f"{search['index_type']} (`{search.get('factory')}`, its default {knob} {default}"
-        + (f": recall@10 {recall:.3f} in the table above" if recall is not None else "")
+        + (f": recall@10 {recall:.3f} in `results/bench-ann-1m.json`" if recall is not None else "")
         + "); each query a PNG "
         + "upload not in the index, decoded, embedded by the spiking network and searched "
         + f"(k = {bench['k']}, `view=hits`), through HTTP on 127.0.0.1; {bench['lost']} "

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="lava-retrieval",
         description="Content-based image retrieval with spiking-network embeddings on Lava.",
+        epilog="Relative paths, the defaults' included, are taken from the working directory; "
+        "no command writes into the installed package. `lava-retrieval COMMAND --help` for "
+        "each command's options and defaults.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in (

@@ -82,8 +82,7 @@ def register(sub) -> None:
         "--out-dir",
         directory=True,
         default="runs/evaluate",
-        help="where STEM.{json,csv,md} go (default runs/evaluate; the committed results/ only "
-        "when named)",
+        help="where STEM.{json,csv,md} go (the committed results/ only when named)",
     )
     p.add_argument("--stem", default="table2", help="file name stem of the results")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 
@@ -70,6 +71,11 @@ def output_option(
     the command runs, :func:`check_outputs` checks every such option of it (and the file
     ``sidecar``, a suffix, that is written beside it); ``needed_by``: options (their
     destinations) that have no effect without this one, refused when given alone."""
+    default = kwargs.get("default")
+    if isinstance(default, str) and not os.path.isabs(default):
+        kwargs["help"] = (
+            f"{kwargs.get('help', '')} (default: {default}, under the working directory)"
+        )
     action = p.add_argument(*flags, **kwargs)
     outputs = p.get_default("outputs") or ()
     p.set_defaults(outputs=(*outputs, (action.option_strings[0], action.dest, directory, sidecar)))

@@ -65,8 +65,19 @@ def register(sub) -> None:
     p.add_argument(
         "--only", type=steps, metavar="STEPS", help="comma-separated steps, e.g. table1,fig4"
     )
-    output_option(p, "--out-dir", directory=True, help="where results go (default: results)")
-    p.add_argument("--checkpoints", default="checkpoints", help="the trained networks' directory")
+    output_option(
+        p,
+        "--out-dir",
+        directory=True,
+        help="where results go (default: results, or runs/reproduce-quick with --quick, under "
+        "the working directory)",
+    )
+    p.add_argument(
+        "--checkpoints",
+        default="checkpoints",
+        help="the trained networks' directory (default: checkpoints, under the working "
+        "directory: a checkout's)",
+    )
     p.add_argument("--device", default="cpu", help="also time the ANN here, e.g. cuda")
     p.add_argument("--force", action="store_true", help="redo steps that are up to date")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
