@@ -30,7 +30,7 @@ reproduce-quick: $(STAMP)
 # without the slow tier (the Lava, Loihi, netx and sinabs conformance rows, notebooks, signals,
 # training, reproduce, the committed results' recomputation, the browser).
 test: $(STAMP)
-	$(PYTEST) -q -n 2 --dist worksteal
+	$(PYTEST) -q -n 2 --dist worksteal --durations=15
 
 test-fast: $(STAMP)
 	$(PYTEST) -q -n 2 --dist worksteal -m "not slow"
