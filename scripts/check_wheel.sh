@@ -11,10 +11,12 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
-trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+server=
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 python=$("$repo/.venv/bin/python" -c 'import os, sys; print(os.path.join(sys.base_prefix, "bin", "python3.10"))')
 
 echo "building the wheel"
+rm -rf "$repo/build"  # (setuptools would package what an earlier, interrupted build left there)
 "$repo/.venv/bin/python" -m build --wheel --outdir "$work/dist" "$repo" >"$work/build.log" 2>&1 \
     || { cat "$work/build.log"; exit 1; }
 rm -rf "$repo/build"
@@ -28,8 +30,16 @@ if [ -z "${CHECK_WHEEL_FULL:-}" ]; then
     echo "$site" >"$mine/_borrowed_dependencies.pth"
 fi
 "$work/env/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel"
+if [ -n "${CHECK_WHEEL_FULL:-}" ]; then  # (the doctests below need pytest)
+    "$work/env/bin/python" -m pip install --quiet --disable-pip-version-check pytest
+fi
 bin="$work/env/bin"
 
+# The data set where it is, every cache (embeddings, compiled kernels) empty and in $work: the
+# commands below compute everything with the wheel's code and write nothing into this home.
+export LAVA_RETRIEVAL_DATA
+LAVA_RETRIEVAL_DATA=$("$repo/.venv/bin/python" -c 'from lava_retrieval.data.fashion_mnist import load_fashion_mnist as f; print(f().directory)')
+export XDG_CACHE_HOME="$work/cache"
 cd "$work" && mkdir run && cd run
 where=$("$bin/python" -c 'import lava_retrieval, os; print(os.path.dirname(lava_retrieval.__file__))')
 find "$where" -type f ! -name '*.pyc' | sort >"$work/installed-files"
@@ -68,7 +78,7 @@ echo "lava-retrieval serve"
 port=$("$bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$bin/lava-retrieval" serve --index catalogue --port "$port" >serve.log 2>&1 &
 server=$!
-"$bin/python" - "$port" <<'PY'
+"$bin/python" - "$port" <<'PY' || { cat serve.log; exit 1; }
 import json, sys, time, urllib.request
 base = f"http://127.0.0.1:{sys.argv[1]}"
 for _ in range(240):

@@ -18,6 +18,8 @@ from typing import Any
 
 from lava_retrieval.apps import fields
 
+MAX_BATCH = 1000  # queries of one /api/search/batch request (the service's limit)
+
 __all__ = ["OPENAPI_VERSION", "document", "operations"]
 
 OPENAPI_VERSION = "3.0.3"
@@ -30,7 +32,8 @@ _STATUS = {
     404: "no indexed item has that id",
     409: "the index cannot take the change or its directory cannot be written (also: another "
     "writer holds it too long, removing its last image)",
-    413: "the upload is larger than the server's limit (`--max-upload-mb`, `--max-pixels`)",
+    413: "the request is larger than the server's limit (`--max-upload-mb`; an image of more "
+    "pixels than `--max-pixels` is a 400)",
     503: "a group of shards is restarting (`serve --ray`); ask again",
 }
 
@@ -57,7 +60,8 @@ _DESCRIPTIONS = {
     "nprobe": "cells an IVF index visits (approximate indexes only)",
     "ef": "candidates an HNSW index keeps (approximate indexes only)",
     "exact": "search every row exactly even where an approximate index exists",
-    "labels": "only images of these classes (a class number or name); repeat the field",
+    "labels": "only images of these classes (a class number or name; in a form the field "
+    "`label`, repeated)",
     "path_prefix": "only images whose stored path starts with this",
     "id": "an indexed image as the query",
     "test_id": "a Fashion-MNIST test image as the query",
@@ -145,7 +149,12 @@ def _search_paths() -> dict[str, Any]:
         "type": "object",
         "required": ["ids"],
         "properties": {
-            "ids": {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+            "ids": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "minItems": 1,
+                "maxItems": MAX_BATCH,
+            },
             **_properties(fields.SEARCH_OPTIONS, form=False),
         },
     }
@@ -181,7 +190,7 @@ def _search_paths() -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": batch}},
                 },
-                "responses": _answers(_json(batch_answer, "each id's hits"), 400, 503),
+                "responses": _answers(_json(batch_answer, "each id's hits"), 400, 413, 503),
             }
         },
     }
@@ -214,7 +223,20 @@ def _item_path() -> dict[str, Any]:
             "path": {"type": "string", "description": "stored as `upload:PATH` without a scheme"},
         },
     }
-    counted = {"type": "object", "properties": {"count": {"type": "integer"}}}
+    removed = {
+        "type": "object",
+        "required": ["removed", "count"],
+        "properties": {"removed": {"type": "integer"}, "count": {"type": "integer"}},
+    }
+    stored = {
+        "type": "object",
+        "required": ["id", "path", "count"],
+        "properties": {
+            "id": {"type": "integer"},
+            "path": {"type": "string"},
+            "count": {"type": "integer"},
+        },
+    }
     return {
         "parameters": [
             {"name": "item_id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -226,7 +248,7 @@ def _item_path() -> dict[str, Any]:
         "delete": {
             "summary": "remove an item (`serve --allow-writes`)",
             "responses": _answers(
-                _json(counted, "removed; `count`: images left"), 400, 403, 404, 409
+                _json(removed, "removed; `count`: images left"), 400, 403, 404, 409
             ),
         },
         "put": {
@@ -235,7 +257,7 @@ def _item_path() -> dict[str, Any]:
                 "required": True,
                 "content": {"multipart/form-data": {"schema": upload}},
             },
-            "responses": _answers(_json(counted, "stored"), 400, 403, 409, 413),
+            "responses": _answers(_json(stored, "stored; `count`: images now"), 400, 403, 409, 413),
         },
     }
 
@@ -257,7 +279,7 @@ def _plain_paths() -> dict[str, Any]:
         },
         "/api/info": {
             "get": {
-                "summary": "the index: count, k, simulation, backend, network, search, ray",
+                "summary": "the index: count, k, simulation, backend, network, search, ann, ray",
                 "responses": _answers(_json({"type": "object"}, "the index's description")),
             }
         },

@@ -33,16 +33,48 @@ __all__ = ["build_index", "convert_checkpoint", "embed_images", "open_index"]
 PathLike = str | os.PathLike
 
 
+def _path(value, what: str) -> str:
+    """``value`` as a path with ``~`` expanded (a Fashion-MNIST source as it is)."""
+    from lava_retrieval.common.errors import LavaRetrievalError
+
+    if not isinstance(value, str | os.PathLike):
+        raise LavaRetrievalError(f"{what} must be a path, not {type(value).__name__}")
+    return os.path.expanduser(os.fspath(value))
+
+
+def _optional_path(value, what: str) -> str | None:
+    return None if value is None else _path(value, what)
+
+
+def _positive(value, what: str) -> int | None:
+    from lava_retrieval.common.errors import LavaRetrievalError
+
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise LavaRetrievalError(f"{what} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
 def _resolved(method, network, checkpoint, time_steps, data_dir, need_ann=False):
+    """What runs (:func:`~lava_retrieval.conversion.methods.resolve`): a method's network
+    converted from its shipped ANN, or a network file run by its own method (the method of the
+    ANN it came from; of an unknown ANN: the default method's timing and readout, as ``index
+    build`` does)."""
     from lava_retrieval.conversion.methods import resolve
     from lava_retrieval.data.fashion_mnist import load_fashion_mnist
+    from lava_retrieval.snn.network import SpikingNetwork
 
+    if network is not None and not isinstance(network, SpikingNetwork):
+        network = _path(network, "network")
     return resolve(
         method=method,
         network=network,
-        checkpoint=checkpoint,
-        dataset=None if network is not None else load_fashion_mnist(data_dir),
-        time_steps=time_steps,
+        checkpoint=_optional_path(checkpoint, "checkpoint"),
+        dataset=None
+        if network is not None
+        else load_fashion_mnist(_optional_path(data_dir, "data_dir")),
+        time_steps=_positive(time_steps, "time_steps"),
         need_ann=need_ann,
     )
 
@@ -73,7 +105,7 @@ def build_index(
         (:meth:`~lava_retrieval.search.image_index.ImageIndex.save` writes it later).
     method, network, time_steps
         What embeds the images: a method's network converted from its shipped ANN, or a
-        network file (then its own method).
+        network file (then its own method). Paths may start with ``~``.
     index_type : str
         ``exact``, ``hnsw``, ``ivf``, ``ivf-pq`` or a faiss factory string (needs ``directory``
         unless ``exact``: the approximate part is built when the index is saved).
@@ -92,17 +124,25 @@ def build_index(
     >>> len(index), sorted(os.listdir(where))[-2:]
     (300, ['network-...npz', 'paths-...json'])
     """
+    from lava_retrieval.common.errors import LavaRetrievalError
     from lava_retrieval.data.images import Preprocessing
     from lava_retrieval.search.image_index import ImageIndex
     from lava_retrieval.search.sources import plan_source, read_source
 
-    data = None if data_dir is None else str(data_dir)
+    source = _path(source, "source")
+    folder = _optional_path(directory, "directory")
+    data = _optional_path(data_dir, "data_dir")
+    limit = _positive(limit, "limit")
+    if folder is None and index_type != "exact":
+        raise LavaRetrievalError(
+            f"an index of type {index_type!r} is built when it is written: give a directory"
+        )
 
     def new_index() -> ImageIndex:
         chosen = _resolved(method, network, None, time_steps, data)
         return ImageIndex(chosen.network, chosen.config, Preprocessing(), index_type=index_type)
 
-    if directory is None:
+    if folder is None:
         index = new_index()
         return index.add(
             read_source(source, data_dir=data, limit=limit), backend=backend, progress=progress
@@ -112,7 +152,7 @@ def build_index(
     report = staged(
         new_index,
         lambda: plan_source(source, Preprocessing(), data_dir=data, limit=limit),
-        directory,
+        folder,
         backend=backend,
         progress=progress,
     )
@@ -135,7 +175,7 @@ def open_index(directory: PathLike) -> ImageIndex:
     """
     from lava_retrieval.search.image_index import ImageIndex
 
-    return ImageIndex.load(directory)
+    return ImageIndex.load(_path(directory, "directory"))
 
 
 def embed_images(
@@ -160,9 +200,7 @@ def embed_images(
     """
     from lava_retrieval.embedding.files import embed
 
-    chosen = _resolved(
-        method, network, None, time_steps, None if data_dir is None else str(data_dir)
-    )
+    chosen = _resolved(method, network, None, time_steps, data_dir)
     return embed(chosen.network, images, chosen.config, backend=backend, progress=progress)
 
 
@@ -184,9 +222,7 @@ def convert_checkpoint(
     >>> [layer.threshold for layer in net.layers]  # powers of two: Loihi 2's state exponents
     [1, 1024, 256, 256, 256, 128]
     """
-    chosen = _resolved(
-        method, None, checkpoint, None, None if data_dir is None else str(data_dir), True
-    )
+    chosen = _resolved(method, None, checkpoint, None, data_dir, True)
     if out is not None:
-        chosen.network.save(out)
+        chosen.network.save(_path(out, "out"))
     return chosen.network

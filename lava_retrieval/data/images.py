@@ -211,7 +211,7 @@ def load_image(
         or truncated; the message names the file.
     """
 
-    path = Path(path)
+    path = Path(path).expanduser()  # (a path as a person writes it: ~ is the home)
     try:
         info = path.stat()
     except FileNotFoundError:

@@ -52,6 +52,9 @@ FORMAT_VERSION = 1
 LAYER_KINDS = ("input", "conv", "pool", "dense")
 
 
+_JSON = {str: "string", dict: "object", list: "list"}
+
+
 class NetworkError(LavaRetrievalError):
     """A spiking-network file is missing, malformed or of another version."""
 
@@ -453,6 +456,10 @@ class SpikingNetwork:
                 f"expected {FORMAT!r} version {FORMAT_VERSION}"
             )
         try:
+            kinds = {"pool_mode": str, "arch": str, "manifest": dict, "layers": list}
+            for key, kind in kinds.items():
+                if not isinstance(header[key], kind):
+                    raise NetworkError(f"{key} is not a {kind.__name__} (a JSON {_JSON[kind]})")
             layers = []
             for i, scalars in enumerate(header["layers"]):
                 for key in ("weight", "bias"):

@@ -122,3 +122,39 @@ def test_the_check_can_fail():
     assert conforms({"k": 1, "hits": [], "warning": None}, hits, doc)
     assert not conforms({"k": 1, "hits": [{"rank": 1}], "warning": None}, hits, doc)
     assert not conforms({"k": "1", "hits": [], "warning": None}, hits, doc)
+
+
+def test_the_writes_answer_as_documented(fashion, tmp_path):
+    """PUT and DELETE on a writable server over an index directory (the sigma-delta method:
+    the cheapest to convert), and the batch's limit."""
+    from lava_retrieval.apps.service import SearchService
+    from lava_retrieval.apps.tasks import build_index
+    from lava_retrieval.search.image_index import ImageIndex
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(255 - fashion.test_images[i]).save(folder / f"{i}.png")
+    build_index(folder, tmp_path / "idx", method="qcfs8-sdnn")
+    service = SearchService(ImageIndex.load(tmp_path / "idx"), directory=tmp_path / "idx")
+    client, doc = create_app(service, k=2, allow_writes=True).test_client(), document()
+    calls = [
+        ("PUT", "0", {"data": {"image": _photo(fashion), "path": "shop/boot.png"}}, 200),
+        ("DELETE", "1", {}, 200),
+        ("DELETE", "1", {}, 404),
+        ("PUT", "7", {"data": {}}, 400),
+    ]
+    for method, item, options, status in calls:
+        answer = client.open(f"/api/items/{item}", method=method, **options)
+        assert answer.status_code == status, (method, item, answer.json)
+        documented = doc["paths"]["/api/items/{item_id}"][method.lower()]["responses"]
+        schema = documented[str(status)]["content"]["application/json"]["schema"]
+        assert conforms(answer.json, schema, doc), answer.json
+    too_many = client.post("/api/search/batch", json={"ids": list(range(1001))})
+    assert too_many.status_code == 400
+    assert (
+        doc["paths"]["/api/search/batch"]["post"]["requestBody"]["content"]["application/json"][
+            "schema"
+        ]["properties"]["ids"]["maxItems"]
+        == 1000
+    )

@@ -84,6 +84,8 @@ CASES = {
     ),
     "zero threshold": (_edit(lambda h, a: _layer(h, "conv1").update(threshold=0)), "< 1"),
     "unknown field": (_edit(lambda h, a: _layer(h, "conv1").update(colour="red")), "malformed"),
+    "manifest not an object": (_edit(lambda h, a: h.update(manifest=[1])), "manifest is not"),
+    "pool mode not a string": (_edit(lambda h, a: h.update(pool_mode=5)), "pool_mode is not"),
 }
 
 
