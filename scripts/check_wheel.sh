@@ -12,7 +12,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 server=
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 python=$("$repo/.venv/bin/python" -c 'import os, sys; print(os.path.join(sys.base_prefix, "bin", "python3.10"))')
 
 echo "building the wheel"
@@ -97,6 +97,7 @@ answer = json.load(urllib.request.urlopen(request))
 assert answer["results"][0]["hits"][0]["id"] == 0, answer
 PY
 kill -TERM "$server"; wait "$server" || true  # (a background job ignores SIGINT)
+server=
 echo "the task functions' doctests"
 "$bin/python" -m pytest -q -p no:cacheprovider --doctest-modules \
     "$where/apps/tasks.py" "$where/apps/openapi.py" >doctest.log 2>&1 || { cat doctest.log; exit 1; }
