@@ -9,7 +9,7 @@ how it is converted, the timing and the readout. ``evaluate`` and ``demo`` take 
     threshold per layer), converted with its learned thresholds and every neuron starting each
     window at half its threshold, pipelined timing (each layer integrates exactly T steps of its
     own input), integrated readout (spike count x threshold + membrane - initial potential). The
-    method of the README's "Fewer time steps" section, close to its ANN from T = 8 on.
+    method of the documentation's Methods page, close to its ANN from T = 8 on.
 ``qcfs-exact``
     The same network under the exact-count schedule (``exact_count``: each layer integrates T
     steps, then fires T; its count is the QCFS activation of its whole input with L = T), the
@@ -28,7 +28,7 @@ how it is converted, the timing and the readout. ``evaluate`` and ``demo`` take 
     layer's counts, the graded messages it sends (the integer forward pass of the QCFS ANN's
     quantised embedding). Both run at T = 8 (the levels the
     ANN was trained for) unless told otherwise: at T = 16 the network loses accuracy (the
-    README's tables); ``qcfs-exact`` is the method for T = 16.
+    Methods page's tables); ``qcfs-exact`` is the method for T = 16.
 ``qcfs4-analog``
     As ``qcfs8-analog``, the ANN fine-tuned at L = 4 levels: for T = 4.
 ``qcfs8-sdnn``
@@ -42,7 +42,7 @@ how it is converted, the timing and the readout. ``evaluate`` and ``demo`` take 
     (:mod:`lava_retrieval.lava_graph.sdnn_graph`).
 ``paper``
     Liu et al. 2022 as published: the ReLU 32-64-10 ANN, Algorithm 1 with the paper's
-    percentiles, Lava's timing (``delay``), the membrane readout. Table 2 of the README.
+    percentiles, Lava's timing (``delay``), the membrane readout: the paper's Table 2.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class Method:
         The T it runs at unless told otherwise (the first; ``evaluate`` reports them all): the
         levels its ANN was trained for, or the paper's 16 (and 128); 1 for ``sigma_delta``.
     label : str
-        Its name in tables and plots (the energy table, the README's method table).
+        Its name in tables and plots (the energy table, the Methods page's table).
     converter : str
         ``algorithm1`` (:func:`lava_retrieval.conversion.algorithm.convert_checkpoint`, with
         ``conversion``) or ``sdnn`` (:func:`lava_retrieval.conversion.sdnn.convert_sdnn`,

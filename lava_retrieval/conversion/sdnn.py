@@ -22,7 +22,7 @@ sum ``W' . m_{l-1}`` (8-bit weights), the neuron adds its bias and sends
   (``initial_membrane = 0.5``: the layer's ``v_init``), added to the bias on the chip.
 * Average pooling is a grouped convolution with one equal weight ``round(2**k s_{l-1} / (4 s_l))``.
 * The upper clip at L is dropped: a sigma-delta neuron's ReLU has no ceiling (0.4-0.9 % of the
-  units exceed L; the README's tables measure what that does).
+  units exceed L; the Methods page's tables measure what that does).
 * The output layer is not quantised: its sums ``W' . m + B'`` (``k = 0`` is not needed; it keeps
   the largest 8-bit scale too) are read by a ``Sigma``: the classes are their argmax.
 
