@@ -115,6 +115,12 @@ def _type(schema: dict) -> str:
     return kind
 
 
+def _energy() -> tuple[dict, dict]:
+    """``results/energy.json`` and its rows by (method, T)."""
+    energy = json.loads((ROOT / "results" / "energy.json").read_text())
+    return energy, {(r["method"], r["time_steps"]): r for r in energy["result"]["rows"]}
+
+
 def method_tradeoffs() -> str:
     """Each method of the registry at its T: accuracy, latency in chip steps, the Loihi energy
     model's estimate per image and where it runs, from ``results/energy.json`` (``lava-retrieval
@@ -123,8 +129,7 @@ def method_tradeoffs() -> str:
     from lava_retrieval.cli.methods import capabilities
     from lava_retrieval.conversion.methods import DEFAULT_METHOD, METHODS
 
-    energy = json.loads((ROOT / "results" / "energy.json").read_text())
-    rows = {(r["method"], r["time_steps"]): r for r in energy["result"]["rows"]}
+    energy, rows = _energy()
     images = energy["result"]["rows"][0]["counts"]["images"]
     simulated = [name for name in registry.names() if not registry.BACKENDS[name].hardware]
     out = [
@@ -165,9 +170,9 @@ def headline() -> str:
     def load(name: str) -> dict:
         return json.loads((ROOT / "results" / name).read_text())
 
-    table2, energy, ann_1m = load("table2.json"), load("energy.json"), load("bench-ann-1m.json")
+    table2, ann_1m = load("table2.json"), load("bench-ann-1m.json")
+    energy, rows = _energy()
     ann = next(r for r in table2["rows"] if r["model"] == "ANN")
-    rows = {(r["method"], r["time_steps"]): r for r in energy["result"]["rows"]}
     shown = [
         ("paper", 16, "Liu et al.'s method (Algorithm 1, Lava's timing), reproduced"),
         (DEFAULT_METHOD, 8, "the default method: QCFS-trained, analog input, exact-count schedule"),

@@ -176,24 +176,23 @@ def _search_paths() -> dict[str, Any]:
         "/api/search": {
             "post": {
                 "summary": "search by an uploaded image, an indexed id or a test image",
-                "requestBody": {
-                    "required": True,
-                    "content": {"multipart/form-data": {"schema": form}},
-                },
+                "requestBody": _body("multipart/form-data", form),
                 "responses": _answers(_json(answer, "the hits"), 400, 413, 503),
             }
         },
         "/api/search/batch": {
             "post": {
                 "summary": "many indexed ids at once, from their stored embeddings",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": batch}},
-                },
+                "requestBody": _body("application/json", batch),
                 "responses": _answers(_json(batch_answer, "each id's hits"), 400, 413, 503),
             }
         },
     }
+
+
+def _body(kind: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A required request body of one media type."""
+    return {"required": True, "content": {kind: {"schema": schema}}}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -253,10 +252,7 @@ def _item_path() -> dict[str, Any]:
         },
         "put": {
             "summary": "add or replace the item of this id (`serve --allow-writes`)",
-            "requestBody": {
-                "required": True,
-                "content": {"multipart/form-data": {"schema": upload}},
-            },
+            "requestBody": _body("multipart/form-data", upload),
             "responses": _answers(_json(stored, "stored; `count`: images now"), 400, 403, 409, 413),
         },
     }

@@ -222,7 +222,11 @@ def convert_checkpoint(
     >>> [layer.threshold for layer in net.layers]  # powers of two: Loihi 2's state exponents
     [1, 1024, 256, 256, 256, 128]
     """
+    from lava_retrieval.common.atomic import check_outputs
+
+    target = _optional_path(out, "out")
+    check_outputs([("out", target, False)])  # before the conversion: a path it cannot write
     chosen = _resolved(method, None, checkpoint, None, data_dir, True)
-    if out is not None:
-        chosen.network.save(_path(out, "out"))
+    if target is not None:
+        chosen.network.save(target)
     return chosen.network

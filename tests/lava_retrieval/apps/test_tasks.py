@@ -45,6 +45,7 @@ def test_paths_may_start_with_a_tilde(home):
         (lambda: lr.build_index("~/pictures", method="fast"), "fast"),
         (lambda: lr.embed_images(np.zeros((1, 28, 28)), FAST, time_steps=0), "time_steps"),
         (lambda: lr.open_index("~/pictures"), "not an index"),
+        (lambda: lr.convert_checkpoint(method=FAST, out="/dev/null"), "out /dev/null: is a"),
     ],
 )
 def test_bad_arguments_are_one_clear_error(home, call, message):
